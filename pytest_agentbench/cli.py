@@ -1,0 +1,62 @@
+"""The ``agentbench`` command: checks and tools that need no pytest run.
+
+    agentbench validate [--models-file models.yaml] [--packets task_packets]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .models import load_models
+    from .packets import discover_packets
+
+    problems = 0
+    models_file = Path(args.models_file)
+    if models_file.exists() or args.models_file != "models.yaml":
+        try:
+            specs = load_models(models_file)
+            print(f"ok   {models_file}: {len(specs)} alias(es): {', '.join(specs)}")
+            for spec in specs.values():
+                if spec.unresolved:
+                    print(f"note {spec.where}: needs {', '.join(spec.unresolved)} set to be used")
+        except ConfigError as exc:
+            print(f"FAIL {exc}")
+            problems += 1
+    for folder in args.packets or ["task_packets"]:
+        try:
+            packets = discover_packets([folder])
+            for p in packets:
+                print(f"ok   {p.file}: {p.id} ({p.kind}, {len(p.gates)} gate(s))")
+            if not packets:
+                print(f"FAIL {folder}: no packet.yaml found")
+                problems += 1
+        except ConfigError as exc:
+            print(f"FAIL {exc}")
+            problems += 1
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentbench", description="pytest-agentbench tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("validate", help="check models.yaml and task packets strictly, without running anything")
+    v.add_argument("--models-file", default="models.yaml")
+    v.add_argument("--packets", action="append", metavar="DIR")
+    v.set_defaults(func=_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

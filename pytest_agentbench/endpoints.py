@@ -1,0 +1,59 @@
+"""Endpoints for the selected aliases: an existing ``base_url``, or a server we start.
+
+The process that owns the servers (the xdist controller, or the only process
+without xdist) starts each ``serve:`` alias once and stops it at the end;
+workers receive the URLs. pytest-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from .errors import ServerError
+from .models import ModelSpec
+
+
+def _start(spec: ModelSpec, stack: contextlib.ExitStack) -> str:
+    serve = spec.serve or {}
+    engine = serve.get("engine", "vllm")
+    if engine == "scripted":
+        from .testing.scripted_server import ScriptedServer
+
+        server = stack.enter_context(ScriptedServer(serve["script"], model_names=[spec.model]))
+        return server.base_url
+    if engine == "vllm":
+        from .server import VLLMServer, spec_from_alias
+
+        vllm = stack.enter_context(VLLMServer(spec_from_alias(spec)))
+        return vllm.base_url
+    raise ServerError(f"{spec.where}.serve.engine: unknown engine {engine!r}")
+
+
+class Endpoints:
+    """alias -> base URL; starts servers for ``serve:`` aliases, stops them on close."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self.urls: dict[str, str] = {}
+
+    def start(self, specs: list[ModelSpec]) -> dict[str, str]:
+        try:
+            for spec in specs:
+                if spec.serve is not None:
+                    self.urls[spec.alias] = _start(spec, self._stack)
+                elif spec.base_url:
+                    self.urls[spec.alias] = spec.base_url
+        except BaseException:
+            self.close()
+            raise
+        return dict(self.urls)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Endpoints:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

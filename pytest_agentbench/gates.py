@@ -1,0 +1,97 @@
+"""Gates: the packet's checks, run in the sandbox after the agent stops.
+
+Hidden files named in a gate's ``add`` are copied in only at gate time, so the
+agent never sees them. A failed gate is an assertion, not an error:
+:class:`GateFailed` subclasses ``AssertionError`` and its message shows gate
+id, command, expected vs actual exit and the tail of the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .packets import Gate, Packet
+from .sandbox.base import ExecResult, Sandbox
+
+OUTPUT_TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class GateResult:
+    id: str
+    command: str
+    expect_exit: int
+    exit_code: int
+    passed: bool
+    duration_s: float
+    output: str
+    guard: bool = False
+    timed_out: bool = False
+    error: str = ""  # set when the gate could not even run (e.g. a hidden file failed to copy)
+
+    def tail(self, lines: int = OUTPUT_TAIL_LINES) -> str:
+        return "\n".join(self.output.rstrip().splitlines()[-lines:])
+
+    def describe(self) -> str:
+        if self.error:
+            actual = f"could not run: {self.error}"
+        elif self.timed_out:
+            actual = f"timed out (exit {self.exit_code})"
+        else:
+            actual = f"exit {self.exit_code}"
+        return f"gate {self.id!r}: `{self.command}` expected exit {self.expect_exit}, got {actual}"
+
+
+class GateFailed(AssertionError):
+    """One or more gates did not hold; the message is meant to be read by a person."""
+
+    def __init__(self, failed: Sequence[GateResult], total: int, context: str = ""):
+        self.failed = tuple(failed)
+        parts = [f"{len(failed)} of {total} gate(s) failed: {', '.join(g.id for g in failed)}"]
+        if context:
+            parts.append(context)
+        for g in failed:
+            parts.append("")
+            parts.append(g.describe())
+            tail = g.tail()
+            if tail:
+                parts.append("  output (tail):")
+                parts.extend("    " + line for line in tail.splitlines())
+        super().__init__("\n".join(parts))
+
+
+def add_hidden_files(packet: Packet, gate: Gate, sandbox: Sandbox) -> None:
+    for src, dst in gate.add:
+        sandbox.write_file(dst, (packet.root / src).read_bytes())
+
+
+def remove_hidden_files(gate: Gate, sandbox: Sandbox) -> None:
+    """Hidden files belong to their gate only: the next gate sees the workspace without them."""
+    if gate.add:
+        sandbox.exec(["rm", "-f", "--", *(dst for _, dst in gate.add)], 30)
+
+
+def run_gate(packet: Packet, gate: Gate, sandbox: Sandbox) -> GateResult:
+    try:
+        add_hidden_files(packet, gate, sandbox)
+    except OSError as exc:
+        return GateResult(gate.id, gate.run, gate.expect_exit, -1, False, 0.0, "", gate.guard, error=str(exc))
+    try:
+        res: ExecResult = sandbox.exec(["bash", "-c", gate.run], gate.timeout_s)
+    finally:
+        remove_hidden_files(gate, sandbox)
+    passed = res.exit_code == gate.expect_exit and not res.timed_out
+    return GateResult(gate.id, gate.run, gate.expect_exit, res.exit_code, passed, res.duration_s,
+                      res.output, gate.guard, res.timed_out)
+
+
+def run_gates(packet: Packet, sandbox: Sandbox) -> list[GateResult]:
+    """Run every gate in order, each on the workspace plus its own hidden files."""
+    return [run_gate(packet, gate, sandbox) for gate in packet.gates]
+
+
+def assert_gates(results: Sequence[GateResult], context: str = "") -> None:
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise GateFailed(failed, len(results), context)

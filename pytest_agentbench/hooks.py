@@ -1,0 +1,25 @@
+"""Hook specifications of pytest-agentbench (implementations live in plugin.py).
+
+A conftest.py can implement these to replace the defaults, e.g. to run the
+agent in another sandbox or through a custom client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_agentbench_make_sandbox(packet: Any, settings: Any) -> Any:
+    """Return a new Sandbox holding a copy of ``packet.workspace`` for one run."""
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_agentbench_make_adapter(spec: Any, base_url: str) -> Any:
+    """Return the model client (with ``complete(messages, tools, ...)``) for one run of ``spec``."""
+
+
+def pytest_agentbench_run_done(record: Any, item: Any) -> None:
+    """Called after each packet run with its RunRecord (results, reports, ...)."""

@@ -1,0 +1,213 @@
+"""The model registry: ``models.yaml`` maps stable aliases to backends.
+
+A packet runs on any model by changing only the alias. Values may use
+``${VAR}`` / ``${VAR:-default}``; an unset variable is an error only when its
+alias is actually used (so one file can hold a commercial alias that a CI job
+without the key never selects).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._schema import Where, check_keys, get_bool, get_mapping, get_number, get_str, load_yaml_mapping, type_name
+from .errors import ConfigError, ModelsFileError
+from .parsers import validate_parser_names as _validate_parsers
+
+MODELS_FILE = "models.yaml"
+ENGINES = ("vllm", "scripted")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+_ALIAS_KEYS = {
+    "model", "base_url", "api_key_env", "tool_parser", "reasoning_parser", "serve", "cost", "stream",
+    "temperature", "max_tokens", "timeout_s", "retries", "system_role", "strict_tools", "extra_body",
+    "description", "test_double",
+}
+_SERVE_KEYS = {"engine", "script", "model_path", "devices", "tensor_parallel_size", "args", "env",
+               "startup_timeout_s", "python"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One alias, resolved from ``models.yaml``."""
+
+    alias: str
+    model: str
+    source: Path  # the models.yaml it came from
+    base_url: str | None = None
+    api_key_env: str | None = None
+    tool_parser: str = "openai"
+    reasoning_parser: str | None = None
+    serve: dict[str, Any] | None = None
+    cost: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+    temperature: float | None = 0.0
+    max_tokens: int | None = None
+    timeout_s: float = 300.0
+    retries: dict[str, Any] = field(default_factory=dict)
+    system_role: str = "system"  # system | user (fold the system prompt into the first user turn)
+    strict_tools: bool = False
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    test_double: bool = False  # a scripted replay server, not a model: reports say so
+    unresolved: tuple[str, ...] = ()  # ${VAR}s that were unset when the file was read
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}: models.{self.alias}"
+
+    def check_usable(self) -> None:
+        """Raise if this alias cannot be used as configured (unset variables, no endpoint, no key)."""
+        if self.unresolved:
+            raise ModelsFileError(
+                f"{self.where}: environment variable(s) {', '.join(self.unresolved)} are not set; "
+                f"export them or choose another alias")
+        if self.base_url is None and self.serve is None:
+            raise ModelsFileError(f"{self.where}: needs 'base_url' (an existing endpoint) or 'serve' "
+                                  "(a server the plugin starts)")
+        if self.api_key_env and not os.environ.get(self.api_key_env):
+            raise ModelsFileError(f"{self.where}: api_key_env names {self.api_key_env!r}, which is not set "
+                                  f"in the environment; export {self.api_key_env}=... or choose another alias")
+
+    def api_key(self) -> str:
+        """The secret, read from the environment at call time; never stored on the spec."""
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "")
+        return "agentbench-no-key"
+
+
+def _expand(value: Any, missing: set[str]) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ and os.environ[name] != "":
+                return os.environ[name]
+            if default is not None:
+                return default
+            missing.add(name)
+            return m.group(0)
+        return _VAR_RE.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, missing) for v in value]
+    return value
+
+
+def validate_parser_names(tool_parser: str | None, reasoning: str | None, where: str) -> None:
+    try:
+        _validate_parsers(tool_parser, reasoning, where)
+    except ConfigError as exc:
+        raise ModelsFileError(str(exc)) from None
+
+
+def _load_serve(raw: dict[str, Any], where: Where, base: Path) -> dict[str, Any]:
+    check_keys(raw, where, required=set(), optional=_SERVE_KEYS)
+    engine = get_str(raw, "engine", where, "vllm")
+    if engine not in ENGINES:
+        raise (where / "engine").fail(f"expected one of {', '.join(ENGINES)}, found {engine!r}")
+    serve = dict(raw, engine=engine)
+    if engine == "scripted":
+        script = get_str(raw, "script", where, required=True) or ""
+        path = (base / script).resolve()
+        if not path.exists():
+            raise (where / "script").fail(f"script {script!r} not found (looked for {path})")
+        serve["script"] = str(path)
+    for key in ("args", "env"):
+        get_mapping(raw, key, where)
+    get_number(raw, "startup_timeout_s", where, None, minimum=1)
+    get_number(raw, "tensor_parallel_size", where, None, integer=True, minimum=1)
+    if raw.get("devices") is not None and not isinstance(raw["devices"], (str, int)):
+        raise (where / "devices").fail(f"expected a string like \"0\", \"0,1\" or \"MIG-<uuid>\", "
+                                       f"found {type_name(raw['devices'])}")
+    if "model_path" in raw:
+        serve["model_path"] = str((base / str(raw["model_path"])).resolve()) \
+            if not str(raw["model_path"]).startswith("/") else str(raw["model_path"])
+    return serve
+
+
+def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
+    if not _ALIAS_RE.match(alias):
+        raise where.fail(f"alias {alias!r} is not valid: use letters, digits, '.', '_', '-' (it becomes part "
+                         "of test ids)")
+    if not isinstance(raw, dict):
+        raise where.fail(f"expected a mapping with at least 'model', found {type_name(raw)}")
+    check_keys(raw, where, required={"model"}, optional=_ALIAS_KEYS - {"model"})
+    missing: set[str] = set()
+    data = _expand(raw, missing)
+    tool_parser = get_str(data, "tool_parser", where, "openai")
+    reasoning = get_str(data, "reasoning_parser", where, None)
+    validate_parser_names(tool_parser, reasoning, str(where))
+    base = Path(where.file).parent
+    serve_raw = data.get("serve")
+    serve = None
+    if serve_raw is not None:
+        if not isinstance(serve_raw, dict):
+            raise (where / "serve").fail(f"expected a mapping, found {type_name(serve_raw)}")
+        serve = _load_serve(serve_raw, where / "serve", base)
+    base_url = get_str(data, "base_url", where, None)
+    if base_url is not None and not _VAR_RE.search(base_url) and not re.match(r"^https?://", base_url):
+        raise (where / "base_url").fail(f"expected an http(s) URL such as http://127.0.0.1:8000/v1, found "
+                                        f"{base_url!r}")
+    if base_url is None and serve is None:
+        raise where.fail("needs 'base_url' (an existing OpenAI-compatible endpoint) or 'serve' "
+                         "(a server the plugin starts)")
+    api_key_env = get_str(raw, "api_key_env", where, None)  # the *name*, never expanded
+    if api_key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
+        raise (where / "api_key_env").fail(f"expected the NAME of an environment variable (e.g. OPENAI_API_KEY),"
+                                           f" found {api_key_env!r} - never put the key itself in models.yaml")
+    system_role = get_str(data, "system_role", where, "system")
+    if system_role not in ("system", "user"):
+        raise (where / "system_role").fail(f"expected 'system' or 'user', found {system_role!r}")
+    cost = get_mapping(data, "cost", where)
+    for key, value in cost.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise (where / "cost" / str(key)).fail(f"expected a number >= 0, found {value!r}")
+    retries = get_mapping(data, "retries", where)
+    return ModelSpec(
+        alias=alias, model=get_str(data, "model", where, required=True) or "", source=Path(where.file),
+        base_url=base_url.rstrip("/") if base_url else None, api_key_env=api_key_env,
+        tool_parser=tool_parser or "openai", reasoning_parser=reasoning, serve=serve, cost=dict(cost),
+        stream=get_bool(data, "stream", where, False),
+        temperature=get_number(data, "temperature", where, 0.0, minimum=0),
+        max_tokens=get_number(data, "max_tokens", where, None, integer=True, minimum=1),
+        timeout_s=float(get_number(data, "timeout_s", where, 300.0, minimum=0.1)),
+        retries=dict(retries), system_role=system_role or "system",
+        strict_tools=get_bool(data, "strict_tools", where, False),
+        extra_body=get_mapping(data, "extra_body", where),
+        description=get_str(data, "description", where, "") or "",
+        test_double=get_bool(data, "test_double", where, False) or bool(serve and serve["engine"] == "scripted"),
+        unresolved=tuple(sorted(missing)),
+    )
+
+
+def load_models(path: Path | str) -> dict[str, ModelSpec]:
+    """Read and validate a ``models.yaml``; returns aliases in file order."""
+    path = Path(path)
+    where = Where(path, error=ModelsFileError)
+    data = load_yaml_mapping(path, where)
+    check_keys(data, where, required={"models"}, optional={"defaults"})
+    models = data.get("models")
+    if not isinstance(models, dict) or not models:
+        raise (where / "models").fail(f"expected a non-empty mapping of alias -> settings, found "
+                                      f"{type_name(models)}")
+    defaults = get_mapping(data, "defaults", where)
+    specs: dict[str, ModelSpec] = {}
+    for alias, raw in models.items():
+        merged = dict(defaults, **raw) if isinstance(raw, dict) else raw
+        specs[str(alias)] = _load_alias(str(alias), merged, where / "models" / str(alias))
+    return specs
+
+
+def select(specs: dict[str, ModelSpec], aliases: list[str], source: Path | str) -> list[ModelSpec]:
+    """The specs for ``aliases``, in the order given; an unknown alias lists the known ones."""
+    unknown = [a for a in aliases if a not in specs]
+    if unknown:
+        raise ModelsFileError(f"--models: unknown alias(es) {', '.join(map(repr, unknown))} - {source} defines: "
+                              f"{', '.join(specs)}")
+    return [specs[a] for a in aliases]

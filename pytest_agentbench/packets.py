@@ -1,0 +1,221 @@
+"""Task packets: schema, strict loading and discovery.
+
+A packet is a folder with ``packet.yaml`` (see DESIGN.md / docs/packets.md).
+Loading is strict: unknown keys, wrong types, missing files and duplicate ids
+are errors that name the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ._schema import Where, check_keys, get_bool, get_mapping, get_number, get_str, load_yaml_mapping, type_name
+from .errors import PacketError
+
+PACKET_FILE = "packet.yaml"
+KINDS = ("bug-fix", "refactor", "test-generation", "docs-update", "cli-feature")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+_PACKET_KEYS = {"id", "kind", "version", "title", "prompt", "prompt_file", "workspace", "limits",
+                "gates", "reference", "description", "tags"}
+_LIMIT_KEYS = {"max_turns", "timeout_s", "max_output_tokens"}
+_GATE_KEYS = {"id", "run", "expect_exit", "timeout_s", "add", "guard", "description"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_turns: int = 30
+    timeout_s: float = 600.0
+    max_output_tokens: int = 4096
+
+
+@dataclass(frozen=True)
+class Gate:
+    id: str
+    run: str
+    expect_exit: int = 0
+    timeout_s: float = 120.0
+    #: packet-relative source file -> workspace-relative destination, copied at gate time.
+    add: tuple[tuple[str, str], ...] = ()
+    guard: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Packet:
+    id: str
+    kind: str
+    version: int
+    title: str
+    prompt: str
+    root: Path  # the packet folder
+    workspace: Path  # absolute
+    limits: Limits
+    gates: tuple[Gate, ...]
+    reference: Path | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def file(self) -> Path:
+        return self.root / PACKET_FILE
+
+
+def _inside(root: Path, rel: str, where: Where, *, must_exist: bool, what: str) -> Path:
+    """Resolve a packet-relative path; refuse absolute paths and escapes from the packet."""
+    if PurePosixPath(rel).is_absolute():
+        raise where.fail(f"{what} must be a path relative to the packet folder, found absolute {rel!r}")
+    path = (root / rel).resolve()
+    if path != root.resolve() and root.resolve() not in path.parents:
+        raise where.fail(f"{what} {rel!r} points outside the packet folder {root}")
+    if must_exist and not path.exists():
+        raise where.fail(f"{what} {rel!r} does not exist (looked for {path})")
+    return path
+
+
+def _load_gate(raw: Any, where: Where, root: Path) -> Gate:
+    if not isinstance(raw, dict):
+        raise where.fail(f"expected a mapping with at least 'id' and 'run', found {type_name(raw)}")
+    check_keys(raw, where, required={"id", "run"}, optional=_GATE_KEYS - {"id", "run"})
+    gid = get_str(raw, "id", where, required=True)
+    assert gid is not None
+    if not _ID_RE.match(gid):
+        raise (where / "id").fail(f"{gid!r} is not a valid gate id: use lowercase letters, digits, '-', '_', '.'")
+    run = get_str(raw, "run", where, required=True)
+    assert run is not None
+    add_raw = get_mapping(raw, "add", where)
+    add: list[tuple[str, str]] = []
+    for src, dst in add_raw.items():
+        if not isinstance(src, str) or not isinstance(dst, str) or not dst.strip():
+            raise (where / "add").fail(f"expected 'packet/relative/src: workspace/relative/dst' strings, "
+                                       f"found {src!r}: {dst!r}")
+        _inside(root, src, where / "add" / src, must_exist=True, what="hidden file")
+        if PurePosixPath(dst).is_absolute() or ".." in PurePosixPath(dst).parts:
+            raise (where / "add" / src).fail(f"destination {dst!r} must be relative to the workspace, "
+                                             "without '..'")
+        add.append((src, dst))
+    return Gate(
+        id=gid, run=run,
+        expect_exit=get_number(raw, "expect_exit", where, 0, integer=True, minimum=0),
+        timeout_s=float(get_number(raw, "timeout_s", where, 120.0, minimum=0.1)),
+        add=tuple(add), guard=get_bool(raw, "guard", where, False),
+        description=get_str(raw, "description", where, "") or "",
+    )
+
+
+def load_packet(path: Path | str) -> Packet:
+    """Load and validate one packet from its folder or its ``packet.yaml``."""
+    path = Path(path)
+    file = path if path.name == PACKET_FILE else path / PACKET_FILE
+    root = file.parent
+    where = Where(file, error=PacketError)
+    data = load_yaml_mapping(file, where)
+    check_keys(data, where, required={"id", "kind", "title", "workspace", "gates"},
+               optional=_PACKET_KEYS - {"id", "kind", "title", "workspace", "gates"})
+
+    pid = get_str(data, "id", where, required=True)
+    assert pid is not None
+    if not _ID_RE.match(pid):
+        raise (where / "id").fail(f"{pid!r} is not a valid packet id: use lowercase letters, digits, "
+                                  "'-', '_', '.' (it becomes part of test ids)")
+    kind = get_str(data, "kind", where, required=True)
+    if kind not in KINDS:
+        raise (where / "kind").fail(f"expected one of {', '.join(KINDS)}, found {kind!r}")
+    version = get_number(data, "version", where, 1, integer=True, minimum=1)
+    title = get_str(data, "title", where, required=True)
+
+    has_prompt, has_file = data.get("prompt") is not None, data.get("prompt_file") is not None
+    if has_prompt == has_file:
+        raise where.fail("give exactly one of 'prompt' (the text) or 'prompt_file' (a file in the packet)")
+    if has_prompt:
+        prompt = get_str(data, "prompt", where, required=True)
+    else:
+        pfile = _inside(root, get_str(data, "prompt_file", where, required=True) or "", where / "prompt_file",
+                        must_exist=True, what="prompt file")
+        prompt = pfile.read_text(encoding="utf-8")
+        if not prompt.strip():
+            raise (where / "prompt_file").fail(f"{pfile} is empty")
+
+    ws_rel = get_str(data, "workspace", where, required=True) or ""
+    workspace = _inside(root, ws_rel, where / "workspace", must_exist=True, what="workspace folder")
+    if not workspace.is_dir():
+        raise (where / "workspace").fail(f"{ws_rel!r} must be a folder (the repo copied into the sandbox)")
+
+    lim_raw = get_mapping(data, "limits", where)
+    check_keys(lim_raw, where / "limits", required=set(), optional=_LIMIT_KEYS)
+    d = Limits()
+    limits = Limits(
+        max_turns=get_number(lim_raw, "max_turns", where / "limits", d.max_turns, integer=True, minimum=1),
+        timeout_s=float(get_number(lim_raw, "timeout_s", where / "limits", d.timeout_s, minimum=1)),
+        max_output_tokens=get_number(lim_raw, "max_output_tokens", where / "limits", d.max_output_tokens,
+                                     integer=True, minimum=1),
+    )
+
+    gates_raw = data.get("gates")
+    if not isinstance(gates_raw, list) or not gates_raw:
+        raise (where / "gates").fail(f"expected a non-empty list of gates, found {type_name(gates_raw)}")
+    gates = tuple(_load_gate(g, where / "gates" / i, root) for i, g in enumerate(gates_raw))
+    seen: set[str] = set()
+    for i, gate in enumerate(gates):
+        if gate.id in seen:
+            raise (where / "gates" / i / "id").fail(f"duplicate gate id {gate.id!r}: gate ids must be unique")
+        seen.add(gate.id)
+
+    reference = None
+    if data.get("reference") is not None:
+        reference = _inside(root, get_str(data, "reference", where) or "", where / "reference",
+                            must_exist=True, what="reference")
+    tags = data.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise (where / "tags").fail("expected a list of strings")
+    get_str(data, "description", where, "")
+    return Packet(id=pid, kind=kind or "", version=version, title=title or "", prompt=prompt or "",
+                  root=root.resolve(), workspace=workspace, limits=limits, gates=gates,
+                  reference=reference, tags=tuple(tags))
+
+
+def find_packet_files(folders: Iterable[Path]) -> list[Path]:
+    """Every ``packet.yaml`` below the folders, sorted; folders inside a packet are not searched."""
+    found: list[Path] = []
+    for folder in folders:
+        if (folder / PACKET_FILE).is_file():
+            found.append(folder / PACKET_FILE)
+            continue
+        for file in sorted(folder.rglob(PACKET_FILE)):
+            if not any((parent / PACKET_FILE).is_file() for parent in file.parent.parents
+                       if folder in parent.parents or parent == folder):
+                found.append(file)
+    return sorted(set(found))
+
+
+def discover_packets(folders: Iterable[Path | str]) -> list[Packet]:
+    """Load every packet below ``folders``, sorted by id; duplicate ids are an error."""
+    dirs = [Path(f) for f in folders]
+    for d in dirs:
+        if not d.is_dir():
+            raise PacketError(f"packets folder {str(d)!r} does not exist: check --packets / agentbench_packets")
+    packets = [load_packet(f) for f in find_packet_files(dirs)]
+    by_id: dict[str, Packet] = {}
+    for p in packets:
+        if p.id in by_id:
+            raise PacketError(f"{p.file}: id: duplicate packet id {p.id!r}, also used by {by_id[p.id].file}; "
+                              "packet ids must be unique")
+        by_id[p.id] = p
+    return sorted(packets, key=lambda p: p.id)
+
+
+def packet_root_of(path: Path, stop: Path | None = None) -> Path | None:
+    """The packet folder that contains ``path`` (not counting ``path`` itself), if any."""
+    for parent in path.parents:
+        if (parent / PACKET_FILE).is_file():
+            return parent
+        if stop is not None and parent == stop:
+            break
+    return None
+
+
+def summary(packet: Packet) -> Mapping[str, Any]:
+    return {"id": packet.id, "kind": packet.kind, "version": packet.version, "gates": len(packet.gates)}

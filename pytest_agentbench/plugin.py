@@ -1,0 +1,376 @@
+"""The pytest skin: options, packet collection, parametrization, fixtures, hooks.
+
+Every task packet found under ``--packets`` becomes ``test_packet[<packet>-<alias>]``
+for each alias in ``--models``. Heavy imports (openai, docker) stay inside the
+functions that need them, so ``import pytest_agentbench.plugin`` is cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import AgentbenchError, ConfigError, ServerError
+from .models import MODELS_FILE, ModelSpec, load_models, select
+from .packets import PACKET_FILE, Packet, load_packet, packet_root_of
+from .settings import SANDBOX_KINDS, Settings, split_list
+
+_WORKER_ENDPOINTS = "agentbench_endpoints"
+
+
+@dataclass
+class _State:
+    settings: Settings
+    specs: list[ModelSpec] = field(default_factory=list)
+    endpoints: Any = None  # Endpoints, in the process that owns the servers
+    urls: dict[str, str] | None = None
+    start_error: str | None = None
+    packet_ids: dict[str, Path] = field(default_factory=dict)
+
+
+STATE = pytest.StashKey[_State]()
+
+
+@dataclass(frozen=True)
+class Case:
+    packet: Packet
+    spec: ModelSpec
+
+
+# -- options ----------------------------------------------------------------
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("agentbench", "agentbench: evaluate coding agents on task packets")
+    group.addoption("--models", action="append", dest="agentbench_models", metavar="ALIAS[,ALIAS]",
+                    help="model aliases from models.yaml to run every packet on (ini: agentbench_models)")
+    group.addoption("--models-file", dest="agentbench_models_file", metavar="PATH",
+                    help=f"the models.yaml to read (ini: agentbench_models_file; default: {MODELS_FILE} in the "
+                         "rootdir, then in the current folder)")
+    group.addoption("--packets", action="append", dest="agentbench_packets", metavar="DIR",
+                    help="folder(s) holding task packets (ini: agentbench_packets; default: task_packets)")
+    group.addoption("--sandbox", dest="agentbench_sandbox", choices=SANDBOX_KINDS,
+                    help="where commands run: docker, local, or auto = docker if an engine answers, else local "
+                         "(ini: agentbench_sandbox; default: auto)")
+    group.addoption("--agent-timeout", dest="agentbench_agent_timeout", type=float, metavar="SECONDS",
+                    help="wall-clock budget per agent run, overriding each packet's limits.timeout_s "
+                         "(ini: agentbench_agent_timeout)")
+    parser.addini("agentbench_models", "model aliases to run (comma or space separated)", default="")
+    parser.addini("agentbench_models_file", "path of models.yaml, relative to the ini file", default="")
+    parser.addini("agentbench_packets", "task packet folders, relative to the ini file", type="paths", default=[])
+    parser.addini("agentbench_sandbox", "sandbox kind: auto | docker | local", default="auto")
+    parser.addini("agentbench_agent_timeout", "agent wall-clock budget in seconds", default="")
+
+
+def _ini_base(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """CLI > ini > defaults, validated once."""
+    opt = config.option
+    here = config.invocation_params.dir
+    models = split_list(opt.agentbench_models) or split_list(config.getini("agentbench_models"))
+
+    if opt.agentbench_models_file:
+        models_file: Path | None = (here / opt.agentbench_models_file).resolve()
+    elif config.getini("agentbench_models_file"):
+        models_file = (_ini_base(config) / config.getini("agentbench_models_file")).resolve()
+    else:
+        candidates = [config.rootpath / MODELS_FILE, here / MODELS_FILE]
+        models_file = next((c.resolve() for c in candidates if c.is_file()), None)
+
+    if opt.agentbench_packets:
+        packets = tuple((here / p).resolve() for p in split_list(opt.agentbench_packets))
+    elif config.getini("agentbench_packets"):
+        packets = tuple(Path(p).resolve() for p in config.getini("agentbench_packets"))
+    else:
+        packets = ((config.rootpath / "task_packets").resolve(),)
+
+    sandbox = opt.agentbench_sandbox or config.getini("agentbench_sandbox") or "auto"
+    if sandbox not in SANDBOX_KINDS:
+        raise pytest.UsageError(f"ini agentbench_sandbox: expected one of {', '.join(SANDBOX_KINDS)}, "
+                                f"found {sandbox!r}")
+    timeout = opt.agentbench_agent_timeout
+    if timeout is None and config.getini("agentbench_agent_timeout"):
+        raw = config.getini("agentbench_agent_timeout")
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise pytest.UsageError(f"ini agentbench_agent_timeout: expected seconds, found {raw!r}") from None
+    if timeout is not None and timeout <= 0:
+        raise pytest.UsageError(f"--agent-timeout: expected a number of seconds > 0, found {timeout}")
+    return Settings(models=models, models_file=models_file, packets=packets, sandbox=sandbox,
+                    agent_timeout=timeout)
+
+
+def _load_specs(settings: Settings) -> list[ModelSpec]:
+    if not settings.models:
+        return []
+    if settings.models_file is None:
+        raise pytest.UsageError(f"--models={','.join(settings.models)} needs a models file: none found at "
+                                f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH")
+    try:
+        specs = select(load_models(settings.models_file), list(settings.models), settings.models_file)
+        for spec in specs:
+            spec.check_usable()
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return specs
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = resolve_settings(config)
+    state = _State(settings=settings, specs=_load_specs(settings))
+    if settings.sandbox == "docker":
+        from .sandbox import docker_status
+
+        ok, why = docker_status()
+        if not ok:
+            raise pytest.UsageError(f"--sandbox=docker: {why}")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and _WORKER_ENDPOINTS in workerinput:
+        state.urls, state.start_error = workerinput[_WORKER_ENDPOINTS]
+    config.stash[STATE] = state
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(config), "agentbench-xdist")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.endpoints is not None:
+        state.endpoints.close()
+        state.endpoints = None
+
+
+def _ensure_endpoints(config: pytest.Config) -> tuple[dict[str, str], str | None]:
+    """Start the servers once, in the process that owns them; remember a failure."""
+    state = config.stash[STATE]
+    if state.urls is None and state.start_error is None:
+        from .endpoints import Endpoints
+
+        state.endpoints = Endpoints()
+        try:
+            state.urls = state.endpoints.start(state.specs)
+        except (AgentbenchError, OSError) as exc:
+            state.urls, state.start_error = {}, str(exc)
+    return state.urls or {}, state.start_error
+
+
+class _XdistController:
+    """Registered only where xdist is installed: the controller owns the servers."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.config.option.collectonly or not self.config.stash[STATE].specs:
+            return
+        node.workerinput[_WORKER_ENDPOINTS] = _ensure_endpoints(self.config)
+
+
+# -- collection -------------------------------------------------------------
+def _under(path: Path, roots: tuple[Path, ...] | list[Path]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Never collect inside a packet (its workspace tests and hidden files are not ours).
+
+    Below a ``--packets`` folder only ``packet.yaml`` files are collected, even in a
+    packet still being written (no packet.yaml yet).
+    """
+    if collection_path.name == PACKET_FILE:
+        return None
+    root = packet_root_of(collection_path)
+    if root is not None:
+        return True
+    state = config.stash.get(STATE, None)
+    if state is not None and collection_path.is_file() and _under(collection_path.resolve(), state.settings.packets):
+        return True
+    return None
+
+
+def _explicit_args(config: pytest.Config) -> list[Path]:
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return []
+    here = config.invocation_params.dir
+    return [(here / a.split("::")[0]).resolve() for a in config.args]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name != PACKET_FILE:
+        return None
+    config = parent.config
+    roots = list(config.stash[STATE].settings.packets) + _explicit_args(config)
+    if not _under(file_path.resolve(), roots):
+        return None
+    return PacketModule.from_parent(parent, path=file_path)
+
+
+class PacketModule(pytest.Module):
+    """A ``packet.yaml`` collected as a test module whose one test is ``_suite.test_packet``."""
+
+    packet: Packet
+
+    def _getobj(self) -> Any:
+        from . import _suite
+
+        return _suite
+
+    def collect(self) -> Any:
+        state = self.config.stash[STATE]
+        try:
+            self.packet = load_packet(self.path)
+        except ConfigError as exc:
+            raise self.CollectError(str(exc)) from None
+        other = state.packet_ids.setdefault(self.packet.id, self.path)
+        if other != self.path:
+            raise self.CollectError(f"{self.path}: id: duplicate packet id {self.packet.id!r}, also used by "
+                                    f"{other}; packet ids must be unique")
+        return super().collect()
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        if isinstance(excinfo.value, self.CollectError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "agentbench_case" not in metafunc.fixturenames:
+        return
+    module = metafunc.definition.parent
+    if not isinstance(module, PacketModule):
+        return
+    state = metafunc.config.stash[STATE]
+    packet = module.packet
+    if not state.specs:
+        known = ""
+        if state.settings.models_file is not None:
+            try:
+                aliases = ", ".join(load_models(state.settings.models_file))
+                known = f" (known in {state.settings.models_file}: {aliases})"
+            except ConfigError:
+                pass
+        reason = f"no model alias selected: pass --models=ALIAS{known}"
+        metafunc.parametrize("agentbench_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                             ids=[packet.id])
+        return
+    metafunc.parametrize("agentbench_case", [Case(packet, spec) for spec in state.specs],
+                         ids=[f"{packet.id}-{spec.alias}" for spec in state.specs])
+
+
+# -- fixtures and default hook implementations -----------------------------------
+@pytest.fixture
+def agentbench_case(request: pytest.FixtureRequest) -> Case:
+    return request.param
+
+
+@pytest.fixture
+def agentbench_settings(request: pytest.FixtureRequest) -> Settings:
+    return request.config.stash[STATE].settings
+
+
+@pytest.fixture
+def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any:
+    """Run the agent on the case's packet and alias, then its gates; returns the RunRecord."""
+    from .runner import run_packet
+
+    config = request.config
+    state = config.stash[STATE]
+    packet, spec = agentbench_case.packet, agentbench_case.spec
+    urls, error = _ensure_endpoints(config)
+    if error:
+        raise ServerError(f"model endpoints could not be started: {error}")
+    base_url = urls.get(spec.alias) or spec.base_url
+    if not base_url:
+        raise ServerError(f"{spec.where}: no endpoint for this alias")
+    hook = config.hook
+    model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
+    try:
+        record = run_packet(
+            packet, spec, model,
+            lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
+            agent_timeout=state.settings.agent_timeout)
+    finally:
+        close = getattr(model, "close", None)
+        if close is not None:
+            close()
+    item = request.node
+    item.user_properties.extend(record.properties())
+    item.add_report_section("call", "agentbench transcript", record.agent.transcript())
+    item.add_report_section("call", "agentbench gates", format_gates(record))
+    hook.pytest_agentbench_run_done(record=record, item=item)
+    return record
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_agentbench_make_sandbox(packet: Packet, settings: Settings) -> Any:
+    from .sandbox import make_sandbox
+
+    return make_sandbox(settings.sandbox, packet.workspace)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_agentbench_make_adapter(spec: ModelSpec, base_url: str) -> Any:
+    from .adapter import ModelAdapter
+
+    return ModelAdapter(spec, base_url=base_url)
+
+
+def format_gates(record: Any) -> str:
+    lines = []
+    for g in record.gates:
+        mark = "PASS" if g.passed else "FAIL"
+        lines.append(f"{mark} {g.id}{' (guard)' if g.guard else ''}: `{g.command}` -> exit {g.exit_code}"
+                     f"{' (timed out)' if g.timed_out else ''}, expected {g.expect_exit} [{g.duration_s:.2f} s]")
+        if not g.passed and g.output.strip():
+            lines.extend("    " + line for line in g.tail().splitlines())
+    return "\n".join(lines)
+
+
+def check_run(record: Any) -> None:
+    """The assertion of ``test_packet``: every gate holds."""
+    from .gates import assert_gates
+
+    agent = record.agent
+    context = f"agent outcome: {agent.outcome}, {len(agent.turns)} turn(s)"
+    if agent.failure:
+        context += f"; model call failed ({agent.failure}): {agent.error}"
+    elif agent.error:
+        context += f"; {agent.error}"
+    assert_gates(record.gates, context)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A missed gate or a broken sandbox/server reads as its message, not as plugin internals."""
+    from .errors import InfrastructureError
+    from .gates import GateFailed
+
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(item, pytest.Function) and "agentbench_case" in item.fixturenames:
+        if excinfo.errisinstance(GateFailed):
+            report.longrepr = str(excinfo.value)
+        elif excinfo.errisinstance(InfrastructureError):
+            report.longrepr = f"{type(excinfo.value).__name__} (infrastructure, not the model): {excinfo.value}"
+    return report
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.specs:
+        return None
+    aliases = ", ".join(f"{s.alias}{' (scripted test double)' if s.test_double else ''}" for s in state.specs)
+    return [f"agentbench: models={aliases}; sandbox={state.settings.sandbox}; models file={state.settings.models_file}"
+            f"; pid={os.getpid()}"]

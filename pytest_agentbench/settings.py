@@ -1,0 +1,30 @@
+"""One frozen Settings object resolved from CLI > ini > defaults, kept in ``config.stash``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SANDBOX_KINDS = ("auto", "docker", "local")
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[str, ...] = ()
+    models_file: Path | None = None  # None: no models.yaml found (fine until --models is used)
+    packets: tuple[Path, ...] = ()
+    sandbox: str = "auto"
+    agent_timeout: float | None = None  # overrides every packet's limits.timeout_s
+
+
+def split_list(value: str | list[str] | None) -> tuple[str, ...]:
+    """'a,b' or ['a', 'b c'] -> ('a', 'b', 'c'), dropping blanks and duplicates, order kept."""
+    if not value:
+        return ()
+    parts = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for part in parts:
+        for item in part.replace(",", " ").split():
+            if item not in out:
+                out.append(item)
+    return tuple(out)

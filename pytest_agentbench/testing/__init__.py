@@ -1,0 +1,1 @@
+"""Test doubles for pytest-agentbench's own tests and examples. Not models."""

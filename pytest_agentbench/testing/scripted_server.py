@@ -1,0 +1,238 @@
+"""A scripted OpenAI-compatible server: a *test double* that replays fixed responses.
+
+It is not a model and is never presented as one: it lets the agent loop, the
+plugin and the fault handling be tested over real HTTP on 127.0.0.1.
+
+Script format (YAML or a dict; a folder of YAML files is merged)::
+
+    conversations:
+      - match: "substring of the first user message"   # optional; first match wins
+        responses:                                     # the N-th assistant turn gets responses[N]
+          - content: "text"                            # optional
+            reasoning_content: "..."                   # optional
+            tool_calls: [{name: read_file, arguments: {path: a.py}}]
+          - {status: 429, headers: {Retry-After: "1"}, error: "slow down"}   # fault injection
+          - {delay_s: 2, content: "late"}
+          - {raw: "not json at all"}                   # body sent verbatim
+          - {content: "...", finish_reason: length, usage: {prompt_tokens: 5, completion_tokens: 1}}
+
+Turn N is the number of assistant messages in the request, so a replay is
+stateless and several conversations (xdist workers) can run at once. When a
+script is used up the server answers plain text without tool calls.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXHAUSTED = "(scripted server: no more scripted responses for this conversation)"
+
+
+def load_script(source: Path | str | dict[str, Any]) -> list[dict[str, Any]]:
+    """The list of conversations from a dict, a YAML file or a folder of YAML files."""
+    if isinstance(source, dict):
+        docs = [source]
+    else:
+        path = Path(source)
+        files = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")) if path.is_dir() else [path]
+        docs = [yaml.safe_load(f.read_text(encoding="utf-8")) or {} for f in files]
+    conversations: list[dict[str, Any]] = []
+    for doc in docs:
+        convs = doc.get("conversations", [])
+        if not isinstance(convs, list):
+            raise ValueError(f"{source}: 'conversations' must be a list")
+        conversations.extend(convs)
+    return conversations
+
+
+def _count_tokens(text: str) -> int:
+    """A deterministic stand-in for a tokenizer (about 4 characters a token)."""
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, str(v))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), headers=headers)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") in ("/v1/models", "/models"):
+            self._json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "owned_by": "agentbench-scripted"} for m in self.server.model_names]})
+        elif self.path == "/health":
+            self._send(200, b"")
+        else:
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError:
+            self._json(400, {"error": {"message": "request body is not JSON", "type": "invalid_request_error"}})
+            return
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        self.server.record(body)
+        messages = body.get("messages") or []
+        step = self.server.step_for(messages)
+        if step.get("delay_s"):
+            time.sleep(float(step["delay_s"]))
+        if "raw" in step:
+            self._send(int(step.get("status", 200)), str(step["raw"]).encode())
+            return
+        if "status" in step and int(step["status"]) >= 400:
+            self._json(int(step["status"]), {"error": {"message": step.get("error", "scripted error"),
+                                                       "type": step.get("error_type", "server_error"),
+                                                       "code": step.get("code")}},
+                       headers=step.get("headers"))
+            return
+        self._answer(body, step)
+
+    def _answer(self, body: dict[str, Any], step: dict[str, Any]) -> None:
+        content = step.get("content")
+        calls = [{"id": f"call_{i}", "type": "function",
+                  "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c.get("arguments"), str)
+                               else json.dumps(c.get("arguments", {}))}}
+                 for i, c in enumerate(step.get("tool_calls") or [])]
+        prompt_tokens = _count_tokens(json.dumps(body.get("messages", [])))
+        completion_tokens = _count_tokens((content or "") + "".join(c["function"]["arguments"] for c in calls))
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        usage.update(step.get("usage") or {})
+        finish = step.get("finish_reason") or ("tool_calls" if calls else "stop")
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = calls
+        if step.get("reasoning_content"):
+            message["reasoning_content"] = step["reasoning_content"]
+        model = body.get("model", "scripted")
+        if body.get("stream"):
+            self._stream(model, message, finish, usage if not step.get("no_usage") else None,
+                         bool((body.get("stream_options") or {}).get("include_usage")))
+            return
+        response = {"id": f"chatcmpl-{self.server.next_id()}", "object": "chat.completion",
+                    "created": int(time.time()), "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+        if not step.get("no_usage"):
+            response["usage"] = usage
+        self._json(200, response)
+
+    def _stream(self, model: str, message: dict[str, Any], finish: str, usage: dict[str, Any] | None,
+                include_usage: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        cid = f"chatcmpl-{self.server.next_id()}"
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> None:
+            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}
+            self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
+            self.wfile.flush()
+
+        chunk({"role": "assistant", "content": ""})
+        text = message.get("content") or ""
+        for i in range(0, len(text), 8):
+            chunk({"content": text[i:i + 8]})
+        for i, call in enumerate(message.get("tool_calls") or []):
+            chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                   "function": {"name": call["function"]["name"], "arguments": ""}}]})
+            chunk({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
+        chunk({}, finish)
+        if include_usage and usage is not None:
+            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                   "choices": [], "usage": usage}
+            self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, conversations: list[dict[str, Any]], model_names: list[str]):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.conversations = conversations
+        self.model_names = model_names
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._ids = 0
+
+    def next_id(self) -> int:
+        with self._lock:
+            self._ids += 1
+            return self._ids
+
+    def record(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(body)
+
+    def step_for(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        first_user = next((str(m.get("content") or "") for m in messages if m.get("role") == "user"), "")
+        turn = sum(1 for m in messages if m.get("role") == "assistant")
+        for conv in self.conversations:
+            match = conv.get("match")
+            if match is None or match in first_user:
+                responses = conv.get("responses") or []
+                return responses[turn] if turn < len(responses) else {"content": EXHAUSTED}
+        return {"content": EXHAUSTED}
+
+
+class ScriptedServer:
+    """Start with ``with ScriptedServer(script) as srv: srv.base_url``; usable without pytest."""
+
+    def __init__(self, script: Path | str | dict[str, Any], model_names: list[str] | None = None):
+        self._server = _Server(load_script(script), model_names or ["scripted"])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="scripted-server", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every chat request received so far (for assertions in tests)."""
+        return list(self._server.requests)
+
+    def start(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

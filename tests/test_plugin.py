@@ -1,0 +1,127 @@
+"""The plugin from a user's point of view, through pytester."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import SCRIPTS
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def folder(pytester: pytest.Pytester, user_folder: Path) -> Path:
+    for entry in user_folder.iterdir():
+        shutil.move(str(entry), pytester.path / entry.name)
+    return pytester.path
+
+
+def test_help_lists_the_option_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*agentbench*", "*--models=ALIAS*", "*--models-file=PATH*", "*--packets=DIR*",
+                                 "*--sandbox=*", "*--agent-timeout=SECONDS*", "*agentbench_models_file*"])
+
+
+def test_collect_only_gives_one_item_per_packet_and_alias(pytester: pytest.Pytester, folder: Path) -> None:
+    result = pytester.runpytest("--collect-only", "-q", "--models=a,b", "--packets", "packets")
+    result.stdout.fnmatch_lines([
+        "packets/bugfix-median/packet.yaml::test_packet[bugfix-median-a]",
+        "packets/bugfix-median/packet.yaml::test_packet[bugfix-median-b]",
+        "2 tests collected*",
+    ])
+    # the packet's own workspace tests and hidden tests are never collected
+    assert "test_core" not in result.stdout.str() and "hidden" not in result.stdout.str()
+
+
+def test_user_folder_good_passes_noop_fails_with_gate_id_and_exit(pytester: pytest.Pytester, folder: Path) -> None:
+    result = pytester.runpytest("--models-file", "models.yaml", "--models=a,b", "--packets", "packets",
+                                "--sandbox=local", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*1 of 2 gate(s) failed: regression*",
+        "*gate 'regression': `python -m pytest -q -p no:cacheprovider tests/test_median_hidden.py` "
+        "expected exit 0, got exit 1*",
+        "*FAILED packets/bugfix-median/packet.yaml::test_packet?bugfix-median-b?*",
+    ])
+
+
+def test_k_selects_by_alias(pytester: pytest.Pytester, folder: Path) -> None:
+    result = pytester.runpytest("--models=a,b", "--packets", "packets", "--sandbox=local", "-k", "bugfix-median-a")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_ini_settings_are_used_and_cli_wins(pytester: pytest.Pytester, folder: Path) -> None:
+    pytester.makeini("[pytest]\nagentbench_models = b\nagentbench_packets = packets\nagentbench_sandbox = local\n")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(failed=1)
+    pytester.runpytest("--models=a", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_unknown_alias_is_a_usage_error_listing_known(pytester: pytest.Pytester, folder: Path) -> None:
+    result = pytester.runpytest("--models=a,zz", "--packets", "packets")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown alias(es) 'zz'*defines: a, b*"])
+
+
+def test_no_models_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--models=a")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*needs a models file*--models-file PATH*"])
+
+
+def test_without_models_packets_are_skipped_with_the_fix(pytester: pytest.Pytester, folder: Path) -> None:
+    result = pytester.runpytest("--packets", "packets", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no model alias selected: pass --models=ALIAS*a, b*"])
+
+
+def test_bad_packet_is_a_collection_error_naming_file_and_key(pytester: pytest.Pytester, folder: Path) -> None:
+    yaml_path = folder / "packets" / "bugfix-median" / "packet.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("kind: bug-fix", "kind: bugfix"))
+    result = pytester.runpytest("--models=a", "--packets", "packets")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*packet.yaml: kind: expected one of bug-fix*found 'bugfix'*"])
+
+
+def test_dead_endpoint_fails_with_connection_error_class(pytester: pytest.Pytester, folder: Path) -> None:
+    (folder / "models.yaml").write_text("models:\n  dead:\n    model: m\n    base_url: http://127.0.0.1:9/v1\n")
+    result = pytester.runpytest("--models=dead", "--packets", "packets", "--sandbox=local")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*model call failed (connection_error)*"])
+
+
+def test_api_key_never_appears_in_output_or_files(pytester: pytest.Pytester, folder: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-agentbench-SECRET-4242"
+    monkeypatch.setenv("AB_SECRET_KEY", secret)
+    (folder / "models.yaml").write_text(
+        "models:\n  a:\n    model: scripted-good\n    api_key_env: AB_SECRET_KEY\n"
+        "    serve: {engine: scripted, script: scripts/good}\n")
+    result = pytester.runpytest("--models=a", "--packets", "packets", "--sandbox=local", "-rA", "-v",
+                                "--junitxml=out.xml", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert secret not in result.stdout.str() + result.stderr.str()
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_junit_properties(pytester: pytest.Pytester, folder: Path) -> None:
+    pytester.runpytest("--models=a", "--packets", "packets", "--sandbox=local", "--junitxml=out.xml")
+    xml = (folder / "out.xml").read_text()
+    for prop in ('name="agentbench.outcome" value="finished"', 'name="agentbench.passed" value="True"',
+                 'name="agentbench.alias" value="a"', 'name="agentbench.sandbox" value="local"',
+                 'name="agentbench.gates_passed" value="2"'):
+        assert prop in xml
+
+
+def test_xdist_two_workers(pytester: pytest.Pytester, folder: Path) -> None:
+    result = pytester.runpytest_subprocess("--models=a,b", "--packets", "packets", "--sandbox=local", "-n", "2",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_repo_scripts_exist() -> None:
+    assert (SCRIPTS / "good" / "bugfix-median.yaml").is_file()
