@@ -125,3 +125,13 @@ def test_xdist_two_workers(pytester: pytest.Pytester, folder: Path) -> None:
 
 def test_repo_scripts_exist() -> None:
     assert (SCRIPTS / "good" / "bugfix-median.yaml").is_file()
+
+
+def test_partial_trajectory_fails_exactly_the_regression_gate(pytester: pytest.Pytester, folder: Path) -> None:
+    shutil.copytree(SCRIPTS / "partial", folder / "scripts" / "partial")
+    (folder / "models.yaml").write_text(
+        "models:\n  p:\n    model: scripted-partial\n    serve: {engine: scripted, script: scripts/partial}\n")
+    result = pytester.runpytest("--models=p", "--packets", "packets", "--sandbox=local", "--junitxml=out.xml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*1 of 2 gate(s) failed: regression*"])
+    assert 'name="agentbench.gates_failed" value="regression"' in (folder / "out.xml").read_text()
