@@ -1,20 +1,27 @@
 """One call to a model: the seam between the agent loop and any OpenAI-compatible server.
 
 ``ModelAdapter.complete`` shapes messages for the alias, calls
-``/chat/completions`` through the ``openai`` SDK, parses tool calls with the
-alias's parser and returns a :class:`~pytest_agentbench.calls.Completion`.
-A call that fails raises :class:`ModelCallError` carrying a failure class from
-:data:`FAILURE_CLASSES`; it is a *result* the agent records, not a crash.
+``/chat/completions`` through the ``openai`` SDK (streaming or not, per alias),
+parses tool calls with the alias's parser and returns a
+:class:`~pytest_agentbench.calls.Completion` with its timings and usage.
+
+A call that fails is classified into :data:`FAILURE_CLASSES`, retried by that
+class's policy (:class:`RetryPolicy`, configurable per alias under
+``retries:``), and, when retries run out, raised as :class:`ModelCallError`:
+a *result* the agent records, not a crash.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .calls import Completion, Usage
+from .errors import ModelsFileError
 from .models import ModelSpec
 from .parsers import parse_message
 
@@ -25,14 +32,81 @@ _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too ma
                   "max_model_len", "context window")
 
 
-class ModelCallError(Exception):
-    """A model call failed; ``failure`` is one of :data:`FAILURE_CLASSES`."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often one failure class is retried: ``attempts`` extra tries, exponential backoff."""
 
-    def __init__(self, failure: str, message: str, *, status: int | None = None):
+    attempts: int = 0
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    honour_retry_after: bool = True
+
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        if self.honour_retry_after and retry_after is not None:
+            return min(retry_after, self.max_backoff_s)
+        base = self.backoff_s * (2 ** retry)
+        return min(self.max_backoff_s, base * (0.75 + random.random() / 2))  # +-25 % jitter
+
+
+#: Defaults: transient classes are retried; a context overflow, a refusal or an invalid
+#: tool call would only fail the same way again (the agent tells the model instead).
+DEFAULT_RETRIES: dict[str, RetryPolicy] = {
+    "rate_limited": RetryPolicy(attempts=4, backoff_s=1.0),
+    "server_error": RetryPolicy(attempts=2, backoff_s=0.5),
+    "connection_error": RetryPolicy(attempts=2, backoff_s=0.5),
+    "timeout": RetryPolicy(attempts=1, backoff_s=0.0),
+    "context_overflow": RetryPolicy(),
+    "refusal": RetryPolicy(),
+    "invalid_tool_call": RetryPolicy(),
+}
+
+
+def retry_policies(spec: ModelSpec) -> dict[str, RetryPolicy]:
+    """The alias's ``retries:`` over the defaults; bad keys name the file and the fix."""
+    policies = dict(DEFAULT_RETRIES)
+    where = f"{spec.where}.retries"
+    for cls, raw in spec.retries.items():
+        if cls not in FAILURE_CLASSES:
+            raise ModelsFileError(f"{where}: unknown failure class {cls!r}; expected one of "
+                                  f"{', '.join(FAILURE_CLASSES)}")
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = {"attempts": raw}
+        if not isinstance(raw, dict):
+            raise ModelsFileError(f"{where}.{cls}: expected a number of attempts or a mapping with "
+                                  "attempts, backoff_s, max_backoff_s, honour_retry_after")
+        unknown = set(raw) - {"attempts", "backoff_s", "max_backoff_s", "honour_retry_after"}
+        if unknown:
+            raise ModelsFileError(f"{where}.{cls}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+                                  "attempts, backoff_s, max_backoff_s, honour_retry_after")
+        try:
+            policies[cls] = RetryPolicy(**{**policies[cls].__dict__, **raw})
+        except TypeError as exc:
+            raise ModelsFileError(f"{where}.{cls}: {exc}") from None
+        if policies[cls].attempts < 0 or policies[cls].backoff_s < 0:
+            raise ModelsFileError(f"{where}.{cls}: attempts and backoff_s must be >= 0")
+    return policies
+
+
+class ModelCallError(Exception):
+    """A model call failed for good; ``failure`` is one of :data:`FAILURE_CLASSES`."""
+
+    def __init__(self, failure: str, message: str, *, status: int | None = None,
+                 retry_after: float | None = None, retries: tuple[str, ...] = ()):
         assert failure in FAILURE_CLASSES, failure
         super().__init__(f"{failure}: {message}")
         self.failure = failure
         self.status = status
+        self.retry_after = retry_after
+        self.retries = retries  # the classes of the failed attempts before this one
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    value = getattr(response, "headers", {}).get("retry-after") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def classify_exception(exc: BaseException) -> ModelCallError:
@@ -46,14 +120,18 @@ def classify_exception(exc: BaseException) -> ModelCallError:
     if isinstance(exc, openai.APIConnectionError):
         return ModelCallError("connection_error", f"cannot reach the server: {exc.__cause__ or text}")
     if isinstance(exc, openai.RateLimitError):
-        return ModelCallError("rate_limited", text, status=status)
+        return ModelCallError("rate_limited", text, status=status, retry_after=_retry_after(exc))
     if isinstance(exc, openai.APIStatusError):
         lowered = text.lower()
         if status in (400, 413, 422) and any(h in lowered for h in _CONTEXT_HINTS):
             return ModelCallError("context_overflow", text, status=status)
+        if status == 503:
+            return ModelCallError("server_error", text, status=status, retry_after=_retry_after(exc))
         if status is not None and status >= 500:
             return ModelCallError("server_error", text, status=status)
         return ModelCallError("server_error", f"the server refused the request: {text}", status=status)
+    if isinstance(exc, (json.JSONDecodeError, ValueError)):
+        return ModelCallError("server_error", f"unreadable response: {text}")
     return ModelCallError("server_error", f"{type(exc).__name__}: {text}")
 
 
@@ -89,51 +167,158 @@ def _usage(raw: Any) -> Usage:
                  cached_tokens=cached)
 
 
+@dataclass
+class _Raw:
+    """What one attempt produced, before parsing."""
+
+    message: dict[str, Any]
+    usage: Usage
+    finish_reason: str | None
+    model: str
+    ttft_s: float | None = None
+    chunks: int = 0
+
+
+def _collect_stream(stream: Any, start: float) -> _Raw:
+    """Assemble a streamed answer; the first content/tool/reasoning delta is the first token."""
+    content: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    usage_raw = None
+    finish = None
+    model = ""
+    ttft = None
+    chunks = 0
+    for chunk in stream:
+        chunks += 1
+        model = chunk.model or model
+        if getattr(chunk, "usage", None) is not None:
+            usage_raw = chunk.usage
+        for choice in chunk.choices or ():
+            delta = choice.delta
+            piece = getattr(delta, "content", None)
+            thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+            tool_deltas = getattr(delta, "tool_calls", None) or ()
+            if ttft is None and (piece or thought or tool_deltas):
+                ttft = time.perf_counter() - start
+            if piece:
+                content.append(piece)
+            if thought:
+                reasoning.append(thought)
+            for td in tool_deltas:
+                slot = calls.setdefault(td.index or 0, {"id": None, "name": "", "arguments": ""})
+                slot["id"] = td.id or slot["id"]
+                fn = td.function
+                if fn is not None:
+                    slot["name"] += fn.name or ""
+                    slot["arguments"] += fn.arguments or ""
+            finish = choice.finish_reason or finish
+    if finish is None:
+        raise ModelCallError("connection_error", f"the stream ended after {chunks} chunk(s) without a "
+                             "finish_reason: the connection dropped mid-stream")
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    if calls:
+        message["tool_calls"] = [{"id": c["id"] or f"call_{i}", "type": "function",
+                                  "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                 for i, c in sorted(calls.items())]
+    return _Raw(message, _usage(usage_raw), finish, model, ttft, chunks)
+
+
 class ModelAdapter:
     """Calls one alias. Cheap to build; holds one HTTP client."""
 
-    def __init__(self, spec: ModelSpec, base_url: str | None = None):
+    def __init__(self, spec: ModelSpec, base_url: str | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep):
         from openai import OpenAI
 
         self.spec = spec
         self.base_url = base_url or spec.base_url
         if not self.base_url:
             raise ValueError(f"{spec.where}: no base_url and no started server")
+        self.policies = retry_policies(spec)
+        self._sleep = sleep
         self._client = OpenAI(base_url=self.base_url, api_key=spec.api_key(), max_retries=0,
                               timeout=spec.timeout_s)
 
-    def complete(
-        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] = (),
-        *, max_tokens: int | None = None, timeout: float | None = None,
-    ) -> Completion:
+    def _request(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
+                 max_tokens: int | None) -> dict[str, Any]:
         spec = self.spec
         kwargs: dict[str, Any] = {"model": spec.model, "messages": shape_messages(spec, messages)}
         if tools:
             kwargs["tools"] = shape_tools(spec, tools)
         if spec.temperature is not None:
             kwargs["temperature"] = spec.temperature
-        cap = min(x for x in (max_tokens, spec.max_tokens) if x) if (max_tokens or spec.max_tokens) else None
-        if cap:
-            kwargs["max_tokens"] = cap
+        caps = [x for x in (max_tokens, spec.max_tokens) if x]
+        if caps:
+            kwargs["max_tokens"] = min(caps)
         if spec.extra_body:
             kwargs["extra_body"] = spec.extra_body
-        if timeout is not None:
-            kwargs["timeout"] = max(0.1, min(timeout, spec.timeout_s))
+        if spec.stream:
+            kwargs["stream"] = True
+            kwargs["stream_options"] = {"include_usage": True}
+        return kwargs
+
+    def _attempt(self, kwargs: dict[str, Any], timeout: float | None) -> _Raw:
         start = time.perf_counter()
         try:
-            response = self._client.chat.completions.create(**kwargs)
-        except Exception as exc:  # every SDK error becomes a classified result
+            response = self._client.chat.completions.create(
+                **kwargs, timeout=max(0.1, min(timeout, self.spec.timeout_s)) if timeout else self.spec.timeout_s)
+            if kwargs.get("stream"):
+                return _collect_stream(response, start)
+        except ModelCallError:
+            raise
+        except Exception as exc:  # every SDK / transport error becomes a classified result
             raise classify_exception(exc) from exc
-        wall = time.perf_counter() - start
         if not response.choices:
             raise ModelCallError("server_error", "the response has no choices")
         choice = response.choices[0]
-        parsed = parse_message(choice.message, tool_parser=spec.tool_parser,
-                               reasoning_parser=spec.reasoning_parser, tools=tools)
-        if choice.finish_reason == "content_filter" and not parsed.tool_calls:
-            raise ModelCallError("refusal", "the provider's content filter stopped the answer")
-        return Completion(message=parsed, usage=_usage(response.usage), wall_s=wall,
-                          finish_reason=choice.finish_reason, model=response.model or spec.model)
+        message = choice.message.model_dump(exclude_none=True)
+        return _Raw(message, _usage(response.usage), choice.finish_reason, response.model or "")
+
+    def complete(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] = (),
+        *, max_tokens: int | None = None, timeout: float | None = None,
+    ) -> Completion:
+        """One model turn, retried per failure class; raises ModelCallError when it gives up."""
+        kwargs = self._request(messages, tools, max_tokens)
+        deadline = time.monotonic() + timeout if timeout else None
+        retried: list[str] = []
+        start = time.perf_counter()
+        while True:
+            attempt_start = time.perf_counter()
+            remaining = deadline - time.monotonic() if deadline else None
+            try:
+                raw = self._attempt(kwargs, remaining)
+                break
+            except ModelCallError as exc:
+                policy = self.policies[exc.failure]
+                tries = retried.count(exc.failure)
+                wait = policy.delay(tries, exc.retry_after)
+                out_of_time = deadline is not None and time.monotonic() + wait >= deadline
+                if tries >= policy.attempts or out_of_time:
+                    raise ModelCallError(exc.failure, str(exc).split(": ", 1)[-1], status=exc.status,
+                                         retries=tuple(retried)) from exc
+                retried.append(exc.failure)
+                self._sleep(wait)
+        end = time.perf_counter()
+        parsed = parse_message(raw.message, tool_parser=self.spec.tool_parser,
+                               reasoning_parser=self.spec.reasoning_parser, tools=tools)
+        if raw.finish_reason == "content_filter" and not parsed.tool_calls:
+            raise ModelCallError("refusal", "the provider's content filter stopped the answer",
+                                 retries=tuple(retried))
+        extra: dict[str, Any] = {"retries": retried, "attempt_wall_s": end - attempt_start,
+                                 "native_tool_calls": len(raw.message.get("tool_calls") or ())}
+        n = raw.usage.completion_tokens
+        if raw.ttft_s is not None:
+            decode = (end - attempt_start) - raw.ttft_s
+            extra["decode_s"] = decode
+            if n > 1 and decode > 0:
+                extra["tpot_s"] = decode / (n - 1)
+                extra["decode_tok_s"] = (n - 1) / decode
+        return Completion(message=parsed, usage=raw.usage, wall_s=end - start, finish_reason=raw.finish_reason,
+                          ttft_s=raw.ttft_s, model=raw.model or self.spec.model, extra=extra)
 
     def close(self) -> None:
         self._client.close()

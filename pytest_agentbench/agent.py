@@ -82,6 +82,8 @@ class Turn:
     finish_reason: str | None = None
     error: str | None = None  # failure class when the model call failed
     invalid_tool_calls: tuple[str, ...] = ()  # calls the parser could not decode (told to the model)
+    retries: tuple[str, ...] = ()  # failure classes of attempts the adapter retried
+    extra: dict[str, Any] = field(default_factory=dict)  # adapter timings (tpot_s, decode_tok_s, ...)
 
 
 @dataclass
@@ -104,6 +106,16 @@ class AgentResult:
     def invalid_tool_calls(self) -> int:
         return sum(len(t.invalid_tool_calls) for t in self.turns)
 
+    def failures_by_class(self) -> dict[str, int]:
+        """Every failed model-call attempt by class: retried ones, the final one, invalid tool calls."""
+        counts: dict[str, int] = {}
+        for t in self.turns:
+            for cls in t.retries + ((t.error,) if t.error else ()):
+                counts[cls] = counts.get(cls, 0) + 1
+            if t.invalid_tool_calls:
+                counts["invalid_tool_call"] = counts.get("invalid_tool_call", 0) + len(t.invalid_tool_calls)
+        return counts
+
     @property
     def model_calls(self) -> int:
         return len(self.turns)
@@ -123,6 +135,8 @@ class AgentResult:
                 lines.append(f"  -> {'ok' if o.ok else 'ERROR'}: {clip(o.result, 1200)}")
             for raw in t.invalid_tool_calls:
                 lines.append(f"[invalid tool call] {clip(raw, 600)}")
+            if t.retries:
+                lines.append(f"[retried] {', '.join(t.retries)}")
             if t.error:
                 lines.append(f"[model call failed] {t.error}")
         if self.error:
@@ -252,13 +266,15 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
         try:
             completion = model.complete(messages, TOOLS, max_tokens=config.max_output_tokens, timeout=remaining)
         except ModelCallError as exc:
-            turns.append(Turn(index, time.monotonic() - t0, error=exc.failure))
+            turns.append(Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries))
             if exc.failure == "timeout" and deadline - time.monotonic() <= 0:
                 return done("agent_timeout", error=str(exc))
             return done("model_error", failure=exc.failure, error=str(exc))
         turn = Turn(index, completion.wall_s, completion.text, completion.message.reasoning,
                     usage=completion.usage, ttft_s=completion.ttft_s, finish_reason=completion.finish_reason)
         turn.invalid_tool_calls = completion.message.invalid_tool_calls
+        turn.retries = tuple(completion.extra.get("retries", ()))
+        turn.extra = {k: v for k, v in completion.extra.items() if k != "retries"}
         turns.append(turn)
         messages.append(_assistant_message(completion))
         if not completion.tool_calls and not turn.invalid_tool_calls:

@@ -1,6 +1,7 @@
 """The ``agentbench`` command: checks and tools that need no pytest run.
 
     agentbench validate [--models-file models.yaml] [--packets task_packets]
+    agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
 """
 
 from __future__ import annotations
@@ -43,6 +44,24 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _probe(args: argparse.Namespace) -> int:
+    from .endpoints import Endpoints
+    from .models import load_models, select
+    from .probe import format_probe, run_probe
+
+    try:
+        spec = select(load_models(args.models_file), [args.alias], args.models_file)[0]
+        spec.check_usable()
+    except ConfigError as exc:
+        print(f"agentbench probe: {exc}", file=sys.stderr)
+        return 2
+    with Endpoints() as endpoints:
+        url = endpoints.start([spec])[spec.alias]
+        results = run_probe(spec, url, context_tokens=args.context)
+    print(format_probe(spec, results))
+    return 0 if all(r.passed for r in results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentbench", description="pytest-agentbench tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--models-file", default="models.yaml")
     v.add_argument("--packets", action="append", metavar="DIR")
     v.set_defaults(func=_validate)
+    p = sub.add_parser("probe", help="send a fixed battery to one alias and say whether the agent can use it")
+    p.add_argument("alias")
+    p.add_argument("--models-file", default="models.yaml")
+    p.add_argument("--context", type=int, default=4096, metavar="TOKENS",
+                   help="the alias's context length, for the long-prompt check (default 4096)")
+    p.set_defaults(func=_probe)
     return parser
 
 

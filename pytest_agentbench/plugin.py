@@ -119,9 +119,12 @@ def _load_specs(settings: Settings) -> list[ModelSpec]:
         raise pytest.UsageError(f"--models={','.join(settings.models)} needs a models file: none found at "
                                 f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH")
     try:
+        from .adapter import retry_policies
+
         specs = select(load_models(settings.models_file), list(settings.models), settings.models_file)
         for spec in specs:
             spec.check_usable()
+            retry_policies(spec)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     return specs

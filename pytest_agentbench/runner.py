@@ -58,10 +58,22 @@ class RunRecord:
             ("agentbench.completion_tokens", usage.completion_tokens),
             ("agentbench.cached_tokens", usage.cached_tokens),
             ("agentbench.usage_reported", usage.reported),
+            ("agentbench.failures", ",".join(f"{k}:{v}" for k, v in sorted(self.agent.failures_by_class().items()))),
+            ("agentbench.invalid_tool_calls", self.agent.invalid_tool_calls),
+            ("agentbench.ttft_p50_s", _median([t.ttft_s for t in self.agent.turns if t.ttft_s is not None])),
             ("agentbench.sandbox", self.sandbox.kind),
             ("agentbench.isolation", self.sandbox.isolation),
         ]
         return props
+
+
+def _median(values: list[float]) -> float | str:
+    """The median, or "n/a" where nothing was measured (e.g. TTFT without streaming)."""
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return round(ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2, 6)
 
 
 def new_run_id() -> str:

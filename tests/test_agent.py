@@ -24,7 +24,7 @@ def spec(**kw: Any) -> ModelSpec:
 def run(responses: list[dict[str, Any]], config: AgentConfig | None = None, **spec_kw: Any):
     with ScriptedServer({"conversations": [{"responses": responses}]}) as server, \
             LocalSandbox(BUGFIX / "repo") as box:
-        adapter = ModelAdapter(spec(**spec_kw), base_url=server.base_url)
+        adapter = ModelAdapter(spec(**spec_kw), base_url=server.base_url, sleep=lambda s: None)
         result = run_agent("do the task", box, adapter, config or AgentConfig())
         adapter.close()
         return result, server.requests
@@ -135,3 +135,23 @@ def test_transcript_records_every_turn() -> None:
     result, _ = run([call("list_files"), call("finish", summary="bye")])
     text = result.transcript()
     assert "turn 0" in text and "[tool list_files]" in text and "[tool finish]" in text
+
+
+def test_run_token_totals_equal_the_sum_of_server_usage() -> None:
+    usages = [{"prompt_tokens": 100, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 64}},
+              {"prompt_tokens": 180, "completion_tokens": 11},
+              {"prompt_tokens": 250, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 128}}]
+    steps = [{**call("list_files"), "usage": usages[0]}, {**call("read_file", path="README.md"), "usage": usages[1]},
+             {**call("finish", summary="x"), "usage": usages[2]}]
+    result, _ = run(steps)
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens) == (530, 23, 192)
+
+
+def test_failure_counts_by_class_on_the_run() -> None:
+    steps = [{"attempts": [{"status": 503}, {"status": 429}, call("list_files")]},
+             {"tool_calls": [{"name": "read_file", "arguments": "{oops"}]},
+             {"status": 400, "error": "prompt is too long for the context window"}]
+    result, _ = run(steps)
+    assert result.outcome == "model_error" and result.failure == "context_overflow"
+    assert result.failures_by_class() == {"server_error": 1, "rate_limited": 1, "invalid_tool_call": 1,
+                                          "context_overflow": 1}

@@ -15,6 +15,12 @@ Script format (YAML or a dict; a folder of YAML files is merged)::
           - {delay_s: 2, content: "late"}
           - {raw: "not json at all"}                   # body sent verbatim
           - {content: "...", finish_reason: length, usage: {prompt_tokens: 5, completion_tokens: 1}}
+          - {no_usage: true, content: "a server that sends no usage"}
+          - {content: "abc", stream_drop_after: 2}         # streaming: the connection drops after 2 chunks
+          - {content: "abc", stream_stall_after: 1, stream_stall_s: 30}   # streaming: stalls after 1 chunk
+          - attempts:                                  # successive requests for the same turn (retries)
+              - {status: 503}
+              - {content: "second try works"}
 
 Turn N is the number of assistant messages in the request, so a replay is
 stateless and several conversations (xdist workers) can run at once. When a
@@ -132,7 +138,9 @@ class _Handler(BaseHTTPRequestHandler):
         model = body.get("model", "scripted")
         if body.get("stream"):
             self._stream(model, message, finish, usage if not step.get("no_usage") else None,
-                         bool((body.get("stream_options") or {}).get("include_usage")))
+                         bool((body.get("stream_options") or {}).get("include_usage")),
+                         drop_after=step.get("stream_drop_after"), stall=(step.get("stream_stall_after"),
+                                                                         float(step.get("stream_stall_s", 0))))
             return
         response = {"id": f"chatcmpl-{self.server.next_id()}", "object": "chat.completion",
                     "created": int(time.time()), "model": model,
@@ -142,19 +150,46 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, response)
 
     def _stream(self, model: str, message: dict[str, Any], finish: str, usage: dict[str, Any] | None,
-                include_usage: bool) -> None:
+                include_usage: bool, drop_after: int | None = None,
+                stall: tuple[int | None, float] = (None, 0.0)) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
         cid = f"chatcmpl-{self.server.next_id()}"
+        sent = [0]
+
+        class _Drop(Exception):
+            pass
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> None:
+            if drop_after is not None and sent[0] >= drop_after:
+                raise _Drop
+            if stall[0] is not None and sent[0] == stall[0]:
+                time.sleep(stall[1])
+            sent[0] += 1
             obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}
             self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
             self.wfile.flush()
 
+        try:
+            self._chunks(chunk, message, finish)
+        except _Drop:  # a connection dropped mid-stream: no [DONE], the socket just closes
+            self.close_connection = True
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
+        if include_usage and usage is not None:
+            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                   "choices": [], "usage": usage}
+            self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    @staticmethod
+    def _chunks(chunk: Any, message: dict[str, Any], finish: str) -> None:
         chunk({"role": "assistant", "content": ""})
         text = message.get("content") or ""
         for i in range(0, len(text), 8):
@@ -164,13 +199,6 @@ class _Handler(BaseHTTPRequestHandler):
                                    "function": {"name": call["function"]["name"], "arguments": ""}}]})
             chunk({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
         chunk({}, finish)
-        if include_usage and usage is not None:
-            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                   "choices": [], "usage": usage}
-            self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
-        self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):
@@ -183,6 +211,7 @@ class _Server(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._ids = 0
+        self._attempts: dict[tuple[int, int], int] = {}
 
     def next_id(self) -> int:
         with self._lock:
@@ -196,11 +225,17 @@ class _Server(ThreadingHTTPServer):
     def step_for(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         first_user = next((str(m.get("content") or "") for m in messages if m.get("role") == "user"), "")
         turn = sum(1 for m in messages if m.get("role") == "assistant")
-        for conv in self.conversations:
+        for index, conv in enumerate(self.conversations):
             match = conv.get("match")
             if match is None or match in first_user:
                 responses = conv.get("responses") or []
-                return responses[turn] if turn < len(responses) else {"content": EXHAUSTED}
+                step = responses[turn] if turn < len(responses) else {"content": EXHAUSTED}
+                if "attempts" in step:
+                    with self._lock:
+                        n = self._attempts.get((index, turn), 0)
+                        self._attempts[(index, turn)] = n + 1
+                    step = step["attempts"][min(n, len(step["attempts"]) - 1)]
+                return step
         return {"content": EXHAUSTED}
 
 
