@@ -310,6 +310,7 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             close()
     item = request.node
     item.user_properties.extend(record.properties())
+    item.user_properties.append(("agentbench.endpoint", base_url))
     item.add_report_section("call", "agentbench transcript", record.agent.transcript())
     item.add_report_section("call", "agentbench gates", format_gates(record))
     hook.pytest_agentbench_run_done(record=record, item=item)

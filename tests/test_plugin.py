@@ -117,10 +117,23 @@ def test_junit_properties(pytester: pytest.Pytester, folder: Path) -> None:
         assert prop in xml
 
 
-def test_xdist_two_workers(pytester: pytest.Pytester, folder: Path) -> None:
+def test_xdist_workers_share_the_controllers_server(pytester: pytest.Pytester, folder: Path) -> None:
+    import re
+
+    (folder / "packets" / "copy").mkdir()
+    src = folder / "packets" / "bugfix-median"
+    shutil.copytree(src, folder / "packets" / "copy" / "bugfix-median2")
+    yaml_path = folder / "packets" / "copy" / "bugfix-median2" / "packet.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("id: bugfix-median", "id: bugfix-median2"))
     result = pytester.runpytest_subprocess("--models=a,b", "--packets", "packets", "--sandbox=local", "-n", "2",
-                                           "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
+                                           "-p", "no:cacheprovider", "--junitxml=out.xml")
+    result.assert_outcomes(passed=2, failed=2)
+    xml = (folder / "out.xml").read_text()
+    urls = re.findall(r'name="agentbench.endpoint" value="([^"]+)"', xml)
+    assert len(urls) == 4
+    # one server per alias, started once by the controller: workers starting their own would give 4 URLs
+    assert len(set(urls)) == 2
+
 
 
 def test_repo_scripts_exist() -> None:
