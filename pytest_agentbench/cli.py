@@ -1,6 +1,7 @@
 """The ``agentbench`` command: checks and tools that need no pytest run.
 
     agentbench validate [--models-file models.yaml] [--packets task_packets]
+    agentbench check-packets [DIR ...] [--sandbox auto|docker|local]
     agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
 """
 
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--models-file", default="models.yaml")
     v.add_argument("--packets", action="append", metavar="DIR")
     v.set_defaults(func=_validate)
+    from . import selfcheck
+
+    c = sub.add_parser("check-packets", help="prove each packet meaningful: gates fail untouched, pass with "
+                                             "the reference")
+    selfcheck.add_arguments(c)
+    c.set_defaults(func=selfcheck.run)
     p = sub.add_parser("probe", help="send a fixed battery to one alias and say whether the agent can use it")
     p.add_argument("alias")
     p.add_argument("--models-file", default="models.yaml")
