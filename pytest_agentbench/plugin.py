@@ -20,6 +20,7 @@ from .packets import PACKET_FILE, Packet, load_packet, packet_root_of
 from .settings import SANDBOX_KINDS, Settings, split_list
 
 _WORKER_ENDPOINTS = "agentbench_endpoints"
+_WORKER_RESULTS = "agentbench_results"  # (results folder, completed pairs for --resume), from the controller
 
 
 @dataclass
@@ -30,6 +31,13 @@ class _State:
     urls: dict[str, str] | None = None
     start_error: str | None = None
     packet_ids: dict[str, Path] = field(default_factory=dict)
+    results_dir: Path | None = None  # where this process appends its JSONL (chosen by the controller)
+    done: frozenset[tuple[str, str]] = frozenset()  # (packet, alias) pairs --resume skips
+    writer: Any = None  # this process's JsonlWriter, opened on the first record
+    session_start: str = ""  # ISO time: the summary shows this session's runs (all of them with --resume)
+    records: list[dict[str, Any]] | None = None  # merged records (controller, after sessionfinish)
+    result_problems: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # files written, for the terminal summary
 
 
 STATE = pytest.StashKey[_State]()
@@ -63,6 +71,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--agent-timeout", dest="agentbench_agent_timeout", type=float, metavar="SECONDS",
                     help="wall-clock budget per agent run, overriding each packet's limits.timeout_s "
                          "(ini: agentbench_agent_timeout)")
+    group.addoption("--agentbench-results", dest="agentbench_results", metavar="DIR",
+                    help="folder for the run log: one JSONL file per xdist worker, merged at the end into "
+                         "DIR/results.jsonl and DIR/benchmark.json (ini: agentbench_results; default: "
+                         ".agentbench/runs/<time>-<pid> in the rootdir)")
+    group.addoption("--agentbench-html", dest="agentbench_html", metavar="PATH",
+                    help="write a self-contained HTML report (ini: agentbench_html)")
+    group.addoption("--resume", dest="agentbench_resume", metavar="PATH",
+                    help="skip (packet, alias) pairs that already have a record in PATH (a results folder or "
+                         "its results.jsonl); new runs are added to that folder")
+    parser.addini("agentbench_results", "folder for the JSONL run log, relative to the ini file", default="")
+    parser.addini("agentbench_html", "path of the HTML report, relative to the ini file", default="")
     parser.addini("agentbench_models", "model aliases to run (comma or space separated)", default="")
     parser.addini("agentbench_models_file", "path of models.yaml, relative to the ini file", default="")
     parser.addini("agentbench_packets", "task packet folders, relative to the ini file", type="paths", default=[])
@@ -108,8 +127,19 @@ def resolve_settings(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"ini agentbench_agent_timeout: expected seconds, found {raw!r}") from None
     if timeout is not None and timeout <= 0:
         raise pytest.UsageError(f"--agent-timeout: expected a number of seconds > 0, found {timeout}")
+
+    def path_of(cli: str | None, ini: str) -> Path | None:
+        if cli:
+            return (here / cli).resolve()
+        return (_ini_base(config) / config.getini(ini)).resolve() if config.getini(ini) else None
+
+    resume = (here / opt.agentbench_resume).resolve() if opt.agentbench_resume else None
+    results_dir = path_of(opt.agentbench_results, "agentbench_results")
+    if results_dir is None and resume is not None:
+        results_dir = resume.parent if resume.suffix == ".jsonl" else resume
     return Settings(models=models, models_file=models_file, packets=packets, sandbox=sandbox,
-                    agent_timeout=timeout)
+                    agent_timeout=timeout, results_dir=results_dir,
+                    html=path_of(opt.agentbench_html, "agentbench_html"), resume=resume)
 
 
 def _load_specs(settings: Settings) -> list[ModelSpec]:
@@ -142,6 +172,11 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and _WORKER_ENDPOINTS in workerinput:
         state.urls, state.start_error = workerinput[_WORKER_ENDPOINTS]
+    if workerinput is not None and _WORKER_RESULTS in workerinput:
+        results_dir, done = workerinput[_WORKER_RESULTS]
+        state.results_dir, state.done = Path(results_dir), frozenset(map(tuple, done))
+    elif workerinput is None:
+        _init_results(state, config)
     config.stash[STATE] = state
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "agentbench-xdist")
@@ -176,9 +211,26 @@ class _XdistController:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
+        state = self.config.stash[STATE]
+        node.workerinput[_WORKER_RESULTS] = (str(state.results_dir), sorted(state.done))
         if self.config.option.collectonly or not self.config.stash[STATE].specs:
             return
         node.workerinput[_WORKER_ENDPOINTS] = _ensure_endpoints(self.config)
+
+
+def _init_results(state: _State, config: pytest.Config) -> None:
+    """Controller (or a run without xdist): choose the results folder once, read --resume once."""
+    import time
+    from datetime import UTC, datetime
+
+    settings = state.settings
+    state.session_start = datetime.now(UTC).isoformat(timespec="microseconds")
+    state.results_dir = settings.results_dir or (
+        config.rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    if settings.resume is not None:
+        from .results import completed_pairs
+
+        state.done = frozenset(completed_pairs(settings.resume))
 
 
 # -- collection -------------------------------------------------------------
@@ -272,6 +324,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                          ids=[f"{packet.id}-{spec.alias}" for spec in state.specs])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--resume: deselect (packet, alias) pairs that already have a record."""
+    done = config.stash[STATE].done
+    if not done:
+        return
+    keep, skip = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("agentbench_case") if callspec is not None else None
+        finished = isinstance(case, Case) and (case.packet.id, case.spec.alias) in done
+        (skip if finished else keep).append(item)
+    if skip:
+        config.hook.pytest_deselected(items=skip)
+        items[:] = keep
+
+
 # -- fixtures and default hook implementations -----------------------------------
 @pytest.fixture
 def agentbench_case(request: pytest.FixtureRequest) -> Case:
@@ -310,11 +378,21 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             close()
     item = request.node
     item.user_properties.extend(record.properties())
-    item.user_properties.append(("agentbench.endpoint", base_url))
+    item.user_properties.append(("agentbench.endpoint", _public_url(base_url)))
     item.add_report_section("call", "agentbench transcript", record.agent.transcript())
     item.add_report_section("call", "agentbench gates", format_gates(record))
+    record.extra.setdefault("nodeid", item.nodeid)
     hook.pytest_agentbench_run_done(record=record, item=item)
     return record
+
+
+def _public_url(url: str) -> str:
+    """scheme://host:port/path only: no user:password@ or ?key= that could carry a secret."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 @pytest.hookimpl(trylast=True)
@@ -329,6 +407,60 @@ def pytest_agentbench_make_adapter(spec: ModelSpec, base_url: str) -> Any:
     from .adapter import ModelAdapter
 
     return ModelAdapter(spec, base_url=base_url)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_agentbench_run_done(record: Any, item: pytest.Item) -> None:
+    """Default: append the run to this process's JSONL file (fsynced; the controller merges them)."""
+    from .results import JsonlWriter, record_to_dict, worker_results_path
+
+    state = item.config.stash[STATE]
+    if state.results_dir is None:
+        return
+    if state.writer is None:
+        worker = getattr(item.config, "workerinput", {}).get("workerid")
+        state.writer = JsonlWriter(worker_results_path(state.results_dir, worker))
+    state.writer.write(record_to_dict(record))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Controller only: merge the workers' JSONL, then write benchmark JSON and the HTML report."""
+    config = session.config
+    state = config.stash.get(STATE, None)
+    if state is None or hasattr(config, "workerinput") or state.results_dir is None:
+        return
+    from .results import RESULTS_FILE, default_commit_info, merge_jsonl, worker_files, write_benchmark_json
+
+    parts = worker_files(state.results_dir)
+    if not parts:
+        return
+    merged = merge_jsonl(parts, state.results_dir / RESULTS_FILE, on_problem=state.result_problems.append)
+    state.records = merged if state.settings.resume else [
+        r for r in merged if str(r.get("timestamp", "")) >= state.session_start]
+    bench = write_benchmark_json(state.records, state.results_dir / "benchmark.json",
+                                 commit_info=default_commit_info(config.rootpath))
+    state.outputs += [str(state.results_dir / RESULTS_FILE), str(bench)]
+    if state.settings.html is not None:
+        from .report import write_html
+
+        state.outputs.append(str(write_html(state.records, state.settings.html, "agentbench report",
+                                            aliases=[s.alias for s in state.specs])))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.records:
+        return
+    from .summary import format_summary
+
+    tr = terminalreporter
+    tr.write_sep("=", "agentbench")
+    for problem in state.result_problems:
+        tr.write_line(f"warning: {problem}", yellow=True)
+    width = min(100, config.get_terminal_writer().fullwidth)
+    tr.write_line(format_summary(state.records, width=width, aliases=[s.alias for s in state.specs]))
+    for path in state.outputs:
+        tr.write_line(f"written: {path}")
 
 
 def format_gates(record: Any) -> str:

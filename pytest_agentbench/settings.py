@@ -15,6 +15,9 @@ class Settings:
     packets: tuple[Path, ...] = ()
     sandbox: str = "auto"
     agent_timeout: float | None = None  # overrides every packet's limits.timeout_s
+    results_dir: Path | None = None  # --agentbench-results; None: .agentbench/runs/<time>-<pid>
+    html: Path | None = None  # --agentbench-html
+    resume: Path | None = None  # --resume: a results folder or results.jsonl
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:

@@ -148,3 +148,22 @@ def test_partial_trajectory_fails_exactly_the_regression_gate(pytester: pytest.P
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*1 of 2 gate(s) failed: regression*"])
     assert 'name="agentbench.gates_failed" value="regression"' in (folder / "out.xml").read_text()
+
+
+def test_results_jsonl_benchmark_html_summary_and_resume(pytester: pytest.Pytester, folder: Path) -> None:
+    import json
+
+    args = ["--models=a,b", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider"]
+    result = pytester.runpytest_subprocess(*args, "-n", "2", "--agentbench-results", "res",
+                                           "--agentbench-html", "report.html")
+    result.assert_outcomes(passed=1, failed=1)
+    records = [json.loads(line) for line in (folder / "res" / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["alias"], r["passed"]) for r in records) == [("a", True), ("b", False)]
+    assert len(list((folder / "res").glob("results-gw*.jsonl"))) >= 1  # per-worker files, merged
+    bench = json.loads((folder / "res" / "benchmark.json").read_text())
+    assert len(bench["benchmarks"]) == 2
+    assert "<html" in (folder / "report.html").read_text().lower()
+    result.stdout.fnmatch_lines(["*= agentbench =*", "*pass rate*", "*written: *results.jsonl"])
+    # --resume skips the pairs already recorded
+    again = pytester.runpytest(*args, "--resume", "res")
+    again.assert_outcomes(deselected=2)
