@@ -2,6 +2,8 @@
 
     agentbench validate [--models-file models.yaml] [--packets task_packets]
     agentbench check-packets [DIR ...] [--sandbox auto|docker|local]
+    agentbench report results.jsonl [--html report.html]
+    agentbench merge-junit a.xml b.xml [-o merged.xml]
     agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
 """
 
@@ -63,6 +65,38 @@ def _probe(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_html
+    from .results import load_records
+    from .summary import format_summary
+
+    path = Path(args.results)
+    if path.is_dir():
+        path = path / "results.jsonl"
+    if not path.is_file():
+        print(f"agentbench report: {path} not found: give a results.jsonl or the folder holding it "
+              "(pytest --agentbench-results DIR writes one)", file=sys.stderr)
+        return 2
+    records = load_records(path, on_problem=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    print(format_summary(records))
+    if args.html:
+        print(f"written: {write_html(records, Path(args.html), args.title)}")
+    return 0
+
+
+def _merge_junit(args: argparse.Namespace) -> int:
+    from .junit_merge import format_alias_table, merge_junit
+
+    missing = [p for p in args.files if not Path(p).is_file()]
+    if missing:
+        print(f"agentbench merge-junit: not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    rows = merge_junit([Path(p) for p in args.files], Path(args.output) if args.output else None,
+                       on_problem=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    print(format_alias_table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentbench", description="pytest-agentbench tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
                                              "the reference")
     selfcheck.add_arguments(c)
     c.set_defaults(func=selfcheck.run)
+    r = sub.add_parser("report", help="print the comparison summary of a results.jsonl, optionally as HTML")
+    r.add_argument("results", help="a results.jsonl or the folder that holds it")
+    r.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
+    r.add_argument("--title", default="agentbench report")
+    r.set_defaults(func=_report)
+    m = sub.add_parser("merge-junit", help="merge JUnit XML files (one per model or CI job); per-alias table")
+    m.add_argument("files", nargs="+")
+    m.add_argument("-o", "--output", metavar="PATH", help="write the merged JUnit XML here")
+    m.set_defaults(func=_merge_junit)
     p = sub.add_parser("probe", help="send a fixed battery to one alias and say whether the agent can use it")
     p.add_argument("alias")
     p.add_argument("--models-file", default="models.yaml")

@@ -367,11 +367,19 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
         raise ServerError(f"{spec.where}: no endpoint for this alias")
     hook = config.hook
     model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
+
+    def execute() -> Any:
+        return run_packet(packet, spec, model,
+                          lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
+                          agent_timeout=state.settings.agent_timeout)
+
     try:
-        record = run_packet(
-            packet, spec, model,
-            lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
-            agent_timeout=state.settings.agent_timeout)
+        bench = _benchmark_fixture(request)
+        if bench is not None:  # pytest-benchmark active (not under xdist): the run is the measured round
+            record = bench.pedantic(execute, rounds=1, iterations=1)
+            bench.extra_info.update({k.removeprefix("agentbench."): v for k, v in record.properties()})
+        else:
+            record = execute()
     finally:
         close = getattr(model, "close", None)
         if close is not None:
@@ -384,6 +392,17 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     record.extra.setdefault("nodeid", item.nodeid)
     hook.pytest_agentbench_run_done(record=record, item=item)
     return record
+
+
+def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
+    """pytest-benchmark's fixture where that plugin is active and enabled, else None.
+
+    Under xdist pytest-benchmark disables itself; the controller's benchmark.json covers that case.
+    """
+    if not request.config.pluginmanager.hasplugin("benchmark"):
+        return None
+    bench = request.getfixturevalue("benchmark")
+    return None if getattr(bench, "disabled", True) else bench
 
 
 def _public_url(url: str) -> str:

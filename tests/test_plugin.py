@@ -167,3 +167,34 @@ def test_results_jsonl_benchmark_html_summary_and_resume(pytester: pytest.Pytest
     # --resume skips the pairs already recorded
     again = pytester.runpytest(*args, "--resume", "res")
     again.assert_outcomes(deselected=2)
+
+
+def test_pytest_benchmark_gets_each_run_with_extra_info(pytester: pytest.Pytester, folder: Path) -> None:
+    import json
+
+    result = pytester.runpytest("--models=a,b", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider",
+                                "--benchmark-json=bench.json")
+    result.assert_outcomes(passed=1, failed=1)
+    data = json.loads((folder / "bench.json").read_text())
+    got = sorted((b["param"], b["extra_info"]["passed"], b["stats"]["rounds"]) for b in data["benchmarks"])
+    assert got == [("bugfix-median-a", True, 1), ("bugfix-median-b", False, 1)]
+    assert all(b["extra_info"]["gates_total"] == 2 for b in data["benchmarks"])
+
+
+def test_cli_report_and_merge_junit(pytester: pytest.Pytester, folder: Path) -> None:
+    pytester.runpytest("--models=a", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider",
+                       "--agentbench-results", "ra", "--junitxml=a.xml")
+    pytester.runpytest("--models=b", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider",
+                       "--agentbench-results", "rb", "--junitxml=b.xml")
+    import sys
+
+    agentbench = (sys.executable, "-m", "pytest_agentbench.cli")
+    report = pytester.run(*agentbench, "report", "ra", "--html", "r.html")
+    assert report.ret == 0
+    report.stdout.fnmatch_lines(["*pass rate*", "written: *r.html"])
+    merged = pytester.run(*agentbench, "merge-junit", "a.xml", "b.xml", "-o", "all.xml")
+    assert merged.ret == 0
+    text = merged.stdout.str()
+    assert "\na (test double)" in "\n" + text and "\nb (test double)" in text and (folder / "all.xml").is_file()
+    missing = pytester.run(*agentbench, "report", "nope")
+    assert missing.ret == 2 and "not found" in missing.stderr.str()
