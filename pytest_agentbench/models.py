@@ -46,7 +46,7 @@ class ModelSpec:
     serve: dict[str, Any] | None = None
     cost: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
-    temperature: float | None = 0.0
+    temperature: float | None = 0.0  # None: send none (some commercial models accept only their default)
     max_tokens: int | None = None
     timeout_s: float = 300.0
     retries: dict[str, Any] = field(default_factory=dict)
@@ -165,16 +165,17 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     if system_role not in ("system", "user"):
         raise (where / "system_role").fail(f"expected 'system' or 'user', found {system_role!r}")
     cost = get_mapping(data, "cost", where)
-    for key, value in cost.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise (where / "cost" / str(key)).fail(f"expected a number >= 0, found {value!r}")
+    from .cost import parse_cost_spec
+
+    parse_cost_spec(cost, str(where / "cost"), error=ModelsFileError)
     retries = get_mapping(data, "retries", where)
     return ModelSpec(
         alias=alias, model=get_str(data, "model", where, required=True) or "", source=Path(where.file),
         base_url=base_url.rstrip("/") if base_url else None, api_key_env=api_key_env,
         tool_parser=tool_parser or "openai", reasoning_parser=reasoning, serve=serve, cost=dict(cost),
         stream=get_bool(data, "stream", where, False),
-        temperature=get_number(data, "temperature", where, 0.0, minimum=0),
+        temperature=None if "temperature" in data and data["temperature"] is None
+        else get_number(data, "temperature", where, 0.0, minimum=0),
         max_tokens=get_number(data, "max_tokens", where, None, integer=True, minimum=1),
         timeout_s=float(get_number(data, "timeout_s", where, 300.0, minimum=0.1)),
         retries=dict(retries), system_role=system_role or "system",

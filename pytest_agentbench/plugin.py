@@ -38,6 +38,8 @@ class _State:
     records: list[dict[str, Any]] | None = None  # merged records (controller, after sessionfinish)
     result_problems: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)  # files written, for the terminal summary
+    metrics_before: dict[str, Any] = field(default_factory=dict)  # alias -> /metrics snapshot at server start
+    reconciliation: list[str] = field(default_factory=list)  # client vs server token totals, per alias
 
 
 STATE = pytest.StashKey[_State]()
@@ -155,9 +157,25 @@ def _load_specs(settings: Settings) -> list[ModelSpec]:
         for spec in specs:
             spec.check_usable()
             retry_policies(spec)
+        check_disjoint_devices(specs)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     return specs
+
+
+def check_disjoint_devices(specs: list[ModelSpec]) -> None:
+    """Never two servers on one GPU by accident: servers started in one run need disjoint devices."""
+    owner: dict[str, str] = {}
+    for spec in specs:
+        devices = (spec.serve or {}).get("devices")
+        if spec.serve is None or spec.serve.get("engine") != "vllm" or devices is None:
+            continue
+        for device in str(devices).replace(" ", "").split(","):
+            if device in owner:
+                raise ConfigError(f"--models: aliases {owner[device]!r} and {spec.alias!r} would both start a "
+                                  f"server on device {device!r}; give them disjoint serve.devices (or MIG "
+                                  "slices), or run them in separate pytest runs")
+            owner[device] = spec.alias
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -200,7 +218,48 @@ def _ensure_endpoints(config: pytest.Config) -> tuple[dict[str, str], str | None
             state.urls = state.endpoints.start(state.specs)
         except (AgentbenchError, OSError) as exc:
             state.urls, state.start_error = {}, str(exc)
+        for spec in state.specs:
+            root = _metrics_root(spec, state.urls or {})
+            if root is not None:
+                from .metrics import scrape
+
+                try:
+                    state.metrics_before[spec.alias] = scrape(root, model_name=spec.model)
+                except Exception as exc:  # metrics are a bonus: never fail the run on them
+                    state.reconciliation.append(f"{spec.alias}: /metrics not readable at start ({exc})")
     return state.urls or {}, state.start_error
+
+
+def _metrics_root(spec: ModelSpec, urls: dict[str, str]) -> str | None:
+    """The root URL of a vLLM server we started (it serves /metrics), else None."""
+    if not spec.serve or spec.serve.get("engine") != "vllm" or spec.alias not in urls:
+        return None
+    return urls[spec.alias].removesuffix("/v1")
+
+
+def _reconcile(state: _State, records: list[dict[str, Any]]) -> None:
+    """Session totals: the client's token sums against the server's counter deltas (must be equal)."""
+    from .metrics import diff, scrape_settled
+
+    for spec in state.specs:
+        before = state.metrics_before.get(spec.alias)
+        root = _metrics_root(spec, state.urls or {})
+        if before is None or root is None:
+            continue
+        try:
+            delta = diff(before, scrape_settled(root, model_name=spec.model))
+        except Exception as exc:
+            state.reconciliation.append(f"{spec.alias}: /metrics not readable at the end ({exc})")
+            continue
+        mine = [r for r in records if r.get("alias") == spec.alias]
+        client_in = sum(r["client"]["tokens"]["prompt"] for r in mine)
+        client_out = sum(r["client"]["tokens"]["completion"] for r in mine)
+        same = (client_in, client_out) == (delta.prompt_tokens, delta.generation_tokens)
+        verdict = "equal" if same else "MISMATCH"
+        state.reconciliation.append(
+            f"{spec.alias}: tokens client {client_in:,} in / {client_out:,} out; server /metrics "
+            f"{delta.prompt_tokens:,} in / {delta.generation_tokens:,} out: {verdict}"
+            + ("" if same else " (a resumed run or traffic from outside this session counts too)"))
 
 
 class _XdistController:
@@ -368,10 +427,22 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     hook = config.hook
     model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
 
+    metrics_root = _metrics_root(spec, urls)
+
     def execute() -> Any:
-        return run_packet(packet, spec, model,
-                          lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
-                          agent_timeout=state.settings.agent_timeout)
+        before = _try_scrape(metrics_root, spec, settled=False)
+        record = run_packet(packet, spec, model,
+                            lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
+                            agent_timeout=state.settings.agent_timeout)
+        after = _try_scrape(metrics_root, spec, settled=True)
+        if before is not None and after is not None:
+            from .metrics import diff
+
+            delta = diff(before, after).to_dict(prefix="")
+            # Other xdist workers share the server: their traffic is in this window too.
+            delta["shared_with_other_workers"] = hasattr(config, "workerinput")
+            record.extra["server_metrics"] = delta
+        return record
 
     try:
         bench = _benchmark_fixture(request)
@@ -394,6 +465,18 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     return record
 
 
+def _try_scrape(root: str | None, spec: ModelSpec, *, settled: bool) -> Any:
+    if root is None:
+        return None
+    from .metrics import scrape, scrape_settled
+
+    try:
+        return scrape_settled(root, model_name=spec.model, timeout_s=3.0) if settled else \
+            scrape(root, model_name=spec.model)
+    except Exception:  # a scrape that fails leaves the run without server numbers, nothing more
+        return None
+
+
 def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
     """pytest-benchmark's fixture where that plugin is active and enabled, else None.
 
@@ -401,8 +484,10 @@ def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
     """
     if not request.config.pluginmanager.hasplugin("benchmark"):
         return None
-    bench = request.getfixturevalue("benchmark")
-    return None if getattr(bench, "disabled", True) else bench
+    session = getattr(request.config, "_benchmarksession", None)  # asking a disabled one only earns a warning
+    if session is None or getattr(session, "disabled", True):
+        return None
+    return request.getfixturevalue("benchmark")
 
 
 def _public_url(url: str) -> str:
@@ -456,6 +541,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     merged = merge_jsonl(parts, state.results_dir / RESULTS_FILE, on_problem=state.result_problems.append)
     state.records = merged if state.settings.resume else [
         r for r in merged if str(r.get("timestamp", "")) >= state.session_start]
+    _reconcile(state, state.records)
     bench = write_benchmark_json(state.records, state.results_dir / "benchmark.json",
                                  commit_info=default_commit_info(config.rootpath))
     state.outputs += [str(state.results_dir / RESULTS_FILE), str(bench)]
@@ -476,6 +562,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_sep("=", "agentbench")
     for problem in state.result_problems:
         tr.write_line(f"warning: {problem}", yellow=True)
+    for line in state.reconciliation:
+        tr.write_line(line, red="MISMATCH" in line or "not readable" in line)
     width = min(100, config.get_terminal_writer().fullwidth)
     tr.write_line(format_summary(state.records, width=width, aliases=[s.alias for s in state.specs]))
     for path in state.outputs:
