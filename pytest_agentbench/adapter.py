@@ -248,6 +248,8 @@ class ModelAdapter:
         kwargs: dict[str, Any] = {"model": spec.model, "messages": shape_messages(spec, messages)}
         if tools:
             kwargs["tools"] = shape_tools(spec, tools)
+            if spec.tool_choice:
+                kwargs["tool_choice"] = spec.tool_choice
         if spec.temperature is not None:
             kwargs["temperature"] = spec.temperature
         caps = [x for x in (max_tokens, spec.max_tokens) if x]

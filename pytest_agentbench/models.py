@@ -26,7 +26,7 @@ _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ALIAS_KEYS = {
     "model", "base_url", "api_key_env", "tool_parser", "reasoning_parser", "serve", "cost", "stream",
     "temperature", "max_tokens", "timeout_s", "retries", "system_role", "strict_tools", "extra_body",
-    "description", "test_double",
+    "description", "test_double", "tool_choice",
 }
 _SERVE_KEYS = {"engine", "script", "model_path", "devices", "tensor_parallel_size", "args", "env",
                "startup_timeout_s", "python"}
@@ -52,6 +52,7 @@ class ModelSpec:
     retries: dict[str, Any] = field(default_factory=dict)
     system_role: str = "system"  # system | user (fold the system prompt into the first user turn)
     strict_tools: bool = False
+    tool_choice: str | None = None  # auto | required | none; None: the server's default
     extra_body: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     test_double: bool = False  # a scripted replay server, not a model: reports say so
@@ -161,6 +162,9 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     if api_key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
         raise (where / "api_key_env").fail(f"expected the NAME of an environment variable (e.g. OPENAI_API_KEY),"
                                            f" found {api_key_env!r} - never put the key itself in models.yaml")
+    tool_choice = get_str(data, "tool_choice", where, None)
+    if tool_choice not in (None, "auto", "required", "none"):
+        raise (where / "tool_choice").fail(f"expected auto, required or none, found {tool_choice!r}")
     system_role = get_str(data, "system_role", where, "system")
     if system_role not in ("system", "user"):
         raise (where / "system_role").fail(f"expected 'system' or 'user', found {system_role!r}")
@@ -179,7 +183,7 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
         max_tokens=get_number(data, "max_tokens", where, None, integer=True, minimum=1),
         timeout_s=float(get_number(data, "timeout_s", where, 300.0, minimum=0.1)),
         retries=dict(retries), system_role=system_role or "system",
-        strict_tools=get_bool(data, "strict_tools", where, False),
+        strict_tools=get_bool(data, "strict_tools", where, False), tool_choice=tool_choice,
         extra_body=get_mapping(data, "extra_body", where),
         description=get_str(data, "description", where, "") or "",
         test_double=get_bool(data, "test_double", where, False) or bool(serve and serve["engine"] == "scripted"),

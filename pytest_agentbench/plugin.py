@@ -196,8 +196,24 @@ def pytest_configure(config: pytest.Config) -> None:
     elif workerinput is None:
         _init_results(state, config)
     config.stash[STATE] = state
+    if workerinput is None and any(spec.serve for spec in state.specs):
+        _stop_servers_on_sigterm()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "agentbench-xdist")
+
+
+def _stop_servers_on_sigterm() -> None:
+    """SIGTERM ends pytest like Ctrl-C, so the servers we started are stopped and results merged."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

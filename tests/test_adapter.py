@@ -153,3 +153,10 @@ def test_stalled_stream_is_a_timeout() -> None:
                  timeout_s=1, retries={"timeout": 0}) as a, pytest.raises(ModelCallError) as exc:
         a.adapter.complete(MESSAGES)
     assert exc.value.failure == "timeout"
+
+
+def test_tool_choice_is_sent_only_with_tools() -> None:
+    with Adapter([{"content": "a"}, {"content": "b"}], tool_choice="required") as a:
+        a.adapter.complete(MESSAGES, TOOLS)
+        a.adapter.complete(MESSAGES)
+    assert a.server.requests[0]["tool_choice"] == "required" and "tool_choice" not in a.server.requests[1]

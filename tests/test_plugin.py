@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -198,3 +200,31 @@ def test_cli_report_and_merge_junit(pytester: pytest.Pytester, folder: Path) -> 
     assert "\na (test double)" in "\n" + text and "\nb (test double)" in text and (folder / "all.xml").is_file()
     missing = pytester.run(*agentbench, "report", "nope")
     assert missing.ret == 2 and "not found" in missing.stderr.str()
+
+
+@pytest.mark.docker
+def test_docker_sandbox_full_run_leaves_no_container(pytester: pytest.Pytester, folder: Path) -> None:
+    from pytest_agentbench.sandbox import docker_status
+
+    ok, why = docker_status()
+    if not ok:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: the Docker tests must run: {why}")
+        pytest.skip(why)
+    docker = shutil.which("docker") or "docker"
+    before = subprocess.run([docker, "ps", "-aq", "--filter", "label=agentbench.run"], capture_output=True,
+                            text=True).stdout.split()
+    result = pytester.runpytest("--models=a,b", "--packets", "packets", "--sandbox=docker", "--junitxml=out.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    assert 'name="agentbench.sandbox" value="docker"' in (folder / "out.xml").read_text()
+    after = subprocess.run([docker, "ps", "-aq", "--filter", "label=agentbench.run"], capture_output=True,
+                           text=True).stdout.split()
+    assert set(after) <= set(before)
+
+
+def test_sandbox_docker_without_engine_is_a_usage_error(pytester: pytest.Pytester, folder: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{folder}/no-such-docker.sock")
+    result = pytester.runpytest_subprocess("--models=a", "--packets", "packets", "--sandbox=docker")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--sandbox=docker:*docker-up*"])

@@ -17,7 +17,7 @@ pytest_plugins = ["pytester"]
 
 
 def _vllm_processes(marker: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "vllm.entrypoints" in line and marker in line]
 
 
@@ -51,3 +51,46 @@ models:
     assert len(list((pytester.path / ".agentbench" / "logs").glob("*.log"))) == 1  # exactly one start
     result.stdout.fnmatch_lines(["tiny-cpu: tokens client * in / * out; server /metrics * in / * out: equal"])
     assert _vllm_processes(str(model)) == []  # stopped with the session
+
+
+def test_sigterm_stops_the_server_and_keeps_finished_runs(pytester: pytest.Pytester, tiny_model: Path,  # noqa: F811
+                                                          vllm_python: str) -> None:  # noqa: F811
+    import json
+    import signal
+    import sys
+    import time
+
+    model = pytester.path / "model-sigterm"
+    shutil.copytree(tiny_model, model)
+    shutil.copytree(BUGFIX, pytester.path / "packets" / "a-fast")
+    slow = pytester.path / "packets" / "b-slow"
+    shutil.copytree(BUGFIX, slow)
+    (slow / "packet.yaml").write_text((slow / "packet.yaml").read_text()
+                                      .replace("id: bugfix-median", "id: b-slow")
+                                      .replace("run: python -m pytest -q -p no:cacheprovider tests\n",
+                                               "run: sleep 300\n    timeout_s: 400\n"))
+    (pytester.path / "models.yaml").write_text(f"""\
+models:
+  tiny-cpu:
+    model: tiny
+    max_tokens: 16
+    serve:
+      engine: vllm
+      model_path: {model}
+      python: {vllm_python}
+      args: {{load_format: dummy, max_model_len: 2048}}
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--models=tiny-cpu", "--packets", "packets",
+                             "--sandbox=local", "-p", "no:cacheprovider", "--agentbench-results", "res"],
+                            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    part = pytester.path / "res" / "results-main.jsonl"
+    deadline = time.monotonic() + 600
+    while not part.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(1)
+    assert part.exists(), "the first run never finished"
+    assert _vllm_processes(str(model)), "the server should be up while the slow gate runs"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert _vllm_processes(str(model)) == [], out[-2000:]
+    merged = [json.loads(line) for line in (pytester.path / "res" / "results.jsonl").read_text().splitlines()]
+    assert [r["packet"]["id"] for r in merged] == ["bugfix-median"]  # the finished run survived

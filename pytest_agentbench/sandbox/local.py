@@ -162,6 +162,9 @@ class LocalSandbox:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
+        except BaseException:  # Ctrl-C / SIGTERM while waiting: the command must not outlive us
+            self._kill_group(proc.pid)
+            raise
         # Kill the whole group either way: a background child must not outlive the command.
         self._kill_group(proc.pid)
         if timed_out:
