@@ -5,6 +5,8 @@
     agentbench report results.jsonl [--html report.html]
     agentbench merge-junit a.xml b.xml [-o merged.xml]
     agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
+    agentbench sweep --models ALIAS --devs 1,2,4,8 [--slo-ttft-p50 S] [--slo-tps-p50 TOK/S] [--out DIR]
+    agentbench size --params 8e9 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --context 32768 --gpu H100-80GB
 """
 
 from __future__ import annotations
@@ -125,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=int, default=4096, metavar="TOKENS",
                    help="the alias's context length, for the long-prompt check (default 4096)")
     p.set_defaults(func=_probe)
+    from . import sizing_cli, sweep
+
+    sweep.add_parser(sub)
+    sizing_cli.add_parser(sub)
     return parser
 
 

