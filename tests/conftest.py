@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -22,3 +23,20 @@ def user_folder(tmp_path: Path) -> Path:
         "  b:\n    model: scripted-noop\n    serve: {engine: scripted, script: scripts/noop}\n"
     )
     return tmp_path
+
+
+def unavailable(reason: str) -> None:
+    """Skip a test whose infrastructure is missing - except under CI=true, where it must run: fail."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: this test must run in CI, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """An answering Docker engine (started with scripts/docker-up if needed), else skip - or fail under CI."""
+    from pytest_agentbench.sandbox.docker import start_engine
+
+    ok, why = start_engine()
+    if not ok:
+        unavailable(f"no Docker engine: {why}")

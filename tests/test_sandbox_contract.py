@@ -36,16 +36,6 @@ MakeSandbox = Callable[..., Sandbox]
 
 
 # -- fixtures ----------------------------------------------------------------
-@pytest.fixture(scope="session")
-def docker_engine() -> None:
-    """An answering Docker engine (started with scripts/docker-up if needed), else skip - or fail under CI."""
-    from pytest_agentbench.sandbox.docker import start_engine
-
-    ok, why = start_engine()
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and no Docker engine answers: {why}", pytrace=False)
-        pytest.skip(f"no Docker engine: {why}")
 
 
 @pytest.fixture(params=BACKENDS)

