@@ -263,11 +263,21 @@ class ModelAdapter:
         return kwargs
 
     def _attempt(self, kwargs: dict[str, Any], timeout: float | None) -> _Raw:
+        from openai import Stream
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        body = dict(kwargs)
+        body.update(body.pop("extra_body", None) or {})
+        limit = max(0.1, min(timeout, self.spec.timeout_s)) if timeout else self.spec.timeout_s
         start = time.perf_counter()
         try:
-            response = self._client.chat.completions.create(
-                **kwargs, timeout=max(0.1, min(timeout, self.spec.timeout_s)) if timeout else self.spec.timeout_s)
-            if kwargs.get("stream"):
+            # client.post, not chat.completions.create: the same request, errors and response types,
+            # without the SDK re-walking every message and tool schema on each call (measured:
+            # 4.1 -> 2.4 ms of client CPU per plain call, 5.8 -> 3.7 streamed; benchmarks/bench_harness.py).
+            response = self._client.post("/chat/completions", body=body, cast_to=ChatCompletion,
+                                         stream=bool(body.get("stream")), stream_cls=Stream[ChatCompletionChunk],
+                                         options={"timeout": limit})
+            if body.get("stream"):
                 return _collect_stream(response, start)
         except ModelCallError:
             raise

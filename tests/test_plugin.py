@@ -170,8 +170,11 @@ def test_results_jsonl_benchmark_html_summary_and_resume(pytester: pytest.Pytest
     again.assert_outcomes(deselected=2)
 
 
-def test_pytest_benchmark_gets_each_run_with_extra_info(pytester: pytest.Pytester, folder: Path) -> None:
+def test_pytest_benchmark_gets_each_run_with_extra_info(pytester: pytest.Pytester, folder: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import json
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # when this suite itself runs under xdist
 
     result = pytester.runpytest("--models=a,b", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider",
                                 "--benchmark-json=bench.json")
