@@ -1,0 +1,30 @@
+"""pytest-agentbench: evaluate LLM coding agents on task packets, across model aliases.
+
+The pytest plugin lives in :mod:`pytest_agentbench.plugin`; everything below is the
+pytest-free core, importable as a library. Names load lazily, so importing the
+package (as pytest does for the plugin) stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "AgentConfig": "agent", "AgentResult": "agent", "run_agent": "agent",
+    "ModelAdapter": "adapter", "ModelCallError": "adapter", "FAILURE_CLASSES": "adapter",
+    "ModelSpec": "models", "load_models": "models",
+    "Packet": "packets", "Gate": "packets", "load_packet": "packets", "discover_packets": "packets",
+    "GateFailed": "gates", "GateResult": "gates", "run_gates": "gates",
+    "RunRecord": "runner", "run_packet": "runner",
+    "LocalSandbox": "sandbox", "Sandbox": "sandbox", "ExecResult": "sandbox", "make_sandbox": "sandbox",
+    "AgentbenchError": "errors", "ConfigError": "errors", "PacketError": "errors", "ModelsFileError": "errors",
+    "InfrastructureError": "errors", "SandboxError": "errors", "ServerError": "errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'pytest_agentbench' has no attribute {name!r}")

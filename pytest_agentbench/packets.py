@@ -8,7 +8,7 @@ are errors that name the file, the key and what was expected.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -216,6 +216,3 @@ def packet_root_of(path: Path, stop: Path | None = None) -> Path | None:
             break
     return None
 
-
-def summary(packet: Packet) -> Mapping[str, Any]:
-    return {"id": packet.id, "kind": packet.kind, "version": packet.version, "gates": len(packet.gates)}
