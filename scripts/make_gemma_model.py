@@ -22,16 +22,15 @@ Idempotent: an existing complete folder made by the same recipe is left alone.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
-import os
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import _model_folder  # noqa: E402 (scripts/ is on sys.path when a script runs)
 
 RECIPE_VERSION = 1
 MARKER = ".agentbench-gemma-model.json"
@@ -127,11 +126,7 @@ def add_bos(out: Path) -> None:
 
 
 def is_complete(out: Path) -> bool:
-    try:
-        marker = json.loads((out / MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return marker.get("recipe_version") == RECIPE_VERSION and (out / "model.safetensors").exists()
+    return _model_folder.is_complete(out, MARKER, RECIPE_VERSION, ("model.safetensors",))
 
 
 def convert(out: Path) -> dict[str, Any]:
@@ -207,34 +202,13 @@ def convert(out: Path) -> dict[str, Any]:
 
 
 def make_gemma_model(out: Path = DEFAULT_OUT, *, force: bool = False) -> Path:
-    out = out.resolve()
-    if is_complete(out) and not force:
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
-        convert(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    """Create the model folder at ``out`` unless a complete one is there; return it."""
+    return _model_folder.build_atomically(out, convert, is_complete, force=force)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--force", action="store_true", help="rebuild even if a complete folder exists")
-    args = parser.parse_args(argv)
-    start = time.monotonic()
-    existed = is_complete(args.out.resolve()) and not args.force
-    out = make_gemma_model(args.out, force=args.force)
-    verb = "already there" if existed else "made"
-    print(f"make_gemma_model: {out} {verb} ({time.monotonic() - start:.1f} s)")
-    return 0
+    return _model_folder.main("make_gemma_model", __doc__ or "", DEFAULT_OUT, make_gemma_model, is_complete, argv,
+                              note="")
 
 
 if __name__ == "__main__":

@@ -21,16 +21,13 @@ same recipe is left alone (``--force`` rebuilds it).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import shutil
 import sys
 import sysconfig
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+import _model_folder  # noqa: E402 (scripts/ is on sys.path when a script runs)
 
 RECIPE_VERSION = 1
 MARKER = ".agentbench-tiny-model.json"
@@ -220,45 +217,17 @@ def write_folder(out: Path) -> dict[str, Any]:
 
 
 def is_complete(out: Path) -> bool:
-    try:
-        marker = json.loads((out / MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    return marker.get("recipe_version") == RECIPE_VERSION
+    return _model_folder.is_complete(out, MARKER, RECIPE_VERSION, ())
 
 
 def make_tiny_model(out: Path = DEFAULT_OUT, *, force: bool = False) -> Path:
     """Create the model folder at ``out`` unless a complete one is there; return it."""
-    out = out.resolve()
-    if is_complete(out) and not force:
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Build next to the target, then swap in: a concurrent reader never sees
-    # a half-written folder.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
-        write_folder(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return _model_folder.build_atomically(out, write_folder, is_complete, force=force)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--force", action="store_true", help="rebuild even if a complete folder exists")
-    args = parser.parse_args(argv)
-    start = time.monotonic()
-    existed = is_complete(args.out.resolve()) and not args.force
-    out = make_tiny_model(args.out, force=args.force)
-    verb = "already there" if existed else "made"
-    print(f"make_tiny_model: {out} {verb} ({time.monotonic() - start:.1f} s); serve with --load-format dummy")
-    return 0
+    return _model_folder.main("make_tiny_model", __doc__ or "", DEFAULT_OUT, make_tiny_model, is_complete, argv,
+                              note="; serve with --load-format dummy")
 
 
 if __name__ == "__main__":
