@@ -69,11 +69,10 @@ class RunRecord:
 
 def _median(values: list[float]) -> float | str:
     """The median, or "n/a" where nothing was measured (e.g. TTFT without streaming)."""
-    if not values:
-        return "n/a"
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return round(ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2, 6)
+    from .summary import percentile
+
+    p50 = percentile(values, 50)
+    return "n/a" if p50 is None else round(p50, 6)
 
 
 def new_run_id() -> str:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, InfrastructureError, ServerError
+from .summary import percentile
 
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds this parser
     from .models import ModelSpec
@@ -277,20 +278,6 @@ def find_knee(levels: Sequence[tuple[int, bool | None]]) -> tuple[int | None, st
     return knee, note
 
 
-def _median(values: Sequence[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
-def _quantile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def client_stats(records: Sequence[RunRecord], *, wall_s: float, cpu_per_call_s: Sequence[float],
                  concurrency_max: int, concurrency_mean: float, process_cpu_s: float,
                  sandbox_cpu_s: float) -> dict[str, Any]:
@@ -304,10 +291,10 @@ def client_stats(records: Sequence[RunRecord], *, wall_s: float, cpu_per_call_s:
     cpu_total = sum(cpu_per_call_s)
     return {
         "calls": len(turns),
-        "ttft_p50_s": _median(ttfts),
-        "ttft_p90_s": _quantile(ttfts, 0.9),
-        "decode_tok_s_p50": _median(rates),
-        "decode_tok_s_p10": _quantile(rates, 0.1),
+        "ttft_p50_s": percentile(ttfts, 50),
+        "ttft_p90_s": percentile(ttfts, 90),
+        "decode_tok_s_p50": percentile(rates, 50),
+        "decode_tok_s_p10": percentile(rates, 10),
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "cached_tokens": cached,
