@@ -80,8 +80,9 @@ print("AGENTBENCH_RESULT " + json.dumps({**timed, **{k: result.get(k) for k in k
 
 
 def _post(url: str, body: dict[str, Any]) -> Any:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with _OPENER.open(req, timeout=60) as response:
         text = response.read().decode()
     return json.loads(text) if text.strip() else {}
@@ -91,14 +92,22 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from pytest_agentbench.server import ServeSpec, VLLMServer
 
-    made = subprocess.run([str(VLLM_PYTHON), str(REPO / "scripts" / "make_tiny_model.py"), "--out", str(MODEL_DIR)],
-                          capture_output=True, timeout=300)
+    made = subprocess.run(
+        [str(VLLM_PYTHON), str(REPO / "scripts" / "make_tiny_model.py"), "--out", str(MODEL_DIR)],
+        capture_output=True,
+        timeout=300,
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot make the tiny model: {made.stderr.decode(errors='replace')[-300:]}")
-    spec = ServeSpec(model=str(MODEL_DIR), served_model_name=SERVED, max_model_len=2048,
-                     extra_args={"load_format": "dummy", "max_num_seqs": 8},
-                     env={"VLLM_SERVER_DEV_MODE": "1"},  # POST /reset_prefix_cache between runs
-                     log_dir=str(tmp_path_factory.mktemp("vllm-logs")), startup_timeout_s=600)
+    spec = ServeSpec(
+        model=str(MODEL_DIR),
+        served_model_name=SERVED,
+        max_model_len=2048,
+        extra_args={"load_format": "dummy", "max_num_seqs": 8},
+        env={"VLLM_SERVER_DEV_MODE": "1"},  # POST /reset_prefix_cache between runs
+        log_dir=str(tmp_path_factory.mktemp("vllm-logs")),
+        startup_timeout_s=600,
+    )
     with VLLMServer(spec) as running:
         yield running
 
@@ -111,8 +120,9 @@ def random_prompts(server: Any, count: int, seed: int) -> list[str]:
         ids = [rng.randrange(3, VOCAB) for _ in range(INPUT_LEN)]
         for _attempt in range(6):  # decoded text re-tokenizes differently: trim or pad, then check again
             text = _post(f"{server.root_url}/detokenize", {"model": SERVED, "tokens": ids})["prompt"]
-            ids = _post(f"{server.root_url}/tokenize", {"model": SERVED, "prompt": text,
-                                                        "add_special_tokens": False})["tokens"]
+            ids = _post(f"{server.root_url}/tokenize", {"model": SERVED, "prompt": text, "add_special_tokens": False})[
+                "tokens"
+            ]
             if len(ids) == INPUT_LEN:
                 break
             ids = ids[:INPUT_LEN] + [rng.randrange(3, VOCAB) for _ in range(INPUT_LEN - len(ids))]
@@ -131,17 +141,26 @@ def _server_side(server: Any, before: Any) -> dict[str, Any]:
     from pytest_agentbench.metrics import diff, scrape_settled
 
     delta = diff(before, scrape_settled(server.metrics_url, model_name=SERVED, timeout_s=10))
-    return {"server_prompt_tokens": delta.prompt_tokens, "server_generation_tokens": delta.generation_tokens,
-            "server_requests": delta.requests_finished,
-            "server_ttft_p50_ms": None if delta.ttft is None or delta.ttft.p50 is None else 1000 * delta.ttft.p50}
+    return {
+        "server_prompt_tokens": delta.prompt_tokens,
+        "server_generation_tokens": delta.generation_tokens,
+        "server_requests": delta.requests_finished,
+        "server_ttft_p50_ms": None if delta.ttft is None or delta.ttft.p50 is None else 1000 * delta.ttft.p50,
+    }
 
 
 def our_load(server: Any, prompts: list[str], concurrency: int) -> dict[str, Any]:
     from pytest_agentbench.adapter import ModelAdapter
     from pytest_agentbench.models import ModelSpec
 
-    spec = ModelSpec(alias="bench", model=SERVED, source=Path("bench_load"), stream=True, temperature=None,
-                     extra_body={"ignore_eos": True})
+    spec = ModelSpec(
+        alias="bench",
+        model=SERVED,
+        source=Path("bench_load"),
+        stream=True,
+        temperature=None,
+        extra_body={"ignore_eos": True},
+    )
     adapters = [ModelAdapter(spec, server.base_url) for _ in range(concurrency)]
     work: queue.Queue[str] = queue.Queue()
     for p in prompts:
@@ -166,31 +185,76 @@ def our_load(server: Any, prompts: list[str], concurrency: int) -> dict[str, Any
     for a in adapters:
         a.close()
     out_tokens = sum(c.usage.completion_tokens for c in done)
-    return {"client": "ours (openai SDK, threads)", "completed": len(done), "wall_s": wall, "cpu_s": cpu,
-            "prompt_tokens_mean": statistics.mean(c.usage.prompt_tokens for c in done),
-            "output_tokens": out_tokens, "output_tok_s": out_tokens / wall,
-            "ttft_p50_ms": 1000 * statistics.median(c.ttft_s for c in done if c.ttft_s is not None),
-            "cpu_ms_per_output_token": 1000 * cpu / out_tokens}
+    return {
+        "client": "ours (openai SDK, threads)",
+        "completed": len(done),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "prompt_tokens_mean": statistics.mean(c.usage.prompt_tokens for c in done),
+        "output_tokens": out_tokens,
+        "output_tok_s": out_tokens / wall,
+        "ttft_p50_ms": 1000 * statistics.median(c.ttft_s for c in done if c.ttft_s is not None),
+        "cpu_ms_per_output_token": 1000 * cpu / out_tokens,
+    }
 
 
 def vllm_bench(server: Any, prompts: int, concurrency: int, seed: int) -> dict[str, Any]:
-    argv = [str(VLLM_PYTHON), "-c", _VLLM_BENCH, "--backend", "openai-chat", "--base-url", server.root_url,
-            "--endpoint", "/v1/chat/completions", "--model", SERVED, "--tokenizer", str(MODEL_DIR),
-            "--dataset-name", "random", "--random-input-len", str(INPUT_LEN), "--random-output-len",
-            str(OUTPUT_LEN), "--ignore-eos", "--num-prompts", str(prompts), "--max-concurrency", str(concurrency),
-            "--request-rate", "inf", "--disable-tqdm", "--seed", str(seed)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
-           "VLLM_TARGET_DEVICE": "cpu", "NO_PROXY": "127.0.0.1,localhost"}
+    argv = [
+        str(VLLM_PYTHON),
+        "-c",
+        _VLLM_BENCH,
+        "--backend",
+        "openai-chat",
+        "--base-url",
+        server.root_url,
+        "--endpoint",
+        "/v1/chat/completions",
+        "--model",
+        SERVED,
+        "--tokenizer",
+        str(MODEL_DIR),
+        "--dataset-name",
+        "random",
+        "--random-input-len",
+        str(INPUT_LEN),
+        "--random-output-len",
+        str(OUTPUT_LEN),
+        "--ignore-eos",
+        "--num-prompts",
+        str(prompts),
+        "--max-concurrency",
+        str(concurrency),
+        "--request-rate",
+        "inf",
+        "--disable-tqdm",
+        "--seed",
+        str(seed),
+    ]
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "VLLM_TARGET_DEVICE": "cpu",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("AGENTBENCH_RESULT ")), None)
     if proc.returncode != 0 or line is None:
         pytest.fail(f"vllm bench serve failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     raw = json.loads(line.removeprefix("AGENTBENCH_RESULT "))
     out_tokens = raw["total_output_tokens"]
-    return {"client": "vllm bench serve (aiohttp)", "completed": raw["completed"], "wall_s": raw["duration"],
-            "cpu_s": raw["cpu_s"], "prompt_tokens_mean": raw["total_input_tokens"] / max(1, raw["completed"]),
-            "output_tokens": out_tokens, "output_tok_s": raw["output_throughput"],
-            "ttft_p50_ms": raw["median_ttft_ms"], "cpu_ms_per_output_token": 1000 * raw["cpu_s"] / out_tokens}
+    return {
+        "client": "vllm bench serve (aiohttp)",
+        "completed": raw["completed"],
+        "wall_s": raw["duration"],
+        "cpu_s": raw["cpu_s"],
+        "prompt_tokens_mean": raw["total_input_tokens"] / max(1, raw["completed"]),
+        "output_tokens": out_tokens,
+        "output_tok_s": raw["output_throughput"],
+        "ttft_p50_ms": raw["median_ttft_ms"],
+        "cpu_ms_per_output_token": 1000 * raw["cpu_s"] / out_tokens,
+    }
 
 
 def _prompt_count(concurrency: int) -> int:
@@ -200,10 +264,12 @@ def _prompt_count(concurrency: int) -> int:
 
 def _row(r: dict[str, Any]) -> str:
     srv = r.get("server_ttft_p50_ms")
-    return (f"{r['client']:<28} {r['completed']:>4} {r['output_tok_s']:>9.1f} {r['ttft_p50_ms']:>8.1f} "
-            f"{'-' if srv is None else f'{srv:.1f}':>8} {r['cpu_ms_per_output_token']:>8.3f} "
-            f"{r['prompt_tokens_mean']:>7.1f} {r.get('server_prompt_tokens')!s:>8} "
-            f"{r.get('server_generation_tokens')!s:>8}")
+    return (
+        f"{r['client']:<28} {r['completed']:>4} {r['output_tok_s']:>9.1f} {r['ttft_p50_ms']:>8.1f} "
+        f"{'-' if srv is None else f'{srv:.1f}':>8} {r['cpu_ms_per_output_token']:>8.3f} "
+        f"{r['prompt_tokens_mean']:>7.1f} {r.get('server_prompt_tokens')!s:>8} "
+        f"{r.get('server_generation_tokens')!s:>8}"
+    )
 
 
 @pytest.mark.vllm
@@ -218,7 +284,7 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int) -> No
     pairs = []
     for rep in range(reps):  # paired runs, the order alternating: the machine's noise hits both
         pair: dict[str, dict[str, Any]] = {}
-        for who in (("ours", "vllm_bench") if rep % 2 == 0 else ("vllm_bench", "ours")):
+        for who in ("ours", "vllm_bench") if rep % 2 == 0 else ("vllm_bench", "ours"):
             before = _reset_and_snapshot(server)
             if who == "vllm_bench":
                 result = vllm_bench(server, n, concurrency, seed=concurrency)
@@ -229,10 +295,16 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int) -> No
             result.update(_server_side(server, before), loadavg_1m=os.getloadavg()[0])
             pair[who] = result
         pairs.append(pair)
-        print(f"\nconcurrency {concurrency}, rep {rep + 1}/{reps}: {n} prompts x {INPUT_LEN} in / {OUTPUT_LEN} out, "
-              f"load avg {os.getloadavg()[0]:.1f}", file=sys.stderr)
-        print(f"{'client':<28} {'reqs':>4} {'out tok/s':>9} {'TTFT p50':>8} {'srv TTFT':>8} {'cpu ms/tok':>8} "
-              f"{'prompt':>7} {'srv in':>8} {'srv out':>8}", file=sys.stderr)
+        print(
+            f"\nconcurrency {concurrency}, rep {rep + 1}/{reps}: {n} prompts x {INPUT_LEN} in / {OUTPUT_LEN} out, "
+            f"load avg {os.getloadavg()[0]:.1f}",
+            file=sys.stderr,
+        )
+        print(
+            f"{'client':<28} {'reqs':>4} {'out tok/s':>9} {'TTFT p50':>8} {'srv TTFT':>8} {'cpu ms/tok':>8} "
+            f"{'prompt':>7} {'srv in':>8} {'srv out':>8}",
+            file=sys.stderr,
+        )
         print(_row(pair["ours"]), file=sys.stderr)
         print(_row(pair["vllm_bench"]), file=sys.stderr)
         # Both are exact about tokens: OUTPUT_LEN per request, as the server counted them.
@@ -243,12 +315,16 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int) -> No
     def med(who: str, key: str) -> float:
         return statistics.median(p[who][key] for p in pairs)
 
-    summary = {"concurrency": concurrency, "prompts": n, "reps": reps,
-               "throughput_ratio_ours_over_vllm_p50": statistics.median(
-                   p["ours"]["output_tok_s"] / p["vllm_bench"]["output_tok_s"] for p in pairs)}
+    summary = {
+        "concurrency": concurrency,
+        "prompts": n,
+        "reps": reps,
+        "throughput_ratio_ours_over_vllm_p50": statistics.median(
+            p["ours"]["output_tok_s"] / p["vllm_bench"]["output_tok_s"] for p in pairs
+        ),
+    }
     for who in ("ours", "vllm_bench"):
         for key in ("output_tok_s", "ttft_p50_ms", "cpu_ms_per_output_token"):
             summary[f"{who}_{key}_p50"] = med(who, key)
     benchmark.extra_info.update(summary, pairs=pairs)
-    print("medians: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if isinstance(v, float)),
-          file=sys.stderr)
+    print("medians: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if isinstance(v, float)), file=sys.stderr)

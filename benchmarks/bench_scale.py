@@ -26,15 +26,18 @@ def test_collect_1000_items(benchmark: Any, pytester: pytest.Pytester) -> None:
         dst = pytester.path / "packets" / f"p{i:03d}"
         shutil.copytree(BUGFIX, dst, ignore=shutil.ignore_patterns("repo"))
         (dst / "repo").mkdir()
-        (dst / "packet.yaml").write_text((BUGFIX / "packet.yaml").read_text().replace("id: bugfix-median",
-                                                                                      f"id: p{i:03d}"))
+        (dst / "packet.yaml").write_text(
+            (BUGFIX / "packet.yaml").read_text().replace("id: bugfix-median", f"id: p{i:03d}")
+        )
     aliases = [f"m{j}" for j in range(10)]
     (pytester.path / "models.yaml").write_text(
-        "models:\n" + "".join(f"  {a}:\n    model: x\n    base_url: http://127.0.0.1:9/v1\n" for a in aliases))
+        "models:\n" + "".join(f"  {a}:\n    model: x\n    base_url: http://127.0.0.1:9/v1\n" for a in aliases)
+    )
 
     def collect() -> Any:
-        return pytester.runpytest_inprocess("--collect-only", "-q", f"--models={','.join(aliases)}",
-                                            "--packets", "packets", "-p", "no:cacheprovider")
+        return pytester.runpytest_inprocess(
+            "--collect-only", "-q", f"--models={','.join(aliases)}", "--packets", "packets", "-p", "no:cacheprovider"
+        )
 
     result = benchmark.pedantic(collect, rounds=3, iterations=1)
     result.stdout.fnmatch_lines(["1000 tests collected*"])
@@ -43,10 +46,17 @@ def test_collect_1000_items(benchmark: Any, pytester: pytest.Pytester) -> None:
 @pytest.fixture(scope="module")
 def ten_thousand_records() -> list[dict[str, Any]]:
     rng = random.Random(7)
-    base = [record_to_dict(make_record(f"alias-{k % 4}", passed=rng.random() < 0.6,
-                                       calls=[(rng.uniform(0.5, 9), rng.uniform(0.05, 1.5), 3000, 300)] * 5),
-                           transcript=False)
-            for k in range(200)]
+    base = [
+        record_to_dict(
+            make_record(
+                f"alias-{k % 4}",
+                passed=rng.random() < 0.6,
+                calls=[(rng.uniform(0.5, 9), rng.uniform(0.05, 1.5), 3000, 300)] * 5,
+            ),
+            transcript=False,
+        )
+        for k in range(200)
+    ]
     return [dict(r, run_id=f"{r['run_id']}-{n}") for n in range(50) for r in base]
 
 

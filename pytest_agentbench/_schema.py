@@ -38,8 +38,15 @@ class Where:
 
 
 def type_name(value: object) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number", type(None): "nothing (null)"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "nothing (null)",
+    }.get(type(value), type(value).__name__)
 
 
 def load_yaml_mapping(path: Path, where: Where) -> dict[str, Any]:
@@ -65,15 +72,21 @@ def check_keys(data: Mapping[str, Any], where: Where, *, required: set[str], opt
     allowed = required | optional
     unknown = sorted(str(k) for k in data if k not in allowed)
     if unknown:
-        raise where.fail(f"unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: "
-                         f"{', '.join(sorted(allowed))}")
+        raise where.fail(f"unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(sorted(allowed))}")
     missing = sorted(required - set(data))
     if missing:
         raise where.fail(f"missing required key(s) {', '.join(map(repr, missing))}")
 
 
-def get_str(data: Mapping[str, Any], key: str, where: Where, default: str | None = None,
-            *, required: bool = False, nonempty: bool = True) -> str | None:
+def get_str(
+    data: Mapping[str, Any],
+    key: str,
+    where: Where,
+    default: str | None = None,
+    *,
+    required: bool = False,
+    nonempty: bool = True,
+) -> str | None:
     if key not in data or data[key] is None:
         if required:
             raise (where / key).fail("is required: expected a string")
@@ -86,8 +99,15 @@ def get_str(data: Mapping[str, Any], key: str, where: Where, default: str | None
     return value
 
 
-def get_number(data: Mapping[str, Any], key: str, where: Where, default: float | None,
-               *, integer: bool = False, minimum: float | None = None) -> Any:
+def get_number(
+    data: Mapping[str, Any],
+    key: str,
+    where: Where,
+    default: float | None,
+    *,
+    integer: bool = False,
+    minimum: float | None = None,
+) -> Any:
     if key not in data or data[key] is None:
         return default
     value = data[key]

@@ -25,11 +25,25 @@ from .errors import ModelsFileError
 from .models import ModelSpec
 from .parsers import parse_message
 
-FAILURE_CLASSES = ("timeout", "invalid_tool_call", "context_overflow", "refusal", "rate_limited",
-                   "server_error", "connection_error")
+FAILURE_CLASSES = (
+    "timeout",
+    "invalid_tool_call",
+    "context_overflow",
+    "refusal",
+    "rate_limited",
+    "server_error",
+    "connection_error",
+)
 
-_CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "prompt is too long",
-                  "max_model_len", "context window")
+_CONTEXT_HINTS = (
+    "context length",
+    "context_length",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "max_model_len",
+    "context window",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,7 @@ class RetryPolicy:
     def delay(self, retry: int, retry_after: float | None) -> float:
         if self.honour_retry_after and retry_after is not None:
             return min(retry_after, self.max_backoff_s)
-        base = self.backoff_s * (2 ** retry)
+        base = self.backoff_s * (2**retry)
         return min(self.max_backoff_s, base * (0.75 + random.random() / 2))  # +-25 % jitter
 
 
@@ -67,17 +81,22 @@ def retry_policies(spec: ModelSpec) -> dict[str, RetryPolicy]:
     where = f"{spec.where}.retries"
     for cls, raw in spec.retries.items():
         if cls not in FAILURE_CLASSES:
-            raise ModelsFileError(f"{where}: unknown failure class {cls!r}; expected one of "
-                                  f"{', '.join(FAILURE_CLASSES)}")
+            raise ModelsFileError(
+                f"{where}: unknown failure class {cls!r}; expected one of {', '.join(FAILURE_CLASSES)}"
+            )
         if isinstance(raw, int) and not isinstance(raw, bool):
             raw = {"attempts": raw}
         if not isinstance(raw, dict):
-            raise ModelsFileError(f"{where}.{cls}: expected a number of attempts or a mapping with "
-                                  "attempts, backoff_s, max_backoff_s, honour_retry_after")
+            raise ModelsFileError(
+                f"{where}.{cls}: expected a number of attempts or a mapping with "
+                "attempts, backoff_s, max_backoff_s, honour_retry_after"
+            )
         unknown = set(raw) - {"attempts", "backoff_s", "max_backoff_s", "honour_retry_after"}
         if unknown:
-            raise ModelsFileError(f"{where}.{cls}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-                                  "attempts, backoff_s, max_backoff_s, honour_retry_after")
+            raise ModelsFileError(
+                f"{where}.{cls}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+                "attempts, backoff_s, max_backoff_s, honour_retry_after"
+            )
         try:
             policies[cls] = RetryPolicy(**{**policies[cls].__dict__, **raw})
         except TypeError as exc:
@@ -90,8 +109,15 @@ def retry_policies(spec: ModelSpec) -> dict[str, RetryPolicy]:
 class ModelCallError(Exception):
     """A model call failed for good; ``failure`` is one of :data:`FAILURE_CLASSES`."""
 
-    def __init__(self, failure: str, message: str, *, status: int | None = None,
-                 retry_after: float | None = None, retries: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        failure: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retries: tuple[str, ...] = (),
+    ):
         assert failure in FAILURE_CLASSES, failure
         super().__init__(f"{failure}: {message}")
         self.failure = failure
@@ -163,8 +189,9 @@ def _usage(raw: Any) -> Usage:
         return Usage(reported=False)
     details = getattr(raw, "prompt_tokens_details", None)
     cached = getattr(details, "cached_tokens", None) or 0
-    return Usage(prompt_tokens=raw.prompt_tokens or 0, completion_tokens=raw.completion_tokens or 0,
-                 cached_tokens=cached)
+    return Usage(
+        prompt_tokens=raw.prompt_tokens or 0, completion_tokens=raw.completion_tokens or 0, cached_tokens=cached
+    )
 
 
 @dataclass
@@ -214,23 +241,29 @@ def _collect_stream(stream: Any, start: float) -> _Raw:
                     slot["arguments"] += fn.arguments or ""
             finish = choice.finish_reason or finish
     if finish is None:
-        raise ModelCallError("connection_error", f"the stream ended after {chunks} chunk(s) without a "
-                             "finish_reason: the connection dropped mid-stream")
+        raise ModelCallError(
+            "connection_error",
+            f"the stream ended after {chunks} chunk(s) without a finish_reason: the connection dropped mid-stream",
+        )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
     if calls:
-        message["tool_calls"] = [{"id": c["id"] or f"call_{i}", "type": "function",
-                                  "function": {"name": c["name"], "arguments": c["arguments"]}}
-                                 for i, c in sorted(calls.items())]
+        message["tool_calls"] = [
+            {
+                "id": c["id"] or f"call_{i}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            }
+            for i, c in sorted(calls.items())
+        ]
     return _Raw(message, _usage(usage_raw), finish, model, ttft, chunks)
 
 
 class ModelAdapter:
     """Calls one alias. Cheap to build; holds one HTTP client."""
 
-    def __init__(self, spec: ModelSpec, base_url: str | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, spec: ModelSpec, base_url: str | None = None, *, sleep: Callable[[float], None] = time.sleep):
         from openai import OpenAI
 
         self.spec = spec
@@ -239,11 +272,11 @@ class ModelAdapter:
             raise ValueError(f"{spec.where}: no base_url and no started server")
         self.policies = retry_policies(spec)
         self._sleep = sleep
-        self._client = OpenAI(base_url=self.base_url, api_key=spec.api_key(), max_retries=0,
-                              timeout=spec.timeout_s)
+        self._client = OpenAI(base_url=self.base_url, api_key=spec.api_key(), max_retries=0, timeout=spec.timeout_s)
 
-    def _request(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
-                 max_tokens: int | None) -> dict[str, Any]:
+    def _request(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]], max_tokens: int | None
+    ) -> dict[str, Any]:
         spec = self.spec
         kwargs: dict[str, Any] = {"model": spec.model, "messages": shape_messages(spec, messages)}
         if tools:
@@ -274,9 +307,14 @@ class ModelAdapter:
             # client.post, not chat.completions.create: the same request, errors and response types,
             # without the SDK re-walking every message and tool schema on each call (measured:
             # 4.1 -> 2.4 ms of client CPU per plain call, 5.8 -> 3.7 streamed; benchmarks/bench_harness.py).
-            response = self._client.post("/chat/completions", body=body, cast_to=ChatCompletion,
-                                         stream=bool(body.get("stream")), stream_cls=Stream[ChatCompletionChunk],
-                                         options={"timeout": limit})
+            response = self._client.post(
+                "/chat/completions",
+                body=body,
+                cast_to=ChatCompletion,
+                stream=bool(body.get("stream")),
+                stream_cls=Stream[ChatCompletionChunk],
+                options={"timeout": limit},
+            )
             if body.get("stream"):
                 return _collect_stream(response, start)
         except ModelCallError:
@@ -290,8 +328,12 @@ class ModelAdapter:
         return _Raw(message, _usage(response.usage), choice.finish_reason, response.model or "")
 
     def complete(
-        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] = (),
-        *, max_tokens: int | None = None, timeout: float | None = None,
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] = (),
+        *,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
     ) -> Completion:
         """One model turn, retried per failure class; raises ModelCallError when it gives up."""
         kwargs = self._request(messages, tools, max_tokens)
@@ -310,18 +352,22 @@ class ModelAdapter:
                 wait = policy.delay(tries, exc.retry_after)
                 out_of_time = deadline is not None and time.monotonic() + wait >= deadline
                 if tries >= policy.attempts or out_of_time:
-                    raise ModelCallError(exc.failure, str(exc).split(": ", 1)[-1], status=exc.status,
-                                         retries=tuple(retried)) from exc
+                    raise ModelCallError(
+                        exc.failure, str(exc).split(": ", 1)[-1], status=exc.status, retries=tuple(retried)
+                    ) from exc
                 retried.append(exc.failure)
                 self._sleep(wait)
         end = time.perf_counter()
-        parsed = parse_message(raw.message, tool_parser=self.spec.tool_parser,
-                               reasoning_parser=self.spec.reasoning_parser, tools=tools)
+        parsed = parse_message(
+            raw.message, tool_parser=self.spec.tool_parser, reasoning_parser=self.spec.reasoning_parser, tools=tools
+        )
         if raw.finish_reason == "content_filter" and not parsed.tool_calls:
-            raise ModelCallError("refusal", "the provider's content filter stopped the answer",
-                                 retries=tuple(retried))
-        extra: dict[str, Any] = {"retries": retried, "attempt_wall_s": end - attempt_start,
-                                 "native_tool_calls": len(raw.message.get("tool_calls") or ())}
+            raise ModelCallError("refusal", "the provider's content filter stopped the answer", retries=tuple(retried))
+        extra: dict[str, Any] = {
+            "retries": retried,
+            "attempt_wall_s": end - attempt_start,
+            "native_tool_calls": len(raw.message.get("tool_calls") or ()),
+        }
         n = raw.usage.completion_tokens
         if raw.ttft_s is not None:
             decode = (end - attempt_start) - raw.ttft_s
@@ -329,8 +375,15 @@ class ModelAdapter:
             if n > 1 and decode > 0:
                 extra["tpot_s"] = decode / (n - 1)
                 extra["decode_tok_s"] = (n - 1) / decode
-        return Completion(message=parsed, usage=raw.usage, wall_s=end - start, finish_reason=raw.finish_reason,
-                          ttft_s=raw.ttft_s, model=raw.model or self.spec.model, extra=extra)
+        return Completion(
+            message=parsed,
+            usage=raw.usage,
+            wall_s=end - start,
+            finish_reason=raw.finish_reason,
+            ttft_s=raw.ttft_s,
+            model=raw.model or self.spec.model,
+            extra=extra,
+        )
 
     def close(self) -> None:
         self._client.close()

@@ -27,30 +27,57 @@ OUTCOMES = ("finished", "stopped", "max_turns", "agent_timeout", "model_error")
 
 
 def _fn(name: str, description: str, properties: dict[str, Any], required: Sequence[str]) -> dict[str, Any]:
-    return {"type": "function", "function": {
-        "name": name, "description": description,
-        "parameters": {"type": "object", "properties": properties, "required": list(required),
-                       "additionalProperties": False}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": list(required),
+                "additionalProperties": False,
+            },
+        },
+    }
 
 
 _S = {"type": "string"}
 TOOLS: list[dict[str, Any]] = [
     _fn("read_file", "Read a text file.", {"path": _S}, ["path"]),
-    _fn("write_file", "Create or overwrite a file with the given content.", {"path": _S, "content": _S},
-        ["path", "content"]),
-    _fn("edit", "Replace one exact, unique occurrence of `old` with `new` in a file.",
-        {"path": _S, "old": _S, "new": _S}, ["path", "old", "new"]),
+    _fn(
+        "write_file",
+        "Create or overwrite a file with the given content.",
+        {"path": _S, "content": _S},
+        ["path", "content"],
+    ),
+    _fn(
+        "edit",
+        "Replace one exact, unique occurrence of `old` with `new` in a file.",
+        {"path": _S, "old": _S, "new": _S},
+        ["path", "old", "new"],
+    ),
     _fn("list_files", "List files below a folder (default: the repository root).", {"path": _S}, []),
-    _fn("run", "Run a shell command (bash) in the repository; returns exit code and output.",
-        {"command": _S, "timeout_s": {"type": "number"}}, ["command"]),
+    _fn(
+        "run",
+        "Run a shell command (bash) in the repository; returns exit code and output.",
+        {"command": _S, "timeout_s": {"type": "number"}},
+        ["command"],
+    ),
     _fn("finish", "Stop: the task is done. Give a short summary of the change.", {"summary": _S}, ["summary"]),
 ]
 TOOL_NAMES = tuple(t["function"]["name"] for t in TOOLS)
 
 
 class Model(Protocol):
-    def complete(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] = (), *,
-                 max_tokens: int | None = None, timeout: float | None = None) -> Completion: ...
+    def complete(
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] = (),
+        *,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+    ) -> Completion: ...
 
 
 @dataclass(frozen=True)
@@ -121,11 +148,15 @@ class AgentResult:
         return len(self.turns)
 
     def transcript(self) -> str:
-        lines = [f"outcome: {self.outcome}" + (f" ({self.failure})" if self.failure else "")
-                 + f", {len(self.turns)} turn(s), {self.wall_s:.2f} s"]
+        lines = [
+            f"outcome: {self.outcome}"
+            + (f" ({self.failure})" if self.failure else "")
+            + f", {len(self.turns)} turn(s), {self.wall_s:.2f} s"
+        ]
         for t in self.turns:
-            lines.append(f"--- turn {t.index} ({t.wall_s:.2f} s, {t.usage.prompt_tokens} in / "
-                         f"{t.usage.completion_tokens} out)")
+            lines.append(
+                f"--- turn {t.index} ({t.wall_s:.2f} s, {t.usage.prompt_tokens} in / {t.usage.completion_tokens} out)"
+            )
             if t.reasoning:
                 lines.append(f"[reasoning] {clip(t.reasoning, 600)}")
             if t.content:
@@ -177,10 +208,18 @@ class Tools:
         missing = [k for k in params["required"] if k not in args]
         extra = [k for k in args if k not in params["properties"]]
         if missing or extra:
-            raise ToolError(f"{call.name}: " + "; ".join(
-                p for p in (f"missing argument(s) {', '.join(missing)}" if missing else "",
-                            f"unknown argument(s) {', '.join(extra)}" if extra else "") if p)
-                + f"; expected {', '.join(params['properties'])}")
+            raise ToolError(
+                f"{call.name}: "
+                + "; ".join(
+                    p
+                    for p in (
+                        f"missing argument(s) {', '.join(missing)}" if missing else "",
+                        f"unknown argument(s) {', '.join(extra)}" if extra else "",
+                    )
+                    if p
+                )
+                + f"; expected {', '.join(params['properties'])}"
+            )
         for key, value in args.items():
             if params["properties"][key]["type"] == "string" and not isinstance(value, str):
                 raise ToolError(f"{call.name}: argument {key!r} must be a string")
@@ -207,15 +246,17 @@ class Tools:
         text = self.tool_read_file(path)
         count = text.count(old) if old else 0
         if count != 1:
-            why = "`old` is empty" if not old else ("`old` was not found" if count == 0 else
-                                                     f"`old` occurs {count} times; include more context")
+            why = (
+                "`old` is empty"
+                if not old
+                else ("`old` was not found" if count == 0 else f"`old` occurs {count} times; include more context")
+            )
             raise ToolError(f"edit: {why} in {path}; no change made")
         self.sandbox.write_file(path, text.replace(old, new, 1))
         return f"edited {path}"
 
     def tool_list_files(self, path: str = ".") -> str:
-        res = self.sandbox.exec(["find", ".", "-path", "./.git", "-prune", "-o", "-type", "f", "-print"],
-                                30, cwd=path)
+        res = self.sandbox.exec(["find", ".", "-path", "./.git", "-prune", "-o", "-type", "f", "-print"], 30, cwd=path)
         if res.exit_code != 0:
             raise ToolError(f"list_files: {res.output.strip() or 'failed'}")
         files = sorted(line[2:] for line in res.stdout.splitlines() if line.startswith("./"))
@@ -223,8 +264,9 @@ class Tools:
 
     def tool_run(self, command: str, timeout_s: float | None = None) -> str:
         remaining = self.deadline - time.monotonic()
-        limit = min(float(timeout_s or self.config.command_timeout_s), self.config.command_timeout_s,
-                    max(1.0, remaining))
+        limit = min(
+            float(timeout_s or self.config.command_timeout_s), self.config.command_timeout_s, max(1.0, remaining)
+        )
         res = self.sandbox.exec(["bash", "-c", command], limit)
         head = f"exit code: {res.exit_code}" + (f" (timed out after {limit:.0f} s)" if res.timed_out else "")
         if res.truncated:
@@ -238,9 +280,10 @@ class Tools:
 def _assistant_message(completion: Completion) -> dict[str, Any]:
     msg: dict[str, Any] = {"role": "assistant", "content": completion.text or None}
     if completion.tool_calls:
-        msg["tool_calls"] = [{"id": c.id, "type": "function",
-                              "function": {"name": c.name, "arguments": c.arguments}}
-                             for c in completion.tool_calls]
+        msg["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in completion.tool_calls
+        ]
     return msg
 
 
@@ -251,8 +294,7 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
     start = time.monotonic()
     deadline = start + config.timeout_s
     tools = Tools(sandbox, config, deadline)
-    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT},
-                                      {"role": "user", "content": prompt}]
+    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
     turns: list[Turn] = []
 
     def done(outcome: str, **kw: Any) -> AgentResult:
@@ -270,8 +312,15 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
             if exc.failure == "timeout" and deadline - time.monotonic() <= 0:
                 return done("agent_timeout", error=str(exc))
             return done("model_error", failure=exc.failure, error=str(exc))
-        turn = Turn(index, completion.wall_s, completion.text, completion.message.reasoning,
-                    usage=completion.usage, ttft_s=completion.ttft_s, finish_reason=completion.finish_reason)
+        turn = Turn(
+            index,
+            completion.wall_s,
+            completion.text,
+            completion.message.reasoning,
+            usage=completion.usage,
+            ttft_s=completion.ttft_s,
+            finish_reason=completion.finish_reason,
+        )
         turn.invalid_tool_calls = completion.message.invalid_tool_calls
         turn.retries = tuple(completion.extra.get("retries", ()))
         turn.extra = {k: v for k, v in completion.extra.items() if k != "retries"}
@@ -293,8 +342,13 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
                 finished = json.loads(call.arguments or "{}").get("summary", "")
         if turn.invalid_tool_calls:
             reasons = "; ".join(clip(r, 300) for r in turn.invalid_tool_calls)
-            messages.append({"role": "user", "content": f"error: tool call(s) could not be parsed ({reasons}). "
-                             "Call the tools again with a valid name and JSON object arguments."})
+            messages.append(
+                {
+                    "role": "user",
+                    "content": f"error: tool call(s) could not be parsed ({reasons}). "
+                    "Call the tools again with a valid name and JSON object arguments.",
+                }
+            )
         if finished is not None:
             return done("finished", summary=finished)
     return done("max_turns", error=f"no finish after {config.max_turns} turn(s)")

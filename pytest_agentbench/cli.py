@@ -1,12 +1,12 @@
 """The ``agentbench`` command: checks and tools that need no pytest run.
 
-    agentbench validate [--models-file models.yaml] [--packets task_packets]
-    agentbench check-packets [DIR ...] [--sandbox auto|docker|local]
-    agentbench report results.jsonl [--html report.html]
-    agentbench merge-junit a.xml b.xml [-o merged.xml]
-    agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
-    agentbench sweep --models ALIAS --devs 1,2,4,8 [--slo-ttft-p50 S] [--slo-tps-p50 TOK/S] [--out DIR]
-    agentbench size --params 8e9 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --context 32768 --gpu H100-80GB
+agentbench validate [--models-file models.yaml] [--packets task_packets]
+agentbench check-packets [DIR ...] [--sandbox auto|docker|local]
+agentbench report results.jsonl [--html report.html]
+agentbench merge-junit a.xml b.xml [-o merged.xml]
+agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
+agentbench sweep --models ALIAS --devs 1,2,4,8 [--slo-ttft-p50 S] [--slo-tps-p50 TOK/S] [--out DIR]
+agentbench size --params 8e9 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --context 32768 --gpu H100-80GB
 """
 
 from __future__ import annotations
@@ -76,8 +76,11 @@ def _report(args: argparse.Namespace) -> int:
     if path.is_dir():
         path = path / "results.jsonl"
     if not path.is_file():
-        print(f"agentbench report: {path} not found: give a results.jsonl or the folder holding it "
-              "(pytest --agentbench-results DIR writes one)", file=sys.stderr)
+        print(
+            f"agentbench report: {path} not found: give a results.jsonl or the folder holding it "
+            "(pytest --agentbench-results DIR writes one)",
+            file=sys.stderr,
+        )
         return 2
     records = load_records(path, on_problem=lambda msg: print(f"warning: {msg}", file=sys.stderr))
     print(format_summary(records))
@@ -93,8 +96,11 @@ def _merge_junit(args: argparse.Namespace) -> int:
     if missing:
         print(f"agentbench merge-junit: not found: {', '.join(missing)}", file=sys.stderr)
         return 2
-    rows = merge_junit([Path(p) for p in args.files], Path(args.output) if args.output else None,
-                       on_problem=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    rows = merge_junit(
+        [Path(p) for p in args.files],
+        Path(args.output) if args.output else None,
+        on_problem=lambda msg: print(f"warning: {msg}", file=sys.stderr),
+    )
     print(format_alias_table(rows))
     return 0
 
@@ -108,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=_validate)
     from . import selfcheck
 
-    c = sub.add_parser("check-packets", help="prove each packet meaningful: gates fail untouched, pass with "
-                                             "the reference")
+    c = sub.add_parser(
+        "check-packets", help="prove each packet meaningful: gates fail untouched, pass with the reference"
+    )
     selfcheck.add_arguments(c)
     c.set_defaults(func=selfcheck.run)
     r = sub.add_parser("report", help="print the comparison summary of a results.jsonl, optionally as HTML")
@@ -124,8 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("probe", help="send a fixed battery to one alias and say whether the agent can use it")
     p.add_argument("alias")
     p.add_argument("--models-file", default="models.yaml")
-    p.add_argument("--context", type=int, default=4096, metavar="TOKENS",
-                   help="the alias's context length, for the long-prompt check (default 4096)")
+    p.add_argument(
+        "--context",
+        type=int,
+        default=4096,
+        metavar="TOKENS",
+        help="the alias's context length, for the long-prompt check (default 4096)",
+    )
     p.set_defaults(func=_probe)
     from . import sizing_cli, sweep
 

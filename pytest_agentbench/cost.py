@@ -138,48 +138,65 @@ def parse_cost_spec(
     if mapping is None:
         return None
     if not isinstance(mapping, Mapping):
-        raise error(f"{where}: expected a mapping such as {_EXAMPLE_COMMERCIAL} or "
-                    f"{_EXAMPLE_SELF_HOSTED}, found {_type_name(mapping)}")
+        raise error(
+            f"{where}: expected a mapping such as {_EXAMPLE_COMMERCIAL} or "
+            f"{_EXAMPLE_SELF_HOSTED}, found {_type_name(mapping)}"
+        )
     if not mapping:
         return None
     allowed = _COMMERCIAL_KEYS + _SELF_HOSTED_KEYS
     for key in mapping:
         if key not in allowed:
-            raise error(f"{where}: unknown key {key!r}{_did_you_mean(str(key), allowed)}; allowed keys: "
-                        f"{', '.join(_COMMERCIAL_KEYS)} (commercial API) or "
-                        f"{', '.join(_SELF_HOSTED_KEYS)} (self-hosted GPU)")
+            raise error(
+                f"{where}: unknown key {key!r}{_did_you_mean(str(key), allowed)}; allowed keys: "
+                f"{', '.join(_COMMERCIAL_KEYS)} (commercial API) or "
+                f"{', '.join(_SELF_HOSTED_KEYS)} (self-hosted GPU)"
+            )
     commercial = [k for k in _COMMERCIAL_KEYS if k in mapping]
     self_hosted = [k for k in _SELF_HOSTED_KEYS if k in mapping]
     if commercial and self_hosted:
-        raise error(f"{where}: mixes commercial keys ({', '.join(commercial)}) with self-hosted keys "
-                    f"({', '.join(self_hosted)}); an alias is priced one way: either per token "
-                    f"{_EXAMPLE_COMMERCIAL} or per GPU hour {_EXAMPLE_SELF_HOSTED}")
+        raise error(
+            f"{where}: mixes commercial keys ({', '.join(commercial)}) with self-hosted keys "
+            f"({', '.join(self_hosted)}); an alias is priced one way: either per token "
+            f"{_EXAMPLE_COMMERCIAL} or per GPU hour {_EXAMPLE_SELF_HOSTED}"
+        )
     if commercial:
         for key in ("input_per_mtok", "output_per_mtok"):
             if key not in mapping:
-                raise error(f"{where}: missing {key!r}; a commercial price needs both input_per_mtok "
-                            f"and output_per_mtok (US$ per million tokens), e.g. {_EXAMPLE_COMMERCIAL}")
+                raise error(
+                    f"{where}: missing {key!r}; a commercial price needs both input_per_mtok "
+                    f"and output_per_mtok (US$ per million tokens), e.g. {_EXAMPLE_COMMERCIAL}"
+                )
         price_in = _price(mapping, "input_per_mtok", where, error)
         cached = mapping.get("cached_input_per_mtok")
         return CommercialCost(
             input_per_mtok=price_in,
             output_per_mtok=_price(mapping, "output_per_mtok", where, error),
-            cached_input_per_mtok=price_in if cached is None
+            cached_input_per_mtok=price_in
+            if cached is None
             else _price(mapping, "cached_input_per_mtok", where, error),
         )
-    for key, meaning in (("gpu_hourly_usd", "US$ per GPU per hour"),
-                         ("concurrency", "calls the server serves at once")):
+    for key, meaning in (
+        ("gpu_hourly_usd", "US$ per GPU per hour"),
+        ("concurrency", "calls the server serves at once"),
+    ):
         if key not in mapping:
-            raise error(f"{where}: missing {key!r} ({meaning}); a self-hosted price needs "
-                        f"gpu_hourly_usd and concurrency, e.g. {_EXAMPLE_SELF_HOSTED}")
+            raise error(
+                f"{where}: missing {key!r} ({meaning}); a self-hosted price needs "
+                f"gpu_hourly_usd and concurrency, e.g. {_EXAMPLE_SELF_HOSTED}"
+            )
     concurrency = _number(mapping, "concurrency", where, error)
     if concurrency < 1:
-        raise error(f"{where}.concurrency: expected the number of calls the server serves at once "
-                    f"(>= 1), found {mapping['concurrency']!r}; use 1 if calls are served one by one")
+        raise error(
+            f"{where}.concurrency: expected the number of calls the server serves at once "
+            f"(>= 1), found {mapping['concurrency']!r}; use 1 if calls are served one by one"
+        )
     gpus = mapping.get("gpus", 1)
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
-        raise error(f"{where}.gpus: expected a whole number of GPUs >= 1 (e.g. 2 for tensor "
-                    f"parallel 2), found {_type_name(gpus)} ({gpus!r})")
+        raise error(
+            f"{where}.gpus: expected a whole number of GPUs >= 1 (e.g. 2 for tensor "
+            f"parallel 2), found {_type_name(gpus)} ({gpus!r})"
+        )
     return SelfHostedCost(
         gpu_hourly_usd=_price(mapping, "gpu_hourly_usd", where, error),
         concurrency=concurrency,
@@ -200,8 +217,10 @@ def _number(mapping: Mapping[str, Any], key: str, where: str, error: type[Config
 def _price(mapping: Mapping[str, Any], key: str, where: str, error: type[ConfigError]) -> float:
     value = _number(mapping, key, where, error)
     if value < 0:
-        raise error(f"{where}.{key}: a price cannot be negative, found {mapping[key]!r}; "
-                    f"use 0 only for something that is really free")
+        raise error(
+            f"{where}.{key}: a price cannot be negative, found {mapping[key]!r}; "
+            f"use 0 only for something that is really free"
+        )
     return value
 
 
@@ -233,8 +252,11 @@ def call_cost_usd(
         return None
     if isinstance(spec, CommercialCost):
         uncached = prompt_tokens - cached_tokens
-        return (uncached * spec.input_per_mtok + cached_tokens * spec.cached_input_per_mtok
-                + completion_tokens * spec.output_per_mtok) / _MTOK
+        return (
+            uncached * spec.input_per_mtok
+            + cached_tokens * spec.cached_input_per_mtok
+            + completion_tokens * spec.output_per_mtok
+        ) / _MTOK
     if latency_s is None:
         return None
     if isinstance(latency_s, bool) or not math.isfinite(latency_s) or latency_s < 0:
@@ -242,9 +264,7 @@ def call_cost_usd(
     return spec.hourly_usd * latency_s / 3600.0 / spec.concurrency
 
 
-def usage_cost_usd(
-    spec: CostSpec | None, usage: Usage, latency_s: float | None = None
-) -> float | None:
+def usage_cost_usd(spec: CostSpec | None, usage: Usage, latency_s: float | None = None) -> float | None:
     """:func:`call_cost_usd` for an adapter ``Usage``.
 
     A commercial call whose server reported no usage (``usage.reported`` false)
@@ -252,18 +272,24 @@ def usage_cost_usd(
     """
     if isinstance(spec, CommercialCost) and not usage.reported:
         return None
-    return call_cost_usd(spec, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                         cached_tokens=usage.cached_tokens, latency_s=latency_s)
+    return call_cost_usd(
+        spec,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        latency_s=latency_s,
+    )
 
 
 def _check_tokens(prompt: int, completion: int, cached: int) -> None:
-    for name, value in (("prompt_tokens", prompt), ("completion_tokens", completion),
-                        ("cached_tokens", cached)):
+    for name, value in (("prompt_tokens", prompt), ("completion_tokens", completion), ("cached_tokens", cached)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"{name} must be a count >= 0, got {value!r}")
     if cached > prompt:
-        raise ValueError(f"cached_tokens ({cached}) cannot exceed prompt_tokens ({prompt}): cached "
-                         f"tokens are the part of the prompt served from the cache")
+        raise ValueError(
+            f"cached_tokens ({cached}) cannot exceed prompt_tokens ({prompt}): cached "
+            f"tokens are the part of the prompt served from the cache"
+        )
 
 
 # --------------------------------------------------------------------------- break-even
@@ -300,8 +326,7 @@ def break_even_calls_per_hour(commercial_call_usd: float, self_hosted: SelfHoste
     A free API call (``commercial_call_usd == 0``) gives ``math.inf``: self-
     hosting never breaks even; a free GPU gives 0.
     """
-    if isinstance(commercial_call_usd, bool) or not math.isfinite(commercial_call_usd) \
-            or commercial_call_usd < 0:
+    if isinstance(commercial_call_usd, bool) or not math.isfinite(commercial_call_usd) or commercial_call_usd < 0:
         raise ValueError(f"commercial_call_usd must be a finite amount >= 0, got {commercial_call_usd!r}")
     hourly = self_hosted.hourly_usd
     if commercial_call_usd == 0:
@@ -339,8 +364,9 @@ def compare_costs(
 
     *latency_s* is the self-hosted model's measured latency for that call.
     """
-    commercial_usd = call_cost_usd(commercial, prompt_tokens=prompt_tokens,
-                                   completion_tokens=completion_tokens, cached_tokens=cached_tokens)
+    commercial_usd = call_cost_usd(
+        commercial, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached_tokens
+    )
     self_hosted_usd = call_cost_usd(self_hosted, latency_s=latency_s)
     assert commercial_usd is not None and self_hosted_usd is not None  # both specs and latency given
     return CostComparison(
@@ -391,21 +417,25 @@ def commercial_usd_per_dev_month(
     works: 176 by default (22 days x 8 h).
     """
     _check_hours(hours_per_month)
-    rates = (("prompt_tokens_per_hour", prompt_tokens_per_hour),
-             ("completion_tokens_per_hour", completion_tokens_per_hour),
-             ("cached_tokens_per_hour", cached_tokens_per_hour))
+    rates = (
+        ("prompt_tokens_per_hour", prompt_tokens_per_hour),
+        ("completion_tokens_per_hour", completion_tokens_per_hour),
+        ("cached_tokens_per_hour", cached_tokens_per_hour),
+    )
     for name, value in rates:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or value < 0:
-            raise ConfigError(f"{name}: expected a token rate >= 0 (tokens per developer per hour), "
-                              f"found {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{name}: expected a token rate >= 0 (tokens per developer per hour), found {value!r}")
     if cached_tokens_per_hour > prompt_tokens_per_hour:
-        raise ConfigError(f"cached_tokens_per_hour ({cached_tokens_per_hour!r}) cannot exceed "
-                          f"prompt_tokens_per_hour ({prompt_tokens_per_hour!r}): cached tokens are "
-                          f"part of the prompt")
-    per_hour = ((prompt_tokens_per_hour - cached_tokens_per_hour) * spec.input_per_mtok
-                + cached_tokens_per_hour * spec.cached_input_per_mtok
-                + completion_tokens_per_hour * spec.output_per_mtok) / _MTOK
+        raise ConfigError(
+            f"cached_tokens_per_hour ({cached_tokens_per_hour!r}) cannot exceed "
+            f"prompt_tokens_per_hour ({prompt_tokens_per_hour!r}): cached tokens are "
+            f"part of the prompt"
+        )
+    per_hour = (
+        (prompt_tokens_per_hour - cached_tokens_per_hour) * spec.input_per_mtok
+        + cached_tokens_per_hour * spec.cached_input_per_mtok
+        + completion_tokens_per_hour * spec.output_per_mtok
+    ) / _MTOK
     return per_hour * hours_per_month
 
 
@@ -422,10 +452,12 @@ def break_even_developers(
     :func:`break_even_calls_per_hour`, plus: the server(s) keep the SLO for
     that many developers (check with a sweep). ``math.inf`` if the API is free.
     """
-    if isinstance(commercial_dev_month_usd, bool) or not math.isfinite(commercial_dev_month_usd) \
-            or commercial_dev_month_usd < 0:
-        raise ConfigError(f"commercial_dev_month_usd: expected an amount >= 0, found "
-                          f"{commercial_dev_month_usd!r}")
+    if (
+        isinstance(commercial_dev_month_usd, bool)
+        or not math.isfinite(commercial_dev_month_usd)
+        or commercial_dev_month_usd < 0
+    ):
+        raise ConfigError(f"commercial_dev_month_usd: expected an amount >= 0, found {commercial_dev_month_usd!r}")
     monthly = self_hosted_usd_per_dev_month(spec, 1, hours_per_month=hours_per_month, servers=servers)
     if commercial_dev_month_usd == 0:
         return 0.0 if monthly == 0 else math.inf
@@ -433,11 +465,17 @@ def break_even_developers(
 
 
 def _check_hours(hours: float) -> None:
-    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not math.isfinite(hours) \
-            or not 0 < hours <= _MAX_HOURS_PER_MONTH:
-        raise ConfigError(f"hours_per_month: expected hours in one month, 0 < hours <= 744, found "
-                          f"{hours!r}; use {HOURS_PER_MONTH_24X7:g} for 24x7 or "
-                          f"{WORKING_HOURS_PER_MONTH:g} for working hours")
+    if (
+        isinstance(hours, bool)
+        or not isinstance(hours, (int, float))
+        or not math.isfinite(hours)
+        or not 0 < hours <= _MAX_HOURS_PER_MONTH
+    ):
+        raise ConfigError(
+            f"hours_per_month: expected hours in one month, 0 < hours <= 744, found "
+            f"{hours!r}; use {HOURS_PER_MONTH_24X7:g} for 24x7 or "
+            f"{WORKING_HOURS_PER_MONTH:g} for working hours"
+        )
 
 
 def _check_count(name: str, value: int, meaning: str) -> None:
@@ -468,8 +506,15 @@ def _num(value: float) -> str:
 
 
 def _type_name(value: object) -> str:
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-             float: "a number", type(None): "nothing (null)"}
+    names = {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "nothing (null)",
+    }
     return names.get(type(value), type(value).__name__)
 
 

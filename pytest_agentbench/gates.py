@@ -82,8 +82,17 @@ def run_gate(packet: Packet, gate: Gate, sandbox: Sandbox) -> GateResult:
     finally:
         remove_hidden_files(gate, sandbox)
     passed = res.exit_code == gate.expect_exit and not res.timed_out
-    return GateResult(gate.id, gate.run, gate.expect_exit, res.exit_code, passed, res.duration_s,
-                      res.output, gate.guard, res.timed_out)
+    return GateResult(
+        gate.id,
+        gate.run,
+        gate.expect_exit,
+        res.exit_code,
+        passed,
+        res.duration_s,
+        res.output,
+        gate.guard,
+        res.timed_out,
+    )
 
 
 def run_gates(packet: Packet, sandbox: Sandbox) -> list[GateResult]:

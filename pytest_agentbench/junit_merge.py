@@ -42,8 +42,9 @@ def _warn(message: str) -> None:
     warnings.warn(message, JunitMergeWarning, stacklevel=3)
 
 
-def merge_junit(paths: Iterable[Path | str], out: Path | str | None = None, *,
-                on_problem: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def merge_junit(
+    paths: Iterable[Path | str], out: Path | str | None = None, *, on_problem: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
     """Merge the JUnit files into ``out`` (if given) and return one row per alias (see :func:`alias_rows`).
 
     An unreadable or malformed file is reported through ``on_problem``
@@ -74,9 +75,16 @@ def _cases(xml: Any) -> list[tuple[str, dict[str, str], str]]:
             if node is not None:
                 for prop in node:
                     if prop.name and prop.name.startswith(_PREFIX):
-                        props[prop.name[len(_PREFIX):]] = prop.value or ""
-            status = ("error" if case.is_error else "failed" if case.is_failure
-                      else "skipped" if case.is_skipped else "passed")
+                        props[prop.name[len(_PREFIX) :]] = prop.value or ""
+            status = (
+                "error"
+                if case.is_error
+                else "failed"
+                if case.is_failure
+                else "skipped"
+                if case.is_skipped
+                else "passed"
+            )
             out.append((case.name or "", props, status))
     return out
 
@@ -90,7 +98,7 @@ def _float(text: str | None) -> float | None:
 
 def _alias_of(name: str, known: Sequence[str]) -> str:
     """The alias a test id such as ``test_packet[bugfix-median-local-coder]`` ends with (longest match)."""
-    param = name[name.find("[") + 1:-1] if name.endswith("]") and "[" in name else ""
+    param = name[name.find("[") + 1 : -1] if name.endswith("]") and "[" in name else ""
     for alias in sorted(known, key=len, reverse=True):
         if param == alias or param.endswith(f"-{alias}"):
             return alias
@@ -104,10 +112,24 @@ def alias_rows(cases: Sequence[tuple[str, dict[str, str], str]]) -> list[dict[st
     walls: dict[str, list[float]] = {}
     for name, props, status in cases:
         alias = props.get("alias") or _alias_of(name, known)
-        row = rows.setdefault(alias, {
-            "alias": alias, "model": "", "test_double": False, "runs": 0, "passed": 0, "no_record": 0,
-            "tests": Counter(), "outcomes": Counter(), "failures": Counter(), "prompt_tokens": 0,
-            "completion_tokens": 0, "wall_s_mean": None, "wall_s_p50": None})
+        row = rows.setdefault(
+            alias,
+            {
+                "alias": alias,
+                "model": "",
+                "test_double": False,
+                "runs": 0,
+                "passed": 0,
+                "no_record": 0,
+                "tests": Counter(),
+                "outcomes": Counter(),
+                "failures": Counter(),
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "wall_s_mean": None,
+                "wall_s_p50": None,
+            },
+        )
         row["tests"][status] += 1
         if not props.get("alias"):
             row["no_record"] += 1
@@ -142,15 +164,24 @@ def format_alias_table(rows: Sequence[dict[str, Any]]) -> str:
     """A plain-text table, one line per alias: runs, pass rate, outcomes, failure classes, wall time, tokens."""
     if not rows:
         return "no agentbench test cases found"
-    header = ["alias", "runs", "pass rate", "outcomes", "failure classes", "wall p50", "tokens in/out",
-              "no record"]
+    header = ["alias", "runs", "pass rate", "outcomes", "failure classes", "wall p50", "tokens in/out", "no record"]
     body = []
     for r in rows:
         alias = r["alias"] + (" (test double)" if r.get("test_double") else "")
         rate = f"{r['pass_rate']:.0%} ({r['passed']}/{r['runs']})" if r.get("pass_rate") is not None else "n/a"
         wall = f"{r['wall_s_p50']:.2f} s" if r.get("wall_s_p50") is not None else "n/a"
-        body.append([alias, str(r["runs"]), rate, _counts(r["outcomes"]), _counts(r["failures"]), wall,
-                     f"{r['prompt_tokens']:,}/{r['completion_tokens']:,}", str(r["no_record"])])
+        body.append(
+            [
+                alias,
+                str(r["runs"]),
+                rate,
+                _counts(r["outcomes"]),
+                _counts(r["failures"]),
+                wall,
+                f"{r['prompt_tokens']:,}/{r['completion_tokens']:,}",
+                str(r["no_record"]),
+            ]
+        )
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -24,12 +24,36 @@ _ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 _ALIAS_KEYS = {
-    "model", "base_url", "api_key_env", "tool_parser", "reasoning_parser", "serve", "cost", "stream",
-    "temperature", "max_tokens", "timeout_s", "retries", "system_role", "strict_tools", "extra_body",
-    "description", "test_double", "tool_choice",
+    "model",
+    "base_url",
+    "api_key_env",
+    "tool_parser",
+    "reasoning_parser",
+    "serve",
+    "cost",
+    "stream",
+    "temperature",
+    "max_tokens",
+    "timeout_s",
+    "retries",
+    "system_role",
+    "strict_tools",
+    "extra_body",
+    "description",
+    "test_double",
+    "tool_choice",
 }
-_SERVE_KEYS = {"engine", "script", "model_path", "devices", "tensor_parallel_size", "args", "env",
-               "startup_timeout_s", "python"}
+_SERVE_KEYS = {
+    "engine",
+    "script",
+    "model_path",
+    "devices",
+    "tensor_parallel_size",
+    "args",
+    "env",
+    "startup_timeout_s",
+    "python",
+}
 
 
 @dataclass(frozen=True)
@@ -67,13 +91,17 @@ class ModelSpec:
         if self.unresolved:
             raise ModelsFileError(
                 f"{self.where}: environment variable(s) {', '.join(self.unresolved)} are not set; "
-                f"export them or choose another alias")
+                f"export them or choose another alias"
+            )
         if self.base_url is None and self.serve is None:
-            raise ModelsFileError(f"{self.where}: needs 'base_url' (an existing endpoint) or 'serve' "
-                                  "(a server the plugin starts)")
+            raise ModelsFileError(
+                f"{self.where}: needs 'base_url' (an existing endpoint) or 'serve' (a server the plugin starts)"
+            )
         if self.api_key_env and not os.environ.get(self.api_key_env):
-            raise ModelsFileError(f"{self.where}: api_key_env names {self.api_key_env!r}, which is not set "
-                                  f"in the environment; export {self.api_key_env}=... or choose another alias")
+            raise ModelsFileError(
+                f"{self.where}: api_key_env names {self.api_key_env!r}, which is not set "
+                f"in the environment; export {self.api_key_env}=... or choose another alias"
+            )
 
     def api_key(self) -> str:
         """The secret, read from the environment at call time; never stored on the spec."""
@@ -84,6 +112,7 @@ class ModelSpec:
 
 def _expand(value: Any, missing: set[str]) -> Any:
     if isinstance(value, str):
+
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in os.environ and os.environ[name] != "":
@@ -92,6 +121,7 @@ def _expand(value: Any, missing: set[str]) -> Any:
                 return default
             missing.add(name)
             return m.group(0)
+
         return _VAR_RE.sub(sub, value)
     if isinstance(value, dict):
         return {k: _expand(v, missing) for k, v in value.items()}
@@ -124,18 +154,23 @@ def _load_serve(raw: dict[str, Any], where: Where, base: Path) -> dict[str, Any]
     get_number(raw, "startup_timeout_s", where, None, minimum=1)
     get_number(raw, "tensor_parallel_size", where, None, integer=True, minimum=1)
     if raw.get("devices") is not None and not isinstance(raw["devices"], (str, int)):
-        raise (where / "devices").fail(f"expected a string like \"0\", \"0,1\" or \"MIG-<uuid>\", "
-                                       f"found {type_name(raw['devices'])}")
+        raise (where / "devices").fail(
+            f'expected a string like "0", "0,1" or "MIG-<uuid>", found {type_name(raw["devices"])}'
+        )
     if "model_path" in raw:
-        serve["model_path"] = str((base / str(raw["model_path"])).resolve()) \
-            if not str(raw["model_path"]).startswith("/") else str(raw["model_path"])
+        serve["model_path"] = (
+            str((base / str(raw["model_path"])).resolve())
+            if not str(raw["model_path"]).startswith("/")
+            else str(raw["model_path"])
+        )
     return serve
 
 
 def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     if not _ALIAS_RE.match(alias):
-        raise where.fail(f"alias {alias!r} is not valid: use letters, digits, '.', '_', '-' (it becomes part "
-                         "of test ids)")
+        raise where.fail(
+            f"alias {alias!r} is not valid: use letters, digits, '.', '_', '-' (it becomes part of test ids)"
+        )
     if not isinstance(raw, dict):
         raise where.fail(f"expected a mapping with at least 'model', found {type_name(raw)}")
     check_keys(raw, where, required={"model"}, optional=_ALIAS_KEYS - {"model"})
@@ -153,15 +188,17 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
         serve = _load_serve(serve_raw, where / "serve", base)
     base_url = get_str(data, "base_url", where, None)
     if base_url is not None and not _VAR_RE.search(base_url) and not re.match(r"^https?://", base_url):
-        raise (where / "base_url").fail(f"expected an http(s) URL such as http://127.0.0.1:8000/v1, found "
-                                        f"{base_url!r}")
+        raise (where / "base_url").fail(f"expected an http(s) URL such as http://127.0.0.1:8000/v1, found {base_url!r}")
     if base_url is None and serve is None:
-        raise where.fail("needs 'base_url' (an existing OpenAI-compatible endpoint) or 'serve' "
-                         "(a server the plugin starts)")
+        raise where.fail(
+            "needs 'base_url' (an existing OpenAI-compatible endpoint) or 'serve' (a server the plugin starts)"
+        )
     api_key_env = get_str(raw, "api_key_env", where, None)  # the *name*, never expanded
     if api_key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
-        raise (where / "api_key_env").fail(f"expected the NAME of an environment variable (e.g. OPENAI_API_KEY),"
-                                           f" found {api_key_env!r} - never put the key itself in models.yaml")
+        raise (where / "api_key_env").fail(
+            f"expected the NAME of an environment variable (e.g. OPENAI_API_KEY),"
+            f" found {api_key_env!r} - never put the key itself in models.yaml"
+        )
     tool_choice = get_str(data, "tool_choice", where, None)
     if tool_choice not in (None, "auto", "required", "none"):
         raise (where / "tool_choice").fail(f"expected auto, required or none, found {tool_choice!r}")
@@ -174,16 +211,25 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     parse_cost_spec(cost, str(where / "cost"), error=ModelsFileError)
     retries = get_mapping(data, "retries", where)
     return ModelSpec(
-        alias=alias, model=get_str(data, "model", where, required=True) or "", source=Path(where.file),
-        base_url=base_url.rstrip("/") if base_url else None, api_key_env=api_key_env,
-        tool_parser=tool_parser or "openai", reasoning_parser=reasoning, serve=serve, cost=dict(cost),
+        alias=alias,
+        model=get_str(data, "model", where, required=True) or "",
+        source=Path(where.file),
+        base_url=base_url.rstrip("/") if base_url else None,
+        api_key_env=api_key_env,
+        tool_parser=tool_parser or "openai",
+        reasoning_parser=reasoning,
+        serve=serve,
+        cost=dict(cost),
         stream=get_bool(data, "stream", where, False),
-        temperature=None if "temperature" in data and data["temperature"] is None
+        temperature=None
+        if "temperature" in data and data["temperature"] is None
         else get_number(data, "temperature", where, 0.0, minimum=0),
         max_tokens=get_number(data, "max_tokens", where, None, integer=True, minimum=1),
         timeout_s=float(get_number(data, "timeout_s", where, 300.0, minimum=0.1)),
-        retries=dict(retries), system_role=system_role or "system",
-        strict_tools=get_bool(data, "strict_tools", where, False), tool_choice=tool_choice,
+        retries=dict(retries),
+        system_role=system_role or "system",
+        strict_tools=get_bool(data, "strict_tools", where, False),
+        tool_choice=tool_choice,
         extra_body=get_mapping(data, "extra_body", where),
         description=get_str(data, "description", where, "") or "",
         test_double=get_bool(data, "test_double", where, False) or bool(serve and serve["engine"] == "scripted"),
@@ -199,8 +245,7 @@ def load_models(path: Path | str) -> dict[str, ModelSpec]:
     check_keys(data, where, required={"models"}, optional={"defaults"})
     models = data.get("models")
     if not isinstance(models, dict) or not models:
-        raise (where / "models").fail(f"expected a non-empty mapping of alias -> settings, found "
-                                      f"{type_name(models)}")
+        raise (where / "models").fail(f"expected a non-empty mapping of alias -> settings, found {type_name(models)}")
     defaults = get_mapping(data, "defaults", where)
     specs: dict[str, ModelSpec] = {}
     for alias, raw in models.items():
@@ -213,6 +258,7 @@ def select(specs: dict[str, ModelSpec], aliases: list[str], source: Path | str) 
     """The specs for ``aliases``, in the order given; an unknown alias lists the known ones."""
     unknown = [a for a in aliases if a not in specs]
     if unknown:
-        raise ModelsFileError(f"--models: unknown alias(es) {', '.join(map(repr, unknown))} - {source} defines: "
-                              f"{', '.join(specs)}")
+        raise ModelsFileError(
+            f"--models: unknown alias(es) {', '.join(map(repr, unknown))} - {source} defines: {', '.join(specs)}"
+        )
     return [specs[a] for a in aliases]

@@ -20,8 +20,20 @@ PACKET_FILE = "packet.yaml"
 KINDS = ("bug-fix", "refactor", "test-generation", "docs-update", "cli-feature")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
-_PACKET_KEYS = {"id", "kind", "version", "title", "prompt", "prompt_file", "workspace", "limits",
-                "gates", "reference", "description", "tags"}
+_PACKET_KEYS = {
+    "id",
+    "kind",
+    "version",
+    "title",
+    "prompt",
+    "prompt_file",
+    "workspace",
+    "limits",
+    "gates",
+    "reference",
+    "description",
+    "tags",
+}
 _LIMIT_KEYS = {"max_turns", "timeout_s", "max_output_tokens"}
 _GATE_KEYS = {"id", "run", "expect_exit", "timeout_s", "add", "guard", "description"}
 
@@ -90,18 +102,20 @@ def _load_gate(raw: Any, where: Where, root: Path) -> Gate:
     add: list[tuple[str, str]] = []
     for src, dst in add_raw.items():
         if not isinstance(src, str) or not isinstance(dst, str) or not dst.strip():
-            raise (where / "add").fail(f"expected 'packet/relative/src: workspace/relative/dst' strings, "
-                                       f"found {src!r}: {dst!r}")
+            raise (where / "add").fail(
+                f"expected 'packet/relative/src: workspace/relative/dst' strings, found {src!r}: {dst!r}"
+            )
         _inside(root, src, where / "add" / src, must_exist=True, what="hidden file")
         if PurePosixPath(dst).is_absolute() or ".." in PurePosixPath(dst).parts:
-            raise (where / "add" / src).fail(f"destination {dst!r} must be relative to the workspace, "
-                                             "without '..'")
+            raise (where / "add" / src).fail(f"destination {dst!r} must be relative to the workspace, without '..'")
         add.append((src, dst))
     return Gate(
-        id=gid, run=run,
+        id=gid,
+        run=run,
         expect_exit=get_number(raw, "expect_exit", where, 0, integer=True, minimum=0),
         timeout_s=float(get_number(raw, "timeout_s", where, 120.0, minimum=0.1)),
-        add=tuple(add), guard=get_bool(raw, "guard", where, False),
+        add=tuple(add),
+        guard=get_bool(raw, "guard", where, False),
         description=get_str(raw, "description", where, "") or "",
     )
 
@@ -113,14 +127,20 @@ def load_packet(path: Path | str) -> Packet:
     root = file.parent
     where = Where(file, error=PacketError)
     data = load_yaml_mapping(file, where)
-    check_keys(data, where, required={"id", "kind", "title", "workspace", "gates"},
-               optional=_PACKET_KEYS - {"id", "kind", "title", "workspace", "gates"})
+    check_keys(
+        data,
+        where,
+        required={"id", "kind", "title", "workspace", "gates"},
+        optional=_PACKET_KEYS - {"id", "kind", "title", "workspace", "gates"},
+    )
 
     pid = get_str(data, "id", where, required=True)
     assert pid is not None
     if not _ID_RE.match(pid):
-        raise (where / "id").fail(f"{pid!r} is not a valid packet id: use lowercase letters, digits, "
-                                  "'-', '_', '.' (it becomes part of test ids)")
+        raise (where / "id").fail(
+            f"{pid!r} is not a valid packet id: use lowercase letters, digits, "
+            "'-', '_', '.' (it becomes part of test ids)"
+        )
     kind = get_str(data, "kind", where, required=True)
     if kind not in KINDS:
         raise (where / "kind").fail(f"expected one of {', '.join(KINDS)}, found {kind!r}")
@@ -133,8 +153,13 @@ def load_packet(path: Path | str) -> Packet:
     if has_prompt:
         prompt = get_str(data, "prompt", where, required=True)
     else:
-        pfile = _inside(root, get_str(data, "prompt_file", where, required=True) or "", where / "prompt_file",
-                        must_exist=True, what="prompt file")
+        pfile = _inside(
+            root,
+            get_str(data, "prompt_file", where, required=True) or "",
+            where / "prompt_file",
+            must_exist=True,
+            what="prompt file",
+        )
         prompt = pfile.read_text(encoding="utf-8")
         if not prompt.strip():
             raise (where / "prompt_file").fail(f"{pfile} is empty")
@@ -150,8 +175,9 @@ def load_packet(path: Path | str) -> Packet:
     limits = Limits(
         max_turns=get_number(lim_raw, "max_turns", where / "limits", d.max_turns, integer=True, minimum=1),
         timeout_s=float(get_number(lim_raw, "timeout_s", where / "limits", d.timeout_s, minimum=1)),
-        max_output_tokens=get_number(lim_raw, "max_output_tokens", where / "limits", d.max_output_tokens,
-                                     integer=True, minimum=1),
+        max_output_tokens=get_number(
+            lim_raw, "max_output_tokens", where / "limits", d.max_output_tokens, integer=True, minimum=1
+        ),
     )
 
     gates_raw = data.get("gates")
@@ -166,15 +192,26 @@ def load_packet(path: Path | str) -> Packet:
 
     reference = None
     if data.get("reference") is not None:
-        reference = _inside(root, get_str(data, "reference", where) or "", where / "reference",
-                            must_exist=True, what="reference")
+        reference = _inside(
+            root, get_str(data, "reference", where) or "", where / "reference", must_exist=True, what="reference"
+        )
     tags = data.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise (where / "tags").fail("expected a list of strings")
     get_str(data, "description", where, "")
-    return Packet(id=pid, kind=kind or "", version=version, title=title or "", prompt=prompt or "",
-                  root=root.resolve(), workspace=workspace, limits=limits, gates=gates,
-                  reference=reference, tags=tuple(tags))
+    return Packet(
+        id=pid,
+        kind=kind or "",
+        version=version,
+        title=title or "",
+        prompt=prompt or "",
+        root=root.resolve(),
+        workspace=workspace,
+        limits=limits,
+        gates=gates,
+        reference=reference,
+        tags=tuple(tags),
+    )
 
 
 def find_packet_files(folders: Iterable[Path]) -> list[Path]:
@@ -185,8 +222,11 @@ def find_packet_files(folders: Iterable[Path]) -> list[Path]:
             found.append(folder / PACKET_FILE)
             continue
         for file in sorted(folder.rglob(PACKET_FILE)):
-            if not any((parent / PACKET_FILE).is_file() for parent in file.parent.parents
-                       if folder in parent.parents or parent == folder):
+            if not any(
+                (parent / PACKET_FILE).is_file()
+                for parent in file.parent.parents
+                if folder in parent.parents or parent == folder
+            ):
                 found.append(file)
     return sorted(set(found))
 
@@ -201,8 +241,10 @@ def discover_packets(folders: Iterable[Path | str]) -> list[Packet]:
     by_id: dict[str, Packet] = {}
     for p in packets:
         if p.id in by_id:
-            raise PacketError(f"{p.file}: id: duplicate packet id {p.id!r}, also used by {by_id[p.id].file}; "
-                              "packet ids must be unique")
+            raise PacketError(
+                f"{p.file}: id: duplicate packet id {p.id!r}, also used by {by_id[p.id].file}; "
+                "packet ids must be unique"
+            )
         by_id[p.id] = p
     return sorted(packets, key=lambda p: p.id)
 
@@ -215,4 +257,3 @@ def packet_root_of(path: Path, stop: Path | None = None) -> Path | None:
         if stop is not None and parent == stop:
             break
     return None
-

@@ -152,8 +152,9 @@ def parse_message(
     give parameters their declared types. An unknown parser name raises ``ConfigError``.
     """
     find_calls = _lookup(TOOL_PARSERS, tool_parser, "tool_parser")
-    split_reasoning = None if reasoning_parser is None else _lookup(
-        REASONING_PARSERS, reasoning_parser, "reasoning_parser")
+    split_reasoning = (
+        None if reasoning_parser is None else _lookup(REASONING_PARSERS, reasoning_parser, "reasoning_parser")
+    )
     message = _as_mapping(message)
     text = _content_text(message.get("content"))
     thoughts = [_reasoning_field(message)]
@@ -272,12 +273,12 @@ def _assemble(text: str, found: Iterable[_Found]) -> Extraction:
     pieces, calls, invalid = [], [], []
     pos = 0
     for f in sorted(found, key=lambda f: f.start):
-        pieces.append(text[pos:f.start])
+        pieces.append(text[pos : f.start])
         pos = f.end
         if f.error is None:
             calls.extend(f.calls)
         else:
-            invalid.append(f"{f.error}: {text[f.start:f.end].strip()}")
+            invalid.append(f"{f.error}: {text[f.start : f.end].strip()}")
     pieces.append(text[pos:])
     return Extraction("\n".join(p.strip() for p in pieces if p.strip()), tuple(calls), tuple(invalid))
 
@@ -423,7 +424,7 @@ def _qwen_function(text: str, i: int, tools: Tools) -> tuple[str, dict[str, Any]
     name_end = text.find(">", i)
     if name_end == -1:
         raise _Malformed("the output ends inside <function=")
-    name = text[i + len(_FUNC_OPEN):name_end].strip()
+    name = text[i + len(_FUNC_OPEN) : name_end].strip()
     if not name:
         raise _Malformed("missing function name in <function=>")
     if _BAD_NAME.search(name):
@@ -448,7 +449,7 @@ def _qwen_parameter(text: str, pos: int) -> tuple[str, str, int]:
     key_end = text.find(">", pos)
     if key_end == -1:
         raise _Malformed("the output ends inside <parameter=")
-    key = text[pos + len(_PARAM_OPEN):key_end].strip()
+    key = text[pos + len(_PARAM_OPEN) : key_end].strip()
     if not key:
         raise _Malformed("missing parameter name in <parameter=>")
     start = key_end + 1
@@ -509,7 +510,7 @@ def _glm_arguments(text: str, pos: int, schema: Mapping[str, Any]) -> tuple[dict
         key_end = text.find(_ARG_KEY_END, pos)
         if key_end == -1:
             raise _Malformed("the output ends inside <arg_key>")
-        key = text[pos + len(_ARG_KEY):key_end].strip()
+        key = text[pos + len(_ARG_KEY) : key_end].strip()
         if not key:
             raise _Malformed("empty <arg_key>")
         pos = _WS.match(text, key_end + len(_ARG_KEY_END)).end()
@@ -556,8 +557,7 @@ def _json_fence(text: str, fence: re.Match[str]) -> tuple[_Found | None, int]:
         block_end = _after_fence(text, body)
         if not _NAME_HINT.search(text, body, block_end):
             return None, block_end
-        broken = _broken(text, fence.start(), f"invalid JSON in fenced block ({_json_error(exc, body)})",
-                         _FENCE, body)
+        broken = _broken(text, fence.start(), f"invalid JSON in fenced block ({_json_error(exc, body)})", _FENCE, body)
         return broken, broken.end
     after = _WS.match(text, end).end()
     closed = text.startswith(_FENCE, after)
@@ -611,8 +611,11 @@ def _find_known_json_blocks(text: str, tools: Tools) -> list[_Found]:
     call, so broken blocks stay in the content here instead of counting as invalid.
     """
     names = {name for name in map(_tool_name, tools or ()) if name}
-    return [f for f in _find_json_blocks(text) if f.error is None and (
-        not names or all(name in names for name, _ in f.calls))]
+    return [
+        f
+        for f in _find_json_blocks(text)
+        if f.error is None and (not names or all(name in names for name, _ in f.calls))
+    ]
 
 
 _LEAK_RECOGNISERS: tuple[tuple[re.Pattern[str], Callable[[str, Tools], list[_Found]]], ...] = (
@@ -717,6 +720,7 @@ def _to_container(kind: type) -> Callable[[str], Any]:
         if isinstance(value, str):  # double-encoded
             value = _loads_or_literal(value)
         return value if isinstance(value, kind) and _is_json(value) else _NO
+
     return convert
 
 
@@ -739,13 +743,15 @@ def _is_json(value: Any) -> bool:
     return True
 
 
-_CONVERTERS: Mapping[str, Callable[[str], Any]] = MappingProxyType({
-    "integer": _to_int,
-    "number": _to_number,
-    "boolean": _to_bool,
-    "object": _to_container(dict),
-    "array": _to_container(list),
-})
+_CONVERTERS: Mapping[str, Callable[[str], Any]] = MappingProxyType(
+    {
+        "integer": _to_int,
+        "number": _to_number,
+        "boolean": _to_bool,
+        "object": _to_container(dict),
+        "array": _to_container(list),
+    }
+)
 
 
 # -- reasoning --------------------------------------------------------------------------------------
@@ -755,14 +761,14 @@ def split_think_tags(text: str) -> tuple[str | None, str]:
     """(reasoning, content): ``<think>`` reasoning at the start of ``text``, or before a lone ``</think>``."""
     close = text.find(THINK_CLOSE)
     if close != -1:
-        before, after = text[:close], text[close + len(THINK_CLOSE):]
+        before, after = text[:close], text[close + len(THINK_CLOSE) :]
         opened = before.find(THINK_OPEN)
         if opened != -1:
-            before, after = before[opened + len(THINK_OPEN):], before[:opened] + after
+            before, after = before[opened + len(THINK_OPEN) :], before[:opened] + after
         return before.strip() or None, after
     start = _WS.match(text).end()
     if text.startswith(THINK_OPEN, start):  # truncated mid-thought
-        return text[start + len(THINK_OPEN):].strip() or None, ""
+        return text[start + len(THINK_OPEN) :].strip() or None, ""
     return None, text
 
 
@@ -772,6 +778,7 @@ def split_think_tags(text: str) -> tuple[str | None, str]:
 def _text_parser(find: Callable[[str, Tools], list[_Found]]) -> ToolParser:
     def parse(text: str, tools: Tools = None) -> Extraction:
         return _assemble(text, find(text, tools))
+
     parse.__name__ = parse.__qualname__ = find.__name__.replace("_find", "parse")
     return parse
 
@@ -783,17 +790,21 @@ parse_json_blocks = _text_parser(_find_json_blocks)
 
 #: Tool parser name -> function(text, tools) -> Extraction. ``qwen3_coder`` and
 #: ``glm45`` are vLLM's ``--tool-call-parser`` names for the same formats.
-TOOL_PARSERS: Mapping[str, ToolParser] = MappingProxyType({
-    "openai": _recover_leaked,
-    "hermes": parse_hermes,
-    "qwen3_xml": parse_qwen3_xml,
-    "qwen3_coder": parse_qwen3_xml,
-    "glm47": parse_glm,
-    "glm45": parse_glm,
-    "json_block": parse_json_blocks,
-})
+TOOL_PARSERS: Mapping[str, ToolParser] = MappingProxyType(
+    {
+        "openai": _recover_leaked,
+        "hermes": parse_hermes,
+        "qwen3_xml": parse_qwen3_xml,
+        "qwen3_coder": parse_qwen3_xml,
+        "glm47": parse_glm,
+        "glm45": parse_glm,
+        "json_block": parse_json_blocks,
+    }
+)
 
 #: Reasoning parser name -> function(text) -> (reasoning or None, content).
-REASONING_PARSERS: Mapping[str, ReasoningParser] = MappingProxyType({
-    "think_tags": split_think_tags,
-})
+REASONING_PARSERS: Mapping[str, ReasoningParser] = MappingProxyType(
+    {
+        "think_tags": split_think_tags,
+    }
+)

@@ -60,28 +60,63 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("agentbench", "agentbench: evaluate coding agents on task packets")
-    group.addoption("--models", action="append", dest="agentbench_models", metavar="ALIAS[,ALIAS]",
-                    help="model aliases from models.yaml to run every packet on (ini: agentbench_models)")
-    group.addoption("--models-file", dest="agentbench_models_file", metavar="PATH",
-                    help=f"the models.yaml to read (ini: agentbench_models_file; default: {MODELS_FILE} in the "
-                         "rootdir, then in the current folder)")
-    group.addoption("--packets", action="append", dest="agentbench_packets", metavar="DIR",
-                    help="folder(s) holding task packets (ini: agentbench_packets; default: task_packets)")
-    group.addoption("--sandbox", dest="agentbench_sandbox", choices=SANDBOX_KINDS,
-                    help="where commands run: docker, local, or auto = docker if an engine answers, else local "
-                         "(ini: agentbench_sandbox; default: auto)")
-    group.addoption("--agent-timeout", dest="agentbench_agent_timeout", type=float, metavar="SECONDS",
-                    help="wall-clock budget per agent run, overriding each packet's limits.timeout_s "
-                         "(ini: agentbench_agent_timeout)")
-    group.addoption("--agentbench-results", dest="agentbench_results", metavar="DIR",
-                    help="folder for the run log: one JSONL file per xdist worker, merged at the end into "
-                         "DIR/results.jsonl and DIR/benchmark.json (ini: agentbench_results; default: "
-                         ".agentbench/runs/<time>-<pid> in the rootdir)")
-    group.addoption("--agentbench-html", dest="agentbench_html", metavar="PATH",
-                    help="write a self-contained HTML report (ini: agentbench_html)")
-    group.addoption("--resume", dest="agentbench_resume", metavar="PATH",
-                    help="skip (packet, alias) pairs that already have a record in PATH (a results folder or "
-                         "its results.jsonl); new runs are added to that folder")
+    group.addoption(
+        "--models",
+        action="append",
+        dest="agentbench_models",
+        metavar="ALIAS[,ALIAS]",
+        help="model aliases from models.yaml to run every packet on (ini: agentbench_models)",
+    )
+    group.addoption(
+        "--models-file",
+        dest="agentbench_models_file",
+        metavar="PATH",
+        help=f"the models.yaml to read (ini: agentbench_models_file; default: {MODELS_FILE} in the "
+        "rootdir, then in the current folder)",
+    )
+    group.addoption(
+        "--packets",
+        action="append",
+        dest="agentbench_packets",
+        metavar="DIR",
+        help="folder(s) holding task packets (ini: agentbench_packets; default: task_packets)",
+    )
+    group.addoption(
+        "--sandbox",
+        dest="agentbench_sandbox",
+        choices=SANDBOX_KINDS,
+        help="where commands run: docker, local, or auto = docker if an engine answers, else local "
+        "(ini: agentbench_sandbox; default: auto)",
+    )
+    group.addoption(
+        "--agent-timeout",
+        dest="agentbench_agent_timeout",
+        type=float,
+        metavar="SECONDS",
+        help="wall-clock budget per agent run, overriding each packet's limits.timeout_s "
+        "(ini: agentbench_agent_timeout)",
+    )
+    group.addoption(
+        "--agentbench-results",
+        dest="agentbench_results",
+        metavar="DIR",
+        help="folder for the run log: one JSONL file per xdist worker, merged at the end into "
+        "DIR/results.jsonl and DIR/benchmark.json (ini: agentbench_results; default: "
+        ".agentbench/runs/<time>-<pid> in the rootdir)",
+    )
+    group.addoption(
+        "--agentbench-html",
+        dest="agentbench_html",
+        metavar="PATH",
+        help="write a self-contained HTML report (ini: agentbench_html)",
+    )
+    group.addoption(
+        "--resume",
+        dest="agentbench_resume",
+        metavar="PATH",
+        help="skip (packet, alias) pairs that already have a record in PATH (a results folder or "
+        "its results.jsonl); new runs are added to that folder",
+    )
     parser.addini("agentbench_results", "folder for the JSONL run log, relative to the ini file", default="")
     parser.addini("agentbench_html", "path of the HTML report, relative to the ini file", default="")
     parser.addini("agentbench_models", "model aliases to run (comma or space separated)", default="")
@@ -118,8 +153,9 @@ def resolve_settings(config: pytest.Config) -> Settings:
 
     sandbox = opt.agentbench_sandbox or config.getini("agentbench_sandbox") or "auto"
     if sandbox not in SANDBOX_KINDS:
-        raise pytest.UsageError(f"ini agentbench_sandbox: expected one of {', '.join(SANDBOX_KINDS)}, "
-                                f"found {sandbox!r}")
+        raise pytest.UsageError(
+            f"ini agentbench_sandbox: expected one of {', '.join(SANDBOX_KINDS)}, found {sandbox!r}"
+        )
     timeout = opt.agentbench_agent_timeout
     if timeout is None and config.getini("agentbench_agent_timeout"):
         raw = config.getini("agentbench_agent_timeout")
@@ -139,17 +175,26 @@ def resolve_settings(config: pytest.Config) -> Settings:
     results_dir = path_of(opt.agentbench_results, "agentbench_results")
     if results_dir is None and resume is not None:
         results_dir = resume.parent if resume.suffix == ".jsonl" else resume
-    return Settings(models=models, models_file=models_file, packets=packets, sandbox=sandbox,
-                    agent_timeout=timeout, results_dir=results_dir,
-                    html=path_of(opt.agentbench_html, "agentbench_html"), resume=resume)
+    return Settings(
+        models=models,
+        models_file=models_file,
+        packets=packets,
+        sandbox=sandbox,
+        agent_timeout=timeout,
+        results_dir=results_dir,
+        html=path_of(opt.agentbench_html, "agentbench_html"),
+        resume=resume,
+    )
 
 
 def _load_specs(settings: Settings) -> list[ModelSpec]:
     if not settings.models:
         return []
     if settings.models_file is None:
-        raise pytest.UsageError(f"--models={','.join(settings.models)} needs a models file: none found at "
-                                f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH")
+        raise pytest.UsageError(
+            f"--models={','.join(settings.models)} needs a models file: none found at "
+            f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH"
+        )
     try:
         from .adapter import retry_policies
 
@@ -172,9 +217,11 @@ def check_disjoint_devices(specs: list[ModelSpec]) -> None:
             continue
         for device in str(devices).replace(" ", "").split(","):
             if device in owner:
-                raise ConfigError(f"--models: aliases {owner[device]!r} and {spec.alias!r} would both start a "
-                                  f"server on device {device!r}; give them disjoint serve.devices (or MIG "
-                                  "slices), or run them in separate pytest runs")
+                raise ConfigError(
+                    f"--models: aliases {owner[device]!r} and {spec.alias!r} would both start a "
+                    f"server on device {device!r}; give them disjoint serve.devices (or MIG "
+                    "slices), or run them in separate pytest runs"
+                )
             owner[device] = spec.alias
 
 
@@ -210,6 +257,7 @@ def _stop_servers_on_sigterm() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
         def interrupt(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt(f"signal {signum}")
 
@@ -275,7 +323,8 @@ def _reconcile(state: _State, records: list[dict[str, Any]]) -> None:
         state.reconciliation.append(
             f"{spec.alias}: tokens client {client_in:,} in / {client_out:,} out; server /metrics "
             f"{delta.prompt_tokens:,} in / {delta.generation_tokens:,} out: {verdict}"
-            + ("" if same else " (a resumed run or traffic from outside this session counts too)"))
+            + ("" if same else " (a resumed run or traffic from outside this session counts too)")
+        )
 
 
 class _XdistController:
@@ -301,7 +350,8 @@ def _init_results(state: _State, config: pytest.Config) -> None:
     settings = state.settings
     state.session_start = datetime.now(UTC).isoformat(timespec="microseconds")
     state.results_dir = settings.results_dir or (
-        config.rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        config.rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    )
     if settings.resume is not None:
         from .results import completed_pairs
 
@@ -365,8 +415,10 @@ class PacketModule(pytest.Module):
             raise self.CollectError(str(exc)) from None
         other = state.packet_ids.setdefault(self.packet.id, self.path)
         if other != self.path:
-            raise self.CollectError(f"{self.path}: id: duplicate packet id {self.packet.id!r}, also used by "
-                                    f"{other}; packet ids must be unique")
+            raise self.CollectError(
+                f"{self.path}: id: duplicate packet id {self.packet.id!r}, also used by "
+                f"{other}; packet ids must be unique"
+            )
         return super().collect()
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
@@ -392,11 +444,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             except ConfigError:
                 pass
         reason = f"no model alias selected: pass --models=ALIAS{known}"
-        metafunc.parametrize("agentbench_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
-                             ids=[packet.id])
+        metafunc.parametrize(
+            "agentbench_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=[packet.id]
+        )
         return
-    metafunc.parametrize("agentbench_case", [Case(packet, spec) for spec in state.specs],
-                         ids=[f"{packet.id}-{spec.alias}" for spec in state.specs])
+    metafunc.parametrize(
+        "agentbench_case",
+        [Case(packet, spec) for spec in state.specs],
+        ids=[f"{packet.id}-{spec.alias}" for spec in state.specs],
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -447,9 +503,13 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
 
     def execute() -> Any:
         before = _try_scrape(metrics_root, spec, settled=False)
-        record = run_packet(packet, spec, model,
-                            lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
-                            agent_timeout=state.settings.agent_timeout)
+        record = run_packet(
+            packet,
+            spec,
+            model,
+            lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
+            agent_timeout=state.settings.agent_timeout,
+        )
         after = _try_scrape(metrics_root, spec, settled=True)
         if before is not None and after is not None:
             from .metrics import diff
@@ -487,8 +547,11 @@ def _try_scrape(root: str | None, spec: ModelSpec, *, settled: bool) -> Any:
     from .metrics import scrape, scrape_settled
 
     try:
-        return scrape_settled(root, model_name=spec.model, timeout_s=3.0) if settled else \
-            scrape(root, model_name=spec.model)
+        return (
+            scrape_settled(root, model_name=spec.model, timeout_s=3.0)
+            if settled
+            else scrape(root, model_name=spec.model)
+        )
     except Exception:  # a scrape that fails leaves the run without server numbers, nothing more
         return None
 
@@ -555,17 +618,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not parts:
         return
     merged = merge_jsonl(parts, state.results_dir / RESULTS_FILE, on_problem=state.result_problems.append)
-    state.records = merged if state.settings.resume else [
-        r for r in merged if str(r.get("timestamp", "")) >= state.session_start]
+    state.records = (
+        merged if state.settings.resume else [r for r in merged if str(r.get("timestamp", "")) >= state.session_start]
+    )
     _reconcile(state, state.records)
-    bench = write_benchmark_json(state.records, state.results_dir / "benchmark.json",
-                                 commit_info=default_commit_info(config.rootpath))
+    bench = write_benchmark_json(
+        state.records, state.results_dir / "benchmark.json", commit_info=default_commit_info(config.rootpath)
+    )
     state.outputs += [str(state.results_dir / RESULTS_FILE), str(bench)]
     if state.settings.html is not None:
         from .report import write_html
 
-        state.outputs.append(str(write_html(state.records, state.settings.html, "agentbench report",
-                                            aliases=[s.alias for s in state.specs])))
+        state.outputs.append(
+            str(
+                write_html(
+                    state.records, state.settings.html, "agentbench report", aliases=[s.alias for s in state.specs]
+                )
+            )
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -590,8 +660,10 @@ def format_gates(record: Any) -> str:
     lines = []
     for g in record.gates:
         mark = "PASS" if g.passed else "FAIL"
-        lines.append(f"{mark} {g.id}{' (guard)' if g.guard else ''}: `{g.command}` -> exit {g.exit_code}"
-                     f"{' (timed out)' if g.timed_out else ''}, expected {g.expect_exit} [{g.duration_s:.2f} s]")
+        lines.append(
+            f"{mark} {g.id}{' (guard)' if g.guard else ''}: `{g.command}` -> exit {g.exit_code}"
+            f"{' (timed out)' if g.timed_out else ''}, expected {g.expect_exit} [{g.duration_s:.2f} s]"
+        )
         if not g.passed and g.output.strip():
             lines.extend("    " + line for line in g.tail().splitlines())
     return "\n".join(lines)
@@ -631,5 +703,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if state is None or not state.specs:
         return None
     aliases = ", ".join(f"{s.alias}{' (scripted test double)' if s.test_double else ''}" for s in state.specs)
-    return [f"agentbench: models={aliases}; sandbox={state.settings.sandbox}; models file={state.settings.models_file}"
-            f"; pid={os.getpid()}"]
+    return [
+        f"agentbench: models={aliases}; sandbox={state.settings.sandbox}; models file={state.settings.models_file}"
+        f"; pid={os.getpid()}"
+    ]

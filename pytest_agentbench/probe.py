@@ -51,15 +51,19 @@ def _plain(a: ModelAdapter) -> tuple[bool, str]:
 
 
 def _one_call(a: ModelAdapter) -> tuple[bool, str]:
-    done = a.complete([{"role": "user", "content": "Use the read_file tool to read the file README.md."}],
-                      TOOLS, max_tokens=256)
+    done = a.complete(
+        [{"role": "user", "content": "Use the read_file tool to read the file README.md."}], TOOLS, max_tokens=256
+    )
     ok = ("read_file", {"path": "README.md"}) in _calls(done)
     return ok, f"{_how(done)}: {[n for n, _ in _calls(done)]}"
 
 
 def _parallel(a: ModelAdapter) -> tuple[bool, str]:
-    done = a.complete([{"role": "user", "content": "Read both a.py and b.py: call read_file twice in one reply."}],
-                      TOOLS, max_tokens=256)
+    done = a.complete(
+        [{"role": "user", "content": "Read both a.py and b.py: call read_file twice in one reply."}],
+        TOOLS,
+        max_tokens=256,
+    )
     paths = sorted(args.get("path", "") for name, args in _calls(done) if name == "read_file")
     return paths == ["a.py", "b.py"], f"{_how(done)}: {len(done.tool_calls)} call(s)"
 
@@ -67,8 +71,9 @@ def _parallel(a: ModelAdapter) -> tuple[bool, str]:
 def _streamed_call(a: ModelAdapter) -> tuple[bool, str]:
     streaming = ModelAdapter(dataclasses.replace(a.spec, stream=True), base_url=a.base_url)
     try:
-        done = streaming.complete([{"role": "user", "content": "Use the list_files tool to list the files."}],
-                                  TOOLS, max_tokens=256)
+        done = streaming.complete(
+            [{"role": "user", "content": "Use the list_files tool to list the files."}], TOOLS, max_tokens=256
+        )
     finally:
         streaming.close()
     ok = any(name == "list_files" for name, _ in _calls(done))
@@ -79,9 +84,17 @@ def _streamed_call(a: ModelAdapter) -> tuple[bool, str]:
 def _round_trip(a: ModelAdapter) -> tuple[bool, str]:
     messages = [
         {"role": "user", "content": "Read secret.txt and tell me the word in it."},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_0", "type": "function", "function": {"name": "read_file",
-                                                              "arguments": json.dumps({"path": "secret.txt"})}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": json.dumps({"path": "secret.txt"})},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_0", "content": "PINEAPPLE"},
     ]
     done = a.complete(messages, TOOLS, max_tokens=64)
@@ -92,13 +105,19 @@ def _long_prompt(a: ModelAdapter, context_tokens: int) -> tuple[bool, str]:
     # ~80 % of the context, counting a generous 12 tokens per filler line (tokenizers differ; we have
     # none here): an estimate; the server's usage is what the table reports.
     filler = "def f(x):\n    return x + 1\n" * (context_tokens * 80 // 100 // 12)
-    done = a.complete([{"role": "user", "content": filler + "\nHow many functions are above? Answer briefly."}],
-                      max_tokens=32)
+    done = a.complete(
+        [{"role": "user", "content": filler + "\nHow many functions are above? Answer briefly."}], max_tokens=32
+    )
     return bool(done.text.strip()), f"{done.usage.prompt_tokens} prompt tokens (server usage)"
 
 
-def run_probe(spec: ModelSpec, base_url: str, *, context_tokens: int = 4096,
-              make_adapter: Callable[[ModelSpec, str], ModelAdapter] | None = None) -> list[ProbeResult]:
+def run_probe(
+    spec: ModelSpec,
+    base_url: str,
+    *,
+    context_tokens: int = 4096,
+    make_adapter: Callable[[ModelSpec, str], ModelAdapter] | None = None,
+) -> list[ProbeResult]:
     adapter = (make_adapter or (lambda s, u: ModelAdapter(s, base_url=u)))(spec, base_url)
     checks: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
         ("plain answer", lambda: _plain(adapter)),

@@ -25,10 +25,8 @@ from .summary import NOT_STREAMED, AliasSummary, format_seconds, percentile, sum
 
 __all__ = ["render_html", "write_html"]
 
-PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
-           "#9c755f", "#bab0ac")
-CATEGORY_COLORS = {"passed": "#59a14f", "gates missed": "#e15759", "max_turns": "#edc948",
-                   "agent_timeout": "#f28e2b"}
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+CATEGORY_COLORS = {"passed": "#59a14f", "gates missed": "#e15759", "max_turns": "#edc948", "agent_timeout": "#f28e2b"}
 _OTHER_CATEGORY_COLORS = ("#b07aa1", "#9c755f", "#76b7b2", "#ff9da7", "#4e79a7", "#bab0ac")
 _LABEL_W = 190  # px reserved left of every chart for alias names
 _LABEL_CHARS = 28  # what fits in _LABEL_W at 12 px
@@ -86,8 +84,10 @@ def _tick_seconds(t: float) -> str:
 
 
 def _svg(width: int, height: int, body: list[str], label: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{e(label)}">' + "".join(body) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{e(label)}">' + "".join(body) + "</svg>"
+    )
 
 
 def _axis(ticks: Sequence[float], scale: Any, top: int, bottom: int, fmt: Any, unit: str = "") -> list[str]:
@@ -97,8 +97,10 @@ def _axis(ticks: Sequence[float], scale: Any, top: int, bottom: int, fmt: Any, u
         out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="#e6e9ef"/>')
         out.append(f'<text x="{x:.1f}" y="{bottom + 15}" text-anchor="middle">{e(fmt(t))}</text>')
     if unit:
-        out.append(f'<text x="{_LABEL_W + _CHART_W / 2:.0f}" y="{bottom + 31}" text-anchor="middle" '
-                   f'fill="#5a6578">{e(unit)}</text>')
+        out.append(
+            f'<text x="{_LABEL_W + _CHART_W / 2:.0f}" y="{bottom + 31}" text-anchor="middle" '
+            f'fill="#5a6578">{e(unit)}</text>'
+        )
     return out
 
 
@@ -109,8 +111,14 @@ def _alias_label(s: AliasSummary, y: float) -> str:
     return f'<text x="{_LABEL_W - 8}" y="{y:.1f}" text-anchor="end"><title>{e(full)}</title>{e(shown)}</text>'
 
 
-def _hbar_chart(rows: Sequence[tuple[AliasSummary, float | None, str]], hi: float, fmt: Any, unit: str,
-                label: str, colors: Mapping[str, str]) -> str:
+def _hbar_chart(
+    rows: Sequence[tuple[AliasSummary, float | None, str]],
+    hi: float,
+    fmt: Any,
+    unit: str,
+    label: str,
+    colors: Mapping[str, str],
+) -> str:
     """One horizontal bar per alias; ``None`` draws no bar and the given text ("unknown")."""
     height = 16 + len(rows) * _ROW_H + 40
     scale = _scale(hi)
@@ -120,8 +128,9 @@ def _hbar_chart(rows: Sequence[tuple[AliasSummary, float | None, str]], hi: floa
         body.append(_alias_label(s, y + 18))
         if value is not None:
             w = max(0.0, scale(value) - _LABEL_W)
-            body.append(f'<rect x="{_LABEL_W}" y="{y + 5}" width="{w:.1f}" height="{_ROW_H - 10}" '
-                        f'fill="{colors[s.alias]}"/>')
+            body.append(
+                f'<rect x="{_LABEL_W}" y="{y + 5}" width="{w:.1f}" height="{_ROW_H - 10}" fill="{colors[s.alias]}"/>'
+            )
             body.append(f'<text x="{_LABEL_W + w + 6:.1f}" y="{y + 18}">{e(text)}</text>')
         else:
             body.append(f'<text x="{_LABEL_W + 6}" y="{y + 18}" fill="#7a8699">{e(text)}</text>')
@@ -133,8 +142,14 @@ def _scale(hi: float) -> Any:
     return lambda v: _LABEL_W + (v / top) * _CHART_W
 
 
-def _stacked_chart(rows: Sequence[tuple[AliasSummary, list[tuple[str, float]]]], colors: Mapping[str, str],
-                   fmt: Any, unit: str, label: str, hi: float | None = None) -> str:
+def _stacked_chart(
+    rows: Sequence[tuple[AliasSummary, list[tuple[str, float]]]],
+    colors: Mapping[str, str],
+    fmt: Any,
+    unit: str,
+    label: str,
+    hi: float | None = None,
+) -> str:
     """Stacked horizontal bars: one bar per alias, one segment per (category, value)."""
     top_value = hi if hi is not None else max((sum(v for _, v in segs) for _, segs in rows), default=0.0)
     scale = _scale(top_value)
@@ -148,11 +163,14 @@ def _stacked_chart(rows: Sequence[tuple[AliasSummary, list[tuple[str, float]]]],
             w = scale(value) - _LABEL_W
             if w <= 0:
                 continue
-            body.append(f'<rect x="{x:.1f}" y="{y + 5}" width="{w:.1f}" height="{_ROW_H - 10}" '
-                        f'fill="{colors[cat]}"><title>{e(cat)}: {e(fmt(value))}</title></rect>')
+            body.append(
+                f'<rect x="{x:.1f}" y="{y + 5}" width="{w:.1f}" height="{_ROW_H - 10}" '
+                f'fill="{colors[cat]}"><title>{e(cat)}: {e(fmt(value))}</title></rect>'
+            )
             if w > 28:
-                body.append(f'<text x="{x + w / 2:.1f}" y="{y + 18}" text-anchor="middle" fill="#fff">'
-                            f'{e(fmt(value))}</text>')
+                body.append(
+                    f'<text x="{x + w / 2:.1f}" y="{y + 18}" text-anchor="middle" fill="#fff">{e(fmt(value))}</text>'
+                )
             x += w
     return _svg(_LABEL_W + _CHART_W + _RIGHT_W, height, body, label)
 
@@ -177,55 +195,84 @@ def _box_strip(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) -> 
         color = colors[s.alias]
         body.append(f'<line x1="{scale(lo):.1f}" y1="{mid}" x2="{scale(top):.1f}" y2="{mid}" stroke="#7a8699"/>')
         for end in (lo, top):
-            body.append(f'<line x1="{scale(end):.1f}" y1="{mid - 6}" x2="{scale(end):.1f}" y2="{mid + 6}" '
-                        f'stroke="#7a8699"/>')
-        body.append(f'<rect x="{scale(q1):.1f}" y="{mid - 11}" width="{max(1.0, scale(q3) - scale(q1)):.1f}" '
-                    f'height="22" fill="{color}" fill-opacity="0.25" stroke="{color}"/>')
-        body.append(f'<line x1="{scale(med):.1f}" y1="{mid - 11}" x2="{scale(med):.1f}" y2="{mid + 11}" '
-                    f'stroke="{color}" stroke-width="3"/>')
+            body.append(
+                f'<line x1="{scale(end):.1f}" y1="{mid - 6}" x2="{scale(end):.1f}" y2="{mid + 6}" stroke="#7a8699"/>'
+            )
+        body.append(
+            f'<rect x="{scale(q1):.1f}" y="{mid - 11}" width="{max(1.0, scale(q3) - scale(q1)):.1f}" '
+            f'height="22" fill="{color}" fill-opacity="0.25" stroke="{color}"/>'
+        )
+        body.append(
+            f'<line x1="{scale(med):.1f}" y1="{mid - 11}" x2="{scale(med):.1f}" y2="{mid + 11}" '
+            f'stroke="{color}" stroke-width="3"/>'
+        )
         for j, v in enumerate(values):
             jitter = ((j * 7919) % 13 - 6) * 1.2  # deterministic spread, so the file is reproducible
-            body.append(f'<circle cx="{scale(v):.1f}" cy="{mid + jitter:.1f}" r="3" fill="{color}" '
-                        f'fill-opacity="0.8"><title>{e(format_seconds(v))}</title></circle>')
+            body.append(
+                f'<circle cx="{scale(v):.1f}" cy="{mid + jitter:.1f}" r="3" fill="{color}" '
+                f'fill-opacity="0.8"><title>{e(format_seconds(v))}</title></circle>'
+            )
         body.append(f'<text x="{_LABEL_W + _CHART_W + 8}" y="{mid + 4}">p50 {e(format_seconds(med))}</text>')
     return _svg(_LABEL_W + _CHART_W + _RIGHT_W, height, body, "run latency per alias")
 
 
 def _legend(colors: Mapping[str, str], keys: Sequence[str]) -> str:
-    return '<div class="legend">' + "".join(
-        f'<span><i style="background:{colors[k]}"></i>{e(k)}</span>' for k in keys) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(f'<span><i style="background:{colors[k]}"></i>{e(k)}</span>' for k in keys)
+        + "</div>"
+    )
 
 
 # --------------------------------------------------------------------------- sections
 
 
 def _summary_table(summaries: Sequence[AliasSummary]) -> str:
-    head = "".join(f"<th>{e(s.alias)}" + ("<br><span class=td>test double</span>" if s.test_double else "")
-                   + (f"<br><small>{e(s.model)}</small>" if s.model and s.model != s.alias else "") + "</th>"
-                   for s in summaries)
+    head = "".join(
+        f"<th>{e(s.alias)}"
+        + ("<br><span class=td>test double</span>" if s.test_double else "")
+        + (f"<br><small>{e(s.model)}</small>" if s.model and s.model != s.alias else "")
+        + "</th>"
+        for s in summaries
+    )
     body = []
     for label, cells in summary_rows(summaries):
         sub = label.startswith("  ")
         section = not sub and all(c == "" for c in cells)
         cls = ' class="sub"' if sub else (' class="sec"' if section else "")
-        body.append(f"<tr{cls}><td>{e(label.strip())}</td>"
-                    + "".join(f'<td class="num">{e(c)}</td>' for c in cells) + "</tr>")
+        body.append(
+            f"<tr{cls}><td>{e(label.strip())}</td>" + "".join(f'<td class="num">{e(c)}</td>' for c in cells) + "</tr>"
+        )
     return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
 
 
 def _pass_rate_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) -> str:
-    rows = [(s, (s.pass_rate or 0.0) * 100 if s.runs else None,
-             f"{s.pass_rate:.0%} ({s.passed}/{s.runs})" if s.runs else "no runs") for s in summaries]
+    rows = [
+        (
+            s,
+            (s.pass_rate or 0.0) * 100 if s.runs else None,
+            f"{s.pass_rate:.0%} ({s.passed}/{s.runs})" if s.runs else "no runs",
+        )
+        for s in summaries
+    ]
     return _hbar_chart(rows, 100.0, lambda v: f"{v:.0f}%", "pass rate", "pass rate per alias", colors)
 
 
 def _tokens_chart(summaries: Sequence[AliasSummary]) -> str:
     colors = {"prompt": "#4e79a7", "completion": "#f28e2b"}
-    rows = [(s, [("prompt", statistics.mean(s.prompt_tokens) if s.prompt_tokens else 0.0),
-                 ("completion", statistics.mean(s.completion_tokens) if s.completion_tokens else 0.0)])
-            for s in summaries]
+    rows = [
+        (
+            s,
+            [
+                ("prompt", statistics.mean(s.prompt_tokens) if s.prompt_tokens else 0.0),
+                ("completion", statistics.mean(s.completion_tokens) if s.completion_tokens else 0.0),
+            ],
+        )
+        for s in summaries
+    ]
     return _legend(colors, ["prompt", "completion"]) + _stacked_chart(
-        rows, colors, lambda v: f"{v:,.0f}", "mean tokens per run (as reported by the server)", "tokens per run")
+        rows, colors, lambda v: f"{v:,.0f}", "mean tokens per run (as reported by the server)", "tokens per run"
+    )
 
 
 def _cost_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) -> str:
@@ -238,33 +285,40 @@ def _cost_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) ->
         text = format_usd(value) + ("" if known == s.runs or value is None else f" ({known}/{s.runs} known)")
         rows.append((s, value, text if value is not None else "unknown (no cost: mapping or no usage)"))
     if all(v is None for _, v, _ in rows):
-        return '<p class="meta">Cost unknown for every alias: no <code>cost:</code> mapping in models.yaml, or ' \
-               "no usage reported (never shown as $0).</p>"
+        return (
+            '<p class="meta">Cost unknown for every alias: no <code>cost:</code> mapping in models.yaml, or '
+            "no usage reported (never shown as $0).</p>"
+        )
     hi = max((v for _, v, _ in rows if v is not None), default=0.0)
     return _hbar_chart(rows, hi, format_usd, "mean $ per run", "cost per run", colors)
 
 
 def _category_chart(summaries: Sequence[AliasSummary]) -> str:
-    cats = sorted({c for s in summaries for c in s.categories},
-                  key=lambda c: (c != "passed", c != "gates missed", c))
+    cats = sorted({c for s in summaries for c in s.categories}, key=lambda c: (c != "passed", c != "gates missed", c))
     colors = dict(CATEGORY_COLORS)
     extra = iter(_OTHER_CATEGORY_COLORS * 4)
     for c in cats:
         colors.setdefault(c, next(extra))
     rows = [(s, [(c, float(s.categories[c])) for c in cats]) for s in summaries]
     hi = max((s.runs for s in summaries), default=1)
-    return _legend(colors, cats) + _stacked_chart(rows, colors, lambda v: f"{v:.0f}", "runs", "outcome classes",
-                                                  hi=float(hi))
+    return _legend(colors, cats) + _stacked_chart(
+        rows, colors, lambda v: f"{v:.0f}", "runs", "outcome classes", hi=float(hi)
+    )
 
 
 def _gate_badges(rec: Mapping[str, Any]) -> str:
     out = []
     for g in rec.get("gates") or []:
         ok = bool(g.get("passed"))
-        tip = f"{g.get('command', '')} -> exit {g.get('exit')} (expected {g.get('expected')})" \
-              + (" timed out" if g.get("timed_out") else "") + (" [guard]" if g.get("guard") else "")
-        out.append(f'<span class="gate {"ok" if ok else "ko"}" title="{e(tip)}">'
-                   f'{"&#10003;" if ok else "&#10007;"} {e(g.get("id"))}</span>')
+        tip = (
+            f"{g.get('command', '')} -> exit {g.get('exit')} (expected {g.get('expected')})"
+            + (" timed out" if g.get("timed_out") else "")
+            + (" [guard]" if g.get("guard") else "")
+        )
+        out.append(
+            f'<span class="gate {"ok" if ok else "ko"}" title="{e(tip)}">'
+            f"{'&#10003;' if ok else '&#10007;'} {e(g.get('id'))}</span>"
+        )
     return "".join(out)
 
 
@@ -272,11 +326,15 @@ def _run_details(rec: Mapping[str, Any]) -> str:
     parts = []
     failed = [g for g in rec.get("gates") or [] if not g.get("passed") and g.get("output_tail")]
     for g in failed:
-        parts.append(f"<details><summary>gate {e(g.get('id'))} output (tail)</summary>"
-                     f"<pre>{e(g.get('output_tail'))}</pre></details>")
+        parts.append(
+            f"<details><summary>gate {e(g.get('id'))} output (tail)</summary>"
+            f"<pre>{e(g.get('output_tail'))}</pre></details>"
+        )
     if rec.get("server"):
-        parts.append("<details><summary>server-side metrics</summary>"
-                     f"<pre>{e(json.dumps(rec['server'], indent=1, sort_keys=True))}</pre></details>")
+        parts.append(
+            "<details><summary>server-side metrics</summary>"
+            f"<pre>{e(json.dumps(rec['server'], indent=1, sort_keys=True))}</pre></details>"
+        )
     if rec.get("transcript"):
         parts.append(f"<details><summary>transcript</summary><pre>{e(rec['transcript'])}</pre></details>")
     if rec.get("error"):
@@ -288,8 +346,9 @@ def _runs_table(records: Sequence[Mapping[str, Any]]) -> str:
     from .cost import format_usd
 
     rows = []
-    for rec in sorted(records, key=lambda r: ((r.get("packet") or {}).get("id", ""), str(r.get("alias")),
-                                              str(r.get("timestamp")))):
+    for rec in sorted(
+        records, key=lambda r: ((r.get("packet") or {}).get("id", ""), str(r.get("alias")), str(r.get("timestamp")))
+    ):
         client = rec.get("client") or {}
         tokens = client.get("tokens") or {}
         passed = bool(rec.get("passed"))
@@ -297,21 +356,25 @@ def _runs_table(records: Sequence[Mapping[str, Any]]) -> str:
         td = ' <span class="td">test double</span>' if rec.get("test_double") else ""
         rows.append(
             f"<tr><td class=nw>{e((rec.get('packet') or {}).get('id'))}</td><td>{e(rec.get('alias'))}{td}</td>"
-            f"<td class=\"{'pass' if passed else 'fail'}\">{'pass' if passed else 'fail'}</td>"
+            f'<td class="{"pass" if passed else "fail"}">{"pass" if passed else "fail"}</td>'
             f"<td>{e(outcome)}</td><td>{_gate_badges(rec)}</td><td class=num>{e(rec.get('turns'))}</td>"
             f"<td class=num>{e(format_seconds(client.get('wall_s')))}</td>"
             f"<td class=num>{int(tokens.get('prompt', 0)):,} / {int(tokens.get('completion', 0)):,}</td>"
-            f"<td class=num>{e(format_usd((rec.get('cost') or {}).get('usd')))}</td></tr>")
+            f"<td class=num>{e(format_usd((rec.get('cost') or {}).get('usd')))}</td></tr>"
+        )
         details = _run_details(rec)
         if details:  # full width under its run, so an opened transcript is readable
             rows.append(f'<tr class="det"><td colspan="9">{details}</td></tr>')
-    head = ("<tr><th>packet</th><th>alias</th><th>result</th><th>outcome</th><th>gates</th><th>turns</th>"
-            "<th>wall</th><th>tokens in / out</th><th>cost</th></tr>")
+    head = (
+        "<tr><th>packet</th><th>alias</th><th>result</th><th>outcome</th><th>gates</th><th>turns</th>"
+        "<th>wall</th><th>tokens in / out</th><th>cost</th></tr>"
+    )
     return f'<table class="runs">{head}{"".join(rows)}</table>'
 
 
-def render_html(records: Sequence[Mapping[str, Any]], title: str = "agentbench report", *,
-                aliases: Sequence[str] | None = None) -> str:
+def render_html(
+    records: Sequence[Mapping[str, Any]], title: str = "agentbench report", *, aliases: Sequence[str] | None = None
+) -> str:
     """The whole report as one HTML string (see :func:`write_html`)."""
     summaries = summarize(records, aliases)
     colors = {s.alias: PALETTE[i % len(PALETTE)] for i, s in enumerate(summaries)}
@@ -326,38 +389,49 @@ def render_html(records: Sequence[Mapping[str, Any]], title: str = "agentbench r
     ]
     if any(s.test_double for s in summaries):
         doubles = ", ".join(s.alias for s in summaries if s.test_double)
-        parts.append(f'<p class="note">Test double(s): {e(doubles)} replay fixed responses from a scripted server; '
-                     "they are not models, and their numbers measure the harness only.</p>")
+        parts.append(
+            f'<p class="note">Test double(s): {e(doubles)} replay fixed responses from a scripted server; '
+            "they are not models, and their numbers measure the harness only.</p>"
+        )
     if not records:
         parts.append("<p>No runs recorded.</p></body></html>")
         return "".join(parts)
     ttft_note = "" if any(s.ttft_s for s in summaries) else f" TTFT: {NOT_STREAMED}."
     parts += [
-        "<h2>Summary</h2>", _summary_table(summaries),
+        "<h2>Summary</h2>",
+        _summary_table(summaries),
         '<p class="meta">Percentiles by linear interpolation between closest ranks. Latency, TTFT and tok/s are '
         "measured on the client (wall clock around the run and each HTTP call); tok/s = completion tokens / call "
         f"wall time. Cost: unknown is never shown as $0.{e(ttft_note)}</p>",
-        "<h2>Pass rate</h2>", _pass_rate_chart(summaries, colors),
+        "<h2>Pass rate</h2>",
+        _pass_rate_chart(summaries, colors),
         "<h2>Run latency</h2>",
         '<p class="meta">Box: 25th-75th percentile, thick line: median, whiskers: min-max; one dot per run.</p>',
         _box_strip(summaries, colors),
-        "<h2>Tokens per run</h2>", _tokens_chart(summaries),
-        "<h2>Cost per run</h2>", _cost_chart(summaries, colors),
+        "<h2>Tokens per run</h2>",
+        _tokens_chart(summaries),
+        "<h2>Cost per run</h2>",
+        _cost_chart(summaries, colors),
         "<h2>Outcome classes</h2>",
         '<p class="meta">passed; gates missed (the agent finished, a gate did not hold); a budget (max_turns, '
         "agent_timeout); or the failure class of the model call that ended the run.</p>",
         _category_chart(summaries),
-        "<h2>Runs</h2>", _runs_table(records),
+        "<h2>Runs</h2>",
+        _runs_table(records),
         "</body></html>",
     ]
     return "".join(parts)
 
 
-def write_html(records: Sequence[Mapping[str, Any]], path: Path | str, title: str = "agentbench report", *,
-               aliases: Sequence[str] | None = None) -> Path:
+def write_html(
+    records: Sequence[Mapping[str, Any]],
+    path: Path | str,
+    title: str = "agentbench report",
+    *,
+    aliases: Sequence[str] | None = None,
+) -> Path:
     """Write the self-contained report to ``path`` (folders created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(records, title, aliases=aliases), encoding="utf-8")
     return path
-

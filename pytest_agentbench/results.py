@@ -91,7 +91,10 @@ class ResultsWarning(UserWarning):
 
 
 def record_to_dict(
-    record: RunRecord, *, transcript: bool = True, transcript_chars: int = TRANSCRIPT_CHARS,
+    record: RunRecord,
+    *,
+    transcript: bool = True,
+    transcript_chars: int = TRANSCRIPT_CHARS,
     finished_at: datetime | None = None,
 ) -> dict[str, Any]:
     """One JSON-serialisable record for a finished run (see the module docstring for the schema)."""
@@ -122,18 +125,26 @@ def record_to_dict(
             "agent_wall_s": _round(agent.wall_s),
             "model_wall_s": _round(sum(t.wall_s for t in agent.turns)),
             "calls": [_call_dict(t) for t in agent.turns],
-            "tokens": {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens,
-                       "cached": usage.cached_tokens, "usage_reported": usage.reported},
+            "tokens": {
+                "prompt": usage.prompt_tokens,
+                "completion": usage.completion_tokens,
+                "cached": usage.cached_tokens,
+                "usage_reported": usage.reported,
+            },
         },
         "server": _server_dict(extra.get("server_metrics")),
         "cost": run_cost(record),
-        "sandbox": {"kind": record.sandbox.kind, "isolation": record.sandbox.isolation,
-                    "details": {str(k): str(v) for k, v in (record.sandbox.details or {}).items()}},
+        "sandbox": {
+            "kind": record.sandbox.kind,
+            "isolation": record.sandbox.isolation,
+            "details": {str(k): str(v) for k, v in (record.sandbox.details or {}).items()},
+        },
         "versions": _versions(),
         "worker": extra.get("worker") or os.environ.get("PYTEST_XDIST_WORKER"),
         "nodeid": extra.get("nodeid"),
-        "extra": {str(k): v for k, v in extra.items()
-                  if k not in ("server_metrics", "worker", "nodeid") and _is_primitive(v)},
+        "extra": {
+            str(k): v for k, v in extra.items() if k not in ("server_metrics", "worker", "nodeid") and _is_primitive(v)
+        },
     }
     if transcript:
         out["transcript"] = _clip(agent.transcript(), transcript_chars)
@@ -160,8 +171,9 @@ def run_cost(record: RunRecord) -> dict[str, Any]:
     out["kind"] = cost_spec.kind
     out["describe"] = cost_spec.describe()
     if cost_spec.kind == "commercial":
-        out["basis"] = "tokens reported by the server x price" if agent.usage.reported \
-            else "unknown: the server reported no usage"
+        out["basis"] = (
+            "tokens reported by the server x price" if agent.usage.reported else "unknown: the server reported no usage"
+        )
     else:
         out["basis"] = f"GPU time: {model_s:.3f} s of model calls / concurrency"
     try:
@@ -172,8 +184,16 @@ def run_cost(record: RunRecord) -> dict[str, Any]:
 
 
 def _gate_dict(g: Any) -> dict[str, Any]:
-    out = {"id": g.id, "guard": g.guard, "passed": g.passed, "exit": g.exit_code, "expected": g.expect_exit,
-           "timed_out": g.timed_out, "duration_s": _round(g.duration_s), "command": g.command}
+    out = {
+        "id": g.id,
+        "guard": g.guard,
+        "passed": g.passed,
+        "exit": g.exit_code,
+        "expected": g.expect_exit,
+        "timed_out": g.timed_out,
+        "duration_s": _round(g.duration_s),
+        "command": g.command,
+    }
     if g.error:
         out["error"] = g.error
     if not g.passed and g.output:
@@ -184,11 +204,16 @@ def _gate_dict(g: Any) -> dict[str, Any]:
 def _call_dict(t: Any) -> dict[str, Any]:
     u = t.usage
     out: dict[str, Any] = {
-        "index": t.index, "wall_s": _round(t.wall_s),
+        "index": t.index,
+        "wall_s": _round(t.wall_s),
         "ttft_s": None if t.ttft_s is None else _round(t.ttft_s),
-        "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-        "cached_tokens": u.cached_tokens, "usage_reported": u.reported,
-        "finish_reason": t.finish_reason, "error": t.error, "tool_calls": len(t.tool_calls),
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "cached_tokens": u.cached_tokens,
+        "usage_reported": u.reported,
+        "finish_reason": t.finish_reason,
+        "error": t.error,
+        "tool_calls": len(t.tool_calls),
         "invalid_tool_calls": len(t.invalid_tool_calls),
     }
     retries = getattr(t, "retries", ())
@@ -410,8 +435,9 @@ def merge_records(groups: Iterable[Iterable[dict[str, Any]]]) -> list[dict[str, 
     return merged
 
 
-def merge_jsonl(parts: Iterable[Path | str], out: Path | str, *,
-                on_problem: Problem | None = None) -> list[dict[str, Any]]:
+def merge_jsonl(
+    parts: Iterable[Path | str], out: Path | str, *, on_problem: Problem | None = None
+) -> list[dict[str, Any]]:
     """Merge per-worker JSONL files into ``out`` (sorted by timestamp, one line per ``run_id``).
 
     Missing parts are ignored; unreadable lines are skipped and reported (see
@@ -471,12 +497,16 @@ def completed_pairs(path: Path | str, *, on_problem: Problem | None = None) -> s
 def default_machine_info() -> dict[str, Any]:
     """pytest-benchmark's ``machine_info`` keys, from :mod:`platform` (no cpuinfo probe)."""
     return {
-        "node": platform.node(), "processor": platform.processor(), "machine": platform.machine(),
+        "node": platform.node(),
+        "processor": platform.processor(),
+        "machine": platform.machine(),
         "python_compiler": platform.python_compiler(),
         "python_implementation": platform.python_implementation(),
         "python_implementation_version": platform.python_version(),
-        "python_version": platform.python_version(), "python_build": list(platform.python_build()),
-        "release": platform.release(), "system": platform.system(),
+        "python_version": platform.python_version(),
+        "python_build": list(platform.python_build()),
+        "release": platform.release(),
+        "system": platform.system(),
         "cpu": {"arch": platform.machine(), "count": os.cpu_count()},
     }
 
@@ -486,11 +516,18 @@ def default_commit_info(root: Path | str = ".") -> dict[str, Any]:
     import subprocess
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
-    info: dict[str, Any] = {"id": "unknown", "time": None, "author_time": None, "dirty": False,
-                            "project": Path(root).resolve().name, "branch": "(unknown)"}
+    info: dict[str, Any] = {
+        "id": "unknown",
+        "time": None,
+        "author_time": None,
+        "dirty": False,
+        "project": Path(root).resolve().name,
+        "branch": "(unknown)",
+    }
     try:
         info["id"] = git("rev-parse", "HEAD")
         info["time"] = git("show", "-s", "--pretty=format:%cI")
@@ -514,10 +551,13 @@ def _benchmark_stats(data: Sequence[float]) -> dict[str, Any]:
     elif n % 2:  # Wikipedia's quartile method 3, as pytest-benchmark
         k, r = n // 4, n % 4
         q1 = 0.25 * values[k - 1] + 0.75 * values[k] if r == 1 else 0.75 * values[k] + 0.25 * values[k + 1]
-        q3 = 0.75 * values[3 * k] + 0.25 * values[3 * k + 1] if r == 1 \
+        q3 = (
+            0.75 * values[3 * k] + 0.25 * values[3 * k + 1]
+            if r == 1
             else 0.25 * values[3 * k + 1] + 0.75 * values[3 * k + 2]
+        )
     else:  # method 2
-        q1, q3 = statistics.median(values[: n // 2]), statistics.median(values[n // 2:])
+        q1, q3 = statistics.median(values[: n // 2]), statistics.median(values[n // 2 :])
     iqr = q3 - q1
     if n == 1:
         ld15, hd15 = values[0], values[0]
@@ -528,10 +568,24 @@ def _benchmark_stats(data: Sequence[float]) -> dict[str, Any]:
     iqr_out = sum(1 for v in values if v < q1 - 1.5 * iqr or v > q3 + 1.5 * iqr)
     total = sum(values)
     return {
-        "min": values[0], "max": values[-1], "mean": mean, "stddev": stddev, "rounds": n,
-        "median": statistics.median(values), "iqr": iqr, "q1": q1, "q3": q3, "iqr_outliers": iqr_out,
-        "stddev_outliers": stddev_out, "outliers": f"{stddev_out};{iqr_out}", "ld15iqr": ld15, "hd15iqr": hd15,
-        "ops": n / total if total else 0, "total": total, "data": list(data), "iterations": 1,
+        "min": values[0],
+        "max": values[-1],
+        "mean": mean,
+        "stddev": stddev,
+        "rounds": n,
+        "median": statistics.median(values),
+        "iqr": iqr,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": iqr_out,
+        "stddev_outliers": stddev_out,
+        "outliers": f"{stddev_out};{iqr_out}",
+        "ld15iqr": ld15,
+        "hd15iqr": hd15,
+        "ops": n / total if total else 0,
+        "total": total,
+        "data": list(data),
+        "iterations": 1,
     }
 
 
@@ -571,8 +625,11 @@ def _benchmark_extra_info(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def benchmark_json(
-    records: Iterable[Mapping[str, Any]], machine_info: Mapping[str, Any] | None = None, *,
-    commit_info: Mapping[str, Any] | None = None, include_data: bool = True,
+    records: Iterable[Mapping[str, Any]],
+    machine_info: Mapping[str, Any] | None = None,
+    *,
+    commit_info: Mapping[str, Any] | None = None,
+    include_data: bool = True,
 ) -> dict[str, Any]:
     """pytest-benchmark's storage JSON: one benchmark per (packet, alias), ``stats`` over run wall times.
 
@@ -594,14 +651,25 @@ def benchmark_json(
         stats = _benchmark_stats(walls)
         if not include_data:
             stats.pop("data")
-        benchmarks.append({
-            "group": packet, "name": name, "fullname": next((r["nodeid"] for r in runs if r.get("nodeid")), name),
-            "params": {"packet": packet, "alias": alias}, "param": param,
-            "extra_info": _benchmark_extra_info(runs),
-            "options": {"disable_gc": False, "timer": "agentbench.client_wall_clock", "min_rounds": 1,
-                        "max_time": 0, "min_time": 0, "warmup": False},
-            "stats": stats,
-        })
+        benchmarks.append(
+            {
+                "group": packet,
+                "name": name,
+                "fullname": next((r["nodeid"] for r in runs if r.get("nodeid")), name),
+                "params": {"packet": packet, "alias": alias},
+                "param": param,
+                "extra_info": _benchmark_extra_info(runs),
+                "options": {
+                    "disable_gc": False,
+                    "timer": "agentbench.client_wall_clock",
+                    "min_rounds": 1,
+                    "max_time": 0,
+                    "min_time": 0,
+                    "warmup": False,
+                },
+                "stats": stats,
+            }
+        )
     return {
         "machine_info": dict(machine_info) if machine_info is not None else default_machine_info(),
         "commit_info": dict(commit_info) if commit_info is not None else default_commit_info(),
@@ -620,11 +688,13 @@ def _benchmark_format_version() -> str:
         return BENCHMARK_FORMAT_VERSION
 
 
-def write_benchmark_json(records: Iterable[Mapping[str, Any]], path: Path | str,
-                         machine_info: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
+def write_benchmark_json(
+    records: Iterable[Mapping[str, Any]], path: Path | str, machine_info: Mapping[str, Any] | None = None, **kwargs: Any
+) -> Path:
     """:func:`benchmark_json` written to ``path`` (folders created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(benchmark_json(records, machine_info, **kwargs)), indent=2) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(_json_safe(benchmark_json(records, machine_info, **kwargs)), indent=2) + "\n", encoding="utf-8"
+    )
     return path

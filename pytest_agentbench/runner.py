@@ -80,14 +80,21 @@ def new_run_id() -> str:
 
 
 def run_packet(
-    packet: Packet, spec: ModelSpec, model: Model, make_sandbox: Callable[[Packet], Sandbox],
-    *, agent_timeout: float | None = None, run_id: str | None = None,
+    packet: Packet,
+    spec: ModelSpec,
+    model: Model,
+    make_sandbox: Callable[[Packet], Sandbox],
+    *,
+    agent_timeout: float | None = None,
+    run_id: str | None = None,
 ) -> RunRecord:
     start = time.monotonic()
     limits = packet.limits
-    config = AgentConfig(max_turns=limits.max_turns,
-                         timeout_s=agent_timeout if agent_timeout is not None else limits.timeout_s,
-                         max_output_tokens=limits.max_output_tokens)
+    config = AgentConfig(
+        max_turns=limits.max_turns,
+        timeout_s=agent_timeout if agent_timeout is not None else limits.timeout_s,
+        max_output_tokens=limits.max_output_tokens,
+    )
     sandbox = make_sandbox(packet)
     try:
         result = run_agent(packet.prompt, sandbox, model, config)
@@ -95,5 +102,12 @@ def run_packet(
         info = sandbox.info
     finally:
         sandbox.close()
-    return RunRecord(run_id=run_id or new_run_id(), packet=packet, spec=spec, agent=result, gates=gates,
-                     sandbox=info, wall_s=time.monotonic() - start)
+    return RunRecord(
+        run_id=run_id or new_run_id(),
+        packet=packet,
+        spec=spec,
+        agent=result,
+        gates=gates,
+        sandbox=info,
+        wall_s=time.monotonic() - start,
+    )

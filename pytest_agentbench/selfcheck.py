@@ -56,19 +56,35 @@ class GateCheck:
         found = []
         if self.before is not None:
             if self.before.error:
-                found.append(("before", f"gate {self.id!r} could not run on the untouched workspace: "
-                                        f"{self.before.error}"))
+                found.append(
+                    ("before", f"gate {self.id!r} could not run on the untouched workspace: {self.before.error}")
+                )
             elif self.guard and not self.before.passed:
-                found.append(("before", f"guard {self.id!r} fails on the untouched workspace "
-                                        f"({_outcome(self.before)}): a guard must already hold before the change"))
+                found.append(
+                    (
+                        "before",
+                        f"guard {self.id!r} fails on the untouched workspace "
+                        f"({_outcome(self.before)}): a guard must already hold before the change",
+                    )
+                )
             elif not self.guard and self.before.passed:
-                found.append(("before", f"gate {self.id!r} already passes on the untouched workspace: it cannot "
-                                        "tell a correct change from no change (make it a guard, or make it test "
-                                        "the change)"))
+                found.append(
+                    (
+                        "before",
+                        f"gate {self.id!r} already passes on the untouched workspace: it cannot "
+                        "tell a correct change from no change (make it a guard, or make it test "
+                        "the change)",
+                    )
+                )
         if self.after is not None and not self.after.passed:
             role = "guard" if self.guard else "gate"
-            found.append(("after", f"{role} {self.id!r} fails with the reference applied "
-                                   f"({_outcome(self.after)}): no correct change could pass it"))
+            found.append(
+                (
+                    "after",
+                    f"{role} {self.id!r} fails with the reference applied "
+                    f"({_outcome(self.after)}): no correct change could pass it",
+                )
+            )
         return found
 
     @property
@@ -116,16 +132,22 @@ def static_problems(packet: Packet) -> list[str]:
             if not path.is_file():
                 problems.append(f"gate {gate.id!r}: hidden file {src!r} is missing (looked for {path})")
             elif workspace in path.parents:
-                problems.append(f"gate {gate.id!r}: hidden file {src!r} is inside the workspace folder, so the "
-                                "agent can read it: keep hidden files outside it (e.g. hidden/)")
+                problems.append(
+                    f"gate {gate.id!r}: hidden file {src!r} is inside the workspace folder, so the "
+                    "agent can read it: keep hidden files outside it (e.g. hidden/)"
+                )
     if packet.reference is None:
-        problems.append("no 'reference': the self-check needs a known-good change (a git diff against the "
-                        "workspace) to prove the gates can pass")
+        problems.append(
+            "no 'reference': the self-check needs a known-good change (a git diff against the "
+            "workspace) to prove the gates can pass"
+        )
     elif not packet.reference.is_file():
         problems.append(f"reference {packet.reference} is missing")
     elif workspace in packet.reference.resolve().parents:
-        problems.append(f"reference {packet.reference.name!r} is inside the workspace folder, so the agent can "
-                        "read the solution: keep it next to packet.yaml")
+        problems.append(
+            f"reference {packet.reference.name!r} is inside the workspace folder, so the agent can "
+            "read the solution: keep it next to packet.yaml"
+        )
     return problems
 
 
@@ -140,8 +162,10 @@ def apply_reference(packet: Packet, sandbox: Sandbox) -> str | None:
     if res.ok:
         return None
     reason = _tail(res.output, 6) or f"exit {res.exit_code}"
-    return (f"reference {packet.reference.name!r} does not apply to the workspace with `git apply`: {reason} "
-            "(make it with `git diff` in a fresh copy of the workspace)")
+    return (
+        f"reference {packet.reference.name!r} does not apply to the workspace with `git apply`: {reason} "
+        "(make it with `git diff` in a fresh copy of the workspace)"
+    )
 
 
 def _run_phase(packet: Packet, make_sandbox: MakeSandbox, with_reference: bool) -> tuple[list[GateResult], str]:
@@ -191,9 +215,7 @@ def check_packet(packet: Packet, make_sandbox: MakeSandbox) -> PacketCheck:
     return PacketCheck(packet.id, packet.root, gates, tuple(problems), details)
 
 
-def check_paths(
-    folders: Iterable[Path | str], make_sandbox: MakeSandbox, jobs: int = 1
-) -> list[PacketCheck]:
+def check_paths(folders: Iterable[Path | str], make_sandbox: MakeSandbox, jobs: int = 1) -> list[PacketCheck]:
     """Load every packet below ``folders`` and check it; a packet that does not load is an invalid check."""
     files = find_packet_files([Path(f) for f in folders])
     loaded: list[Packet] = []
@@ -206,8 +228,13 @@ def check_paths(
             checks.append(PacketCheck(file.parent.name, file.parent, problems=(f"does not load: {exc}",)))
             continue
         if packet.id in seen:
-            checks.append(PacketCheck(packet.id, packet.root, problems=(
-                f"duplicate packet id {packet.id!r}, also used by {seen[packet.id]}",)))
+            checks.append(
+                PacketCheck(
+                    packet.id,
+                    packet.root,
+                    problems=(f"duplicate packet id {packet.id!r}, also used by {seen[packet.id]}",),
+                )
+            )
             continue
         seen[packet.id] = packet.file
         loaded.append(packet)
@@ -240,11 +267,18 @@ def format_table(checks: Sequence[PacketCheck], *, details: bool = True) -> str:
                 verdict = "-"  # not checked both ways (see the packet's problems)
             else:
                 verdict = "ok (pass->pass)" if gate.guard else "ok (fail->pass)"
-            rows.append((check.packet_id if first else "", gate.id, "guard" if gate.guard else "gate",
-                         _cell(gate.before), _cell(gate.after), verdict))
+            rows.append(
+                (
+                    check.packet_id if first else "",
+                    gate.id,
+                    "guard" if gate.guard else "gate",
+                    _cell(gate.before),
+                    _cell(gate.after),
+                    verdict,
+                )
+            )
             first = False
-        rows.append((check.packet_id if first else "", "", "", "", "",
-                     "VALID" if check.valid else "INVALID"))
+        rows.append((check.packet_id if first else "", "", "", "", "", "VALID" if check.valid else "INVALID"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     invalid = [c for c in checks if not c.valid]
@@ -263,10 +297,19 @@ def format_table(checks: Sequence[PacketCheck], *, details: bool = True) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folders", nargs="*", metavar="DIR", default=["task_packets"],
-                        help="packet folders, or folders of packets (default: task_packets)")
-    parser.add_argument("--sandbox", choices=SANDBOX_KINDS, default="auto",
-                        help="where the gates run (default: auto = docker if an engine answers, else local)")
+    parser.add_argument(
+        "folders",
+        nargs="*",
+        metavar="DIR",
+        default=["task_packets"],
+        help="packet folders, or folders of packets (default: task_packets)",
+    )
+    parser.add_argument(
+        "--sandbox",
+        choices=SANDBOX_KINDS,
+        default="auto",
+        help="where the gates run (default: auto = docker if an engine answers, else local)",
+    )
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="check N packets at once")
     parser.add_argument("-q", "--quiet", action="store_true", help="leave out the output tails of failed runs")
 
@@ -291,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentbench check-packets",
         description="Self-check task packets: gates must fail before the reference change (guards pass) and "
-                    "all pass after it.")
+        "all pass after it.",
+    )
     add_arguments(parser)
     return parser
 

@@ -67,13 +67,28 @@ _MIB = 1024**2
 #: 4-bit formats count their shared scales (MXFP4: 4 bits + an 8-bit scale per
 #: 32 values; NVFP4: 4 bits + an 8-bit scale per 16); int4/AWQ/GPTQ ignore
 #: their (small) group scales, as a first-order figure does.
-PRECISION_BYTES: Mapping[str, float] = MappingProxyType({
-    "fp32": 4.0, "float32": 4.0,
-    "bf16": 2.0, "bfloat16": 2.0, "fp16": 2.0, "float16": 2.0, "half": 2.0,
-    "fp8": 1.0, "fp8_e4m3": 1.0, "fp8_e5m2": 1.0, "int8": 1.0, "w8a8": 1.0,
-    "int4": 0.5, "awq": 0.5, "gptq": 0.5, "nf4": 0.5,
-    "mxfp4": 4.25 / 8, "nvfp4": 4.5 / 8,
-})
+PRECISION_BYTES: Mapping[str, float] = MappingProxyType(
+    {
+        "fp32": 4.0,
+        "float32": 4.0,
+        "bf16": 2.0,
+        "bfloat16": 2.0,
+        "fp16": 2.0,
+        "float16": 2.0,
+        "half": 2.0,
+        "fp8": 1.0,
+        "fp8_e4m3": 1.0,
+        "fp8_e5m2": 1.0,
+        "int8": 1.0,
+        "w8a8": 1.0,
+        "int4": 0.5,
+        "awq": 0.5,
+        "gptq": 0.5,
+        "nf4": 0.5,
+        "mxfp4": 4.25 / 8,
+        "nvfp4": 4.5 / 8,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -87,10 +102,15 @@ class GpuSpec:
     mig: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.memory_gib, bool) or not isinstance(self.memory_gib, (int, float)) \
-                or not math.isfinite(self.memory_gib) or self.memory_gib <= 0:
-            raise ConfigError(f"gpu.memory_gib: expected the GPU's memory in GiB (> 0), e.g. 80, found "
-                              f"{self.memory_gib!r}")
+        if (
+            isinstance(self.memory_gib, bool)
+            or not isinstance(self.memory_gib, (int, float))
+            or not math.isfinite(self.memory_gib)
+            or self.memory_gib <= 0
+        ):
+            raise ConfigError(
+                f"gpu.memory_gib: expected the GPU's memory in GiB (> 0), e.g. 80, found {self.memory_gib!r}"
+            )
 
     @property
     def memory_bytes(self) -> float:
@@ -102,20 +122,24 @@ def _preset(name: str, mib: int) -> GpuSpec:
 
 
 #: Whole GPUs by the ``memory.total`` that ``nvidia-smi`` reports for them.
-GPU_PRESETS: Mapping[str, GpuSpec] = MappingProxyType({
-    spec.name: spec for spec in (
-        _preset("H100-80GB", 81559),
-        _preset("H200", 143771),
-        _preset("A100-80GB", 81920),
-        _preset("A100-40GB", 40960),
-        _preset("L40S", 46068),
-        _preset("L4", 23034),
-    )
-})
+GPU_PRESETS: Mapping[str, GpuSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            _preset("H100-80GB", 81559),
+            _preset("H200", 143771),
+            _preset("A100-80GB", 81920),
+            _preset("A100-40GB", 40960),
+            _preset("L40S", 46068),
+            _preset("L4", 23034),
+        )
+    }
+)
 
 #: Short names people type for a preset (only where the size is unambiguous).
-_GPU_ALIASES = MappingProxyType({"h100": "H100-80GB", "h100-80": "H100-80GB", "a100-80": "A100-80GB",
-                                 "a100-40": "A100-40GB"})
+_GPU_ALIASES = MappingProxyType(
+    {"h100": "H100-80GB", "h100-80": "H100-80GB", "a100-80": "A100-80GB", "a100-40": "A100-40GB"}
+)
 
 _MIG_PROFILE = re.compile(r"^(?:\d+c\.)?(\d+)g\.(\d+)gb$")
 
@@ -131,8 +155,10 @@ def mig_slice(profile: str, memory_gib: float | None = None) -> GpuSpec:
     text = profile.strip().lower()
     match = _MIG_PROFILE.match(text)
     if not match:
-        raise ConfigError(f"gpu: {profile!r} is not a MIG profile; expected a name such as '1g.10gb', "
-                          f"'3g.40gb' or '7g.80gb' (nvidia-smi -L lists them)")
+        raise ConfigError(
+            f"gpu: {profile!r} is not a MIG profile; expected a name such as '1g.10gb', "
+            f"'3g.40gb' or '7g.80gb' (nvidia-smi -L lists them)"
+        )
     if memory_gib is None:
         memory_gib = int(match.group(2)) * 1e9 / _GIB
     return GpuSpec(f"MIG {text}", memory_gib, mig=True)
@@ -142,12 +168,16 @@ def parse_gpu(text: str) -> GpuSpec:
     """A GPU from a name: a preset (``"H100-80GB"``, ``"h200"``) or a MIG slice
     (``"MIG 3g.40gb"``, ``"H100-80GB MIG 1g.10gb"``, ``"3g.40gb"``)."""
     if not isinstance(text, str) or not text.strip():
-        raise ConfigError(f"gpu: expected a GPU name such as {', '.join(GPU_PRESETS)} or a MIG profile "
-                          f"such as 'MIG 3g.40gb', found {text!r}")
+        raise ConfigError(
+            f"gpu: expected a GPU name such as {', '.join(GPU_PRESETS)} or a MIG profile "
+            f"such as 'MIG 3g.40gb', found {text!r}"
+        )
     raw = text.strip()
     if raw.upper().startswith("MIG-") and not _MIG_PROFILE.match(raw[4:].lower()):
-        raise ConfigError(f"gpu: {raw!r} is a MIG device UUID, which does not say how big the slice is; "
-                          f"name its profile instead (e.g. 'MIG 3g.40gb', from nvidia-smi -L)")
+        raise ConfigError(
+            f"gpu: {raw!r} is a MIG device UUID, which does not say how big the slice is; "
+            f"name its profile instead (e.g. 'MIG 3g.40gb', from nvidia-smi -L)"
+        )
     lowered = raw.lower()
     words = re.split(r"[\s:/]+", lowered[:4].replace("mig-", "mig ") + lowered[4:])
     profiles = [w for w in words if _MIG_PROFILE.match(w)]
@@ -161,8 +191,10 @@ def parse_gpu(text: str) -> GpuSpec:
     for name, spec in GPU_PRESETS.items():
         if key in (name.lower(), name.lower().replace("-", "")):
             return spec
-    raise ConfigError(f"gpu: unknown GPU {raw!r}; known: {', '.join(GPU_PRESETS)}, or a MIG profile such "
-                      f"as 'MIG 3g.40gb'; for another GPU build GpuSpec(name, memory_gib)")
+    raise ConfigError(
+        f"gpu: unknown GPU {raw!r}; known: {', '.join(GPU_PRESETS)}, or a MIG profile such "
+        f"as 'MIG 3g.40gb'; for another GPU build GpuSpec(name, memory_gib)"
+    )
 
 
 def precision_bytes(value: str | float, field: str = "precision") -> float:
@@ -175,12 +207,14 @@ def precision_bytes(value: str | float, field: str = "precision") -> float:
         key = value.strip().lower()
         if key in PRECISION_BYTES:
             return PRECISION_BYTES[key]
-        raise ConfigError(f"{field}: unknown precision {value!r}; use one of "
-                          f"{', '.join(PRECISION_BYTES)} or a number of bytes (e.g. 0.5)")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value <= 0:
-        raise ConfigError(f"{field}: expected a precision name (bf16, fp8, int4, ...) or bytes per "
-                          f"value > 0, found {value!r}")
+        raise ConfigError(
+            f"{field}: unknown precision {value!r}; use one of "
+            f"{', '.join(PRECISION_BYTES)} or a number of bytes (e.g. 0.5)"
+        )
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(
+            f"{field}: expected a precision name (bf16, fp8, int4, ...) or bytes per value > 0, found {value!r}"
+        )
     return float(value)
 
 
@@ -214,8 +248,10 @@ class ModelArchitecture:
         if self.active_params is not None:
             _check_params("active_params", self.active_params)
             if self.active_params > self.total_params:
-                raise ConfigError(f"active_params ({self.active_params:g}) cannot exceed total_params "
-                                  f"({self.total_params:g}); for a dense model leave it out")
+                raise ConfigError(
+                    f"active_params ({self.active_params:g}) cannot exceed total_params "
+                    f"({self.total_params:g}); for a dense model leave it out"
+                )
         _check_int("num_layers", self.num_layers)
         _check_int("num_attention_heads", self.num_attention_heads)
         gqa = (self.num_kv_heads, self.head_dim)
@@ -223,8 +259,10 @@ class ModelArchitecture:
         has_gqa = any(v is not None for v in gqa)
         has_mla = any(v is not None for v in mla)
         if has_gqa and has_mla:
-            raise ConfigError("attention: give either num_kv_heads + head_dim (MHA/GQA) or mla_latent_dim + "
-                              "mla_rope_dim (MLA), not both")
+            raise ConfigError(
+                "attention: give either num_kv_heads + head_dim (MHA/GQA) or mla_latent_dim + "
+                "mla_rope_dim (MLA), not both"
+            )
         if has_mla:
             _check_int("mla_latent_dim", self.mla_latent_dim)
             _check_int("mla_rope_dim", self.mla_rope_dim, minimum=0)
@@ -233,21 +271,32 @@ class ModelArchitecture:
             _check_int("head_dim", self.head_dim)
             assert self.num_kv_heads is not None
             if self.num_attention_heads % self.num_kv_heads:
-                raise ConfigError(f"num_kv_heads: {self.num_kv_heads} must divide num_attention_heads "
-                                  f"({self.num_attention_heads}); check the model's config.json "
-                                  f"(num_key_value_heads)")
+                raise ConfigError(
+                    f"num_kv_heads: {self.num_kv_heads} must divide num_attention_heads "
+                    f"({self.num_attention_heads}); check the model's config.json "
+                    f"(num_key_value_heads)"
+                )
         else:
-            raise ConfigError("attention: missing; give num_kv_heads + head_dim (MHA/GQA; num_kv_heads = "
-                              "num_attention_heads for plain MHA) or mla_latent_dim + mla_rope_dim (MLA)")
+            raise ConfigError(
+                "attention: missing; give num_kv_heads + head_dim (MHA/GQA; num_kv_heads = "
+                "num_attention_heads for plain MHA) or mla_latent_dim + mla_rope_dim (MLA)"
+            )
 
     @classmethod
-    def from_hf_config(cls, config: Mapping[str, Any], *, total_params: float,
-                       active_params: float | None = None, name: str | None = None) -> ModelArchitecture:
+    def from_hf_config(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        total_params: float,
+        active_params: float | None = None,
+        name: str | None = None,
+    ) -> ModelArchitecture:
         """Read the figures from a Hugging Face ``config.json`` mapping (the caller reads the file).
 
         ``total_params`` is not in ``config.json`` and must be given (the model
         card states it, or sum the tensor sizes in the safetensors index).
         """
+
         def need(key: str) -> Any:
             if key not in config:
                 raise ConfigError(f"config.json: missing {key!r}; pass ModelArchitecture(...) directly")
@@ -257,13 +306,25 @@ class ModelArchitecture:
         heads = need("num_attention_heads")
         label = name or str(config.get("_name_or_path") or config.get("model_type") or "model")
         if config.get("kv_lora_rank"):
-            return cls(total_params=total_params, num_layers=layers, num_attention_heads=heads,
-                       mla_latent_dim=config["kv_lora_rank"], mla_rope_dim=need("qk_rope_head_dim"),
-                       active_params=active_params, name=label)
+            return cls(
+                total_params=total_params,
+                num_layers=layers,
+                num_attention_heads=heads,
+                mla_latent_dim=config["kv_lora_rank"],
+                mla_rope_dim=need("qk_rope_head_dim"),
+                active_params=active_params,
+                name=label,
+            )
         head_dim = config.get("head_dim") or need("hidden_size") // heads
-        return cls(total_params=total_params, num_layers=layers, num_attention_heads=heads,
-                   num_kv_heads=config.get("num_key_value_heads") or heads, head_dim=head_dim,
-                   active_params=active_params, name=label)
+        return cls(
+            total_params=total_params,
+            num_layers=layers,
+            num_attention_heads=heads,
+            num_kv_heads=config.get("num_key_value_heads") or heads,
+            head_dim=head_dim,
+            active_params=active_params,
+            name=label,
+        )
 
     @property
     def is_mla(self) -> bool:
@@ -288,21 +349,22 @@ class ModelArchitecture:
 
     def describe(self) -> str:
         if self.is_mla:
-            shape = (f"MLA: {self.num_layers} layers x (latent {self.mla_latent_dim} + rope "
-                     f"{self.mla_rope_dim})")
+            shape = f"MLA: {self.num_layers} layers x (latent {self.mla_latent_dim} + rope {self.mla_rope_dim})"
         else:
-            shape = (f"{self.attention}: {self.num_layers} layers x {self.num_kv_heads} KV heads x "
-                     f"{self.head_dim} head dim")
+            shape = (
+                f"{self.attention}: {self.num_layers} layers x {self.num_kv_heads} KV heads x {self.head_dim} head dim"
+            )
         return f"{self.name} ({shape}, {self.num_attention_heads} attention heads)"
 
 
 def _check_params(field: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{field}: expected a parameter count > 0 (e.g. 8.03e9), found {value!r}")
     if value < 1000:
-        raise ConfigError(f"{field}: {value!r} parameters is not a model; counts are plain numbers, "
-                          f"not billions: did you mean {value:g}e9?")
+        raise ConfigError(
+            f"{field}: {value!r} parameters is not a model; counts are plain numbers, "
+            f"not billions: did you mean {value:g}e9?"
+        )
 
 
 def _check_int(field: str, value: object, *, minimum: int = 1) -> None:
@@ -383,14 +445,23 @@ def size_model(
     """
     _check_int("context_length", context_length)
     _check_int("concurrency", concurrency)
-    if isinstance(overhead_fraction, bool) or not isinstance(overhead_fraction, (int, float)) \
-            or not 0 <= overhead_fraction < 1:
-        raise ConfigError(f"overhead_fraction: expected a fraction 0 <= f < 1 (0.15-0.2 is typical), found "
-                          f"{overhead_fraction!r}")
-    if isinstance(gpu_memory_utilization, bool) or not isinstance(gpu_memory_utilization, (int, float)) \
-            or not 0 < gpu_memory_utilization <= 1:
-        raise ConfigError(f"gpu_memory_utilization: expected a fraction 0 < u <= 1 (vLLM's default is 0.9), "
-                          f"found {gpu_memory_utilization!r}")
+    if (
+        isinstance(overhead_fraction, bool)
+        or not isinstance(overhead_fraction, (int, float))
+        or not 0 <= overhead_fraction < 1
+    ):
+        raise ConfigError(
+            f"overhead_fraction: expected a fraction 0 <= f < 1 (0.15-0.2 is typical), found {overhead_fraction!r}"
+        )
+    if (
+        isinstance(gpu_memory_utilization, bool)
+        or not isinstance(gpu_memory_utilization, (int, float))
+        or not 0 < gpu_memory_utilization <= 1
+    ):
+        raise ConfigError(
+            f"gpu_memory_utilization: expected a fraction 0 < u <= 1 (vLLM's default is 0.9), "
+            f"found {gpu_memory_utilization!r}"
+        )
     w_bytes = precision_bytes(weights_precision, "weights_precision")
     kv_bytes = precision_bytes(kv_cache_precision, "kv_cache_precision")
 
@@ -401,11 +472,20 @@ def size_model(
     overhead = overhead_fraction * (weights + kv_total)
     total = weights + kv_total + overhead
     base = SizingResult(
-        arch=arch, weights_precision=_precision_label(weights_precision), weights_bytes_per_param=w_bytes,
-        kv_cache_precision=_precision_label(kv_cache_precision), kv_bytes_per_value=kv_bytes,
-        context_length=context_length, concurrency=concurrency, overhead_fraction=float(overhead_fraction),
-        weights_bytes=weights, active_weights_bytes=active, kv_bytes_per_token=kv_per_token,
-        kv_cache_bytes=kv_total, overhead_bytes=overhead, total_bytes=total,
+        arch=arch,
+        weights_precision=_precision_label(weights_precision),
+        weights_bytes_per_param=w_bytes,
+        kv_cache_precision=_precision_label(kv_cache_precision),
+        kv_bytes_per_value=kv_bytes,
+        context_length=context_length,
+        concurrency=concurrency,
+        overhead_fraction=float(overhead_fraction),
+        weights_bytes=weights,
+        active_weights_bytes=active,
+        kv_bytes_per_token=kv_per_token,
+        kv_cache_bytes=kv_total,
+        overhead_bytes=overhead,
+        total_bytes=total,
         gpu_memory_utilization=float(gpu_memory_utilization),
     )
     if gpu is None:
@@ -444,16 +524,22 @@ def _lay_out(base: SizingResult, gpu: GpuSpec, requested: int | None) -> SizingR
     notes: list[str] = []
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested not in TP_DEGREES:
-            raise ConfigError(f"tensor_parallel: expected one of {', '.join(map(str, TP_DEGREES))} (a power "
-                              f"of two within one node), found {requested!r}")
+            raise ConfigError(
+                f"tensor_parallel: expected one of {', '.join(map(str, TP_DEGREES))} (a power "
+                f"of two within one node), found {requested!r}"
+            )
         if gpu.mig and requested > 1:
-            raise ConfigError(f"tensor_parallel: {requested} on {gpu.name} is refused: tensor parallel "
-                              f"across MIG slices is not supported (slices have no peer-to-peer path; one "
-                              f"server gets one slice); use tensor_parallel 1, a larger slice or whole GPUs")
+            raise ConfigError(
+                f"tensor_parallel: {requested} on {gpu.name} is refused: tensor parallel "
+                f"across MIG slices is not supported (slices have no peer-to-peer path; one "
+                f"server gets one slice); use tensor_parallel 1, a larger slice or whole GPUs"
+            )
         problem = _tp_problem(arch, requested)
         if problem:
-            raise ConfigError(f"tensor_parallel: vLLM cannot shard {arch.name} {requested} ways: {problem}; "
-                              f"choose a degree that divides the heads")
+            raise ConfigError(
+                f"tensor_parallel: vLLM cannot shard {arch.name} {requested} ways: {problem}; "
+                f"choose a degree that divides the heads"
+            )
         degrees: tuple[int, ...] = (requested,)
     else:
         degrees = (1,) if gpu.mig else TP_DEGREES
@@ -471,7 +557,8 @@ def _lay_out(base: SizingResult, gpu: GpuSpec, requested: int | None) -> SizingR
             f"gpu: {arch.name} needs {_gb(options[0].bytes_per_gpu)} but one {gpu.name} offers "
             f"{_gb(usable)} at gpu_memory_utilization {base.gpu_memory_utilization:g}, and tensor parallel "
             f"across MIG slices is refused (slices have no peer-to-peer path; one server gets one slice). "
-            f"Fix: a larger slice, whole GPUs, a smaller precision, or less context x concurrency")
+            f"Fix: a larger slice, whole GPUs, a smaller precision, or less context x concurrency"
+        )
 
     max_conc = None
     if chosen is not None:
@@ -481,35 +568,52 @@ def _lay_out(base: SizingResult, gpu: GpuSpec, requested: int | None) -> SizingR
         max_conc = math.floor(free / per_seq + 1e-9)
         if requested is None and tp > min_gpus:
             skipped = [o for o in options if o.tensor_parallel < tp and o.tensor_parallel >= min_gpus]
-            why = "; ".join(f"TP {o.tensor_parallel}: " + (o.problem or "does not fit per GPU")
-                            for o in skipped)
-            notes.append(f"memory alone needs {min_gpus} GPU(s), but TP must be a power of two that vLLM "
-                         f"accepts, so TP {tp}" + (f" ({why})" if why else ""))
+            why = "; ".join(f"TP {o.tensor_parallel}: " + (o.problem or "does not fit per GPU") for o in skipped)
+            notes.append(
+                f"memory alone needs {min_gpus} GPU(s), but TP must be a power of two that vLLM "
+                f"accepts, so TP {tp}" + (f" ({why})" if why else "")
+            )
     elif requested is not None:
-        notes.append(f"TP {requested} does not fit: {_gb(options[0].bytes_per_gpu)} per GPU, "
-                     f"{_gb(usable)} usable; try a larger degree, a smaller precision, or less context x "
-                     f"concurrency")
+        notes.append(
+            f"TP {requested} does not fit: {_gb(options[0].bytes_per_gpu)} per GPU, "
+            f"{_gb(usable)} usable; try a larger degree, a smaller precision, or less context x "
+            f"concurrency"
+        )
     else:
         blocked = [o for o in options if o.problem and o.bytes_per_gpu <= usable]
         if blocked:
-            notes.append("no TP degree works: " + "; ".join(
-                f"TP {o.tensor_parallel} would fit but {o.problem}" for o in blocked))
+            notes.append(
+                "no TP degree works: " + "; ".join(f"TP {o.tensor_parallel} would fit but {o.problem}" for o in blocked)
+            )
         else:
-            notes.append(f"does not fit on up to {TP_DEGREES[-1]} x {gpu.name} with tensor parallel alone "
-                         f"(TP {TP_DEGREES[-1]} needs {_gb(options[-1].bytes_per_gpu)} per GPU, "
-                         f"{_gb(usable)} usable): use bigger GPUs, pipeline parallel across nodes, a "
-                         f"smaller precision, or less context x concurrency")
+            notes.append(
+                f"does not fit on up to {TP_DEGREES[-1]} x {gpu.name} with tensor parallel alone "
+                f"(TP {TP_DEGREES[-1]} needs {_gb(options[-1].bytes_per_gpu)} per GPU, "
+                f"{_gb(usable)} usable): use bigger GPUs, pipeline parallel across nodes, a "
+                f"smaller precision, or less context x concurrency"
+            )
     if arch.is_mla and chosen is not None and chosen.tensor_parallel > 1:
         notes.append("MLA: the KV latent is not split by TP; every GPU holds the whole KV cache")
-    if not arch.is_mla and chosen is not None and arch.num_kv_heads is not None \
-            and chosen.tensor_parallel > arch.num_kv_heads:
-        notes.append(f"TP {chosen.tensor_parallel} > {arch.num_kv_heads} KV heads: vLLM replicates KV heads, "
-                     f"so the KV cache is split only {arch.num_kv_heads} ways")
+    if (
+        not arch.is_mla
+        and chosen is not None
+        and arch.num_kv_heads is not None
+        and chosen.tensor_parallel > arch.num_kv_heads
+    ):
+        notes.append(
+            f"TP {chosen.tensor_parallel} > {arch.num_kv_heads} KV heads: vLLM replicates KV heads, "
+            f"so the KV cache is split only {arch.num_kv_heads} ways"
+        )
     return replace(
-        base, gpu=gpu, usable_bytes_per_gpu=usable, min_gpus=min_gpus,
+        base,
+        gpu=gpu,
+        usable_bytes_per_gpu=usable,
+        min_gpus=min_gpus,
         tensor_parallel=chosen.tensor_parallel if chosen else None,
-        bytes_per_gpu=chosen.bytes_per_gpu if chosen else None, max_concurrency=max_conc,
-        options=tuple(options), notes=tuple(notes),
+        bytes_per_gpu=chosen.bytes_per_gpu if chosen else None,
+        max_concurrency=max_conc,
+        options=tuple(options),
+        notes=tuple(notes),
     )
 
 
@@ -540,38 +644,60 @@ def format_sizing(result: SizingResult) -> str:
     if a.active_params is not None:
         params += f" ({_count(a.active_params)} active)"
     rows: list[tuple[str, str, str, str]] = [
-        ("weights", _gb(r.weights_bytes), _gib(r.weights_bytes),
-         f"{params} x {r.weights_bytes_per_param:g} B ({r.weights_precision})"),
+        (
+            "weights",
+            _gb(r.weights_bytes),
+            _gib(r.weights_bytes),
+            f"{params} x {r.weights_bytes_per_param:g} B ({r.weights_precision})",
+        ),
     ]
     if r.active_weights_bytes is not None:
-        rows.append(("active weights", _gb(r.active_weights_bytes), _gib(r.active_weights_bytes),
-                     "read per token (MoE); included in weights, not extra"))
+        rows.append(
+            (
+                "active weights",
+                _gb(r.active_weights_bytes),
+                _gib(r.active_weights_bytes),
+                "read per token (MoE); included in weights, not extra",
+            )
+        )
     rows += [
-        ("KV cache / token", f"{r.kv_bytes_per_token:,.0f} B", f"{r.kv_bytes_per_token / 1024:,.1f} KiB",
-         f"{a.kv_values_per_token():,} values x {r.kv_bytes_per_value:g} B ({r.kv_cache_precision})"),
-        ("KV cache", _gb(r.kv_cache_bytes), _gib(r.kv_cache_bytes),
-         f"{r.context_length:,} tokens x {r.concurrency} sequences"),
-        ("overhead", _gb(r.overhead_bytes), _gib(r.overhead_bytes),
-         f"{r.overhead_fraction:.0%} of weights + KV cache"),
+        (
+            "KV cache / token",
+            f"{r.kv_bytes_per_token:,.0f} B",
+            f"{r.kv_bytes_per_token / 1024:,.1f} KiB",
+            f"{a.kv_values_per_token():,} values x {r.kv_bytes_per_value:g} B ({r.kv_cache_precision})",
+        ),
+        (
+            "KV cache",
+            _gb(r.kv_cache_bytes),
+            _gib(r.kv_cache_bytes),
+            f"{r.context_length:,} tokens x {r.concurrency} sequences",
+        ),
+        ("overhead", _gb(r.overhead_bytes), _gib(r.overhead_bytes), f"{r.overhead_fraction:.0%} of weights + KV cache"),
         ("total", _gb(r.total_bytes), _gib(r.total_bytes), ""),
     ]
     lines = [f"Memory sizing: {a.describe()}"]
-    lines += [f"  {label:<16}  {value:>12}  {binary:>12}  {detail}".rstrip()
-              for label, value, binary, detail in rows]
+    lines += [f"  {label:<16}  {value:>12}  {binary:>12}  {detail}".rstrip() for label, value, binary, detail in rows]
     if r.gpu is not None and r.usable_bytes_per_gpu is not None:
         kind = " (MIG slice)" if r.gpu.mig else ""
-        lines.append(f"GPU: {r.gpu.name}{kind}, {r.gpu.memory_gib:,.2f} GiB, "
-                     f"{r.gpu_memory_utilization:.0%} usable = {_gb(r.usable_bytes_per_gpu)} "
-                     f"({_gib(r.usable_bytes_per_gpu)})")
+        lines.append(
+            f"GPU: {r.gpu.name}{kind}, {r.gpu.memory_gib:,.2f} GiB, "
+            f"{r.gpu_memory_utilization:.0%} usable = {_gb(r.usable_bytes_per_gpu)} "
+            f"({_gib(r.usable_bytes_per_gpu)})"
+        )
         lines.append(f"  {'GPUs if pooled':<16}  {r.min_gpus:>12}  {'':>12}  lower bound: total / usable")
         for o in r.options:
             state = o.problem or ("fits" if o.fits else "does not fit")
             mark = "  <- chosen" if o.tensor_parallel == r.tensor_parallel else ""
-            lines.append(f"  {f'TP {o.tensor_parallel}':<16}  {_gb(o.bytes_per_gpu):>12}  "
-                         f"{_gib(o.bytes_per_gpu):>12}  per GPU: {state}{mark}")
+            lines.append(
+                f"  {f'TP {o.tensor_parallel}':<16}  {_gb(o.bytes_per_gpu):>12}  "
+                f"{_gib(o.bytes_per_gpu):>12}  per GPU: {state}{mark}"
+            )
         if r.tensor_parallel is not None:
-            lines.append(f"Layout: tensor parallel {r.tensor_parallel} on {r.tensor_parallel} x {r.gpu.name}; "
-                         f"room for {r.max_concurrency} concurrent {r.context_length:,}-token sequences")
+            lines.append(
+                f"Layout: tensor parallel {r.tensor_parallel} on {r.tensor_parallel} x {r.gpu.name}; "
+                f"room for {r.max_concurrency} concurrent {r.context_length:,}-token sequences"
+            )
         else:
             lines.append("Layout: none fits")
     lines += [f"Note: {note}" for note in r.notes]

@@ -63,8 +63,12 @@ FLAGS: Mapping[str, str] = {
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
 # config.json keys -> the flag that supplies them when the file lacks them
-_CONFIG_FLAGS = {"num_hidden_layers": "--layers", "num_attention_heads": "--heads", "hidden_size": "--head-dim",
-                 "qk_rope_head_dim": "--mla-rope"}
+_CONFIG_FLAGS = {
+    "num_hidden_layers": "--layers",
+    "num_attention_heads": "--heads",
+    "hidden_size": "--head-dim",
+    "qk_rope_head_dim": "--mla-rope",
+}
 # config.json "torch_dtype" values -> precision names sizing knows
 _DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
@@ -108,28 +112,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     arch.add_argument("--mla-rope", type=int, metavar="N", help="MLA rope dimension (qk_rope_head_dim)")
     arch.add_argument("--name", help="a label for the model in the output")
     serve = p.add_argument_group("serving")
-    serve.add_argument("--precision", type=_precision, metavar="P",
-                       help="weights: bf16, fp8, int4, mxfp4, ... or bytes per parameter (default: the config's "
-                            "torch_dtype, else bf16)")
-    serve.add_argument("--kv-precision", type=_precision, metavar="P", default="bf16",
-                       help="KV cache: bf16 (default), fp8, ...")
+    serve.add_argument(
+        "--precision",
+        type=_precision,
+        metavar="P",
+        help="weights: bf16, fp8, int4, mxfp4, ... or bytes per parameter (default: the config's "
+        "torch_dtype, else bf16)",
+    )
+    serve.add_argument(
+        "--kv-precision", type=_precision, metavar="P", default="bf16", help="KV cache: bf16 (default), fp8, ..."
+    )
     serve.add_argument("--context", type=int, metavar="TOKENS", help="tokens per sequence (max_model_len); required")
     serve.add_argument("--concurrency", type=int, default=1, metavar="N", help="sequences held at once (default 1)")
-    serve.add_argument("--overhead", type=_fraction, default=DEFAULT_OVERHEAD_FRACTION, metavar="F",
-                       help=f"activations/runtime as a fraction of weights + KV (default {DEFAULT_OVERHEAD_FRACTION})")
+    serve.add_argument(
+        "--overhead",
+        type=_fraction,
+        default=DEFAULT_OVERHEAD_FRACTION,
+        metavar="F",
+        help=f"activations/runtime as a fraction of weights + KV (default {DEFAULT_OVERHEAD_FRACTION})",
+    )
     gpu = p.add_argument_group("GPU")
-    gpu.add_argument("--gpu", metavar="NAME", help=f"{', '.join(GPU_PRESETS)}, or a MIG slice such as "
-                                                   "'MIG 3g.40gb'; without it only the memory is estimated")
+    gpu.add_argument(
+        "--gpu",
+        metavar="NAME",
+        help=f"{', '.join(GPU_PRESETS)}, or a MIG slice such as 'MIG 3g.40gb'; without it only the memory is estimated",
+    )
     gpu.add_argument("--tp", type=int, metavar="N", help="check only this tensor-parallel degree (1, 2, 4, 8)")
-    gpu.add_argument("--gpu-memory-utilization", type=_fraction, default=DEFAULT_GPU_MEMORY_UTILIZATION,
-                     metavar="F", help=f"vLLM's share of GPU memory (default {DEFAULT_GPU_MEMORY_UTILIZATION})")
+    gpu.add_argument(
+        "--gpu-memory-utilization",
+        type=_fraction,
+        default=DEFAULT_GPU_MEMORY_UTILIZATION,
+        metavar="F",
+        help=f"vLLM's share of GPU memory (default {DEFAULT_GPU_MEMORY_UTILIZATION})",
+    )
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``agentbench size`` on an ``add_subparsers()`` object."""
-    p = sub.add_parser("size", help="GPU memory for a model at a context and concurrency; which TP layout fits",
-                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = sub.add_parser(
+        "size",
+        help="GPU memory for a model at a context and concurrency; which TP layout fits",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     add_arguments(p)
     p.set_defaults(func=run_cli)
     return p
@@ -165,22 +190,30 @@ def _flagged(exc: ConfigError) -> UsageError:
 def build_architecture(args: argparse.Namespace) -> ModelArchitecture:
     """A ModelArchitecture from the flags, over a config.json when given (flags win)."""
     if args.params is None:
-        raise UsageError("--params: required, the model's total parameter count (e.g. 8e9 or 8B; config.json does "
-                         "not hold it: take it from the model card)")
+        raise UsageError(
+            "--params: required, the model's total parameter count (e.g. 8e9 or 8B; config.json does "
+            "not hold it: take it from the model card)"
+        )
     gqa = {"num_kv_heads": args.kv_heads, "head_dim": args.head_dim}
     mla = {"mla_latent_dim": args.mla_latent, "mla_rope_dim": args.mla_rope}
     try:
         if args.hf_config:
             config = _read_config(args.hf_config)
-            overrides = {"num_hidden_layers": args.layers, "num_attention_heads": args.heads,
-                         "num_key_value_heads": args.kv_heads, "head_dim": args.head_dim,
-                         "kv_lora_rank": args.mla_latent, "qk_rope_head_dim": args.mla_rope}
+            overrides = {
+                "num_hidden_layers": args.layers,
+                "num_attention_heads": args.heads,
+                "num_key_value_heads": args.kv_heads,
+                "head_dim": args.head_dim,
+                "kv_lora_rank": args.mla_latent,
+                "qk_rope_head_dim": args.mla_rope,
+            }
             config = {**config, **{k: v for k, v in overrides.items() if v is not None}}
             if any(v is not None for v in gqa.values()) and all(v is None for v in mla.values()):
                 config.pop("kv_lora_rank", None)  # GQA flags over an MLA config: the flags win
             try:
-                return ModelArchitecture.from_hf_config(config, total_params=args.params,
-                                                        active_params=args.active_params, name=args.name)
+                return ModelArchitecture.from_hf_config(
+                    config, total_params=args.params, active_params=args.active_params, name=args.name
+                )
             except ConfigError as exc:
                 missing = re.match(r"config\.json: missing '(\w+)'", str(exc))
                 if missing:
@@ -191,9 +224,14 @@ def build_architecture(args: argparse.Namespace) -> ModelArchitecture:
         missing_flags = [flag for flag, value in (("--layers", args.layers), ("--heads", args.heads)) if value is None]
         if missing_flags:
             raise UsageError(f"{missing_flags[0]}: required (or give --hf-config config.json)")
-        return ModelArchitecture(total_params=args.params, num_layers=args.layers, num_attention_heads=args.heads,
-                                 **{k: v for k, v in {**gqa, **mla}.items() if v is not None},
-                                 active_params=args.active_params, name=args.name or "model")
+        return ModelArchitecture(
+            total_params=args.params,
+            num_layers=args.layers,
+            num_attention_heads=args.heads,
+            **{k: v for k, v in {**gqa, **mla}.items() if v is not None},
+            active_params=args.active_params,
+            name=args.name or "model",
+        )
     except ConfigError as exc:
         raise _flagged(exc) from None
 
@@ -216,10 +254,17 @@ def size_from_args(args: argparse.Namespace) -> SizingResult:
     if args.tp is not None and args.gpu is None:
         raise UsageError("--tp: needs --gpu to check the layout against")
     try:
-        return size_model(arch, context_length=args.context, concurrency=args.concurrency,
-                          weights_precision=_default_precision(args), kv_cache_precision=args.kv_precision,
-                          overhead_fraction=args.overhead, gpu=args.gpu,
-                          gpu_memory_utilization=args.gpu_memory_utilization, tensor_parallel=args.tp)
+        return size_model(
+            arch,
+            context_length=args.context,
+            concurrency=args.concurrency,
+            weights_precision=_default_precision(args),
+            kv_cache_precision=args.kv_precision,
+            overhead_fraction=args.overhead,
+            gpu=args.gpu,
+            gpu_memory_utilization=args.gpu_memory_utilization,
+            tensor_parallel=args.tp,
+        )
     except ConfigError as exc:
         raise _flagged(exc) from None
 
@@ -237,6 +282,7 @@ def _to_json(result: SizingResult) -> dict[str, Any]:
         if isinstance(obj, (list, tuple)):
             return [clean(v) for v in obj]
         return obj
+
     return clean(data)
 
 

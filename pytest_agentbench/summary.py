@@ -276,20 +276,32 @@ def summary_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
     row("runs", lambda s: str(s.runs))
     row("pass rate", lambda s: f"{s.pass_rate:.0%} ({s.passed}/{s.runs})" if s.runs else "n/a")
     section("outcomes", sorted({k for s in summaries for k in s.outcomes}), lambda s: s.outcomes, "-")
-    section("gates missed", sorted({k for s in summaries for k in s.gates_missed}),
-            lambda s: s.gates_missed, "none")
+    section("gates missed", sorted({k for s in summaries for k in s.gates_missed}), lambda s: s.gates_missed, "none")
     section("failure classes", sorted({k for s in summaries for k in s.failures}), lambda s: s.failures, "none")
     row("invalid tool calls", lambda s: str(s.invalid_tool_calls))
     row("retried model calls", lambda s: str(s.retried_attempts))
-    row("latency p50 / p90 (run)",
-        lambda s: f"{format_seconds(_p(s.run_wall_s, 50))} / {format_seconds(_p(s.run_wall_s, 90))}"
-        if s.run_wall_s else "n/a")
+    row(
+        "latency p50 / p90 (run)",
+        lambda s: (
+            f"{format_seconds(_p(s.run_wall_s, 50))} / {format_seconds(_p(s.run_wall_s, 90))}"
+            if s.run_wall_s
+            else "n/a"
+        ),
+    )
     row("model-call latency p50", lambda s: format_seconds(_p(s.call_wall_s, 50)))
     row("TTFT p50", lambda s: format_seconds(_p(s.ttft_s, 50)) if s.ttft_s else NOT_STREAMED)
     row("tok/s p50 (client)", lambda s: f"{_p(s.tok_per_s, 50):,.1f}" if s.tok_per_s else "n/a")
-    row("tokens/run in / out",
-        lambda s: (f"{statistics.mean(s.prompt_tokens):,.0f} / {statistics.mean(s.completion_tokens):,.0f}"
-                   + ("" if s.usage_reported else " (partial)")) if s.runs else "n/a")
+    row(
+        "tokens/run in / out",
+        lambda s: (
+            (
+                f"{statistics.mean(s.prompt_tokens):,.0f} / {statistics.mean(s.completion_tokens):,.0f}"
+                + ("" if s.usage_reported else " (partial)")
+            )
+            if s.runs
+            else "n/a"
+        ),
+    )
     row("$/run", _cost_cell)
     row("$ per 1,000 runs", lambda s: _cost_cell(s, 1000.0))
     rows.extend(_break_even_rows(summaries))
@@ -313,8 +325,10 @@ def _render(summaries: Sequence[AliasSummary], rows: Sequence[Row], label_w: int
             lines.append(("" if i else "alias").ljust(label_w) + "".join(" " * _GAP + c for c in cells))
     lines.append("-" * (label_w + sum(w + _GAP for w in widths)))
     for label, cells in rows:
-        lines.append(_fit(label, label_w).ljust(label_w)
-                     + "".join(" " * _GAP + _fit(c, w).rjust(w) for c, w in zip(cells, widths, strict=True)))
+        lines.append(
+            _fit(label, label_w).ljust(label_w)
+            + "".join(" " * _GAP + _fit(c, w).rjust(w) for c, w in zip(cells, widths, strict=True))
+        )
     return [line.rstrip() for line in lines]
 
 
@@ -328,29 +342,47 @@ def _notes(summaries: Sequence[AliasSummary], width: int) -> list[str]:
     ]
     ref = _reference(summaries)
     if ref is not None and any(s.cost_kind == "self-hosted" for s in summaries):
-        notes.append(f"Break-even against {ref.alias} (the first commercial alias): GPU $/h / its mean $ per "
-                     "call (per run); above that rate self-hosting is cheaper, if the GPU capacity "
-                     "(concurrency x 3600 / mean model-call latency) reaches it.")
+        notes.append(
+            f"Break-even against {ref.alias} (the first commercial alias): GPU $/h / its mean $ per "
+            "call (per run); above that rate self-hosting is cheaper, if the GPU capacity "
+            "(concurrency x 3600 / mean model-call latency) reaches it."
+        )
     if any(s.test_double for s in summaries):
-        notes.append("(test double): a scripted server replaying fixed responses, not a model; its numbers "
-                     "measure the harness only.")
+        notes.append(
+            "(test double): a scripted server replaying fixed responses, not a model; its numbers "
+            "measure the harness only."
+        )
     out = []
     for note in notes:
         out.extend(textwrap.wrap(note, width=width, subsequent_indent="  "))
     return out
 
 
-def format_summary(records: Sequence[Mapping[str, Any]], width: int = 100, *,
-                   aliases: Sequence[str] | None = None, title: str = "agentbench summary") -> str:
+def format_summary(
+    records: Sequence[Mapping[str, Any]],
+    width: int = 100,
+    *,
+    aliases: Sequence[str] | None = None,
+    title: str = "agentbench summary",
+) -> str:
     """The aliases side by side as plain text at most ``width`` columns wide (several tables if needed)."""
     summaries = summarize(records, aliases)
     if not summaries:
         return f"{title}: no runs recorded"
     rows = summary_rows(summaries)
     label_w = min(_LABEL_MAX, max(len("alias"), *(len(label) for label, _ in rows)), max(12, width // 3))
-    col_w = [min(_CELL_MAX, max(len(s.alias), len(s.model) if s.model != s.alias else 0,
-                                13 if s.test_double else 0, *(len(cells[i]) for _, cells in rows)))
-             for i, s in enumerate(summaries)]
+    col_w = [
+        min(
+            _CELL_MAX,
+            max(
+                len(s.alias),
+                len(s.model) if s.model != s.alias else 0,
+                13 if s.test_double else 0,
+                *(len(cells[i]) for _, cells in rows),
+            ),
+        )
+        for i, s in enumerate(summaries)
+    ]
     col_w = [min(w, max(8, width - label_w - _GAP)) for w in col_w]
     chunks: list[list[int]] = [[]]
     used = label_w
@@ -364,9 +396,14 @@ def format_summary(records: Sequence[Mapping[str, Any]], width: int = 100, *,
     lines = [f"{title}: {n} run{'s' if n != 1 else ''}, {len(summaries)} alias{'es' if len(summaries) != 1 else ''}"]
     for chunk in chunks:
         lines.append("")
-        lines.extend(_render([summaries[i] for i in chunk], [(label, [cells[i] for i in chunk])
-                                                              for label, cells in rows],
-                             label_w, [col_w[i] for i in chunk]))
+        lines.extend(
+            _render(
+                [summaries[i] for i in chunk],
+                [(label, [cells[i] for i in chunk]) for label, cells in rows],
+                label_w,
+                [col_w[i] for i in chunk],
+            )
+        )
     lines.append("")
     lines.extend(_notes(summaries, width))
     return "\n".join(lines)

@@ -74,11 +74,13 @@ TTFT_ABS_TOLERANCE_S = 0.020
 #: one GIL, so past it the harness, not the server, may be what limits the load.
 CLIENT_CPU_SHARE_LIMIT = 0.5
 TABLE_WIDTH = 100
-LEGEND = ("pass = runs whose gates all held / runs; ttft = median time to first token (s); tps = median "
-          "decode tok/s per stream; cli = client, srv = server /metrics histograms; infl = most model calls in "
-          "flight / N; srv_run = most vllm:num_requests_running sampled; kv_max = most KV-cache use sampled; "
-          "$/dev-mo = this alias, API/dev-mo = --compare-alias on the same tokens; checks = client vs server "
-          "reconciliation")
+LEGEND = (
+    "pass = runs whose gates all held / runs; ttft = median time to first token (s); tps = median "
+    "decode tok/s per stream; cli = client, srv = server /metrics histograms; infl = most model calls in "
+    "flight / N; srv_run = most vllm:num_requests_running sampled; kv_max = most KV-cache use sampled; "
+    "$/dev-mo = this alias, API/dev-mo = --compare-alias on the same tokens; checks = client vs server "
+    "reconciliation"
+)
 DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 
 
@@ -152,11 +154,15 @@ class SweepConfig:
             raise ConfigError("--packets: no packets to run")
         if self.rounds < 1:
             raise ConfigError(f"--rounds: expected a whole number >= 1, found {self.rounds!r}")
-        for flag, hours in (("--gpu-hours-per-month", self.gpu_hours_per_month),
-                            ("--dev-hours-per-month", self.dev_hours_per_month)):
+        for flag, hours in (
+            ("--gpu-hours-per-month", self.gpu_hours_per_month),
+            ("--dev-hours-per-month", self.dev_hours_per_month),
+        ):
             if not 0 < hours <= 744:
-                raise ConfigError(f"{flag}: expected hours in one month, 0 < H <= 744 (730 = 24x7, 176 = 22 "
-                                  f"working days x 8 h), found {hours!r}")
+                raise ConfigError(
+                    f"{flag}: expected hours in one month, 0 < H <= 744 (730 = 24x7, 176 = 22 "
+                    f"working days x 8 h), found {hours!r}"
+                )
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -174,8 +180,14 @@ class Check:
         return {"name": self.name, "status": self.status, "detail": self.detail}
 
 
-def reconcile(asked: int, client: Mapping[str, Any], server: Mapping[str, Any] | None, *,
-              ttft_rel_tol: float = TTFT_REL_TOLERANCE, ttft_abs_tol_s: float = TTFT_ABS_TOLERANCE_S) -> list[Check]:
+def reconcile(
+    asked: int,
+    client: Mapping[str, Any],
+    server: Mapping[str, Any] | None,
+    *,
+    ttft_rel_tol: float = TTFT_REL_TOLERANCE,
+    ttft_abs_tol_s: float = TTFT_ABS_TOLERANCE_S,
+) -> list[Check]:
     """Compare what the client measured with what the server counted, for one level.
 
     * tokens: the client's prompt/completion totals (sums of ``usage``) must
@@ -193,31 +205,48 @@ def reconcile(asked: int, client: Mapping[str, Any], server: Mapping[str, Any] |
     if reached >= asked:
         checks.append(Check("concurrency", "ok", f"{reached} of {asked} requests in flight at once{seen}"))
     else:
-        checks.append(Check("concurrency", "mismatch",
-                            f"only {reached} of {asked} requests were in flight at once{seen}: the developers "
-                            "never overlapped fully (runs ended or failed before their first call?)"))
+        checks.append(
+            Check(
+                "concurrency",
+                "mismatch",
+                f"only {reached} of {asked} requests were in flight at once{seen}: the developers "
+                "never overlapped fully (runs ended or failed before their first call?)",
+            )
+        )
 
     if server is None:
         checks.append(Check("tokens", "skipped", "no server metrics"))
     elif server.get("prompt_tokens") is None or server.get("generation_tokens") is None:
         checks.append(Check("tokens", "skipped", "the server exports no token counters"))
     elif not client.get("usage_reported", True):
-        checks.append(Check("tokens", "mismatch", "some responses carried no usage, so the client totals are "
-                                                  "incomplete (streaming without include_usage?)"))
+        checks.append(
+            Check(
+                "tokens",
+                "mismatch",
+                "some responses carried no usage, so the client totals are "
+                "incomplete (streaming without include_usage?)",
+            )
+        )
     else:
-        pairs = [("prompt", client["prompt_tokens"], server["prompt_tokens"]),
-                 ("completion", client["completion_tokens"], server["generation_tokens"])]
-        text = ", ".join(f"{name} client {c:,} vs server {s:,}" + (f" ({c - s:+,})" if c != s else "")
-                         for name, c, s in pairs)
+        pairs = [
+            ("prompt", client["prompt_tokens"], server["prompt_tokens"]),
+            ("completion", client["completion_tokens"], server["generation_tokens"]),
+        ]
+        text = ", ".join(
+            f"{name} client {c:,} vs server {s:,}" + (f" ({c - s:+,})" if c != s else "") for name, c, s in pairs
+        )
         if all(c == s for _, c, s in pairs):
             checks.append(Check("tokens", "ok", text))
         else:
             hint = ""
             if client.get("failed_calls") or client.get("retried_attempts"):
-                hint = (f"; {client.get('failed_calls', 0)} failed call(s) and {client.get('retried_attempts', 0)} "
-                        "retried attempt(s) may have used server tokens the client never saw")
-            checks.append(Check("tokens", "mismatch", text + hint + "; another client on this server also "
-                                                                    "moves its counters"))
+                hint = (
+                    f"; {client.get('failed_calls', 0)} failed call(s) and {client.get('retried_attempts', 0)} "
+                    "retried attempt(s) may have used server tokens the client never saw"
+                )
+            checks.append(
+                Check("tokens", "mismatch", text + hint + "; another client on this server also moves its counters")
+            )
 
     c_ttft = client.get("ttft_p50_s")
     s_ttft = (server or {}).get("ttft_p50_s")
@@ -229,23 +258,32 @@ def reconcile(asked: int, client: Mapping[str, Any], server: Mapping[str, Any] |
         gap = abs(c_ttft - s_ttft)
         tol = max(ttft_rel_tol * s_ttft, ttft_abs_tol_s)
         mean = server.get("ttft_mean_s")
-        text = (f"client p50 {c_ttft * 1000:.1f} ms vs server p50 {s_ttft * 1000:.1f} ms"
-                + (f" (server mean {mean * 1000:.1f} ms)" if mean is not None else "")
-                + f": {gap * 1000:.1f} ms apart (tolerance {tol * 1000:.1f} ms)")
+        text = (
+            f"client p50 {c_ttft * 1000:.1f} ms vs server p50 {s_ttft * 1000:.1f} ms"
+            + (f" (server mean {mean * 1000:.1f} ms)" if mean is not None else "")
+            + f": {gap * 1000:.1f} ms apart (tolerance {tol * 1000:.1f} ms)"
+        )
         checks.append(Check("ttft", "ok" if gap <= tol + 1e-9 else "mismatch", text))
 
     share = client.get("harness_cpu_share")
     if share is None:
         checks.append(Check("client-cpu", "skipped", "no model calls timed"))
     else:
-        text = (f"the developer threads spent {share:.0%} of one core in model calls "
-                f"(limit {CLIENT_CPU_SHARE_LIMIT:.0%})")
+        text = (
+            f"the developer threads spent {share:.0%} of one core in model calls (limit {CLIENT_CPU_SHARE_LIMIT:.0%})"
+        )
         if share <= CLIENT_CPU_SHARE_LIMIT:
             checks.append(Check("client-cpu", "ok", text))
         else:
-            checks.append(Check("client-cpu", "mismatch", text + ": they share one GIL, so the client may be "
-                                                                  "limiting the load; treat this level's numbers "
-                                                                  "as a lower bound of the server's"))
+            checks.append(
+                Check(
+                    "client-cpu",
+                    "mismatch",
+                    text + ": they share one GIL, so the client may be "
+                    "limiting the load; treat this level's numbers "
+                    "as a lower bound of the server's",
+                )
+            )
     return checks
 
 
@@ -278,9 +316,16 @@ def find_knee(levels: Sequence[tuple[int, bool | None]]) -> tuple[int | None, st
     return knee, note
 
 
-def client_stats(records: Sequence[RunRecord], *, wall_s: float, cpu_per_call_s: Sequence[float],
-                 concurrency_max: int, concurrency_mean: float, process_cpu_s: float,
-                 sandbox_cpu_s: float) -> dict[str, Any]:
+def client_stats(
+    records: Sequence[RunRecord],
+    *,
+    wall_s: float,
+    cpu_per_call_s: Sequence[float],
+    concurrency_max: int,
+    concurrency_mean: float,
+    process_cpu_s: float,
+    sandbox_cpu_s: float,
+) -> dict[str, Any]:
     """The level as the client saw it: every model call of every run."""
     turns = [t for r in records for t in r.agent.turns]
     ttfts = [t.ttft_s for t in turns if t.ttft_s is not None]
@@ -337,9 +382,18 @@ def server_stats(delta: Any, samples: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def level_costs(cost: Any, compare: Any, *, devs: int, client: Mapping[str, Any], wall_s: float,
-                gpu_hours_per_month: float, dev_hours_per_month: float,
-                cost_label: str = "", compare_label: str = "") -> dict[str, Any]:
+def level_costs(
+    cost: Any,
+    compare: Any,
+    *,
+    devs: int,
+    client: Mapping[str, Any],
+    wall_s: float,
+    gpu_hours_per_month: float,
+    dev_hours_per_month: float,
+    cost_label: str = "",
+    compare_label: str = "",
+) -> dict[str, Any]:
     """$/dev-month for the alias (GPU bill shared by N, or its own token prices) and for the
     commercial alternative priced on the same run's tokens. ``None`` = unknown, never $0."""
     from .cost import CommercialCost, SelfHostedCost, commercial_usd_per_dev_month, self_hosted_usd_per_dev_month
@@ -348,29 +402,41 @@ def level_costs(cost: Any, compare: Any, *, devs: int, client: Mapping[str, Any]
     rates = None
     if hours > 0:
         per = devs * hours
-        rates = {"prompt_tokens_per_hour": client["prompt_tokens"] / per,
-                 "completion_tokens_per_hour": client["completion_tokens"] / per,
-                 "cached_tokens_per_hour": client["cached_tokens"] / per}
+        rates = {
+            "prompt_tokens_per_hour": client["prompt_tokens"] / per,
+            "completion_tokens_per_hour": client["completion_tokens"] / per,
+            "cached_tokens_per_hour": client["cached_tokens"] / per,
+        }
 
     def token_bill(spec: CommercialCost) -> float | None:
-        return None if rates is None else commercial_usd_per_dev_month(
-            spec, hours_per_month=dev_hours_per_month, **rates)
+        return (
+            None if rates is None else commercial_usd_per_dev_month(spec, hours_per_month=dev_hours_per_month, **rates)
+        )
 
-    out: dict[str, Any] = {"usd_per_dev_month": None, "basis": "no cost: mapping for this alias (unknown)",
-                           "compare_usd_per_dev_month": None, "compare_basis": None,
-                           "tokens_per_dev_hour": rates}
+    out: dict[str, Any] = {
+        "usd_per_dev_month": None,
+        "basis": "no cost: mapping for this alias (unknown)",
+        "compare_usd_per_dev_month": None,
+        "compare_basis": None,
+        "tokens_per_dev_hour": rates,
+    }
     if isinstance(cost, SelfHostedCost):
         out["usd_per_dev_month"] = self_hosted_usd_per_dev_month(cost, devs, hours_per_month=gpu_hours_per_month)
-        out["basis"] = (f"{cost_label}${cost.gpu_hourly_usd:g}/GPU-h x {cost.gpus} GPU(s) x {gpu_hours_per_month:g} "
-                        f"h/month / {devs} developer(s)")
+        out["basis"] = (
+            f"{cost_label}${cost.gpu_hourly_usd:g}/GPU-h x {cost.gpus} GPU(s) x {gpu_hours_per_month:g} "
+            f"h/month / {devs} developer(s)"
+        )
     elif isinstance(cost, CommercialCost):
         out["usd_per_dev_month"] = token_bill(cost)
-        out["basis"] = (f"{cost_label}{cost.describe()} x this level's tokens per developer-hour x "
-                        f"{dev_hours_per_month:g} h/month")
+        out["basis"] = (
+            f"{cost_label}{cost.describe()} x this level's tokens per developer-hour x {dev_hours_per_month:g} h/month"
+        )
     if isinstance(compare, CommercialCost):
         out["compare_usd_per_dev_month"] = token_bill(compare)
-        out["compare_basis"] = (f"{compare_label}{compare.describe()} x this level's tokens per developer-hour x "
-                                f"{dev_hours_per_month:g} h/month (tokens counted by the alias's tokenizer)")
+        out["compare_basis"] = (
+            f"{compare_label}{compare.describe()} x this level's tokens per developer-hour x "
+            f"{dev_hours_per_month:g} h/month (tokens counted by the alias's tokenizer)"
+        )
     return out
 
 
@@ -427,8 +493,14 @@ class _MeteredModel:
         self.in_flight = in_flight
         self.cpu = cpu
 
-    def complete(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] = (), *,
-                 max_tokens: int | None = None, timeout: float | None = None) -> Any:
+    def complete(
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] = (),
+        *,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         self.in_flight.enter()
         start = time.thread_time()
         try:
@@ -463,8 +535,11 @@ class _Sampler(threading.Thread):
 
     def _take(self, snap: Any) -> None:
         self.values["samples"] += 1
-        for key, gauge in (("running_max", "requests_running"), ("waiting_max", "requests_waiting"),
-                           ("kv_cache_usage_max", "kv_cache_usage")):
+        for key, gauge in (
+            ("running_max", "requests_running"),
+            ("waiting_max", "requests_waiting"),
+            ("kv_cache_usage_max", "kv_cache_usage"),
+        ):
             value = snap.gauges.get(gauge)
             if value is not None:
                 self.values[key] = max(value, self.values.get(key, value))
@@ -513,13 +588,24 @@ class LevelResult:
             for cls, n in r.get("failures", {}).items():
                 failures[cls] = failures.get(cls, 0) + n
         return {
-            "devs": self.devs, "wall_s": self.wall_s, "runs_total": len(self.runs), "passed": self.passed,
-            "pass_rate": self.pass_rate, "outcomes": outcomes, "failures_by_class": failures,
-            "slo_holds": self.slo_holds, "slo_reasons": self.slo_reasons,
-            "client": self.client, "server": self.server, "cost": self.cost,
-            "checks": [c.to_dict() for c in self.checks], "mismatches": len(self.mismatches),
-            "prefix_cache": self.prefix_cache, "errors": self.errors,
-            "loadavg_before": self.loadavg_before, "loadavg_after": self.loadavg_after,
+            "devs": self.devs,
+            "wall_s": self.wall_s,
+            "runs_total": len(self.runs),
+            "passed": self.passed,
+            "pass_rate": self.pass_rate,
+            "outcomes": outcomes,
+            "failures_by_class": failures,
+            "slo_holds": self.slo_holds,
+            "slo_reasons": self.slo_reasons,
+            "client": self.client,
+            "server": self.server,
+            "cost": self.cost,
+            "checks": [c.to_dict() for c in self.checks],
+            "mismatches": len(self.mismatches),
+            "prefix_cache": self.prefix_cache,
+            "errors": self.errors,
+            "loadavg_before": self.loadavg_before,
+            "loadavg_after": self.loadavg_after,
             "runs": self.runs,
         }
 
@@ -563,26 +649,45 @@ class SweepResult:
     def to_dict(self) -> dict[str, Any]:
         knee, note = self.knee
         at_knee = self.knee_level()
-        return _json_safe({
-            "schema": "agentbench-sweep/1",
-            "alias": self.alias, "model": self.model, "test_double": self.test_double,
-            "slo": {"ttft_p50_s": self.slo.ttft_p50_s, "tps_p50": self.slo.tps_p50,
-                    "describe": self.slo.describe(), "judged_on": "client-side medians"},
-            "knee": knee, "knee_note": note,
-            "knee_usd_per_dev_month": at_knee.cost["usd_per_dev_month"] if at_knee else None,
-            "knee_compare_usd_per_dev_month": at_knee.cost["compare_usd_per_dev_month"] if at_knee else None,
-            "mismatches": [{"devs": n, **c.to_dict()} for n, c in self.mismatches],
-            "packets": self.packets, "rounds": self.rounds, "sandbox": self.sandbox,
-            "base_url": self.base_url, "metrics_url": self.metrics_url, "server_metrics": self.server_metrics,
-            "compare_alias": self.compare_alias, "gpu_hours_per_month": self.gpu_hours_per_month,
-            "dev_hours_per_month": self.dev_hours_per_month,
-            "tolerances": {"ttft_rel": TTFT_REL_TOLERANCE, "ttft_abs_s": TTFT_ABS_TOLERANCE_S},
-            "notes": self.notes, "stopped": self.stopped,
-            "started_at": self.started_at, "finished_at": self.finished_at,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "python": platform.python_version()},
-            "levels": [lv.to_dict() for lv in self.levels],
-        })
+        return _json_safe(
+            {
+                "schema": "agentbench-sweep/1",
+                "alias": self.alias,
+                "model": self.model,
+                "test_double": self.test_double,
+                "slo": {
+                    "ttft_p50_s": self.slo.ttft_p50_s,
+                    "tps_p50": self.slo.tps_p50,
+                    "describe": self.slo.describe(),
+                    "judged_on": "client-side medians",
+                },
+                "knee": knee,
+                "knee_note": note,
+                "knee_usd_per_dev_month": at_knee.cost["usd_per_dev_month"] if at_knee else None,
+                "knee_compare_usd_per_dev_month": at_knee.cost["compare_usd_per_dev_month"] if at_knee else None,
+                "mismatches": [{"devs": n, **c.to_dict()} for n, c in self.mismatches],
+                "packets": self.packets,
+                "rounds": self.rounds,
+                "sandbox": self.sandbox,
+                "base_url": self.base_url,
+                "metrics_url": self.metrics_url,
+                "server_metrics": self.server_metrics,
+                "compare_alias": self.compare_alias,
+                "gpu_hours_per_month": self.gpu_hours_per_month,
+                "dev_hours_per_month": self.dev_hours_per_month,
+                "tolerances": {"ttft_rel": TTFT_REL_TOLERANCE, "ttft_abs_s": TTFT_ABS_TOLERANCE_S},
+                "notes": self.notes,
+                "stopped": self.stopped,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                },
+                "levels": [lv.to_dict() for lv in self.levels],
+            }
+        )
 
 
 def _json_safe(obj: Any) -> Any:
@@ -604,11 +709,20 @@ def _loadavg() -> tuple[float, float, float] | None:
 
 def _run_summary(record: RunRecord, developer: int, round_: int) -> dict[str, Any]:
     usage = record.agent.usage
-    return {"packet": record.packet.id, "developer": developer, "round": round_, "run_id": record.run_id,
-            "passed": record.passed, "outcome": record.agent.outcome, "failure": record.agent.failure,
-            "failures": record.agent.failures_by_class(), "turns": len(record.agent.turns),
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "wall_s": record.wall_s}
+    return {
+        "packet": record.packet.id,
+        "developer": developer,
+        "round": round_,
+        "run_id": record.run_id,
+        "passed": record.passed,
+        "outcome": record.agent.outcome,
+        "failure": record.agent.failure,
+        "failures": record.agent.failures_by_class(),
+        "turns": len(record.agent.turns),
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "wall_s": record.wall_s,
+    }
 
 
 def _default_make_model(spec: ModelSpec, base_url: str) -> Any:
@@ -625,16 +739,22 @@ class Sweep:
     ``on_run(record, devs)`` sees every finished run (e.g. to write JSONL).
     """
 
-    def __init__(self, config: SweepConfig, base_url: str, *,
-                 make_model: Callable[[ModelSpec, str], Any] | None = None,
-                 make_sandbox: Callable[[Packet], Any] | None = None,
-                 on_run: Callable[[RunRecord, int], None] | None = None,
-                 progress: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        config: SweepConfig,
+        base_url: str,
+        *,
+        make_model: Callable[[ModelSpec, str], Any] | None = None,
+        make_sandbox: Callable[[Packet], Any] | None = None,
+        on_run: Callable[[RunRecord, int], None] | None = None,
+        progress: Callable[[str], None] | None = None,
+    ):
         self.config = config
         self.notes: list[str] = []
         if not config.spec.stream:
-            self.notes.append("streaming forced on for this sweep (models.yaml says stream: false) so that "
-                              "TTFT is measured")
+            self.notes.append(
+                "streaming forced on for this sweep (models.yaml says stream: false) so that TTFT is measured"
+            )
         self.spec = dataclasses.replace(config.spec, stream=True)
         self.base_url = base_url.rstrip("/")
         self.root_url = self.base_url.removesuffix("/v1")
@@ -644,6 +764,7 @@ class Sweep:
 
             def make_sandbox(packet: Packet) -> Any:
                 return _make(config.sandbox, packet.workspace)
+
         self.make_sandbox = make_sandbox
         self.on_run = on_run
         self.progress = progress or (lambda _msg: None)
@@ -669,8 +790,10 @@ class Sweep:
                 self.metrics_model = self.spec.model
             except ServerError:  # the server names the model differently: take all of it
                 snap = parse_metrics(text)
-                self.notes.append(f"/metrics has no series for model {self.spec.model!r}; server numbers "
-                                  f"cover every model it serves ({', '.join(snap.model_names)})")
+                self.notes.append(
+                    f"/metrics has no series for model {self.spec.model!r}; server numbers "
+                    f"cover every model it serves ({', '.join(snap.model_names)})"
+                )
         except ImportError as exc:
             self.server_metrics = f"unavailable: {exc}"
             return
@@ -702,8 +825,10 @@ class Sweep:
                     body = response.read().decode("utf-8", "replace")
             except urllib.error.HTTPError as exc:
                 if exc.code in (404, 405):
-                    return (f"not exposed ({exc.code}): start vLLM with {DEV_MODE_ENV}=1 to reset it; the prefix "
-                            "cache carries over from the previous level")
+                    return (
+                        f"not exposed ({exc.code}): start vLLM with {DEV_MODE_ENV}=1 to reset it; the prefix "
+                        "cache carries over from the previous level"
+                    )
                 return f"failed: HTTP {exc.code}"
             except (urllib.error.URLError, OSError) as exc:
                 return f"failed: {exc}"
@@ -726,8 +851,7 @@ class Sweep:
         """One short call so the first level does not pay for lazy server start-up."""
         model = self.make_model(self.spec, self.base_url)
         try:
-            model.complete([{"role": "user", "content": "warm-up: reply with one word"}], (), max_tokens=8,
-                           timeout=120)
+            model.complete([{"role": "user", "content": "warm-up: reply with one word"}], (), max_tokens=8, timeout=120)
         except Exception as exc:  # a failing server shows in the levels; say it here too
             self.notes.append(f"warm-up call failed: {exc}")
         finally:
@@ -773,12 +897,14 @@ class Sweep:
                         return first.pop() if first else self.make_sandbox(p)
 
                     try:
-                        record = run_packet(packet, self.spec, models[index], sandbox_for,
-                                            agent_timeout=cfg.agent_timeout)
+                        record = run_packet(
+                            packet, self.spec, models[index], sandbox_for, agent_timeout=cfg.agent_timeout
+                        )
                     except Exception as exc:  # infrastructure: the level records it and goes on
                         with lock:
-                            errors.append(f"developer {index}, {packet.id}, round {round_}: "
-                                          f"{type(exc).__name__}: {exc}")
+                            errors.append(
+                                f"developer {index}, {packet.id}, round {round_}: {type(exc).__name__}: {exc}"
+                            )
                         continue
                     record.extra.update({"sweep_devs": devs, "developer": index, "round": round_})
                     with lock:
@@ -787,8 +913,9 @@ class Sweep:
                         self.on_run(record, devs)
 
         sampler = _Sampler(self.metrics_url, self.metrics_model, cfg.sample_interval_s) if self.metrics_url else None
-        threads = [threading.Thread(target=developer, args=(i,), name=f"agentbench-dev-{i}", daemon=True)
-                   for i in range(devs)]
+        threads = [
+            threading.Thread(target=developer, args=(i,), name=f"agentbench-dev-{i}", daemon=True) for i in range(devs)
+        ]
         load_before = _loadavg()
         for t in threads:
             t.start()
@@ -823,38 +950,84 @@ class Sweep:
         records.sort(key=lambda item: (item[1], item[2]))
         runs = [r for r, _, _ in records]
         client = client_stats(
-            runs, wall_s=wall, cpu_per_call_s=cpu, concurrency_max=in_flight.max,
-            concurrency_mean=mean_in_flight, process_cpu_s=process_cpu,
-            sandbox_cpu_s=(child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime))
+            runs,
+            wall_s=wall,
+            cpu_per_call_s=cpu,
+            concurrency_max=in_flight.max,
+            concurrency_mean=mean_in_flight,
+            process_cpu_s=process_cpu,
+            sandbox_cpu_s=(child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime),
+        )
         holds, reasons = cfg.slo.judge(client["ttft_p50_s"], client["decode_tok_s_p50"])
-        cost = level_costs(_cost_spec(self.spec), _cost_spec(cfg.compare) if cfg.compare else None,
-                           devs=devs, client=client, wall_s=wall, gpu_hours_per_month=cfg.gpu_hours_per_month,
-                           dev_hours_per_month=cfg.dev_hours_per_month,
-                           compare_label=f"{cfg.compare.alias}: " if cfg.compare else "")
+        cost = level_costs(
+            _cost_spec(self.spec),
+            _cost_spec(cfg.compare) if cfg.compare else None,
+            devs=devs,
+            client=client,
+            wall_s=wall,
+            gpu_hours_per_month=cfg.gpu_hours_per_month,
+            dev_hours_per_month=cfg.dev_hours_per_month,
+            compare_label=f"{cfg.compare.alias}: " if cfg.compare else "",
+        )
         summaries = [_run_summary(r, d, k) for r, d, k in records]
-        summaries += [{"packet": None, "developer": None, "round": None, "passed": False, "outcome": "error",
-                       "error": e, "failures": {}} for e in errors]
-        return LevelResult(devs=devs, wall_s=wall, runs=summaries, client=client, server=server, slo_holds=holds,
-                           slo_reasons=reasons, cost=cost, checks=reconcile(devs, client, server),
-                           prefix_cache=prefix, errors=errors, loadavg_before=load_before, loadavg_after=load_after)
+        summaries += [
+            {
+                "packet": None,
+                "developer": None,
+                "round": None,
+                "passed": False,
+                "outcome": "error",
+                "error": e,
+                "failures": {},
+            }
+            for e in errors
+        ]
+        return LevelResult(
+            devs=devs,
+            wall_s=wall,
+            runs=summaries,
+            client=client,
+            server=server,
+            slo_holds=holds,
+            slo_reasons=reasons,
+            cost=cost,
+            checks=reconcile(devs, client, server),
+            prefix_cache=prefix,
+            errors=errors,
+            loadavg_before=load_before,
+            loadavg_after=load_after,
+        )
 
     def run(self) -> SweepResult:
         cfg = self.config
         result = SweepResult(
-            alias=self.spec.alias, model=self.spec.model, test_double=self.spec.test_double, slo=cfg.slo,
-            levels=[], packets=[p.id for p in cfg.packets], rounds=cfg.rounds, sandbox=cfg.sandbox,
-            base_url=self.base_url, metrics_url=None, server_metrics="", notes=self.notes,
+            alias=self.spec.alias,
+            model=self.spec.model,
+            test_double=self.spec.test_double,
+            slo=cfg.slo,
+            levels=[],
+            packets=[p.id for p in cfg.packets],
+            rounds=cfg.rounds,
+            sandbox=cfg.sandbox,
+            base_url=self.base_url,
+            metrics_url=None,
+            server_metrics="",
+            notes=self.notes,
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             compare_alias=cfg.compare.alias if cfg.compare else None,
-            gpu_hours_per_month=cfg.gpu_hours_per_month, dev_hours_per_month=cfg.dev_hours_per_month)
+            gpu_hours_per_month=cfg.gpu_hours_per_month,
+            dev_hours_per_month=cfg.dev_hours_per_month,
+        )
         self.probe_server()
         result.metrics_url, result.server_metrics = self.metrics_url, self.server_metrics
         if cfg.warmup:
             self.warmup()
         for devs in sorted(set(cfg.devs)):
             runs = devs * len(cfg.packets) * cfg.rounds
-            self.progress(f"level N={devs}: {devs} developer(s) x {len(cfg.packets)} packet(s) x {cfg.rounds} "
-                          f"round(s) = {runs} run(s) ...")
+            self.progress(
+                f"level N={devs}: {devs} developer(s) x {len(cfg.packets)} packet(s) x {cfg.rounds} "
+                f"round(s) = {runs} run(s) ..."
+            )
             try:
                 level = self.run_level(devs)
             except InfrastructureError as exc:  # the server died: keep what was measured
@@ -863,10 +1036,12 @@ class Sweep:
                 break
             result.levels.append(level)
             ttft = level.client["ttft_p50_s"]
-            self.progress(f"level N={devs}: done in {level.wall_s:.1f} s, pass {level.passed}/{len(level.runs)}, "
-                          f"TTFT p50 {_fmt(ttft, 3)} s, SLO {_slo_word(level.slo_holds)}, "
-                          f"prefix cache {level.prefix_cache.split(':')[0]}"
-                          + (f", {len(level.mismatches)} mismatch(es)" if level.mismatches else ""))
+            self.progress(
+                f"level N={devs}: done in {level.wall_s:.1f} s, pass {level.passed}/{len(level.runs)}, "
+                f"TTFT p50 {_fmt(ttft, 3)} s, SLO {_slo_word(level.slo_holds)}, "
+                f"prefix cache {level.prefix_cache.split(':')[0]}"
+                + (f", {len(level.mismatches)} mismatch(es)" if level.mismatches else "")
+            )
         result.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         return result
 
@@ -906,22 +1081,43 @@ def _usd_short(value: float | None) -> str:
 
 
 def _table_rows(result: SweepResult) -> tuple[list[str], list[list[str]]]:
-    header = ["N", "pass", "ttft_cli", "ttft_srv", "tps_cli", "tps_srv", "infl", "srv_run", "kv_max", "SLO",
-              "$/dev-mo", "API/dev-mo", "checks"]
+    header = [
+        "N",
+        "pass",
+        "ttft_cli",
+        "ttft_srv",
+        "tps_cli",
+        "tps_srv",
+        "infl",
+        "srv_run",
+        "kv_max",
+        "SLO",
+        "$/dev-mo",
+        "API/dev-mo",
+        "checks",
+    ]
     rows = []
     for lv in result.levels:
         c, s = lv.client, lv.server or {}
         kv = s.get("kv_cache_usage_max")
         running = s.get("running_max")
-        rows.append([
-            str(lv.devs), f"{lv.passed}/{len(lv.runs)}",
-            _fmt(c["ttft_p50_s"]), _fmt(s.get("ttft_p50_s")),
-            _fmt(c["decode_tok_s_p50"], 1), _fmt(s.get("decode_tok_s_p50"), 1),
-            f"{c['concurrency_max']}/{lv.devs}", "-" if running is None else f"{running:g}",
-            "-" if kv is None else f"{kv:.0%}", _slo_word(lv.slo_holds),
-            _usd_short(lv.cost["usd_per_dev_month"]), _usd_short(lv.cost["compare_usd_per_dev_month"]),
-            "ok" if not lv.mismatches else f"{len(lv.mismatches)} FLAG",
-        ])
+        rows.append(
+            [
+                str(lv.devs),
+                f"{lv.passed}/{len(lv.runs)}",
+                _fmt(c["ttft_p50_s"]),
+                _fmt(s.get("ttft_p50_s")),
+                _fmt(c["decode_tok_s_p50"], 1),
+                _fmt(s.get("decode_tok_s_p50"), 1),
+                f"{c['concurrency_max']}/{lv.devs}",
+                "-" if running is None else f"{running:g}",
+                "-" if kv is None else f"{kv:.0%}",
+                _slo_word(lv.slo_holds),
+                _usd_short(lv.cost["usd_per_dev_month"]),
+                _usd_short(lv.cost["compare_usd_per_dev_month"]),
+                "ok" if not lv.mismatches else f"{len(lv.mismatches)} FLAG",
+            ]
+        )
     return header, rows
 
 
@@ -938,10 +1134,14 @@ def format_table(result: SweepResult, width: int = TABLE_WIDTH) -> str:
         return " ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in pairs)
 
     wrap = textwrap.TextWrapper(width=width, subsequent_indent="    ")
-    out = wrap.wrap(f"agentbench sweep: alias {result.alias} (model {result.model})"
-                    + (" [TEST DOUBLE: not a model]" if result.test_double else ""))
-    out += wrap.wrap(f"{len(result.packets)} packet(s) x {result.rounds} round(s) per developer, sandbox "
-                     f"{result.sandbox}; SLO: {result.slo.describe()} (client side)")
+    out = wrap.wrap(
+        f"agentbench sweep: alias {result.alias} (model {result.model})"
+        + (" [TEST DOUBLE: not a model]" if result.test_double else "")
+    )
+    out += wrap.wrap(
+        f"{len(result.packets)} packet(s) x {result.rounds} round(s) per developer, sandbox "
+        f"{result.sandbox}; SLO: {result.slo.describe()} (client side)"
+    )
     out += ["", line(header), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]
     out += wrap.wrap(LEGEND)
@@ -959,13 +1159,21 @@ def format_table(result: SweepResult, width: int = TABLE_WIDTH) -> str:
     out += wrap.wrap(f"server metrics: {result.server_metrics}")
     prefix = sorted({lv.prefix_cache for lv in result.levels})
     out += wrap.wrap(f"prefix cache between levels: {'; '.join(prefix)}")
-    cpu = [lv.client["harness_cpu_per_call_ms_p50"] for lv in result.levels
-           if lv.client["harness_cpu_per_call_ms_p50"] is not None]
-    tok = [lv.client["harness_cpu_per_output_token_ms"] for lv in result.levels
-           if lv.client["harness_cpu_per_output_token_ms"] is not None]
+    cpu = [
+        lv.client["harness_cpu_per_call_ms_p50"]
+        for lv in result.levels
+        if lv.client["harness_cpu_per_call_ms_p50"] is not None
+    ]
+    tok = [
+        lv.client["harness_cpu_per_output_token_ms"]
+        for lv in result.levels
+        if lv.client["harness_cpu_per_output_token_ms"] is not None
+    ]
     if cpu:
-        out += wrap.wrap(f"harness CPU per model call (p50 over levels): {min(cpu):.2f}-{max(cpu):.2f} ms"
-                         + (f"; per output token {min(tok):.3f}-{max(tok):.3f} ms" if tok else ""))
+        out += wrap.wrap(
+            f"harness CPU per model call (p50 over levels): {min(cpu):.2f}-{max(cpu):.2f} ms"
+            + (f"; per output token {min(tok):.3f}-{max(tok):.3f} ms" if tok else "")
+        )
     for devs, check in result.mismatches:
         out += wrap.wrap(f"FLAG N={devs} {check.name}: {check.detail}")
     for lv in result.levels:
@@ -987,8 +1195,15 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _svg_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None], str, str]],
-               slo: float | None, slo_label: str, knee_index: int | None, y_unit: str) -> str:
+def _svg_chart(
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None], str, str]],
+    slo: float | None,
+    slo_label: str,
+    knee_index: int | None,
+    y_unit: str,
+) -> str:
     """A line chart: one point per level (evenly spaced), an SLO line, the knee marked."""
     w, h, left, right, top, bottom = 520, 260, 56, 16, 30, 40
     values = [v for _, vs, _, _ in series for v in vs if v is not None]
@@ -1002,43 +1217,60 @@ def _svg_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Se
     def y(v: float) -> float:
         return top + (h - top - bottom) * (1 - v / top_value)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-             f'role="img" aria-label="{_e(title)}">',
-             f'<text x="{w / 2:.0f}" y="18" text-anchor="middle" font-size="13" font-weight="bold">{_e(title)}</text>',
-             f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="#444"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#444"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        f'role="img" aria-label="{_e(title)}">',
+        f'<text x="{w / 2:.0f}" y="18" text-anchor="middle" font-size="13" font-weight="bold">{_e(title)}</text>',
+        f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="#444"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#444"/>',
+    ]
     for k in range(5):
         v = top_value * k / 4
-        parts.append(f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="10">{_e(f"{v:.3g}")}'
-                     '</text>')
+        parts.append(
+            f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="10">{_e(f"{v:.3g}")}</text>'
+        )
         parts.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{w - right}" y2="{y(v):.1f}" stroke="#eee"/>')
     for i, label in enumerate(labels):
-        parts.append(f'<text x="{x(i):.1f}" y="{h - bottom + 14}" text-anchor="middle" font-size="11">'
-                     f'{_e(label)}</text>')
-    parts.append(f'<text x="{(left + w - right) / 2:.0f}" y="{h - 6}" text-anchor="middle" font-size="11">'
-                 f'developers (N)</text>')
-    parts.append(f'<text x="12" y="{(top + h - bottom) / 2:.0f}" font-size="11" text-anchor="middle" '
-                 f'transform="rotate(-90 12 {(top + h - bottom) / 2:.0f})">{_e(y_unit)}</text>')
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{h - bottom + 14}" text-anchor="middle" font-size="11">{_e(label)}</text>'
+        )
+    parts.append(
+        f'<text x="{(left + w - right) / 2:.0f}" y="{h - 6}" text-anchor="middle" font-size="11">developers (N)</text>'
+    )
+    parts.append(
+        f'<text x="12" y="{(top + h - bottom) / 2:.0f}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {(top + h - bottom) / 2:.0f})">{_e(y_unit)}</text>'
+    )
     if knee_index is not None:
-        parts.append(f'<line x1="{x(knee_index):.1f}" y1="{top}" x2="{x(knee_index):.1f}" y2="{h - bottom}" '
-                     f'stroke="#2a7" stroke-dasharray="2,3"/>')
+        parts.append(
+            f'<line x1="{x(knee_index):.1f}" y1="{top}" x2="{x(knee_index):.1f}" y2="{h - bottom}" '
+            f'stroke="#2a7" stroke-dasharray="2,3"/>'
+        )
         parts.append(f'<text x="{x(knee_index) + 3:.1f}" y="{top + 10}" font-size="10" fill="#2a7">knee</text>')
     if slo is not None:
-        parts.append(f'<line x1="{left}" y1="{y(slo):.1f}" x2="{w - right}" y2="{y(slo):.1f}" stroke="#c33" '
-                     f'stroke-dasharray="6,4"/>')
-        parts.append(f'<text x="{w - right - 2}" y="{y(slo) - 4:.1f}" text-anchor="end" font-size="10" '
-                     f'fill="#c33">{_e(slo_label)}</text>')
+        parts.append(
+            f'<line x1="{left}" y1="{y(slo):.1f}" x2="{w - right}" y2="{y(slo):.1f}" stroke="#c33" '
+            f'stroke-dasharray="6,4"/>'
+        )
+        parts.append(
+            f'<text x="{w - right - 2}" y="{y(slo) - 4:.1f}" text-anchor="end" font-size="10" '
+            f'fill="#c33">{_e(slo_label)}</text>'
+        )
     for k, (name, vs, color, dash) in enumerate(series):
         pts = [(x(i), y(v)) for i, v in enumerate(vs) if v is not None]
         if len(pts) > 1:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{_e(color)}" stroke-width="2" '
-                         f'stroke-dasharray="{_e(dash)}"/>')
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{_e(color)}" stroke-width="2" '
+                f'stroke-dasharray="{_e(dash)}"/>'
+            )
         for px, py in pts:
             parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{_e(color)}"/>')
         lx = left + 8 + 130 * k
-        parts.append(f'<line x1="{lx}" y1="{top + 8}" x2="{lx + 18}" y2="{top + 8}" stroke="{_e(color)}" '
-                     f'stroke-width="2" stroke-dasharray="{_e(dash)}"/>')
+        parts.append(
+            f'<line x1="{lx}" y1="{top + 8}" x2="{lx + 18}" y2="{top + 8}" stroke="{_e(color)}" '
+            f'stroke-width="2" stroke-dasharray="{_e(dash)}"/>'
+        )
         parts.append(f'<text x="{lx + 22}" y="{top + 12}" font-size="10" fill="{_e(color)}">{_e(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -1051,17 +1283,29 @@ def render_html(result: SweepResult, title: str | None = None) -> str:
     knee, note = result.knee
     knee_index = next((i for i, lv in enumerate(result.levels) if lv.devs == knee), None)
     ttft = _svg_chart(
-        "median TTFT vs developers", labels,
-        [("client", [lv.client["ttft_p50_s"] for lv in result.levels], "#1f5fa8", "none"),
-         ("server /metrics", [(lv.server or {}).get("ttft_p50_s") for lv in result.levels], "#999", "5,3")],
-        result.slo.ttft_p50_s, f"SLO {result.slo.ttft_p50_s:g} s" if result.slo.ttft_p50_s is not None else "",
-        knee_index, "seconds")
+        "median TTFT vs developers",
+        labels,
+        [
+            ("client", [lv.client["ttft_p50_s"] for lv in result.levels], "#1f5fa8", "none"),
+            ("server /metrics", [(lv.server or {}).get("ttft_p50_s") for lv in result.levels], "#999", "5,3"),
+        ],
+        result.slo.ttft_p50_s,
+        f"SLO {result.slo.ttft_p50_s:g} s" if result.slo.ttft_p50_s is not None else "",
+        knee_index,
+        "seconds",
+    )
     tps = _svg_chart(
-        "median decode tok/s per stream vs developers", labels,
-        [("client", [lv.client["decode_tok_s_p50"] for lv in result.levels], "#1f5fa8", "none"),
-         ("server /metrics", [(lv.server or {}).get("decode_tok_s_p50") for lv in result.levels], "#999", "5,3")],
-        result.slo.tps_p50, f"SLO {result.slo.tps_p50:g} tok/s" if result.slo.tps_p50 is not None else "",
-        knee_index, "tokens / s")
+        "median decode tok/s per stream vs developers",
+        labels,
+        [
+            ("client", [lv.client["decode_tok_s_p50"] for lv in result.levels], "#1f5fa8", "none"),
+            ("server /metrics", [(lv.server or {}).get("decode_tok_s_p50") for lv in result.levels], "#999", "5,3"),
+        ],
+        result.slo.tps_p50,
+        f"SLO {result.slo.tps_p50:g} tok/s" if result.slo.tps_p50 is not None else "",
+        knee_index,
+        "tokens / s",
+    )
     header, rows = _table_rows(result)
     table = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"]
     for lv, row in zip(result.levels, rows, strict=True):
@@ -1072,35 +1316,42 @@ def render_html(result: SweepResult, title: str | None = None) -> str:
     for lv in result.levels:
         for c in lv.checks:
             mark = ' class="bad"' if c.status == "mismatch" else ""
-            checks.append(f"<tr{mark}><td>{lv.devs}</td><td>{_e(c.name)}</td><td>{_e(c.status)}</td>"
-                          f"<td>{_e(c.detail)}</td></tr>")
+            checks.append(
+                f"<tr{mark}><td>{lv.devs}</td><td>{_e(c.name)}</td><td>{_e(c.status)}</td><td>{_e(c.detail)}</td></tr>"
+            )
     checks.append("</table>")
-    facts = [f"alias <b>{_e(result.alias)}</b> (model {_e(result.model)})"
-             + (" &mdash; <b>test double, not a model</b>" if result.test_double else ""),
-             f"SLO: {_e(result.slo.describe())} (judged on client-side medians)",
-             f"knee: {_e('N=' + str(knee) if knee is not None else 'none')} ({_e(note)})",
-             f"packets: {_e(', '.join(result.packets))}; {result.rounds} round(s) per developer; "
-             f"sandbox {_e(result.sandbox)}",
-             f"server metrics: {_e(result.server_metrics)}",
-             "prefix cache between levels: " + _e("; ".join(sorted({lv.prefix_cache for lv in result.levels}))),
-             f"$/dev-month: GPU {result.gpu_hours_per_month:g} h/month shared by N; API at "
-             f"{result.dev_hours_per_month:g} h/month per developer"
-             + (f" ({_e(result.compare_alias)})" if result.compare_alias else ""),
-             f"started {_e(result.started_at)}, finished {_e(result.finished_at)}"]
+    facts = [
+        f"alias <b>{_e(result.alias)}</b> (model {_e(result.model)})"
+        + (" &mdash; <b>test double, not a model</b>" if result.test_double else ""),
+        f"SLO: {_e(result.slo.describe())} (judged on client-side medians)",
+        f"knee: {_e('N=' + str(knee) if knee is not None else 'none')} ({_e(note)})",
+        f"packets: {_e(', '.join(result.packets))}; {result.rounds} round(s) per developer; "
+        f"sandbox {_e(result.sandbox)}",
+        f"server metrics: {_e(result.server_metrics)}",
+        "prefix cache between levels: " + _e("; ".join(sorted({lv.prefix_cache for lv in result.levels}))),
+        f"$/dev-month: GPU {result.gpu_hours_per_month:g} h/month shared by N; API at "
+        f"{result.dev_hours_per_month:g} h/month per developer"
+        + (f" ({_e(result.compare_alias)})" if result.compare_alias else ""),
+        f"started {_e(result.started_at)}, finished {_e(result.finished_at)}",
+    ]
     facts += [f"note: {_e(n)}" for n in result.notes]
-    style = ("body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;"
-             "margin:12px 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
-             "td:last-child,th:last-child{text-align:left}tr.ok td{background:#eef8ee}tr.bad td{background:#fbeaea}"
-             "svg{margin:8px 16px 8px 0;border:1px solid #eee}")
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>{_e(title)}</title><style>{style}</style></head><body>"
-            f"<h1>{_e(title)}</h1><ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>"
-            f"<div>{ttft}{tps}</div><h2>Levels</h2>{''.join(table)}"
-            f"<h2>Reconciliation</h2>{''.join(checks)}"
-            "<p>Columns and rules: docs/capacity.md. TTFT/tok/s cli = client-side medians over every model call; "
-            "srv = medians estimated from the server's histogram deltas; infl = most model calls in flight at once "
-            "(client) / asked; srv = most requests running (sampled from /metrics).</p>"
-            "</body></html>\n")
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;"
+        "margin:12px 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+        "td:last-child,th:last-child{text-align:left}tr.ok td{background:#eef8ee}tr.bad td{background:#fbeaea}"
+        "svg{margin:8px 16px 8px 0;border:1px solid #eee}"
+    )
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{style}</style></head><body>"
+        f"<h1>{_e(title)}</h1><ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>"
+        f"<div>{ttft}{tps}</div><h2>Levels</h2>{''.join(table)}"
+        f"<h2>Reconciliation</h2>{''.join(checks)}"
+        "<p>Columns and rules: docs/capacity.md. TTFT/tok/s cli = client-side medians over every model call; "
+        "srv = medians estimated from the server's histogram deltas; infl = most model calls in flight at once "
+        "(client) / asked; srv = most requests running (sampled from /metrics).</p>"
+        "</body></html>\n"
+    )
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1115,6 +1366,7 @@ def _positive(kind: type, flag: str) -> Callable[[str], Any]:
         if not math.isfinite(value) or value <= 0:
             raise argparse.ArgumentTypeError(f"{flag}: expected a number > 0, found {text!r}")
         return value
+
     return parse
 
 
@@ -1124,8 +1376,10 @@ def parse_devs(text: str) -> tuple[int, ...]:
     for part in text.split(","):
         part = part.strip()
         if not part.isdigit() or int(part) < 1:
-            raise argparse.ArgumentTypeError(f"--devs: expected developer counts >= 1 separated by commas, such "
-                                             f"as 1,2,4,8; found {part!r} in {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"--devs: expected developer counts >= 1 separated by commas, such "
+                f"as 1,2,4,8; found {part!r} in {text!r}"
+            )
         values.append(int(part))
     return tuple(sorted(set(values)))
 
@@ -1133,41 +1387,93 @@ def parse_devs(text: str) -> tuple[int, ...]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-file", default="models.yaml", metavar="PATH")
     p.add_argument("--models", required=True, metavar="ALIAS", help="the one alias to sweep")
-    p.add_argument("--devs", required=True, type=parse_devs, metavar="N,N,...",
-                   help="developer counts, one level each (e.g. 1,2,4,8)")
+    p.add_argument(
+        "--devs",
+        required=True,
+        type=parse_devs,
+        metavar="N,N,...",
+        help="developer counts, one level each (e.g. 1,2,4,8)",
+    )
     p.add_argument("--packets", action="append", metavar="DIR", help="packet folder(s) (default task_packets)")
     p.add_argument("--packet", action="append", metavar="ID", help="only these packet ids (repeatable)")
     p.add_argument("--sandbox", choices=("auto", "docker", "local"), default="auto")
-    p.add_argument("--slo-ttft-p50", type=_positive(float, "--slo-ttft-p50"), metavar="S",
-                   help="median time to first token must be <= S seconds")
-    p.add_argument("--slo-tps-p50", type=_positive(float, "--slo-tps-p50"), metavar="TOK/S",
-                   help="median per-stream decode rate must be >= TOK/S")
-    p.add_argument("--rounds", type=_positive(int, "--rounds"), default=1, metavar="K",
-                   help="passes over the packet set per developer per level (default 1)")
-    p.add_argument("--agent-timeout", type=_positive(float, "--agent-timeout"), metavar="S",
-                   help="wall budget per run, overriding the packets' limits.timeout_s")
-    p.add_argument("--compare-alias", metavar="ALIAS",
-                   help="a commercial alias whose prices turn this run's tokens into an API $/dev-month")
-    p.add_argument("--gpu-hours-per-month", type=_positive(float, "--gpu-hours-per-month"), default=730.0,
-                   metavar="H", help="hours the GPU is paid for (default 730 = 24x7)")
-    p.add_argument("--dev-hours-per-month", type=_positive(float, "--dev-hours-per-month"), default=176.0,
-                   metavar="H", help="hours a developer keeps an agent busy (default 176 = 22 x 8 h)")
+    p.add_argument(
+        "--slo-ttft-p50",
+        type=_positive(float, "--slo-ttft-p50"),
+        metavar="S",
+        help="median time to first token must be <= S seconds",
+    )
+    p.add_argument(
+        "--slo-tps-p50",
+        type=_positive(float, "--slo-tps-p50"),
+        metavar="TOK/S",
+        help="median per-stream decode rate must be >= TOK/S",
+    )
+    p.add_argument(
+        "--rounds",
+        type=_positive(int, "--rounds"),
+        default=1,
+        metavar="K",
+        help="passes over the packet set per developer per level (default 1)",
+    )
+    p.add_argument(
+        "--agent-timeout",
+        type=_positive(float, "--agent-timeout"),
+        metavar="S",
+        help="wall budget per run, overriding the packets' limits.timeout_s",
+    )
+    p.add_argument(
+        "--compare-alias",
+        metavar="ALIAS",
+        help="a commercial alias whose prices turn this run's tokens into an API $/dev-month",
+    )
+    p.add_argument(
+        "--gpu-hours-per-month",
+        type=_positive(float, "--gpu-hours-per-month"),
+        default=730.0,
+        metavar="H",
+        help="hours the GPU is paid for (default 730 = 24x7)",
+    )
+    p.add_argument(
+        "--dev-hours-per-month",
+        type=_positive(float, "--dev-hours-per-month"),
+        default=176.0,
+        metavar="H",
+        help="hours a developer keeps an agent busy (default 176 = 22 x 8 h)",
+    )
     p.add_argument("--metrics-url", metavar="URL", help="the server's /metrics if not at the endpoint's root")
-    p.add_argument("--sample-interval", type=_positive(float, "--sample-interval"), default=0.5, metavar="S",
-                   help="seconds between /metrics samples during a level (running requests, KV use; default 0.5)")
-    p.add_argument("--keep-prefix-cache", action="store_true",
-                   help="do not reset the prefix cache between levels (and do not set VLLM_SERVER_DEV_MODE)")
+    p.add_argument(
+        "--sample-interval",
+        type=_positive(float, "--sample-interval"),
+        default=0.5,
+        metavar="S",
+        help="seconds between /metrics samples during a level (running requests, KV use; default 0.5)",
+    )
+    p.add_argument(
+        "--keep-prefix-cache",
+        action="store_true",
+        help="do not reset the prefix cache between levels (and do not set VLLM_SERVER_DEV_MODE)",
+    )
     p.add_argument("--no-warmup", action="store_true", help="skip the one short warm-up call before level 1")
-    p.add_argument("--out", metavar="DIR", help="where sweep.json, sweep.html and runs.jsonl go "
-                                                "(default .agentbench/sweeps/ALIAS-TIMESTAMP)")
-    p.add_argument("--strict-numbers", action="store_true",
-                   help="exit 1 when a reconciliation check flags a level (client vs server numbers)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where sweep.json, sweep.html and runs.jsonl go (default .agentbench/sweeps/ALIAS-TIMESTAMP)",
+    )
+    p.add_argument(
+        "--strict-numbers",
+        action="store_true",
+        help="exit 1 when a reconciliation check flags a level (client vs server numbers)",
+    )
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``agentbench sweep`` on an ``add_subparsers()`` object."""
-    p = sub.add_parser("sweep", help="run the packets with N = 1, 2, 4, ... concurrent developers against one "
-                                     "alias: SLO, knee, $/dev-month, client vs server numbers")
+    p = sub.add_parser(
+        "sweep",
+        help="run the packets with N = 1, 2, 4, ... concurrent developers against one "
+        "alias: SLO, knee, $/dev-month, client vs server numbers",
+    )
     add_arguments(p)
     p.set_defaults(func=run_cli)
     return p
@@ -1208,8 +1514,10 @@ def run_cli(args: argparse.Namespace) -> int:
         if args.compare_alias:
             compare = select(specs, [args.compare_alias], args.models_file)[0]
             if not isinstance(_cost_spec(compare), CommercialCost):
-                return _fail(f"--compare-alias: {compare.where}.cost must be a commercial price such as "
-                             "{input_per_mtok: 3.0, output_per_mtok: 15.0}")
+                return _fail(
+                    f"--compare-alias: {compare.where}.cost must be a commercial price such as "
+                    "{input_per_mtok: 3.0, output_per_mtok: 15.0}"
+                )
         packets = discover_packets(args.packets or ["task_packets"])
         if args.packet:
             known = {p.id for p in packets}
@@ -1220,12 +1528,21 @@ def run_cli(args: argparse.Namespace) -> int:
         if not packets:
             return _fail(f"--packets: no packet.yaml found below {', '.join(args.packets or ['task_packets'])}")
         config = SweepConfig(
-            spec=spec, packets=tuple(packets), devs=args.devs, sandbox=args.sandbox,
-            slo=Slo(args.slo_ttft_p50, args.slo_tps_p50), rounds=args.rounds, agent_timeout=args.agent_timeout,
-            compare=compare, gpu_hours_per_month=args.gpu_hours_per_month,
-            dev_hours_per_month=args.dev_hours_per_month, metrics_url=args.metrics_url,
-            reset_prefix_cache=not args.keep_prefix_cache, warmup=not args.no_warmup,
-            sample_interval_s=args.sample_interval)
+            spec=spec,
+            packets=tuple(packets),
+            devs=args.devs,
+            sandbox=args.sandbox,
+            slo=Slo(args.slo_ttft_p50, args.slo_tps_p50),
+            rounds=args.rounds,
+            agent_timeout=args.agent_timeout,
+            compare=compare,
+            gpu_hours_per_month=args.gpu_hours_per_month,
+            dev_hours_per_month=args.dev_hours_per_month,
+            metrics_url=args.metrics_url,
+            reset_prefix_cache=not args.keep_prefix_cache,
+            warmup=not args.no_warmup,
+            sample_interval_s=args.sample_interval,
+        )
     except ConfigError as exc:
         return _fail(str(exc))
 
@@ -1263,8 +1580,10 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"agentbench sweep: {result.stopped}", file=sys.stderr)
         return 3
     if result.mismatches and args.strict_numbers:
-        print(f"agentbench sweep: {len(result.mismatches)} reconciliation check(s) flagged (--strict-numbers)",
-              file=sys.stderr)
+        print(
+            f"agentbench sweep: {len(result.mismatches)} reconciliation check(s) flagged (--strict-numbers)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

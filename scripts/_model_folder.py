@@ -26,8 +26,9 @@ def is_complete(out: Path, marker: str, recipe_version: int, required: Sequence[
     return data.get("recipe_version") == recipe_version and all((out / name).exists() for name in required)
 
 
-def build_atomically(out: Path, write: Callable[[Path], Any], complete: Callable[[Path], bool],
-                     *, force: bool = False) -> Path:
+def build_atomically(
+    out: Path, write: Callable[[Path], Any], complete: Callable[[Path], bool], *, force: bool = False
+) -> Path:
     """Run ``write(tmp)`` and move ``tmp`` to ``out`` unless ``out`` is already complete."""
     out = out.resolve()
     if complete(out) and not force:
@@ -46,8 +47,15 @@ def build_atomically(out: Path, write: Callable[[Path], Any], complete: Callable
     return out
 
 
-def main(name: str, doc: str, default_out: Path, make: Callable[..., Path], complete: Callable[[Path], bool],
-         argv: list[str] | None = None, note: str = "") -> int:
+def main(
+    name: str,
+    doc: str,
+    default_out: Path,
+    make: Callable[..., Path],
+    complete: Callable[[Path], bool],
+    argv: list[str] | None = None,
+    note: str = "",
+) -> int:
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=default_out, help=f"output folder (default {default_out})")
     parser.add_argument("--force", action="store_true", help="rebuild even if a complete folder exists")

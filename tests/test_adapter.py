@@ -35,8 +35,7 @@ class Adapter:
 
 
 def test_rate_limited_then_ok_honours_retry_after() -> None:
-    step = {"attempts": [{"status": 429, "error": "slow down", "headers": {"Retry-After": "3"}},
-                         {"content": "ok"}]}
+    step = {"attempts": [{"status": 429, "error": "slow down", "headers": {"Retry-After": "3"}}, {"content": "ok"}]}
     with Adapter([step]) as a:
         done = a.adapter.complete(MESSAGES)
     assert done.text == "ok" and done.extra["retries"] == ["rate_limited"]
@@ -54,8 +53,10 @@ def test_server_error_gives_up_after_its_attempts_and_records_them() -> None:
 
 
 def test_context_overflow_is_not_retried() -> None:
-    with Adapter([{"status": 400, "error": "maximum context length is 32768 tokens"}]) as a, \
-            pytest.raises(ModelCallError) as exc:
+    with (
+        Adapter([{"status": 400, "error": "maximum context length is 32768 tokens"}]) as a,
+        pytest.raises(ModelCallError) as exc,
+    ):
         a.adapter.complete(MESSAGES)
     assert exc.value.failure == "context_overflow" and a.sleeps == [] and len(a.server.requests) == 1
 
@@ -66,12 +67,15 @@ def test_per_alias_policy_overrides_defaults() -> None:
     assert len(a.server.requests) == 1
 
 
-@pytest.mark.parametrize(("retries", "expected"), [
-    ({"overload": 3}, "unknown failure class 'overload'"),
-    ({"timeout": {"tries": 3}}, "unknown key(s) tries"),
-    ({"timeout": "often"}, "expected a number of attempts or a mapping"),
-    ({"timeout": {"attempts": -1}}, "must be >= 0"),
-])
+@pytest.mark.parametrize(
+    ("retries", "expected"),
+    [
+        ({"overload": 3}, "unknown failure class 'overload'"),
+        ({"timeout": {"tries": 3}}, "unknown key(s) tries"),
+        ({"timeout": "often"}, "expected a number of attempts or a mapping"),
+        ({"timeout": {"attempts": -1}}, "must be >= 0"),
+    ],
+)
 def test_bad_retry_config_names_the_key(retries: dict[str, Any], expected: str) -> None:
     with pytest.raises(ModelsFileError) as exc:
         retry_policies(spec(retries=retries))
@@ -79,24 +83,26 @@ def test_bad_retry_config_names_the_key(retries: dict[str, Any], expected: str) 
 
 
 def test_unreadable_body_is_a_server_error() -> None:
-    with Adapter([{"raw": "this is not json"}], retries={"server_error": 0}) as a, \
-            pytest.raises(ModelCallError) as exc:
+    with Adapter([{"raw": "this is not json"}], retries={"server_error": 0}) as a, pytest.raises(ModelCallError) as exc:
         a.adapter.complete(MESSAGES)
     assert exc.value.failure == "server_error"
 
 
 def test_streaming_measures_ttft_and_assembles_tool_calls() -> None:
-    step = {"content": "Reading the file now.",
-            "tool_calls": [{"name": "read_file", "arguments": {"path": "a.py"}},
-                           {"name": "list_files", "arguments": {}}]}
+    step = {
+        "content": "Reading the file now.",
+        "tool_calls": [{"name": "read_file", "arguments": {"path": "a.py"}}, {"name": "list_files", "arguments": {}}],
+    }
     with Adapter([step], stream=True) as a:
         done = a.adapter.complete(MESSAGES, TOOLS)
     assert a.server.requests[0]["stream"] is True
     assert a.server.requests[0]["stream_options"] == {"include_usage": True}
     assert done.ttft_s is not None and 0 < done.ttft_s <= done.wall_s
     assert done.text == "Reading the file now."
-    assert [(c.name, c.parsed_arguments()) for c in done.tool_calls] == [("read_file", {"path": "a.py"}),
-                                                                         ("list_files", {})]
+    assert [(c.name, c.parsed_arguments()) for c in done.tool_calls] == [
+        ("read_file", {"path": "a.py"}),
+        ("list_files", {}),
+    ]
     assert done.usage.reported and done.usage.completion_tokens > 1
     assert done.extra["tpot_s"] > 0 and done.extra["decode_tok_s"] > 0
 
@@ -135,22 +141,35 @@ def test_think_tags_are_reasoning_not_answer() -> None:
 
 
 def test_timeout_class() -> None:
-    with Adapter([{"delay_s": 2, "content": "late"}], timeout_s=0.5, retries={"timeout": 0}) as a, \
-            pytest.raises(ModelCallError) as exc:
+    with (
+        Adapter([{"delay_s": 2, "content": "late"}], timeout_s=0.5, retries={"timeout": 0}) as a,
+        pytest.raises(ModelCallError) as exc,
+    ):
         a.adapter.complete(MESSAGES)
     assert exc.value.failure == "timeout"
 
 
 def test_connection_dropped_mid_stream_is_a_connection_error() -> None:
-    with Adapter([{"content": "a long answer " * 5, "stream_drop_after": 2}], stream=True,
-                 retries={"connection_error": 0}) as a, pytest.raises(ModelCallError) as exc:
+    with (
+        Adapter(
+            [{"content": "a long answer " * 5, "stream_drop_after": 2}], stream=True, retries={"connection_error": 0}
+        ) as a,
+        pytest.raises(ModelCallError) as exc,
+    ):
         a.adapter.complete(MESSAGES)
     assert exc.value.failure == "connection_error"
 
 
 def test_stalled_stream_is_a_timeout() -> None:
-    with Adapter([{"content": "a long answer", "stream_stall_after": 1, "stream_stall_s": 3}], stream=True,
-                 timeout_s=1, retries={"timeout": 0}) as a, pytest.raises(ModelCallError) as exc:
+    with (
+        Adapter(
+            [{"content": "a long answer", "stream_stall_after": 1, "stream_stall_s": 3}],
+            stream=True,
+            timeout_s=1,
+            retries={"timeout": 0},
+        ) as a,
+        pytest.raises(ModelCallError) as exc,
+    ):
         a.adapter.complete(MESSAGES)
     assert exc.value.failure == "timeout"
 

@@ -22,8 +22,7 @@ def spec(**kw: Any) -> ModelSpec:
 
 
 def run(responses: list[dict[str, Any]], config: AgentConfig | None = None, **spec_kw: Any):
-    with ScriptedServer({"conversations": [{"responses": responses}]}) as server, \
-            LocalSandbox(BUGFIX / "repo") as box:
+    with ScriptedServer({"conversations": [{"responses": responses}]}) as server, LocalSandbox(BUGFIX / "repo") as box:
         adapter = ModelAdapter(spec(**spec_kw), base_url=server.base_url, sleep=lambda s: None)
         result = run_agent("do the task", box, adapter, config or AgentConfig())
         adapter.close()
@@ -48,13 +47,15 @@ def test_finish_ends_the_run_with_summary_and_usage() -> None:
 
 
 def test_unknown_tool_and_bad_arguments_go_back_to_the_model() -> None:
-    result, requests = run([
-        call("delete_everything"),
-        {"tool_calls": [{"name": "read_file", "arguments": "{not json"}]},
-        call("read_file", file="x"),
-        call("edit", path="stats/core.py", old="no such text", new="x"),
-        call("finish", summary="ok"),
-    ])
+    result, requests = run(
+        [
+            call("delete_everything"),
+            {"tool_calls": [{"name": "read_file", "arguments": "{not json"}]},
+            call("read_file", file="x"),
+            call("edit", path="stats/core.py", old="no such text", new="x"),
+            call("finish", summary="ok"),
+        ]
+    )
     got = outcomes(result)
     assert [ok for _, ok, _ in got] == [False, False, False, True]
     assert "unknown tool 'delete_everything'; available tools: read_file" in got[0][2]
@@ -68,8 +69,14 @@ def test_unknown_tool_and_bad_arguments_go_back_to_the_model() -> None:
 
 
 def test_paths_outside_the_workspace_are_refused() -> None:
-    result, _ = run([call("read_file", path="../../etc/passwd"), call("read_file", path="/etc/passwd"),
-                     call("write_file", path="../escape.txt", content="x"), call("finish", summary="")])
+    result, _ = run(
+        [
+            call("read_file", path="../../etc/passwd"),
+            call("read_file", path="/etc/passwd"),
+            call("write_file", path="../escape.txt", content="x"),
+            call("finish", summary=""),
+        ]
+    )
     got = outcomes(result)
     assert [ok for _, ok, _ in got[:3]] == [False, False, False]
     assert "leaves the workspace" in got[0][2] and "is absolute" in got[1][2]
@@ -78,16 +85,18 @@ def test_paths_outside_the_workspace_are_refused() -> None:
 
 def test_sleep_1000_times_out_within_the_limit() -> None:
     start = time.monotonic()
-    result, _ = run([call("run", command="sleep 1000", timeout_s=2), call("finish", summary="")],
-                    AgentConfig(command_timeout_s=2))
+    result, _ = run(
+        [call("run", command="sleep 1000", timeout_s=2), call("finish", summary="")], AgentConfig(command_timeout_s=2)
+    )
     assert time.monotonic() - start < 20
     name, ok, text = outcomes(result)[0]
     assert ok and text.startswith("exit code: 124 (timed out after 2 s)")
 
 
 def test_tool_output_is_clipped_head_and_tail() -> None:
-    result, _ = run([call("run", command="seq 1 100000"), call("finish", summary="")],
-                    AgentConfig(tool_output_chars=2000))
+    result, _ = run(
+        [call("run", command="seq 1 100000"), call("finish", summary="")], AgentConfig(tool_output_chars=2000)
+    )
     text = outcomes(result)[0][2]
     assert len(text) < 2100 and "characters cut" in text and text.rstrip().endswith("100000")
 
@@ -107,12 +116,15 @@ def test_wall_budget() -> None:
     assert result.outcome in ("agent_timeout",)
 
 
-@pytest.mark.parametrize(("step", "failure"), [
-    ({"status": 500, "error": "boom"}, "server_error"),
-    ({"status": 429, "error": "slow down", "headers": {"Retry-After": "1"}}, "rate_limited"),
-    ({"status": 400, "error": "This model's maximum context length is 4096 tokens"}, "context_overflow"),
-    ({"content": "", "finish_reason": "content_filter"}, "refusal"),
-])
+@pytest.mark.parametrize(
+    ("step", "failure"),
+    [
+        ({"status": 500, "error": "boom"}, "server_error"),
+        ({"status": 429, "error": "slow down", "headers": {"Retry-After": "1"}}, "rate_limited"),
+        ({"status": 400, "error": "This model's maximum context length is 4096 tokens"}, "context_overflow"),
+        ({"content": "", "finish_reason": "content_filter"}, "refusal"),
+    ],
+)
 def test_model_failures_are_classified(step: dict[str, Any], failure: str) -> None:
     result, _ = run([step])
     assert result.outcome == "model_error" and result.failure == failure
@@ -138,20 +150,31 @@ def test_transcript_records_every_turn() -> None:
 
 
 def test_run_token_totals_equal_the_sum_of_server_usage() -> None:
-    usages = [{"prompt_tokens": 100, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 64}},
-              {"prompt_tokens": 180, "completion_tokens": 11},
-              {"prompt_tokens": 250, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 128}}]
-    steps = [{**call("list_files"), "usage": usages[0]}, {**call("read_file", path="README.md"), "usage": usages[1]},
-             {**call("finish", summary="x"), "usage": usages[2]}]
+    usages = [
+        {"prompt_tokens": 100, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 64}},
+        {"prompt_tokens": 180, "completion_tokens": 11},
+        {"prompt_tokens": 250, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 128}},
+    ]
+    steps = [
+        {**call("list_files"), "usage": usages[0]},
+        {**call("read_file", path="README.md"), "usage": usages[1]},
+        {**call("finish", summary="x"), "usage": usages[2]},
+    ]
     result, _ = run(steps)
     assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.cached_tokens) == (530, 23, 192)
 
 
 def test_failure_counts_by_class_on_the_run() -> None:
-    steps = [{"attempts": [{"status": 503}, {"status": 429}, call("list_files")]},
-             {"tool_calls": [{"name": "read_file", "arguments": "{oops"}]},
-             {"status": 400, "error": "prompt is too long for the context window"}]
+    steps = [
+        {"attempts": [{"status": 503}, {"status": 429}, call("list_files")]},
+        {"tool_calls": [{"name": "read_file", "arguments": "{oops"}]},
+        {"status": 400, "error": "prompt is too long for the context window"},
+    ]
     result, _ = run(steps)
     assert result.outcome == "model_error" and result.failure == "context_overflow"
-    assert result.failures_by_class() == {"server_error": 1, "rate_limited": 1, "invalid_tool_call": 1,
-                                          "context_overflow": 1}
+    assert result.failures_by_class() == {
+        "server_error": 1,
+        "rate_limited": 1,
+        "invalid_tool_call": 1,
+        "context_overflow": 1,
+    }

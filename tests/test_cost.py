@@ -83,7 +83,8 @@ def test_break_even_beyond_capacity_is_unreachable() -> None:
 def test_self_hosted_at_capacity_costs_its_per_call_price() -> None:
     # hourly / capacity = 4.5 / 1200 = 0.00375: the per-call figure assumes a busy server
     assert DGX.hourly_usd / self_hosted_capacity_calls_per_hour(DGX, 12.0) == pytest.approx(
-        call_cost_usd(DGX, latency_s=12.0))
+        call_cost_usd(DGX, latency_s=12.0)
+    )
 
 
 # --------------------------------------------------------------------------- per-call details
@@ -100,8 +101,7 @@ def test_cached_price_defaults_to_input_price() -> None:
     spec = parse_cost_spec({"input_per_mtok": 3, "output_per_mtok": 15}, WHERE)
     assert spec == API
     # without a discount, caching changes nothing
-    assert call_cost_usd(spec, prompt_tokens=3000, completion_tokens=600, cached_tokens=2000) == \
-        pytest.approx(0.018)
+    assert call_cost_usd(spec, prompt_tokens=3000, completion_tokens=600, cached_tokens=2000) == pytest.approx(0.018)
 
 
 def test_gpus_multiply_the_hourly_rate() -> None:
@@ -184,8 +184,9 @@ def test_self_hosted_dev_month_24x7() -> None:
 def test_self_hosted_dev_month_working_hours_and_servers() -> None:
     # $4.5/h x 176 h = $792 per server-month; 2 servers for 8 developers -> $198 each
     assert WORKING_HOURS_PER_MONTH == 176.0
-    assert self_hosted_usd_per_dev_month(DGX, 8, hours_per_month=WORKING_HOURS_PER_MONTH, servers=2) == \
-        pytest.approx(198.0)
+    assert self_hosted_usd_per_dev_month(DGX, 8, hours_per_month=WORKING_HOURS_PER_MONTH, servers=2) == pytest.approx(
+        198.0
+    )
 
 
 def test_commercial_dev_month_from_measured_rates() -> None:
@@ -201,8 +202,13 @@ def test_commercial_dev_month_with_cache() -> None:
     spec = CommercialCost(input_per_mtok=3.0, output_per_mtok=15.0, cached_input_per_mtok=0.3)
     # (60,000 - 40,000) x 3 + 40,000 x 0.3 + 12,000 x 15 = 60,000 + 12,000 + 180,000 = 252,000 per M
     # -> $0.252/h x 730 h = $183.96
-    monthly = commercial_usd_per_dev_month(spec, prompt_tokens_per_hour=60_000, completion_tokens_per_hour=12_000,
-                                           cached_tokens_per_hour=40_000, hours_per_month=730)
+    monthly = commercial_usd_per_dev_month(
+        spec,
+        prompt_tokens_per_hour=60_000,
+        completion_tokens_per_hour=12_000,
+        cached_tokens_per_hour=40_000,
+        hours_per_month=730,
+    )
     assert monthly == pytest.approx(183.96)
 
 
@@ -230,8 +236,9 @@ def test_bad_token_rates_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="prompt_tokens_per_hour"):
         commercial_usd_per_dev_month(API, prompt_tokens_per_hour=-1, completion_tokens_per_hour=0)
     with pytest.raises(ConfigError, match="cached_tokens_per_hour .* cannot exceed"):
-        commercial_usd_per_dev_month(API, prompt_tokens_per_hour=10, completion_tokens_per_hour=0,
-                                     cached_tokens_per_hour=20)
+        commercial_usd_per_dev_month(
+            API, prompt_tokens_per_hour=10, completion_tokens_per_hour=0, cached_tokens_per_hour=20
+        )
     with pytest.raises(ConfigError, match="commercial_dev_month_usd"):
         break_even_developers(DGX, -1.0)
 
@@ -266,23 +273,30 @@ def test_no_cost_spec_is_none(mapping: dict[str, object] | None) -> None:
 @pytest.mark.parametrize(
     ("mapping", "message"),
     [
-        ({"gpu_hourly": 4.5, "concurrency": 4},
-         r"models\.local-coder\.cost: unknown key 'gpu_hourly' \(did you mean 'gpu_hourly_usd'\?\); allowed keys"),
-        ({"input_per_mtok": 3, "output_per_mtok": 15, "gpu_hourly_usd": 4.5},
-         r"cost: mixes commercial keys \(input_per_mtok, output_per_mtok\) with self-hosted keys "
-         r"\(gpu_hourly_usd\)"),
+        (
+            {"gpu_hourly": 4.5, "concurrency": 4},
+            r"models\.local-coder\.cost: unknown key 'gpu_hourly' \(did you mean 'gpu_hourly_usd'\?\); allowed keys",
+        ),
+        (
+            {"input_per_mtok": 3, "output_per_mtok": 15, "gpu_hourly_usd": 4.5},
+            r"cost: mixes commercial keys \(input_per_mtok, output_per_mtok\) with self-hosted keys "
+            r"\(gpu_hourly_usd\)",
+        ),
         ({"input_per_mtok": 3}, r"cost: missing 'output_per_mtok'"),
         ({"cached_input_per_mtok": 0.3}, r"cost: missing 'input_per_mtok'"),
         ({"gpu_hourly_usd": 4.5}, r"cost: missing 'concurrency' \(calls the server serves at once\)"),
         ({"concurrency": 4}, r"cost: missing 'gpu_hourly_usd'"),
-        ({"input_per_mtok": -3, "output_per_mtok": 15},
-         r"cost\.input_per_mtok: a price cannot be negative, found -3"),
-        ({"input_per_mtok": "3.0", "output_per_mtok": 15},
-         r"cost\.input_per_mtok: expected a number \(write it without quotes\), found a string"),
+        ({"input_per_mtok": -3, "output_per_mtok": 15}, r"cost\.input_per_mtok: a price cannot be negative, found -3"),
+        (
+            {"input_per_mtok": "3.0", "output_per_mtok": 15},
+            r"cost\.input_per_mtok: expected a number \(write it without quotes\), found a string",
+        ),
         ({"input_per_mtok": True, "output_per_mtok": 15}, r"cost\.input_per_mtok: expected a number"),
         ({"input_per_mtok": math.inf, "output_per_mtok": 15}, r"cost\.input_per_mtok: expected a finite number"),
-        ({"input_per_mtok": 3, "output_per_mtok": 15, "cached_input_per_mtok": -0.1},
-         r"cost\.cached_input_per_mtok: a price cannot be negative"),
+        (
+            {"input_per_mtok": 3, "output_per_mtok": 15, "cached_input_per_mtok": -0.1},
+            r"cost\.cached_input_per_mtok: a price cannot be negative",
+        ),
         ({"gpu_hourly_usd": -1, "concurrency": 4}, r"cost\.gpu_hourly_usd: a price cannot be negative"),
         ({"gpu_hourly_usd": 4.5, "concurrency": 0}, r"cost\.concurrency: .*\(>= 1\), found 0; use 1"),
         ({"gpu_hourly_usd": 4.5, "concurrency": 0.5}, r"cost\.concurrency: .*found 0\.5"),
@@ -317,8 +331,15 @@ def test_specs_are_frozen() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "text"),
-    [(None, "unknown"), (0.0, "$0"), (0.018, "$0.018"), (0.00375, "$0.00375"), (1234.5, "$1,234.50"),
-     (328.5, "$328.50"), (0.0000417, "$4.17e-05")],
+    [
+        (None, "unknown"),
+        (0.0, "$0"),
+        (0.018, "$0.018"),
+        (0.00375, "$0.00375"),
+        (1234.5, "$1,234.50"),
+        (328.5, "$328.50"),
+        (0.0000417, "$4.17e-05"),
+    ],
 )
 def test_format_usd(amount: float | None, text: str) -> None:
     assert format_usd(amount) == text

@@ -27,10 +27,15 @@ def test_every_course_alias_loads() -> None:
     assert specs["gpt-baseline"].api_key_env == "OPENAI_API_KEY" and specs["gpt-baseline"].temperature is None
 
 
-@pytest.mark.parametrize(("alias", "devices", "tp"), [
-    ("local-coder", "0", "1"), ("qwen3-coder", "0,1", "2"), ("glm-5.1", "0,1,2,3", "4"),
-    ("mig-coder-a", "MIG-4f9e1c2a-0000-0000-0000-000000000001", "1"),
-])
+@pytest.mark.parametrize(
+    ("alias", "devices", "tp"),
+    [
+        ("local-coder", "0", "1"),
+        ("qwen3-coder", "0,1", "2"),
+        ("glm-5.1", "0,1,2,3", "4"),
+        ("mig-coder-a", "MIG-4f9e1c2a-0000-0000-0000-000000000001", "1"),
+    ],
+)
 def test_commands_for_gpu_tp_and_mig(alias: str, devices: str, tp: str) -> None:
     argv, env = argv_env(alias)
     assert env["CUDA_VISIBLE_DEVICES"] == devices

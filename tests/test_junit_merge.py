@@ -16,7 +16,7 @@ from .conftest import SCRIPTS
 pytest_plugins = ["pytester"]
 
 # A tiny test module that sets the same user_properties a packet run sets (RunRecord.properties()).
-SHARD = textwrap.dedent('''
+SHARD = textwrap.dedent("""
     import pytest
 
     RUNS = {RUNS!r}
@@ -32,14 +32,25 @@ SHARD = textwrap.dedent('''
     @pytest.mark.parametrize("run", list(RUNS), indirect=True)
     def test_packet(run):
         assert run["passed"], "gate regression failed"
-''')
+""")
 
 
-def props(alias: str, passed: bool, outcome: str = "finished", failure: str = "", wall: float = 1.0,
-          test_double: bool = False) -> dict[str, object]:
-    return {"run_id": f"{alias}-{wall}", "packet": "bugfix-median", "alias": alias, "model": f"m-{alias}",
-            "test_double": test_double, "outcome": outcome, "failure": failure, "passed": passed,
-            "wall_s": wall, "prompt_tokens": 1000, "completion_tokens": 100}
+def props(
+    alias: str, passed: bool, outcome: str = "finished", failure: str = "", wall: float = 1.0, test_double: bool = False
+) -> dict[str, object]:
+    return {
+        "run_id": f"{alias}-{wall}",
+        "packet": "bugfix-median",
+        "alias": alias,
+        "model": f"m-{alias}",
+        "test_double": test_double,
+        "outcome": outcome,
+        "failure": failure,
+        "passed": passed,
+        "wall_s": wall,
+        "prompt_tokens": 1000,
+        "completion_tokens": 100,
+    }
 
 
 def shard(pytester: pytest.Pytester, name: str, runs: dict[str, dict[str, object] | None]) -> Path:
@@ -52,17 +63,25 @@ def shard(pytester: pytest.Pytester, name: str, runs: dict[str, dict[str, object
 
 @pytest.fixture
 def shards(pytester: pytest.Pytester) -> list[Path]:
-    one = shard(pytester, "one", {
-        "bugfix-median-local": props("local", True, wall=2.0),
-        "bugfix-median-local-2": props("local", False, wall=4.0),
-        "bugfix-median-api": props("api", True, wall=1.0),
-    })
-    two = shard(pytester, "two", {
-        "bugfix-median-api": props("api", False, "model_error", "rate_limited", wall=3.0),
-        "refactor-pricing-local": props("local", True, wall=6.0),
-        "docs-retry-options-api": None,  # errored before the run finished: no properties
-        "docs-retry-options-scripted": props("scripted", True, test_double=True),
-    })
+    one = shard(
+        pytester,
+        "one",
+        {
+            "bugfix-median-local": props("local", True, wall=2.0),
+            "bugfix-median-local-2": props("local", False, wall=4.0),
+            "bugfix-median-api": props("api", True, wall=1.0),
+        },
+    )
+    two = shard(
+        pytester,
+        "two",
+        {
+            "bugfix-median-api": props("api", False, "model_error", "rate_limited", wall=3.0),
+            "refactor-pricing-local": props("local", True, wall=6.0),
+            "docs-retry-options-api": None,  # errored before the run finished: no properties
+            "docs-retry-options-scripted": props("scripted", True, test_double=True),
+        },
+    )
     return [one, two]
 
 
@@ -117,8 +136,15 @@ def test_real_plugin_junit_files_merge(pytester: pytest.Pytester, user_folder: P
     files = []
     for alias in ("a", "b"):
         xml = tmp_path / f"shard-{alias}.xml"
-        pytester.runpytest(f"--models={alias}", "--packets", "packets", "--sandbox=local", f"--junitxml={xml}",
-                           "-p", "no:cacheprovider")
+        pytester.runpytest(
+            f"--models={alias}",
+            "--packets",
+            "packets",
+            "--sandbox=local",
+            f"--junitxml={xml}",
+            "-p",
+            "no:cacheprovider",
+        )
         files.append(xml)
     rows = merge_junit(files, tmp_path / "merged.xml")
     by = {r["alias"]: r for r in rows}

@@ -29,10 +29,15 @@ def sample(name: str) -> str:
     return (DATA / name).read_text(encoding="utf-8")
 
 
-def parse(content: Any, tool_parser: str, reasoning_parser: str | None = None, tools: Any = None,
-          **fields: Any) -> ParsedMessage:
-    return parse_message({"role": "assistant", "content": content, **fields}, tool_parser=tool_parser,
-                         reasoning_parser=reasoning_parser, tools=tools)
+def parse(
+    content: Any, tool_parser: str, reasoning_parser: str | None = None, tools: Any = None, **fields: Any
+) -> ParsedMessage:
+    return parse_message(
+        {"role": "assistant", "content": content, **fields},
+        tool_parser=tool_parser,
+        reasoning_parser=reasoning_parser,
+        tools=tools,
+    )
 
 
 def calls(parsed: ParsedMessage) -> list[tuple[str, str, dict[str, Any]]]:
@@ -40,8 +45,14 @@ def calls(parsed: ParsedMessage) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def tool(name: str, **properties: Any) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": name, "description": f"the {name} tool",
-                                             "parameters": {"type": "object", "properties": properties}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"the {name} tool",
+            "parameters": {"type": "object", "properties": properties},
+        },
+    }
 
 
 # -- registries and names --------------------------------------------------------------------------
@@ -87,8 +98,11 @@ def native(call_id: str | None, name: Any, arguments: Any) -> dict[str, Any]:
 
 def test_native_tool_calls_keep_their_ids_and_raw_arguments() -> None:
     raw = '{"path": "src/stats.py", "limit": 40}'
-    parsed = parse(None, "openai", tool_calls=[native("call_Xy12", "read_file", raw),
-                                               native("call_Zz34", "run", '{"command": "ls -la"}')])
+    parsed = parse(
+        None,
+        "openai",
+        tool_calls=[native("call_Xy12", "read_file", raw), native("call_Zz34", "run", '{"command": "ls -la"}')],
+    )
     assert parsed.content == ""
     assert [c.id for c in parsed.tool_calls] == ["call_Xy12", "call_Zz34"]
     assert parsed.tool_calls[0].arguments == raw
@@ -96,13 +110,18 @@ def test_native_tool_calls_keep_their_ids_and_raw_arguments() -> None:
 
 
 def test_native_calls_without_ids_get_deterministic_ones() -> None:
-    message = {"content": "", "tool_calls": [native(None, "list_files", ""), native("", "run", {"command": "ls"}),
-                                            native(None, "done", None)]}
+    message = {
+        "content": "",
+        "tool_calls": [
+            native(None, "list_files", ""),
+            native("", "run", {"command": "ls"}),
+            native(None, "done", None),
+        ],
+    }
     first = parse_message(message, tool_parser="openai", reasoning_parser=None)
     again = parse_message(message, tool_parser="openai", reasoning_parser=None)
     assert first == again
-    assert calls(first) == [("call_0", "list_files", {}), ("call_1", "run", {"command": "ls"}),
-                            ("call_2", "done", {})]
+    assert calls(first) == [("call_0", "list_files", {}), ("call_1", "run", {"command": "ls"}), ("call_2", "done", {})]
 
 
 def test_generated_ids_do_not_collide_with_native_ones() -> None:
@@ -111,8 +130,14 @@ def test_generated_ids_do_not_collide_with_native_ones() -> None:
 
 
 def test_native_call_with_bad_json_arguments_is_invalid_and_the_others_stay() -> None:
-    parsed = parse("Editing.", "openai", tool_calls=[native("c1", "write_file", '{"path": "a.py", "content": "x'),
-                                                     native("c2", "run", '{"command": "pytest"}')])
+    parsed = parse(
+        "Editing.",
+        "openai",
+        tool_calls=[
+            native("c1", "write_file", '{"path": "a.py", "content": "x'),
+            native("c2", "run", '{"command": "pytest"}'),
+        ],
+    )
     assert [c.id for c in parsed.tool_calls] == ["c2"]
     (invalid,) = parsed.invalid_tool_calls
     assert invalid.startswith("arguments are not valid JSON (Unterminated string")
@@ -120,11 +145,22 @@ def test_native_call_with_bad_json_arguments_is_invalid_and_the_others_stay() ->
 
 
 def test_native_call_problems_are_reported_not_raised() -> None:
-    parsed = parse("", "openai", tool_calls=[native("c1", "", "{}"), native("c2", "run", "[1, 2]"),
-                                             "garbage", native("c3", "ok", '"{\\"a\\": 1}"')])
+    parsed = parse(
+        "",
+        "openai",
+        tool_calls=[
+            native("c1", "", "{}"),
+            native("c2", "run", "[1, 2]"),
+            "garbage",
+            native("c3", "ok", '"{\\"a\\": 1}"'),
+        ],
+    )
     assert calls(parsed) == [("c3", "ok", {"a": 1})]  # double-encoded arguments are unwrapped
     assert [i.split(":")[0] for i in parsed.invalid_tool_calls] == [
-        "missing function name", "arguments must be a JSON object, got list", "tool call is not an object"]
+        "missing function name",
+        "arguments must be a JSON object, got list",
+        "tool call is not an object",
+    ]
 
 
 def test_legacy_function_call_is_a_native_call() -> None:
@@ -133,8 +169,14 @@ def test_legacy_function_call_is_a_native_call() -> None:
 
 
 def test_content_parts_are_joined() -> None:
-    parsed = parse([{"type": "text", "text": "Done. "}, {"type": "text", "text": "All tests pass."},
-                    {"type": "image_url", "image_url": {"url": "x"}}], "openai")
+    parsed = parse(
+        [
+            {"type": "text", "text": "Done. "},
+            {"type": "text", "text": "All tests pass."},
+            {"type": "image_url", "image_url": {"url": "x"}},
+        ],
+        "openai",
+    )
     assert parsed.content == "Done. All tests pass."
 
 
@@ -184,16 +226,17 @@ def test_openai_recovers_leaked_json_block_to_a_declared_tool_only() -> None:
 
 
 def test_openai_leaves_ordinary_prose_and_code_alone() -> None:
-    text = ("Here is the fix:\n\n```python\ndef median(xs):\n    return sorted(xs)[len(xs) // 2]\n```\n\n"
-            "And a config example:\n```json\n{\"name\": \"demo\", \"version\": 1\n```\n"
-            "Models such as Qwen wrap calls in <tool_call> tags.")
+    text = (
+        "Here is the fix:\n\n```python\ndef median(xs):\n    return sorted(xs)[len(xs) // 2]\n```\n\n"
+        'And a config example:\n```json\n{"name": "demo", "version": 1\n```\n'
+        "Models such as Qwen wrap calls in <tool_call> tags."
+    )
     parsed = parse(text, "openai")
     assert parsed == ParsedMessage(content=text.strip())
 
 
 def test_openai_reports_a_leaked_call_it_cannot_decode() -> None:
-    parsed = parse('Running it.\n<tool_call>\n{"name": "run", "arguments": {"command": "ls",}}\n</tool_call>',
-                   "openai")
+    parsed = parse('Running it.\n<tool_call>\n{"name": "run", "arguments": {"command": "ls",}}\n</tool_call>', "openai")
     assert parsed.tool_calls == ()
     assert parsed.content == "Running it."
     (invalid,) = parsed.invalid_tool_calls
@@ -223,8 +266,7 @@ def test_hermes_two_calls_after_prose() -> None:
         ("call_0", "read_file", {"path": "tests/test_median.py"}),
         ("call_1", "run", {"command": "python -m pytest -q tests -k 'median and not slow'", "timeout_s": 120}),
     ]
-    assert parsed.content == ("I'll start by reading the failing test, then run the suite to see the "
-                              "current state.")
+    assert parsed.content == ("I'll start by reading the failing test, then run the suite to see the current state.")
     assert parsed.invalid_tool_calls == ()
 
 
@@ -240,14 +282,18 @@ def test_hermes_nested_arguments_code_and_unicode() -> None:
     assert parsed.content == ""
 
 
-@pytest.mark.parametrize("text", [
-    '<tool_call>{"name": "run", "arguments": {"command": "ls"}}</tool_call>',
-    '<tool_call>\n  {"name":"run","arguments":{"command":"ls"}}  \n</tool_call>\n',
-    '<tool_call>\n{"name": "run", "arguments": "{\\"command\\": \\"ls\\"}"}\n</tool_call>',
-    '<tool_call>\n{"name": "run", "parameters": {"command": "ls"}}\n</tool_call>',
-    '<tool_call>\n```json\n{"name": "run", "arguments": {"command": "ls"}}\n```\n</tool_call>',
-    '<tool_call>\n{"name": "run", "arguments": {"command": "ls"}}',  # </tool_call> was a stop sequence
-], ids=["compact", "padded", "string-arguments", "parameters-key", "fenced-inside", "no-closing-tag"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<tool_call>{"name": "run", "arguments": {"command": "ls"}}</tool_call>',
+        '<tool_call>\n  {"name":"run","arguments":{"command":"ls"}}  \n</tool_call>\n',
+        '<tool_call>\n{"name": "run", "arguments": "{\\"command\\": \\"ls\\"}"}\n</tool_call>',
+        '<tool_call>\n{"name": "run", "parameters": {"command": "ls"}}\n</tool_call>',
+        '<tool_call>\n```json\n{"name": "run", "arguments": {"command": "ls"}}\n```\n</tool_call>',
+        '<tool_call>\n{"name": "run", "arguments": {"command": "ls"}}',  # </tool_call> was a stop sequence
+    ],
+    ids=["compact", "padded", "string-arguments", "parameters-key", "fenced-inside", "no-closing-tag"],
+)
 def test_hermes_variations(text: str) -> None:
     parsed = parse(text, "hermes")
     assert calls(parsed) == [("call_0", "run", {"command": "ls"})]
@@ -259,16 +305,20 @@ def test_hermes_no_arguments_means_empty_object() -> None:
 
 
 def test_hermes_text_between_calls_is_content() -> None:
-    text = ('First the file.\n<tool_call>{"name": "a", "arguments": {}}</tool_call>\nThen the tests.\n'
-            '<tool_call>{"name": "b", "arguments": {}}</tool_call>\nThat should do it.')
+    text = (
+        'First the file.\n<tool_call>{"name": "a", "arguments": {}}</tool_call>\nThen the tests.\n'
+        '<tool_call>{"name": "b", "arguments": {}}</tool_call>\nThat should do it.'
+    )
     parsed = parse(text, "hermes")
     assert [c.name for c in parsed.tool_calls] == ["a", "b"]
     assert parsed.content == "First the file.\nThen the tests.\nThat should do it."
 
 
 def test_hermes_bad_json_is_invalid_and_the_good_call_stays() -> None:
-    text = ("<tool_call>\n{'name': 'run', 'arguments': {'command': 'ls'}}\n</tool_call>\n"
-            '<tool_call>\n{"name": "read_file", "arguments": {"path": "a.py"}}\n</tool_call>')
+    text = (
+        "<tool_call>\n{'name': 'run', 'arguments': {'command': 'ls'}}\n</tool_call>\n"
+        '<tool_call>\n{"name": "read_file", "arguments": {"path": "a.py"}}\n</tool_call>'
+    )
     parsed = parse(text, "hermes")
     assert calls(parsed) == [("call_0", "read_file", {"path": "a.py"})]
     (invalid,) = parsed.invalid_tool_calls
@@ -278,8 +328,10 @@ def test_hermes_bad_json_is_invalid_and_the_good_call_stays() -> None:
 
 
 def test_hermes_truncated_at_max_tokens() -> None:
-    text = ('Writing the file now.\n<tool_call>\n{"name": "write_file", "arguments": {"path": "src/stats.py", '
-            '"content": "def median(xs):\\n    s = sorted(xs)\\n    if len(s) %')
+    text = (
+        'Writing the file now.\n<tool_call>\n{"name": "write_file", "arguments": {"path": "src/stats.py", '
+        '"content": "def median(xs):\\n    s = sorted(xs)\\n    if len(s) %'
+    )
     parsed = parse(text, "hermes")
     assert parsed.tool_calls == ()
     assert parsed.content == "Writing the file now."
@@ -288,15 +340,18 @@ def test_hermes_truncated_at_max_tokens() -> None:
     assert invalid.endswith("if len(s) %")  # the raw text is kept
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    ('{"arguments": {"command": "ls"}}', "missing function name"),
-    ('{"name": "", "arguments": {}}', "missing function name"),
-    ('{"name": "run", "arguments": [1]}', "arguments must be a JSON object, got list"),
-    ('{"name": "run", "arguments": "ls -la"}', "arguments are not valid JSON"),
-    ('"run"', "a tool call must be a JSON object, got str"),
-    ('{"name": "run", "arguments": {}}}', "unexpected text after the JSON object in <tool_call>"),
-    ('', "invalid JSON in <tool_call> (Expecting value"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"arguments": {"command": "ls"}}', "missing function name"),
+        ('{"name": "", "arguments": {}}', "missing function name"),
+        ('{"name": "run", "arguments": [1]}', "arguments must be a JSON object, got list"),
+        ('{"name": "run", "arguments": "ls -la"}', "arguments are not valid JSON"),
+        ('"run"', "a tool call must be a JSON object, got str"),
+        ('{"name": "run", "arguments": {}}}', "unexpected text after the JSON object in <tool_call>"),
+        ("", "invalid JSON in <tool_call> (Expecting value"),
+    ],
+)
 def test_hermes_malformed_blocks(body: str, reason: str) -> None:
     parsed = parse(f"Calling.\n<tool_call>\n{body}\n</tool_call>", "hermes")
     assert parsed.tool_calls == ()
@@ -334,41 +389,62 @@ def test_qwen3_xml_write_then_run() -> None:
 
 def test_qwen3_xml_values_stay_strings_without_a_schema() -> None:
     ((_, _, arguments),) = calls(parse(sample("qwen3_coder_typed.txt"), "qwen3_xml"))
-    assert arguments == {"pattern": "def median\\(", "max_results": "20", "case_sensitive": "False",
-                         "paths": '["src", "tests"]', "options": '{"context_lines": 2, "regex": true}',
-                         "threshold": "0.75", "note": "null"}
+    assert arguments == {
+        "pattern": "def median\\(",
+        "max_results": "20",
+        "case_sensitive": "False",
+        "paths": '["src", "tests"]',
+        "options": '{"context_lines": 2, "regex": true}',
+        "threshold": "0.75",
+        "note": "null",
+    }
 
 
 def test_qwen3_xml_converts_by_declared_type() -> None:
-    search = tool("search", pattern={"type": "string"}, max_results={"type": "integer"},
-                  case_sensitive={"type": "boolean"}, paths={"type": "array", "items": {"type": "string"}},
-                  options={"type": "object"}, threshold={"type": "number"},
-                  note={"anyOf": [{"type": "string"}, {"type": "null"}]})
+    search = tool(
+        "search",
+        pattern={"type": "string"},
+        max_results={"type": "integer"},
+        case_sensitive={"type": "boolean"},
+        paths={"type": "array", "items": {"type": "string"}},
+        options={"type": "object"},
+        threshold={"type": "number"},
+        note={"anyOf": [{"type": "string"}, {"type": "null"}]},
+    )
     ((_, _, arguments),) = calls(parse(sample("qwen3_coder_typed.txt"), "qwen3_xml", tools=[search]))
-    assert arguments == {"pattern": "def median\\(", "max_results": 20, "case_sensitive": False,
-                         "paths": ["src", "tests"], "options": {"context_lines": 2, "regex": True},
-                         "threshold": 0.75, "note": None}
+    assert arguments == {
+        "pattern": "def median\\(",
+        "max_results": 20,
+        "case_sensitive": False,
+        "paths": ["src", "tests"],
+        "options": {"context_lines": 2, "regex": True},
+        "threshold": 0.75,
+        "note": None,
+    }
 
 
-@pytest.mark.parametrize(("schema", "raw", "expected"), [
-    ({"type": "integer"}, "twenty", "twenty"),  # does not fit: the string stays
-    ({"type": "integer"}, "3.0", 3),
-    ({"type": "integer"}, "-7", -7),
-    ({"type": "number"}, "1e3", 1000.0),
-    ({"type": "number"}, "nan", "nan"),
-    ({"type": "number"}, "4", 4),
-    ({"type": "boolean"}, "TRUE", True),
-    ({"type": "boolean"}, "yes", "yes"),
-    ({"type": "array"}, "['a', 'b']", ["a", "b"]),  # a Python repr
-    ({"type": "object"}, "{'a': None, 'b': True}", {"a": None, "b": True}),
-    ({"type": "object"}, '"{\\"a\\": 1}"', {"a": 1}),  # double-encoded
-    ({"type": "object"}, "[1, 2]", "[1, 2]"),
-    ({"type": "object"}, "{1, 2}", "{1, 2}"),  # a set is not JSON
-    ({"type": ["integer", "null"]}, "None", None),
-    ({"type": ["integer", "string"]}, "12", "12"),  # string in the union wins
-    ({"type": "string"}, "null", "null"),
-    ({"description": "untyped"}, "5", "5"),
-])
+@pytest.mark.parametrize(
+    ("schema", "raw", "expected"),
+    [
+        ({"type": "integer"}, "twenty", "twenty"),  # does not fit: the string stays
+        ({"type": "integer"}, "3.0", 3),
+        ({"type": "integer"}, "-7", -7),
+        ({"type": "number"}, "1e3", 1000.0),
+        ({"type": "number"}, "nan", "nan"),
+        ({"type": "number"}, "4", 4),
+        ({"type": "boolean"}, "TRUE", True),
+        ({"type": "boolean"}, "yes", "yes"),
+        ({"type": "array"}, "['a', 'b']", ["a", "b"]),  # a Python repr
+        ({"type": "object"}, "{'a': None, 'b': True}", {"a": None, "b": True}),
+        ({"type": "object"}, '"{\\"a\\": 1}"', {"a": 1}),  # double-encoded
+        ({"type": "object"}, "[1, 2]", "[1, 2]"),
+        ({"type": "object"}, "{1, 2}", "{1, 2}"),  # a set is not JSON
+        ({"type": ["integer", "null"]}, "None", None),
+        ({"type": ["integer", "string"]}, "12", "12"),  # string in the union wins
+        ({"type": "string"}, "null", "null"),
+        ({"description": "untyped"}, "5", "5"),
+    ],
+)
 def test_qwen3_xml_type_conversion(schema: dict[str, Any], raw: str, expected: Any) -> None:
     text = f"<tool_call>\n<function=f>\n<parameter=x>\n{raw}\n</parameter>\n</function>\n</tool_call>"
     ((_, _, arguments),) = calls(parse(text, "qwen3_xml", tools=[tool("f", x=schema)]))
@@ -377,28 +453,34 @@ def test_qwen3_xml_type_conversion(schema: dict[str, Any], raw: str, expected: A
 
 def test_qwen3_xml_parameter_not_in_schema_stays_a_string() -> None:
     text = "<tool_call>\n<function=f>\n<parameter=extra>\n5\n</parameter>\n</function>\n</tool_call>"
-    assert calls(parse(text, "qwen3_xml", tools=[tool("f", x={"type": "integer"})])) == [("call_0", "f",
-                                                                                           {"extra": "5"})]
+    assert calls(parse(text, "qwen3_xml", tools=[tool("f", x={"type": "integer"})])) == [
+        ("call_0", "f", {"extra": "5"})
+    ]
 
 
 def test_qwen3_xml_literal_closing_tags_inside_a_value() -> None:
-    code = ('TEMPLATE = "<parameter=path>\\n{value}\\n</parameter>"\n'
-            "# the parser must not stop at the </parameter> above, nor at </function> here\n"
-            "assert a < b and b > c & 1\n")
-    text = ("<tool_call>\n<function=write_file>\n<parameter=path>\ngen.py\n</parameter>\n"
-            f"<parameter=content>\n{code}\n</parameter>\n</function>\n</tool_call>")
+    code = (
+        'TEMPLATE = "<parameter=path>\\n{value}\\n</parameter>"\n'
+        "# the parser must not stop at the </parameter> above, nor at </function> here\n"
+        "assert a < b and b > c & 1\n"
+    )
+    text = (
+        "<tool_call>\n<function=write_file>\n<parameter=path>\ngen.py\n</parameter>\n"
+        f"<parameter=content>\n{code}\n</parameter>\n</function>\n</tool_call>"
+    )
     assert calls(parse(text, "qwen3_xml")) == [("call_0", "write_file", {"path": "gen.py", "content": code})]
 
 
 def test_qwen3_xml_compact_template_without_newlines() -> None:
-    text = "<tool_call><function=run><parameter=command>ls -la</parameter><parameter=cwd> src </parameter>" \
-           "</function></tool_call>"
+    text = (
+        "<tool_call><function=run><parameter=command>ls -la</parameter><parameter=cwd> src </parameter>"
+        "</function></tool_call>"
+    )
     assert calls(parse(text, "qwen3_xml")) == [("call_0", "run", {"command": "ls -la", "cwd": " src "})]
 
 
 def test_qwen3_xml_missing_closing_parameter_tags_are_tolerated() -> None:
-    text = ("<tool_call>\n<function=edit>\n<parameter=path>\nsrc/a.py\n<parameter=line>\n12\n"
-            "</function>\n</tool_call>")
+    text = "<tool_call>\n<function=edit>\n<parameter=path>\nsrc/a.py\n<parameter=line>\n12\n</function>\n</tool_call>"
     parsed = parse(text, "qwen3_xml", tools=[tool("edit", path={"type": "string"}, line={"type": "integer"})])
     assert calls(parsed) == [("call_0", "edit", {"path": "src/a.py", "line": 12})]
 
@@ -411,12 +493,16 @@ def test_qwen3_xml_function_without_tool_call_wrapper() -> None:
 
 
 def test_qwen3_xml_unicode_and_no_parameters() -> None:
-    text = ("Je regarde.\n<tool_call>\n<function=list_files>\n</function>\n</tool_call>\n<tool_call>\n"
-            "<function=write_file>\n<parameter=content>\nprint('héllo, 世界 ✓')\n</parameter>\n</function>\n"
-            "</tool_call>")
+    text = (
+        "Je regarde.\n<tool_call>\n<function=list_files>\n</function>\n</tool_call>\n<tool_call>\n"
+        "<function=write_file>\n<parameter=content>\nprint('héllo, 世界 ✓')\n</parameter>\n</function>\n"
+        "</tool_call>"
+    )
     parsed = parse(text, "qwen3_xml")
-    assert calls(parsed) == [("call_0", "list_files", {}), ("call_1", "write_file",
-                                                           {"content": "print('héllo, 世界 ✓')"})]
+    assert calls(parsed) == [
+        ("call_0", "list_files", {}),
+        ("call_1", "write_file", {"content": "print('héllo, 世界 ✓')"}),
+    ]
     assert "世界" in parsed.tool_calls[1].arguments
 
 
@@ -429,17 +515,24 @@ def test_qwen3_xml_truncated_at_max_tokens_keeps_the_complete_call() -> None:
     assert parsed.content == ""
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("<tool_call>\n<function=>\n<parameter=a>\n1\n</parameter>\n</function>\n</tool_call>",
-     "missing function name in <function=>"),
-    ("<tool_call>\n<function={{ tool.name }}>\n</function>\n</tool_call>", "invalid function name"),
-    ("<tool_call>\nrun ls\n</tool_call>", "expected <function=NAME> after <tool_call>"),
-    ("<tool_call>\n<function=run>\nls -la\n</function>\n</tool_call>", "unexpected text in <function=run>"),
-    ("<tool_call>\n<function=run>\n<parameter=>\nls\n</parameter>\n</function>\n</tool_call>",
-     "missing parameter name"),
-    ("<tool_call>\n<function=run>\n<parameter=command>\nls\n</parameter>\n", "<function=run> is not closed"),
-    ("<tool_call>\n<function=run", "the output ends inside <function="),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            "<tool_call>\n<function=>\n<parameter=a>\n1\n</parameter>\n</function>\n</tool_call>",
+            "missing function name in <function=>",
+        ),
+        ("<tool_call>\n<function={{ tool.name }}>\n</function>\n</tool_call>", "invalid function name"),
+        ("<tool_call>\nrun ls\n</tool_call>", "expected <function=NAME> after <tool_call>"),
+        ("<tool_call>\n<function=run>\nls -la\n</function>\n</tool_call>", "unexpected text in <function=run>"),
+        (
+            "<tool_call>\n<function=run>\n<parameter=>\nls\n</parameter>\n</function>\n</tool_call>",
+            "missing parameter name",
+        ),
+        ("<tool_call>\n<function=run>\n<parameter=command>\nls\n</parameter>\n", "<function=run> is not closed"),
+        ("<tool_call>\n<function=run", "the output ends inside <function="),
+    ],
+)
 def test_qwen3_xml_malformed_blocks(text: str, reason: str) -> None:
     parsed = parse("Next step.\n" + text, "qwen3_xml")
     assert parsed.tool_calls == ()
@@ -458,9 +551,16 @@ def test_qwen3_xml_accepts_a_hermes_json_call() -> None:
 
 def test_glm47_output_that_starts_mid_reasoning() -> None:
     """GLM-4.7's generation prompt ends in <think>: the output has only </think>."""
-    tools = [tool("read_file", path={"type": "string"}),
-             tool("edit_file", path={"type": "string"}, old={"type": "string"}, new={"type": "string"},
-                  count={"type": "integer"})]
+    tools = [
+        tool("read_file", path={"type": "string"}),
+        tool(
+            "edit_file",
+            path={"type": "string"},
+            old={"type": "string"},
+            new={"type": "string"},
+            count={"type": "integer"},
+        ),
+    ]
     parsed = parse(sample("glm47_thinking_call.txt"), "glm47", "think_tags", tools=tools)
     assert parsed.reasoning is not None
     assert parsed.reasoning.startswith("The user wants the median fixed for even-length input.")
@@ -469,8 +569,10 @@ def test_glm47_output_that_starts_mid_reasoning() -> None:
     assert read == ("call_0", "read_file", {"path": "src/stats.py"})
     assert edit[1] == "edit_file"
     assert edit[2]["old"] == "    return s[n // 2]"
-    assert edit[2]["new"] == ('    if n % 2 == 0 and n > 0:\n        return (s[n // 2 - 1] + s[n // 2]) / 2'
-                              '  # a < b && "</arg_value>" stays text\n    return s[n // 2]')
+    assert edit[2]["new"] == (
+        "    if n % 2 == 0 and n > 0:\n        return (s[n // 2 - 1] + s[n // 2]) / 2"
+        '  # a < b && "</arg_value>" stays text\n    return s[n // 2]'
+    )
     assert edit[2]["count"] == 1
 
 
@@ -485,8 +587,10 @@ def test_glm45_newline_format_with_full_think_block() -> None:
 
 
 def test_glm_converts_by_declared_type_and_keeps_json_looking_strings() -> None:
-    tools = [tool("grep", pattern={"type": "string"}, globs={"type": "array"}),
-             tool("list_files", path={"type": "string"}, recursive={"type": "boolean"})]
+    tools = [
+        tool("grep", pattern={"type": "string"}, globs={"type": "array"}),
+        tool("list_files", path={"type": "string"}, recursive={"type": "boolean"}),
+    ]
     parsed = parse(sample("glm45_two_calls.txt"), "glm47", "think_tags", tools=tools)
     assert calls(parsed)[0][2] == {"path": ".", "recursive": True}
     assert calls(parsed)[1][2]["globs"] == ["*.py", "src/**/*.py"]
@@ -501,22 +605,31 @@ def test_glm_call_without_arguments() -> None:
     assert parsed.content == "Listing."
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("<tool_call><arg_key>path</arg_key><arg_value>a</arg_value></tool_call>",
-     "missing function name after <tool_call>"),
-    ("<tool_call>read file<arg_key>path</arg_key><arg_value>a</arg_value></tool_call>",
-     "unexpected text in <tool_call>: expected <arg_key> or </tool_call>"),
-    ('<tool_call>"read_file"<arg_key>path</arg_key><arg_value>a</arg_value></tool_call>', "invalid function name"),
-    ("<tool_call>read_file<arg_key>path</arg_key></tool_call>", "<arg_key>path</arg_key> is not followed by"),
-    ("<tool_call>read_file<arg_key></arg_key><arg_value>a</arg_value></tool_call>", "empty <arg_key>"),
-    ("<tool_call>read_file path=a</tool_call>", "unexpected text in <tool_call>"),
-    ("<tool_call>read_file\npath=a</tool_call>", "unexpected text in <tool_call>"),
-    ("<tool_call>write_file<arg_key>content</arg_key><arg_value>def f(x):\n    return x <",
-     "the output ends inside the <arg_value> of 'content'"),
-    ("<tool_call>write_file<arg_key>path</arg_key><arg_value>a</arg_value>", "the output ends before </tool_call>"),
-    ("<tool_call>write_fi", "the output ends after the function name 'write_fi'"),
-    ("<tool_call>run<arg_key>cmd", "the output ends inside <arg_key>"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            "<tool_call><arg_key>path</arg_key><arg_value>a</arg_value></tool_call>",
+            "missing function name after <tool_call>",
+        ),
+        (
+            "<tool_call>read file<arg_key>path</arg_key><arg_value>a</arg_value></tool_call>",
+            "unexpected text in <tool_call>: expected <arg_key> or </tool_call>",
+        ),
+        ('<tool_call>"read_file"<arg_key>path</arg_key><arg_value>a</arg_value></tool_call>', "invalid function name"),
+        ("<tool_call>read_file<arg_key>path</arg_key></tool_call>", "<arg_key>path</arg_key> is not followed by"),
+        ("<tool_call>read_file<arg_key></arg_key><arg_value>a</arg_value></tool_call>", "empty <arg_key>"),
+        ("<tool_call>read_file path=a</tool_call>", "unexpected text in <tool_call>"),
+        ("<tool_call>read_file\npath=a</tool_call>", "unexpected text in <tool_call>"),
+        (
+            "<tool_call>write_file<arg_key>content</arg_key><arg_value>def f(x):\n    return x <",
+            "the output ends inside the <arg_value> of 'content'",
+        ),
+        ("<tool_call>write_file<arg_key>path</arg_key><arg_value>a</arg_value>", "the output ends before </tool_call>"),
+        ("<tool_call>write_fi", "the output ends after the function name 'write_fi'"),
+        ("<tool_call>run<arg_key>cmd", "the output ends inside <arg_key>"),
+    ],
+)
 def test_glm_malformed_blocks(text: str, reason: str) -> None:
     parsed = parse("On it." + text, "glm47")
     assert parsed.tool_calls == ()
@@ -527,8 +640,11 @@ def test_glm_malformed_blocks(text: str, reason: str) -> None:
 
 
 def test_glm_truncated_call_is_marked_truncated() -> None:
-    parsed = parse("<tool_call>read_file<arg_key>path</arg_key><arg_value>a</arg_value></tool_call>"
-                   "<tool_call>run<arg_key>command</arg_key><arg_value>pytest -q", "glm47")
+    parsed = parse(
+        "<tool_call>read_file<arg_key>path</arg_key><arg_value>a</arg_value></tool_call>"
+        "<tool_call>run<arg_key>command</arg_key><arg_value>pytest -q",
+        "glm47",
+    )
     assert [c.name for c in parsed.tool_calls] == ["read_file"]
     (invalid,) = parsed.invalid_tool_calls
     assert invalid.startswith("the output ends inside the <arg_value> of 'command' (truncated?): <tool_call>run")
@@ -540,24 +656,38 @@ def test_glm_truncated_call_is_marked_truncated() -> None:
 def test_json_block_call_among_other_blocks() -> None:
     parsed = parse(sample("json_block_qwen25_coder.txt"), "json_block")
     assert calls(parsed) == [("call_0", "run", {"command": "python -m wordcount --help"})]
-    assert parsed.content.startswith("To see what the CLI currently supports, I'll print its help text.\n"
-                                     "After that I will add the `--top N` option.")
-    assert parsed.content.endswith('{"name": "wordcount", "version": "0.3.0", "scripts": {"wc": '
-                                   '"wordcount.cli:main"}}\n```')
+    assert parsed.content.startswith(
+        "To see what the CLI currently supports, I'll print its help text.\nAfter that I will add the `--top N` option."
+    )
+    assert parsed.content.endswith(
+        '{"name": "wordcount", "version": "0.3.0", "scripts": {"wc": "wordcount.cli:main"}}\n```'
+    )
     assert parsed.invalid_tool_calls == ()
 
 
-@pytest.mark.parametrize("block", [
-    '```json\n{"name": "run", "arguments": {"command": "ls"}}\n```',
-    '```json {"name": "run", "arguments": {"command": "ls"}}```',
-    '```\n{"tool": "run", "args": {"command": "ls"}}\n```',
-    '```json\n{"tool_name": "run", "tool_input": {"command": "ls"}}\n```',
-    '```json\n{"name": "run", "parameters": {"command": "ls"}}\n```',
-    '```json\n{"type": "function", "function": {"name": "run", "arguments": "{\\"command\\": \\"ls\\"}"}}\n```',
-    '```tool_call\n{"function": "run", "input": {"command": "ls"}}\n```',
-    '```JSON\n  {\n    "name": "run",\n    "arguments": {"command": "ls"}\n  }\n```',
-], ids=["json", "inline", "tool-args", "tool_name-tool_input", "parameters", "openai-shape", "tool_call-fence",
-        "upper-case-indented"])
+@pytest.mark.parametrize(
+    "block",
+    [
+        '```json\n{"name": "run", "arguments": {"command": "ls"}}\n```',
+        '```json {"name": "run", "arguments": {"command": "ls"}}```',
+        '```\n{"tool": "run", "args": {"command": "ls"}}\n```',
+        '```json\n{"tool_name": "run", "tool_input": {"command": "ls"}}\n```',
+        '```json\n{"name": "run", "parameters": {"command": "ls"}}\n```',
+        '```json\n{"type": "function", "function": {"name": "run", "arguments": "{\\"command\\": \\"ls\\"}"}}\n```',
+        '```tool_call\n{"function": "run", "input": {"command": "ls"}}\n```',
+        '```JSON\n  {\n    "name": "run",\n    "arguments": {"command": "ls"}\n  }\n```',
+    ],
+    ids=[
+        "json",
+        "inline",
+        "tool-args",
+        "tool_name-tool_input",
+        "parameters",
+        "openai-shape",
+        "tool_call-fence",
+        "upper-case-indented",
+    ],
+)
 def test_json_block_variants(block: str) -> None:
     parsed = parse(f"Let me check.\n\n{block}\n", "json_block")
     assert calls(parsed) == [("call_0", "run", {"command": "ls"})]
@@ -565,13 +695,16 @@ def test_json_block_variants(block: str) -> None:
 
 
 def test_json_block_list_of_calls_and_code_fences_in_values() -> None:
-    text = ('```json\n[{"name": "write_file", "arguments": {"path": "README.md", "content": '
-            '"# Demo\\n\\n```bash\\npip install demo\\n```\\n"}}, {"name": "run", "arguments": {"command": "ls"}}]'
-            "\n```\nBoth done.")
+    text = (
+        '```json\n[{"name": "write_file", "arguments": {"path": "README.md", "content": '
+        '"# Demo\\n\\n```bash\\npip install demo\\n```\\n"}}, {"name": "run", "arguments": {"command": "ls"}}]'
+        "\n```\nBoth done."
+    )
     parsed = parse(text, "json_block")
-    assert calls(parsed) == [("call_0", "write_file", {"path": "README.md",
-                                                       "content": "# Demo\n\n```bash\npip install demo\n```\n"}),
-                             ("call_1", "run", {"command": "ls"})]
+    assert calls(parsed) == [
+        ("call_0", "write_file", {"path": "README.md", "content": "# Demo\n\n```bash\npip install demo\n```\n"}),
+        ("call_1", "run", {"command": "ls"}),
+    ]
     assert parsed.content == "Both done."
 
 
@@ -582,18 +715,25 @@ def test_json_block_message_that_is_only_json() -> None:
 
 
 def test_json_block_leaves_code_and_data_alone() -> None:
-    text = ("```python\nprint({'name': 1, 'arguments': 2})\n```\n```json\n[1, 2, 3]\n```\n"
-            "```\n{ int x = 0; }\n```\n```json\n{\"name\": \"pkg\", \"dependencies\": {}}\n```")
+    text = (
+        "```python\nprint({'name': 1, 'arguments': 2})\n```\n```json\n[1, 2, 3]\n```\n"
+        '```\n{ int x = 0; }\n```\n```json\n{"name": "pkg", "dependencies": {}}\n```'
+    )
     assert parse(text, "json_block") == ParsedMessage(content=text)
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ('```json\n{"name": "run", "arguments": {"command": "ls"}\n```', "invalid JSON in fenced block"),
-    ('```json\n{"name": "run", "arguments": {"command": "ls"}} // run it\n```',
-     "unexpected text after the JSON in fenced block"),
-    ('```json\n{"name": "", "arguments": {}}\n```', "missing function name"),
-    ('```json\n{"name": "run", "arguments": {"command": "pytest -q tes', "invalid JSON in fenced block"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('```json\n{"name": "run", "arguments": {"command": "ls"}\n```', "invalid JSON in fenced block"),
+        (
+            '```json\n{"name": "run", "arguments": {"command": "ls"}} // run it\n```',
+            "unexpected text after the JSON in fenced block",
+        ),
+        ('```json\n{"name": "", "arguments": {}}\n```', "missing function name"),
+        ('```json\n{"name": "run", "arguments": {"command": "pytest -q tes', "invalid JSON in fenced block"),
+    ],
+)
 def test_json_block_malformed(text: str, reason: str) -> None:
     parsed = parse(f"Running.\n{text}", "json_block")
     assert parsed.tool_calls == ()
@@ -612,8 +752,9 @@ def test_json_block_truncated_fence_says_so() -> None:
 
 
 def test_think_tags_full_block() -> None:
-    parsed = parse("<think>\nThe mean of the middle pair.\n</think>\n\nFixed: `median` now averages.", "openai",
-                   "think_tags")
+    parsed = parse(
+        "<think>\nThe mean of the middle pair.\n</think>\n\nFixed: `median` now averages.", "openai", "think_tags"
+    )
     assert (parsed.reasoning, parsed.content) == ("The mean of the middle pair.", "Fixed: `median` now averages.")
 
 
@@ -637,8 +778,10 @@ def test_think_tags_without_tags_leaves_content() -> None:
 
 
 def test_a_tool_call_inside_reasoning_is_not_a_call() -> None:
-    text = ('<think>Maybe <tool_call>{"name": "rm", "arguments": {}}</tool_call>? No.</think>\n'
-            '<tool_call>{"name": "run", "arguments": {"command": "ls"}}</tool_call>')
+    text = (
+        '<think>Maybe <tool_call>{"name": "rm", "arguments": {}}</tool_call>? No.</think>\n'
+        '<tool_call>{"name": "run", "arguments": {"command": "ls"}}</tool_call>'
+    )
     parsed = parse(text, "hermes", "think_tags")
     assert [c.name for c in parsed.tool_calls] == ["run"]
     assert parsed.reasoning is not None and "rm" in parsed.reasoning
@@ -680,8 +823,10 @@ def test_any_sample_cut_anywhere_with_any_parser_is_handled(name: str, tool_pars
 
 
 def test_a_tag_mentioned_in_prose_does_not_swallow_the_real_call() -> None:
-    text = ('I will wrap the call in a <tool_call> tag as asked.\n'
-            '<tool_call>\n{"name": "run", "arguments": {"command": "ls"}}\n</tool_call>')
+    text = (
+        "I will wrap the call in a <tool_call> tag as asked.\n"
+        '<tool_call>\n{"name": "run", "arguments": {"command": "ls"}}\n</tool_call>'
+    )
     parsed = parse(text, "hermes")
     assert calls(parsed) == [("call_0", "run", {"command": "ls"})]
     (invalid,) = parsed.invalid_tool_calls

@@ -22,31 +22,52 @@ def folder(pytester: pytest.Pytester, user_folder: Path) -> Path:
 
 def test_help_lists_the_option_group(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines(["*agentbench*", "*--models=ALIAS*", "*--models-file=PATH*", "*--packets=DIR*",
-                                 "*--sandbox=*", "*--agent-timeout=SECONDS*", "*agentbench_models_file*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*agentbench*",
+            "*--models=ALIAS*",
+            "*--models-file=PATH*",
+            "*--packets=DIR*",
+            "*--sandbox=*",
+            "*--agent-timeout=SECONDS*",
+            "*agentbench_models_file*",
+        ]
+    )
 
 
 def test_collect_only_gives_one_item_per_packet_and_alias(pytester: pytest.Pytester, folder: Path) -> None:
     result = pytester.runpytest("--collect-only", "-q", "--models=a,b", "--packets", "packets")
-    result.stdout.fnmatch_lines([
-        "packets/bugfix-median/packet.yaml::test_packet[bugfix-median-a]",
-        "packets/bugfix-median/packet.yaml::test_packet[bugfix-median-b]",
-        "2 tests collected*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "packets/bugfix-median/packet.yaml::test_packet[bugfix-median-a]",
+            "packets/bugfix-median/packet.yaml::test_packet[bugfix-median-b]",
+            "2 tests collected*",
+        ]
+    )
     # the packet's own workspace tests and hidden tests are never collected
     assert "test_core" not in result.stdout.str() and "hidden" not in result.stdout.str()
 
 
 def test_user_folder_good_passes_noop_fails_with_gate_id_and_exit(pytester: pytest.Pytester, folder: Path) -> None:
-    result = pytester.runpytest("--models-file", "models.yaml", "--models=a,b", "--packets", "packets",
-                                "--sandbox=local", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "--models-file",
+        "models.yaml",
+        "--models=a,b",
+        "--packets",
+        "packets",
+        "--sandbox=local",
+        "-p",
+        "no:cacheprovider",
+    )
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*1 of 2 gate(s) failed: regression*",
-        "*gate 'regression': `python -m pytest -q -p no:cacheprovider tests/test_median_hidden.py` "
-        "expected exit 0, got exit 1*",
-        "*FAILED packets/bugfix-median/packet.yaml::test_packet?bugfix-median-b?*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*1 of 2 gate(s) failed: regression*",
+            "*gate 'regression': `python -m pytest -q -p no:cacheprovider tests/test_median_hidden.py` "
+            "expected exit 0, got exit 1*",
+            "*FAILED packets/bugfix-median/packet.yaml::test_packet?bugfix-median-b?*",
+        ]
+    )
 
 
 def test_k_selects_by_alias(pytester: pytest.Pytester, folder: Path) -> None:
@@ -93,15 +114,26 @@ def test_dead_endpoint_fails_with_connection_error_class(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(["*model call failed (connection_error)*"])
 
 
-def test_api_key_never_appears_in_output_or_files(pytester: pytest.Pytester, folder: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_never_appears_in_output_or_files(
+    pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "sk-agentbench-SECRET-4242"
     monkeypatch.setenv("AB_SECRET_KEY", secret)
     (folder / "models.yaml").write_text(
         "models:\n  a:\n    model: scripted-good\n    api_key_env: AB_SECRET_KEY\n"
-        "    serve: {engine: scripted, script: scripts/good}\n")
-    result = pytester.runpytest("--models=a", "--packets", "packets", "--sandbox=local", "-rA", "-v",
-                                "--junitxml=out.xml", "-p", "no:cacheprovider")
+        "    serve: {engine: scripted, script: scripts/good}\n"
+    )
+    result = pytester.runpytest(
+        "--models=a",
+        "--packets",
+        "packets",
+        "--sandbox=local",
+        "-rA",
+        "-v",
+        "--junitxml=out.xml",
+        "-p",
+        "no:cacheprovider",
+    )
     result.assert_outcomes(passed=1)
     assert secret not in result.stdout.str() + result.stderr.str()
     for path in folder.rglob("*"):
@@ -112,9 +144,13 @@ def test_api_key_never_appears_in_output_or_files(pytester: pytest.Pytester, fol
 def test_junit_properties(pytester: pytest.Pytester, folder: Path) -> None:
     pytester.runpytest("--models=a", "--packets", "packets", "--sandbox=local", "--junitxml=out.xml")
     xml = (folder / "out.xml").read_text()
-    for prop in ('name="agentbench.outcome" value="finished"', 'name="agentbench.passed" value="True"',
-                 'name="agentbench.alias" value="a"', 'name="agentbench.sandbox" value="local"',
-                 'name="agentbench.gates_passed" value="2"'):
+    for prop in (
+        'name="agentbench.outcome" value="finished"',
+        'name="agentbench.passed" value="True"',
+        'name="agentbench.alias" value="a"',
+        'name="agentbench.sandbox" value="local"',
+        'name="agentbench.gates_passed" value="2"',
+    ):
         assert prop in xml
 
 
@@ -126,15 +162,23 @@ def test_xdist_workers_share_the_controllers_server(pytester: pytest.Pytester, f
     shutil.copytree(src, folder / "packets" / "copy" / "bugfix-median2")
     yaml_path = folder / "packets" / "copy" / "bugfix-median2" / "packet.yaml"
     yaml_path.write_text(yaml_path.read_text().replace("id: bugfix-median", "id: bugfix-median2"))
-    result = pytester.runpytest_subprocess("--models=a,b", "--packets", "packets", "--sandbox=local", "-n", "2",
-                                           "-p", "no:cacheprovider", "--junitxml=out.xml")
+    result = pytester.runpytest_subprocess(
+        "--models=a,b",
+        "--packets",
+        "packets",
+        "--sandbox=local",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--junitxml=out.xml",
+    )
     result.assert_outcomes(passed=2, failed=2)
     xml = (folder / "out.xml").read_text()
     urls = re.findall(r'name="agentbench.endpoint" value="([^"]+)"', xml)
     assert len(urls) == 4
     # one server per alias, started once by the controller: workers starting their own would give 4 URLs
     assert len(set(urls)) == 2
-
 
 
 def test_repo_scripts_exist() -> None:
@@ -144,7 +188,8 @@ def test_repo_scripts_exist() -> None:
 def test_partial_trajectory_fails_exactly_the_regression_gate(pytester: pytest.Pytester, folder: Path) -> None:
     shutil.copytree(SCRIPTS / "partial", folder / "scripts" / "partial")
     (folder / "models.yaml").write_text(
-        "models:\n  p:\n    model: scripted-partial\n    serve: {engine: scripted, script: scripts/partial}\n")
+        "models:\n  p:\n    model: scripted-partial\n    serve: {engine: scripted, script: scripts/partial}\n"
+    )
     result = pytester.runpytest("--models=p", "--packets", "packets", "--sandbox=local", "--junitxml=out.xml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*1 of 2 gate(s) failed: regression*"])
@@ -155,8 +200,9 @@ def test_results_jsonl_benchmark_html_summary_and_resume(pytester: pytest.Pytest
     import json
 
     args = ["--models=a,b", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider"]
-    result = pytester.runpytest_subprocess(*args, "-n", "2", "--agentbench-results", "res",
-                                           "--agentbench-html", "report.html")
+    result = pytester.runpytest_subprocess(
+        *args, "-n", "2", "--agentbench-results", "res", "--agentbench-html", "report.html"
+    )
     result.assert_outcomes(passed=1, failed=1)
     records = [json.loads(line) for line in (folder / "res" / "results.jsonl").read_text().splitlines()]
     assert sorted((r["alias"], r["passed"]) for r in records) == [("a", True), ("b", False)]
@@ -170,14 +216,22 @@ def test_results_jsonl_benchmark_html_summary_and_resume(pytester: pytest.Pytest
     again.assert_outcomes(deselected=2)
 
 
-def test_pytest_benchmark_gets_each_run_with_extra_info(pytester: pytest.Pytester, folder: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pytest_benchmark_gets_each_run_with_extra_info(
+    pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
 
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # when this suite itself runs under xdist
 
-    result = pytester.runpytest("--models=a,b", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider",
-                                "--benchmark-json=bench.json")
+    result = pytester.runpytest(
+        "--models=a,b",
+        "--packets",
+        "packets",
+        "--sandbox=local",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-json=bench.json",
+    )
     result.assert_outcomes(passed=1, failed=1)
     data = json.loads((folder / "bench.json").read_text())
     got = sorted((b["param"], b["extra_info"]["passed"], b["stats"]["rounds"]) for b in data["benchmarks"])
@@ -186,10 +240,28 @@ def test_pytest_benchmark_gets_each_run_with_extra_info(pytester: pytest.Pyteste
 
 
 def test_cli_report_and_merge_junit(pytester: pytest.Pytester, folder: Path) -> None:
-    pytester.runpytest("--models=a", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider",
-                       "--agentbench-results", "ra", "--junitxml=a.xml")
-    pytester.runpytest("--models=b", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider",
-                       "--agentbench-results", "rb", "--junitxml=b.xml")
+    pytester.runpytest(
+        "--models=a",
+        "--packets",
+        "packets",
+        "--sandbox=local",
+        "-p",
+        "no:cacheprovider",
+        "--agentbench-results",
+        "ra",
+        "--junitxml=a.xml",
+    )
+    pytester.runpytest(
+        "--models=b",
+        "--packets",
+        "packets",
+        "--sandbox=local",
+        "-p",
+        "no:cacheprovider",
+        "--agentbench-results",
+        "rb",
+        "--junitxml=b.xml",
+    )
     import sys
 
     agentbench = (sys.executable, "-m", "pytest_agentbench.cli")
@@ -205,21 +277,25 @@ def test_cli_report_and_merge_junit(pytester: pytest.Pytester, folder: Path) -> 
 
 
 @pytest.mark.docker
-def test_docker_sandbox_full_run_leaves_no_container(pytester: pytest.Pytester, folder: Path,
-                                                     docker_engine: None) -> None:
+def test_docker_sandbox_full_run_leaves_no_container(
+    pytester: pytest.Pytester, folder: Path, docker_engine: None
+) -> None:
     docker = shutil.which("docker") or "docker"
-    before = subprocess.run([docker, "ps", "-aq", "--filter", "label=agentbench.run"], capture_output=True,
-                            text=True).stdout.split()
+    before = subprocess.run(
+        [docker, "ps", "-aq", "--filter", "label=agentbench.run"], capture_output=True, text=True
+    ).stdout.split()
     result = pytester.runpytest("--models=a,b", "--packets", "packets", "--sandbox=docker", "--junitxml=out.xml")
     result.assert_outcomes(passed=1, failed=1)
     assert 'name="agentbench.sandbox" value="docker"' in (folder / "out.xml").read_text()
-    after = subprocess.run([docker, "ps", "-aq", "--filter", "label=agentbench.run"], capture_output=True,
-                           text=True).stdout.split()
+    after = subprocess.run(
+        [docker, "ps", "-aq", "--filter", "label=agentbench.run"], capture_output=True, text=True
+    ).stdout.split()
     assert set(after) <= set(before)
 
 
-def test_sandbox_docker_without_engine_is_a_usage_error(pytester: pytest.Pytester, folder: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sandbox_docker_without_engine_is_a_usage_error(
+    pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{folder}/no-such-docker.sock")
     result = pytester.runpytest_subprocess("--models=a", "--packets", "packets", "--sandbox=docker")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -24,8 +24,8 @@ def test_probe_all_pass_and_says_which_call_the_parser_recovered(capsys: pytest.
 def test_probe_failures_name_the_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "s.yaml").write_text("conversations:\n  - responses: [{status: 500, error: broken}]\n")
     (tmp_path / "models.yaml").write_text(
-        "models:\n  bad:\n    model: m\n    retries: {server_error: 0}\n"
-        "    serve: {engine: scripted, script: s.yaml}\n")
+        "models:\n  bad:\n    model: m\n    retries: {server_error: 0}\n    serve: {engine: scripted, script: s.yaml}\n"
+    )
     rc = main(["probe", "bad", "--models-file", str(tmp_path / "models.yaml")])
     out = capsys.readouterr().out
     assert rc == 1 and "0/6 checks passed" in out and "FAIL  plain answer" in out and "server_error" in out

@@ -15,8 +15,24 @@ from pytest_agentbench.results import record_to_dict
 
 from .test_results import COMMERCIAL, as_dicts, make_record, worked_example_records
 
-VOID = {"meta", "br", "hr", "img", "input", "link", "wbr", "col", "area", "base", "source", "track",
-        "line", "rect", "circle", "path"}  # SVG shapes here are written self-closing
+VOID = {
+    "meta",
+    "br",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "wbr",
+    "col",
+    "area",
+    "base",
+    "source",
+    "track",
+    "line",
+    "rect",
+    "circle",
+    "path",
+}  # SVG shapes here are written self-closing
 
 
 class Checker(HTMLParser):
@@ -61,8 +77,15 @@ def parse(text: str) -> Checker:
 
 
 def hostile_records() -> list[dict[str, Any]]:
-    rec = record_to_dict(make_record("evil", passed=False, content="<script>alert('x')</script></pre><b>bold</b>",
-                                     error='"><img src=x onerror=alert(1)>', cost=COMMERCIAL))
+    rec = record_to_dict(
+        make_record(
+            "evil",
+            passed=False,
+            content="<script>alert('x')</script></pre><b>bold</b>",
+            error='"><img src=x onerror=alert(1)>',
+            cost=COMMERCIAL,
+        )
+    )
     rec["alias"] = "evil<i>alias</i>"
     rec["gates"][0]["id"] = "<svg onload=alert(2)>"
     return [rec]
@@ -74,8 +97,7 @@ def test_report_has_every_section_and_is_well_formed(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     page = parse(text)
     assert text.startswith("<!DOCTYPE html>") and "<title>nightly &lt;run&gt;</title>" in text
-    for heading in ("Summary", "Pass rate", "Run latency", "Tokens per run", "Cost per run", "Outcome classes",
-                    "Runs"):
+    for heading in ("Summary", "Pass rate", "Run latency", "Tokens per run", "Cost per run", "Outcome classes", "Runs"):
         assert f"<h2>{heading}</h2>" in text
     assert page.tags.count("svg") == 5
     for alias in ("scripted-good", "scripted-noop", "gpt-baseline", "local-coder"):
@@ -133,8 +155,20 @@ def test_empty_report() -> None:
 def test_headless_chromium_renders_it(tmp_path: Path) -> None:
     path = write_html(as_dicts() + worked_example_records() + hostile_records(), tmp_path / "r.html", "render")
     png = tmp_path / "r.png"
-    result = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={png}",
-                             "--window-size=1200,1600", path.as_uri()], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={png}",
+            "--window-size=1200,1600",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert png.is_file(), result.stdout + result.stderr
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # not a blank page

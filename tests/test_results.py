@@ -54,10 +54,15 @@ SELF_HOSTED = {"gpu_hourly_usd": 4.5, "concurrency": 4}
 # --------------------------------------------------------------------------- shared helpers
 
 
-def make_spec(alias: str, *, cost: dict[str, Any] | None = None, test_double: bool = False,
-              **kw: Any) -> ModelSpec:
-    return ModelSpec(alias=alias, model=f"model-{alias}", source=Path("models.yaml"), cost=dict(cost or {}),
-                     test_double=test_double, **kw)
+def make_spec(alias: str, *, cost: dict[str, Any] | None = None, test_double: bool = False, **kw: Any) -> ModelSpec:
+    return ModelSpec(
+        alias=alias,
+        model=f"model-{alias}",
+        source=Path("models.yaml"),
+        cost=dict(cost or {}),
+        test_double=test_double,
+        **kw,
+    )
 
 
 @cache
@@ -84,24 +89,58 @@ def real_records() -> tuple[RunRecord, RunRecord]:
 
 
 def make_record(
-    alias: str = "a", *, calls: list[tuple[float, float | None, int, int]] = ((1.0, None, 100, 10),),
-    passed: bool = True, outcome: str = "finished", failure: str | None = None, cost: dict[str, Any] | None = None,
-    test_double: bool = False, wall_s: float | None = None, usage_reported: bool = True, content: str = "",
-    error: str = "", api_key_env: str | None = None, extra: dict[str, Any] | None = None, run_id: str | None = None,
+    alias: str = "a",
+    *,
+    calls: list[tuple[float, float | None, int, int]] = ((1.0, None, 100, 10),),
+    passed: bool = True,
+    outcome: str = "finished",
+    failure: str | None = None,
+    cost: dict[str, Any] | None = None,
+    test_double: bool = False,
+    wall_s: float | None = None,
+    usage_reported: bool = True,
+    content: str = "",
+    error: str = "",
+    api_key_env: str | None = None,
+    extra: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> RunRecord:
     """A RunRecord with exact numbers: one Turn per (wall_s, ttft_s, prompt_tokens, completion_tokens)."""
-    turns = [Turn(i, w, content=content if i == 0 else "", ttft_s=t,
-                  usage=Usage(p, c, 0, usage_reported), error=failure if (failure and i == len(calls) - 1) else None)
-             for i, (w, t, p, c) in enumerate(calls)]
+    turns = [
+        Turn(
+            i,
+            w,
+            content=content if i == 0 else "",
+            ttft_s=t,
+            usage=Usage(p, c, 0, usage_reported),
+            error=failure if (failure and i == len(calls) - 1) else None,
+        )
+        for i, (w, t, p, c) in enumerate(calls)
+    ]
     agent_wall = sum(w for w, *_ in calls) + 0.5
-    gates = [GateResult("regression", "python -m pytest -q tests/test_median_hidden.py", 0, 0 if passed else 1,
-                        passed, 0.8, "" if passed else "E   assert 3 == 2.5\n1 failed"),
-             GateResult("existing-tests", "python -m pytest -q tests", 0, 0, True, 0.7, "", guard=True)]
+    gates = [
+        GateResult(
+            "regression",
+            "python -m pytest -q tests/test_median_hidden.py",
+            0,
+            0 if passed else 1,
+            passed,
+            0.8,
+            "" if passed else "E   assert 3 == 2.5\n1 failed",
+        ),
+        GateResult("existing-tests", "python -m pytest -q tests", 0, 0, True, 0.7, "", guard=True),
+    ]
     spec = make_spec(alias, cost=cost, test_double=test_double, api_key_env=api_key_env)
-    return RunRecord(run_id=run_id or new_run_id(), packet=packet(), spec=spec,
-                     agent=AgentResult(outcome, turns, agent_wall, failure=failure, error=error),
-                     gates=gates, sandbox=SandboxInfo("local", "process-group"),
-                     wall_s=wall_s if wall_s is not None else agent_wall + 1.5, extra=dict(extra or {}))
+    return RunRecord(
+        run_id=run_id or new_run_id(),
+        packet=packet(),
+        spec=spec,
+        agent=AgentResult(outcome, turns, agent_wall, failure=failure, error=error),
+        gates=gates,
+        sandbox=SandboxInfo("local", "process-group"),
+        wall_s=wall_s if wall_s is not None else agent_wall + 1.5,
+        extra=dict(extra or {}),
+    )
 
 
 def worked_example_records() -> list[dict[str, Any]]:
@@ -131,7 +170,9 @@ def test_real_good_run_record_is_json_with_every_field() -> None:
     assert (d["alias"], d["model"], d["test_double"]) == ("scripted-good", "model-scripted-good", True)
     assert d["outcome"] == "finished" and d["failure"] is None and d["passed"] is True
     assert [(g["id"], g["guard"], g["passed"], g["exit"], g["expected"], g["timed_out"]) for g in d["gates"]] == [
-        ("regression", False, True, 0, 0, False), ("existing-tests", True, True, 0, 0, False)]
+        ("regression", False, True, 0, 0, False),
+        ("existing-tests", True, True, 0, 0, False),
+    ]
     assert all(g["duration_s"] > 0 for g in d["gates"])
     assert d["turns"] == d["model_calls"] == 5 and d["invalid_tool_calls"] == 0
     client = d["client"]
@@ -187,17 +228,24 @@ def test_bad_cost_mapping_gives_unknown_cost_with_the_reason() -> None:
 
 
 def test_model_error_is_recorded_with_its_class() -> None:
-    d = record_to_dict(make_record("a", passed=False, outcome="model_error", failure="rate_limited",
-                                   error="429 after 3 retries"))
+    d = record_to_dict(
+        make_record("a", passed=False, outcome="model_error", failure="rate_limited", error="429 after 3 retries")
+    )
     assert (d["outcome"], d["failure"], d["error"]) == ("model_error", "rate_limited", "429 after 3 retries")
     assert d["failures_by_class"] == {"rate_limited": 1}
     assert d["client"]["calls"][-1]["error"] == "rate_limited"
 
 
 def test_server_metrics_go_to_the_server_side_dict() -> None:
-    d = record_to_dict(make_record(extra={"server_metrics": {"ttft_p50": 0.02, "prompt_tokens": 19,
-                                                              "histogram": object()},
-                                          "worker": "gw3", "nodeid": "p/packet.yaml::test_packet[p-a]"}))
+    d = record_to_dict(
+        make_record(
+            extra={
+                "server_metrics": {"ttft_p50": 0.02, "prompt_tokens": 19, "histogram": object()},
+                "worker": "gw3",
+                "nodeid": "p/packet.yaml::test_packet[p-a]",
+            }
+        )
+    )
     assert d["server"] == {"ttft_p50": 0.02, "prompt_tokens": 19}  # non-JSON values dropped
     assert (d["worker"], d["nodeid"]) == ("gw3", "p/packet.yaml::test_packet[p-a]")
 
@@ -213,8 +261,13 @@ def test_api_key_value_never_reaches_the_jsonl(tmp_path: Path, monkeypatch: pyte
     secret = "sk-agentbench-SECRET-9731"
     monkeypatch.setenv("AB_RESULTS_KEY", secret)
     # the model echoed the key (e.g. after `env` in the sandbox) and it landed in the error text too
-    rec = make_record("api", api_key_env="AB_RESULTS_KEY", content=f"I found OPENAI_API_KEY={secret}",
-                      error=f"server said: bad key {secret}", extra={"note": secret})
+    rec = make_record(
+        "api",
+        api_key_env="AB_RESULTS_KEY",
+        content=f"I found OPENAI_API_KEY={secret}",
+        error=f"server said: bad key {secret}",
+        extra={"note": secret},
+    )
     d = record_to_dict(rec)
     writer = JsonlWriter(tmp_path / "r.jsonl")
     writer.write(d)
@@ -226,8 +279,18 @@ def test_api_key_value_never_reaches_the_jsonl(tmp_path: Path, monkeypatch: pyte
 def test_api_key_not_in_jsonl_for_a_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "sk-agentbench-REAL-5150"
     monkeypatch.setenv("AB_RESULTS_KEY", secret)
-    script = {"conversations": [{"responses": [
-        {"content": f"my key is {secret}", "tool_calls": [{"name": "finish", "arguments": {"summary": secret}}]}]}]}
+    script = {
+        "conversations": [
+            {
+                "responses": [
+                    {
+                        "content": f"my key is {secret}",
+                        "tool_calls": [{"name": "finish", "arguments": {"summary": secret}}],
+                    }
+                ]
+            }
+        ]
+    }
     spec = make_spec("k", api_key_env="AB_RESULTS_KEY", cost=COMMERCIAL)
     with ScriptedServer(script) as server:
         adapter = ModelAdapter(spec, base_url=server.base_url)
@@ -244,8 +307,14 @@ def test_api_key_not_in_jsonl_for_a_real_run(tmp_path: Path, monkeypatch: pytest
 
 
 def _rec(run_id: str, ts: str, packet_id: str = "p", alias: str = "a", **kw: Any) -> dict[str, Any]:
-    return {"run_id": run_id, "timestamp": ts, "packet": {"id": packet_id}, "alias": alias,
-            "client": {"wall_s": 1.0}, **kw}
+    return {
+        "run_id": run_id,
+        "timestamp": ts,
+        "packet": {"id": packet_id},
+        "alias": alias,
+        "client": {"wall_s": 1.0},
+        **kw,
+    }
 
 
 def test_writer_appends_one_fsynced_line_per_record(tmp_path: Path) -> None:
@@ -326,8 +395,7 @@ WRITER = textwrap.dedent("""
 
 def test_killed_writer_loses_at_most_the_line_it_was_writing(tmp_path: Path) -> None:
     path = tmp_path / "results-gw0.jsonl"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True,
-                            cwd=REPO)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         time.sleep(0.2)
@@ -381,7 +449,8 @@ def test_benchmark_stats_match_pytest_benchmark() -> None:
         for w in walls[:n]:
             ref.update(w)
         (b,) = benchmark_json([record_to_dict(make_record(wall_s=w)) for w in walls[:n]], {}, commit_info={})[
-            "benchmarks"]
+            "benchmarks"
+        ]
         for key, value in ref.as_dict().items():
             assert _same(b["stats"][key], value), (n, key)
 
@@ -391,11 +460,19 @@ def test_pytest_benchmark_compare_reads_our_file(tmp_path: Path) -> None:
     path = write_benchmark_json(records, tmp_path / "0001_agentbench.json")
     data = json.loads(path.read_text())
     assert {b["param"] for b in data["benchmarks"]} == {
-        "bugfix-median-scripted-good", "bugfix-median-scripted-noop", "bugfix-median-gpt-baseline",
-        "bugfix-median-local-coder"}
+        "bugfix-median-scripted-good",
+        "bugfix-median-scripted-noop",
+        "bugfix-median-gpt-baseline",
+        "bugfix-median-local-coder",
+    }
     cli = Path(sys.executable).with_name("pytest-benchmark")
-    result = subprocess.run([str(cli), "compare", str(path), "--columns=min,max,mean,median,rounds"],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [str(cli), "compare", str(path), "--columns=min,max,mean,median,rounds"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout + result.stderr
     assert "Failed to load" not in out

@@ -41,8 +41,6 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "scripts" / "build-base-image"
 
 
-
-
 @pytest.fixture
 def client(docker_engine: None) -> Iterator[Any]:
     c = docker_backend.connect()

@@ -30,14 +30,23 @@ H100_USABLE = 81559 * 2**20 * 0.9
 H200_USABLE = 143771 * 2**20 * 0.9
 
 # Llama-3-8B-like: 32 layers, 32 query heads, 8 KV heads (GQA), head_dim 128, 8.03e9 params
-LLAMA_8B = ModelArchitecture(total_params=8.03e9, num_layers=32, num_attention_heads=32, num_kv_heads=8,
-                             head_dim=128, name="Llama-3-8B")
+LLAMA_8B = ModelArchitecture(
+    total_params=8.03e9, num_layers=32, num_attention_heads=32, num_kv_heads=8, head_dim=128, name="Llama-3-8B"
+)
 # Llama-3-70B-like: 80 layers, 64 query heads, 8 KV heads, head_dim 128, 70.6e9 params
-LLAMA_70B = ModelArchitecture(total_params=70.6e9, num_layers=80, num_attention_heads=64, num_kv_heads=8,
-                              head_dim=128, name="Llama-3-70B")
+LLAMA_70B = ModelArchitecture(
+    total_params=70.6e9, num_layers=80, num_attention_heads=64, num_kv_heads=8, head_dim=128, name="Llama-3-70B"
+)
 # DeepSeek-V3: 671e9 params (37e9 active), 61 layers, 128 heads, MLA kv_lora_rank 512 + qk_rope_head_dim 64
-DEEPSEEK_V3 = ModelArchitecture(total_params=671e9, active_params=37e9, num_layers=61, num_attention_heads=128,
-                                mla_latent_dim=512, mla_rope_dim=64, name="DeepSeek-V3")
+DEEPSEEK_V3 = ModelArchitecture(
+    total_params=671e9,
+    active_params=37e9,
+    num_layers=61,
+    num_attention_heads=128,
+    mla_latent_dim=512,
+    mla_rope_dim=64,
+    name="DeepSeek-V3",
+)
 
 
 # --------------------------------------------------------------------------- KV cache and weights
@@ -138,8 +147,7 @@ def test_deepseek_v3_fp8_fits_8x_h200_not_8x_h100() -> None:
     assert h100.fits is False
     assert h100.tensor_parallel is None and h100.bytes_per_gpu is None and h100.max_concurrency is None
     assert h100.min_gpus == 11  # 792.83e9 / 76.97e9 = 10.3 -> 11: more than one 8-GPU node
-    assert any("does not fit on up to 8 x H100-80GB" in note and "pipeline parallel" in note
-               for note in h100.notes)
+    assert any("does not fit on up to 8 x H100-80GB" in note and "pipeline parallel" in note for note in h100.notes)
 
 
 def test_overhead_fraction_is_a_parameter() -> None:
@@ -164,8 +172,9 @@ def test_kv_heads_are_replicated_when_tp_exceeds_them() -> None:
     # 4 KV heads at TP 8: vLLM replicates each KV head on 2 GPUs, so the KV cache splits only 4 ways
     # KV/token = 2 x 48 x 4 x 128 x 2 B = 98,304 B; x 32,768 tokens x 16 sequences = 51,539,607,552 B
     # TP 8 per GPU: 1.15 x (60e9 / 8 + 51,539,607,552 / 4) = 1.15 x 20,384,901,888 = 23,442,637,171.2
-    arch = ModelArchitecture(total_params=30e9, num_layers=48, num_attention_heads=32, num_kv_heads=4,
-                             head_dim=128, name="gqa-4kv")
+    arch = ModelArchitecture(
+        total_params=30e9, num_layers=48, num_attention_heads=32, num_kv_heads=4, head_dim=128, name="gqa-4kv"
+    )
     result = size_model(arch, context_length=32768, concurrency=16, gpu="H100-80GB", tensor_parallel=8)
     assert result.kv_cache_bytes == 51_539_607_552
     assert result.bytes_per_gpu == pytest.approx(23_442_637_171.2)
@@ -178,8 +187,9 @@ def test_heads_that_tp_cannot_divide_block_the_layout() -> None:
     # KV = 2 x 24 x 6 x 128 x 2 x 4,096 = 301,989,888 B
     # TP 2: 1.15 x (20e9 + 150,994,944) = 23.17e9 > usable -> no
     # TP 4: 1.15 x (10e9 + 75,497,472) = 11.59e9 would fit, but 4 does not divide 6 heads; same for 8
-    arch = ModelArchitecture(total_params=20e9, num_layers=24, num_attention_heads=6, num_kv_heads=6,
-                             head_dim=128, name="six-heads")
+    arch = ModelArchitecture(
+        total_params=20e9, num_layers=24, num_attention_heads=6, num_kv_heads=6, head_dim=128, name="six-heads"
+    )
     result = size_model(arch, context_length=4096, gpu="L4")
     assert arch.attention == "MHA"
     assert result.fits is False
@@ -187,8 +197,10 @@ def test_heads_that_tp_cannot_divide_block_the_layout() -> None:
     assert by_tp[2].problem is None and not by_tp[2].fits
     assert by_tp[4].problem == "4 does not divide the 6 attention heads"
     assert by_tp[4].bytes_per_gpu == pytest.approx(1.15 * (10e9 + 75_497_472))
-    assert any(note.startswith("no TP degree works: TP 4 would fit but 4 does not divide the 6 attention heads")
-               for note in result.notes)
+    assert any(
+        note.startswith("no TP degree works: TP 4 would fit but 4 does not divide the 6 attention heads")
+        for note in result.notes
+    )
 
 
 @pytest.mark.parametrize(
@@ -201,8 +213,9 @@ def test_heads_that_tp_cannot_divide_block_the_layout() -> None:
     ],
 )
 def test_requested_tp_must_be_one_vllm_accepts(tp: int, message: str) -> None:
-    arch = ModelArchitecture(total_params=7e9, num_layers=32, num_attention_heads=48, num_kv_heads=6,
-                             head_dim=128, name="kv6")
+    arch = ModelArchitecture(
+        total_params=7e9, num_layers=32, num_attention_heads=48, num_kv_heads=6, head_dim=128, name="kv6"
+    )
     with pytest.raises(ConfigError, match=message):
         size_model(arch, context_length=4096, gpu="H100-80GB", tensor_parallel=tp)
 
@@ -230,8 +243,9 @@ def test_tp_needs_a_gpu() -> None:
 def test_small_model_fits_one_mig_slice() -> None:
     # int4 8B: 8.03e9 x 0.5 = 4.015e9 B ; fp8 KV 65,536 B x 4,096 = 268,435,456 B
     # total 1.15 x 4,283,435,456 = 4,925,950,774.4 ; slice 1g.10gb = 10e9 B x 0.9 = 9e9 usable -> TP 1
-    result = size_model(LLAMA_8B, context_length=4096, weights_precision="int4", kv_cache_precision="fp8",
-                        gpu="MIG 1g.10gb")
+    result = size_model(
+        LLAMA_8B, context_length=4096, weights_precision="int4", kv_cache_precision="fp8", gpu="MIG 1g.10gb"
+    )
     assert result.gpu is not None and result.gpu.mig
     assert result.usable_bytes_per_gpu == pytest.approx(9e9)
     assert result.total_bytes == pytest.approx(4_925_950_774.4)
@@ -269,9 +283,16 @@ def test_mig_slice_sizes() -> None:
 
 @pytest.mark.parametrize(
     ("text", "name"),
-    [("H100-80GB", "H100-80GB"), ("h100", "H100-80GB"), ("NVIDIA H100 80GB HBM3", "H100-80GB"),
-     ("NVIDIA A100-SXM4-80GB", "A100-80GB"), ("A100 80GB PCIe", "A100-80GB"), ("h200", "H200"),
-     ("NVIDIA L40S", "L40S"), ("l4", "L4")],
+    [
+        ("H100-80GB", "H100-80GB"),
+        ("h100", "H100-80GB"),
+        ("NVIDIA H100 80GB HBM3", "H100-80GB"),
+        ("NVIDIA A100-SXM4-80GB", "A100-80GB"),
+        ("A100 80GB PCIe", "A100-80GB"),
+        ("h200", "H200"),
+        ("NVIDIA L40S", "L40S"),
+        ("l4", "L4"),
+    ],
 )
 def test_parse_gpu_presets(text: str, name: str) -> None:
     spec = parse_gpu(text)
@@ -299,8 +320,19 @@ def test_custom_gpu() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("bf16", 2.0), ("BF16", 2.0), ("fp16", 2.0), ("fp8", 1.0), ("int8", 1.0), ("int4", 0.5), ("awq", 0.5),
-     ("fp32", 4.0), ("mxfp4", 0.53125), (0.5, 0.5), (2, 2.0)],
+    [
+        ("bf16", 2.0),
+        ("BF16", 2.0),
+        ("fp16", 2.0),
+        ("fp8", 1.0),
+        ("int8", 1.0),
+        ("int4", 0.5),
+        ("awq", 0.5),
+        ("fp32", 4.0),
+        ("mxfp4", 0.53125),
+        (0.5, 0.5),
+        (2, 2.0),
+    ],
 )
 def test_precision_bytes(value: str | float, expected: float) -> None:
     assert precision_bytes(value) == expected
@@ -320,8 +352,13 @@ def test_every_named_precision_is_positive() -> None:
 
 
 def test_from_hf_config_gqa() -> None:
-    config = {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096,
-              "model_type": "llama"}
+    config = {
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "hidden_size": 4096,
+        "model_type": "llama",
+    }
     arch = ModelArchitecture.from_hf_config(config, total_params=8.03e9, name="Llama-3-8B")
     assert arch == LLAMA_8B  # head_dim = 4096 / 32 = 128
 
@@ -333,8 +370,14 @@ def test_from_hf_config_mha_and_explicit_head_dim() -> None:
 
 
 def test_from_hf_config_mla() -> None:
-    config = {"num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128,
-              "kv_lora_rank": 512, "qk_rope_head_dim": 64, "hidden_size": 7168}
+    config = {
+        "num_hidden_layers": 61,
+        "num_attention_heads": 128,
+        "num_key_value_heads": 128,
+        "kv_lora_rank": 512,
+        "qk_rope_head_dim": 64,
+        "hidden_size": 7168,
+    }
     arch = ModelArchitecture.from_hf_config(config, total_params=671e9, active_params=37e9, name="DeepSeek-V3")
     assert arch == DEEPSEEK_V3
 
@@ -357,13 +400,20 @@ def test_from_hf_config_missing_key() -> None:
         ({"head_dim": None}, r"head_dim: expected a whole number >= 1, found None"),
         ({"mla_latent_dim": 512, "mla_rope_dim": 64}, r"attention: give either .* not both"),
         ({"num_kv_heads": None, "head_dim": None}, r"attention: missing"),
-        ({"num_kv_heads": None, "head_dim": None, "mla_latent_dim": 512},
-         r"mla_rope_dim: expected a whole number >= 0, found None"),
+        (
+            {"num_kv_heads": None, "head_dim": None, "mla_latent_dim": 512},
+            r"mla_rope_dim: expected a whole number >= 0, found None",
+        ),
     ],
 )
 def test_architecture_rejects(kwargs: dict[str, object], message: str) -> None:
-    base: dict[str, object] = {"total_params": 8e9, "num_layers": 32, "num_attention_heads": 32, "num_kv_heads": 8,
-                               "head_dim": 128}
+    base: dict[str, object] = {
+        "total_params": 8e9,
+        "num_layers": 32,
+        "num_attention_heads": 32,
+        "num_kv_heads": 8,
+        "head_dim": 128,
+    }
     with pytest.raises(ConfigError, match=message):
         ModelArchitecture(**{**base, **kwargs})  # type: ignore[arg-type]
 
@@ -392,27 +442,43 @@ def test_size_model_rejects(kwargs: dict[str, object], message: str) -> None:
 
 def test_format_sizing_fits() -> None:
     text = format_sizing(size_model(LLAMA_8B, context_length=8192, concurrency=8, gpu="H100-80GB"))
-    assert text.splitlines()[0] == ("Memory sizing: Llama-3-8B (GQA: 32 layers x 8 KV heads x 128 head dim, "
-                                    "32 attention heads)")
-    for fragment in ["16.06 GB", "131,072 B", "128.0 KiB", "8,192 tokens x 8 sequences", "15% of weights + KV cache",
-                     "28.35 GB", "GPU: H100-80GB, 79.65 GiB, 90% usable = 76.97 GB",
-                     "TP 1                  28.35 GB     26.40 GiB  per GPU: fits  <- chosen",
-                     "Layout: tensor parallel 1 on 1 x H100-80GB; room for 47 concurrent 8,192-token sequences"]:
+    assert text.splitlines()[0] == (
+        "Memory sizing: Llama-3-8B (GQA: 32 layers x 8 KV heads x 128 head dim, 32 attention heads)"
+    )
+    for fragment in [
+        "16.06 GB",
+        "131,072 B",
+        "128.0 KiB",
+        "8,192 tokens x 8 sequences",
+        "15% of weights + KV cache",
+        "28.35 GB",
+        "GPU: H100-80GB, 79.65 GiB, 90% usable = 76.97 GB",
+        "TP 1                  28.35 GB     26.40 GiB  per GPU: fits  <- chosen",
+        "Layout: tensor parallel 1 on 1 x H100-80GB; room for 47 concurrent 8,192-token sequences",
+    ]:
         assert fragment in text, fragment
 
 
 def test_format_sizing_does_not_fit_and_moe() -> None:
-    text = format_sizing(size_model(DEEPSEEK_V3, context_length=32768, concurrency=8, weights_precision="fp8",
-                                    gpu="H100-80GB"))
-    for fragment in ["671.00 GB", "671.00B params (37.00B active) x 1 B (fp8)", "active weights", "70,272 B",
-                     "Layout: none fits", "Note: does not fit on up to 8 x H100-80GB"]:
+    text = format_sizing(
+        size_model(DEEPSEEK_V3, context_length=32768, concurrency=8, weights_precision="fp8", gpu="H100-80GB")
+    )
+    for fragment in [
+        "671.00 GB",
+        "671.00B params (37.00B active) x 1 B (fp8)",
+        "active weights",
+        "70,272 B",
+        "Layout: none fits",
+        "Note: does not fit on up to 8 x H100-80GB",
+    ]:
         assert fragment in text, fragment
 
 
 def test_format_sizing_without_gpu_and_blocked_heads() -> None:
     text = format_sizing(size_model(LLAMA_8B, context_length=8192))
     assert "GPU:" not in text and "Layout" not in text
-    arch = ModelArchitecture(total_params=20e9, num_layers=24, num_attention_heads=6, num_kv_heads=6,
-                             head_dim=128, name="six-heads")
+    arch = ModelArchitecture(
+        total_params=20e9, num_layers=24, num_attention_heads=6, num_kv_heads=6, head_dim=128, name="six-heads"
+    )
     text = format_sizing(size_model(arch, context_length=4096, gpu="L4"))
     assert "TP 4" in text and "4 does not divide the 6 attention heads" in text

@@ -12,9 +12,15 @@ from pytest_agentbench import sizing_cli
 from pytest_agentbench.sizing import ModelArchitecture, format_sizing, size_model
 
 LLAMA8B = ["--params", "8.03e9", "--layers", "32", "--heads", "32", "--kv-heads", "8", "--head-dim", "128"]
-LLAMA8B_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
-                  "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-                  "torch_dtype": "bfloat16"}
+LLAMA8B_CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "torch_dtype": "bfloat16",
+}
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -25,8 +31,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_flags_print_format_sizing(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, *LLAMA8B, "--context", "32768", "--concurrency", "8", "--gpu", "H100-80GB")
-    arch = ModelArchitecture(total_params=8.03e9, num_layers=32, num_attention_heads=32, num_kv_heads=8,
-                             head_dim=128)
+    arch = ModelArchitecture(total_params=8.03e9, num_layers=32, num_attention_heads=32, num_kv_heads=8, head_dim=128)
     expected = format_sizing(size_model(arch, context_length=32768, concurrency=8, gpu="H100-80GB"))
     assert (code, err) == (0, "")
     assert out.rstrip("\n") == expected
@@ -37,15 +42,15 @@ def test_hf_config_gives_the_same_estimate(capsys: pytest.CaptureFixture[str], t
     (tmp_path / "config.json").write_text(json.dumps(LLAMA8B_CONFIG))
     args = ["--context", "8192", "--concurrency", "4", "--gpu", "L4"]
     code_flags, out_flags, _ = run(capsys, *LLAMA8B, *args, "--name", "llama")
-    code_file, out_file, _ = run(capsys, "--hf-config", str(tmp_path), "--params", "8.03B", *args,
-                                 "--name", "llama")
+    code_file, out_file, _ = run(capsys, "--hf-config", str(tmp_path), "--params", "8.03B", *args, "--name", "llama")
     assert code_flags == code_file
     assert out_flags == out_file
     assert "GQA: 32 layers x 8 KV heads x 128 head dim" in out_file
 
 
 def test_flags_override_the_config_and_dtype_sets_the_default_precision(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({**LLAMA8B_CONFIG, "torch_dtype": "float32"}))
     _, out, _ = run(capsys, "--hf-config", str(cfg), "--params", "8e9", "--context", "4096", "--layers", "16")
@@ -56,44 +61,91 @@ def test_flags_override_the_config_and_dtype_sets_the_default_precision(
 
 def test_multimodal_config_reads_text_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"model_type": "gemma3", "text_config": {
-        "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
-        "hidden_size": 1152}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "model_type": "gemma3",
+                "text_config": {
+                    "num_hidden_layers": 26,
+                    "num_attention_heads": 8,
+                    "num_key_value_heads": 4,
+                    "head_dim": 256,
+                    "hidden_size": 1152,
+                },
+            }
+        )
+    )
     code, out, _ = run(capsys, "--hf-config", str(cfg), "--params", "1B", "--context", "4096")
     assert code == 0
     assert "26 layers x 4 KV heads x 256 head dim" in out
 
 
 def test_mla_and_moe(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "--params", "16B", "--active-params", "2.4B", "--layers", "27", "--heads", "16",
-                       "--mla-latent", "512", "--mla-rope", "64", "--context", "32768", "--gpu", "H100-80GB")
+    code, out, _ = run(
+        capsys,
+        "--params",
+        "16B",
+        "--active-params",
+        "2.4B",
+        "--layers",
+        "27",
+        "--heads",
+        "16",
+        "--mla-latent",
+        "512",
+        "--mla-rope",
+        "64",
+        "--context",
+        "32768",
+        "--gpu",
+        "H100-80GB",
+    )
     assert code == 0
     assert "MLA: 27 layers x (latent 512 + rope 64)" in out
     assert "2.40B active" in out
 
 
-@pytest.mark.parametrize(("argv", "flag"), [
-    (["--params", "8", "--layers", "32", "--heads", "32", "--kv-heads", "8", "--head-dim", "128",
-      "--context", "1024"], "--params"),
-    ([*LLAMA8B[:2], "--layers", "0", *LLAMA8B[4:], "--context", "1024"], "--layers"),
-    ([*LLAMA8B[:6], "--kv-heads", "5", "--head-dim", "128", "--context", "1024"], "--kv-heads"),
-    ([*LLAMA8B, "--context", "0"], "--context"),
-    ([*LLAMA8B], "--context"),
-    ([*LLAMA8B, "--context", "1024", "--concurrency", "0"], "--concurrency"),
-    ([*LLAMA8B, "--context", "1024", "--precision", "fp7"], "--precision"),
-    ([*LLAMA8B, "--context", "1024", "--kv-precision", "int3"], "--kv-precision"),
-    ([*LLAMA8B, "--context", "1024", "--gpu", "Z80"], "--gpu"),
-    ([*LLAMA8B, "--context", "1024", "--gpu", "H100-80GB", "--tp", "3"], "--tp"),
-    ([*LLAMA8B, "--context", "1024", "--tp", "2"], "--tp"),
-    ([*LLAMA8B, "--context", "1024", "--overhead", "1.5"], "--overhead"),
-    ([*LLAMA8B, "--context", "1024", "--gpu-memory-utilization", "0"], "--gpu-memory-utilization"),
-    (["--layers", "32", "--heads", "32", "--kv-heads", "8", "--head-dim", "128", "--context", "1024"], "--params"),
-    (["--params", "8e9", "--layers", "32", "--kv-heads", "8", "--head-dim", "128", "--context", "1024"], "--heads"),
-    ([*LLAMA8B, "--mla-latent", "512", "--mla-rope", "64", "--context", "1024"], "--kv-heads/--head-dim"),
-    (["--params", "8e9", "--layers", "32", "--heads", "32", "--context", "1024"], "--kv-heads/--head-dim"),
-])
-def test_errors_are_usage_errors_naming_the_flag(capsys: pytest.CaptureFixture[str], argv: list[str],
-                                                 flag: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (
+            [
+                "--params",
+                "8",
+                "--layers",
+                "32",
+                "--heads",
+                "32",
+                "--kv-heads",
+                "8",
+                "--head-dim",
+                "128",
+                "--context",
+                "1024",
+            ],
+            "--params",
+        ),
+        ([*LLAMA8B[:2], "--layers", "0", *LLAMA8B[4:], "--context", "1024"], "--layers"),
+        ([*LLAMA8B[:6], "--kv-heads", "5", "--head-dim", "128", "--context", "1024"], "--kv-heads"),
+        ([*LLAMA8B, "--context", "0"], "--context"),
+        ([*LLAMA8B], "--context"),
+        ([*LLAMA8B, "--context", "1024", "--concurrency", "0"], "--concurrency"),
+        ([*LLAMA8B, "--context", "1024", "--precision", "fp7"], "--precision"),
+        ([*LLAMA8B, "--context", "1024", "--kv-precision", "int3"], "--kv-precision"),
+        ([*LLAMA8B, "--context", "1024", "--gpu", "Z80"], "--gpu"),
+        ([*LLAMA8B, "--context", "1024", "--gpu", "H100-80GB", "--tp", "3"], "--tp"),
+        ([*LLAMA8B, "--context", "1024", "--tp", "2"], "--tp"),
+        ([*LLAMA8B, "--context", "1024", "--overhead", "1.5"], "--overhead"),
+        ([*LLAMA8B, "--context", "1024", "--gpu-memory-utilization", "0"], "--gpu-memory-utilization"),
+        (["--layers", "32", "--heads", "32", "--kv-heads", "8", "--head-dim", "128", "--context", "1024"], "--params"),
+        (["--params", "8e9", "--layers", "32", "--kv-heads", "8", "--head-dim", "128", "--context", "1024"], "--heads"),
+        ([*LLAMA8B, "--mla-latent", "512", "--mla-rope", "64", "--context", "1024"], "--kv-heads/--head-dim"),
+        (["--params", "8e9", "--layers", "32", "--heads", "32", "--context", "1024"], "--kv-heads/--head-dim"),
+    ],
+)
+def test_errors_are_usage_errors_naming_the_flag(
+    capsys: pytest.CaptureFixture[str], argv: list[str], flag: str
+) -> None:
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert out == ""
@@ -110,16 +162,49 @@ def test_tensor_parallel_across_mig_slices_is_refused(capsys: pytest.CaptureFixt
 
 
 def test_too_big_for_a_mig_slice_names_the_gpu_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "--params", "70e9", "--layers", "80", "--heads", "64", "--kv-heads", "8",
-                       "--head-dim", "128", "--context", "8192", "--gpu", "MIG 1g.10gb")
+    code, _, err = run(
+        capsys,
+        "--params",
+        "70e9",
+        "--layers",
+        "80",
+        "--heads",
+        "64",
+        "--kv-heads",
+        "8",
+        "--head-dim",
+        "128",
+        "--context",
+        "8192",
+        "--gpu",
+        "MIG 1g.10gb",
+    )
     assert code == 2
     assert err.startswith("agentbench size: error: --gpu: ") and "MIG" in err
 
 
 def test_does_not_fit_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "--params", "671B", "--active-params", "37B", "--layers", "61", "--heads", "128",
-                       "--mla-latent", "512", "--mla-rope", "64", "--context", "131072", "--concurrency", "16",
-                       "--gpu", "H200")
+    code, out, _ = run(
+        capsys,
+        "--params",
+        "671B",
+        "--active-params",
+        "37B",
+        "--layers",
+        "61",
+        "--heads",
+        "128",
+        "--mla-latent",
+        "512",
+        "--mla-rope",
+        "64",
+        "--context",
+        "131072",
+        "--concurrency",
+        "16",
+        "--gpu",
+        "H200",
+    )
     assert code == 1
     assert "Layout: none fits" in out
 
@@ -154,8 +239,18 @@ def test_hf_config_problems(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert code == 0 and "32 layers" in out
 
 
-@pytest.mark.parametrize(("text", "value"), [("8e9", 8e9), ("8030000000", 8.03e9), ("8B", 8e9), ("8.03b", 8.03e9),
-                                             ("560M", 560e6), ("1.5T", 1.5e12), ("7_000_000_000", 7e9)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("8e9", 8e9),
+        ("8030000000", 8.03e9),
+        ("8B", 8e9),
+        ("8.03b", 8.03e9),
+        ("560M", 560e6),
+        ("1.5T", 1.5e12),
+        ("7_000_000_000", 7e9),
+    ],
+)
 def test_parse_count(text: str, value: float) -> None:
     assert sizing_cli.parse_count(text) == pytest.approx(value)
 

@@ -15,7 +15,7 @@ from .test_results import COMMERCIAL, SELF_HOSTED, as_dicts, make_record, worked
 def cells(text: str, label: str) -> list[str]:
     """The cells of the row starting with ``label`` (split on runs of 2+ spaces)."""
     line = next(line for line in text.splitlines() if line.startswith(label))
-    return re.split(r"\s{2,}", line[len(label):].strip())
+    return re.split(r"\s{2,}", line[len(label) :].strip())
 
 
 def test_percentile_is_linear_interpolation_between_closest_ranks() -> None:
@@ -71,8 +71,11 @@ def test_latency_percentiles_over_runs() -> None:
 
 
 def test_unknown_cost_is_never_zero_and_partial_cost_says_so() -> None:
-    records = [record_to_dict(make_record("nocost")), record_to_dict(make_record("api", cost=COMMERCIAL)),
-               record_to_dict(make_record("api", cost=COMMERCIAL, usage_reported=False))]
+    records = [
+        record_to_dict(make_record("nocost")),
+        record_to_dict(make_record("api", cost=COMMERCIAL)),
+        record_to_dict(make_record("api", cost=COMMERCIAL, usage_reported=False)),
+    ]
     text = format_summary(records)
     assert cells(text, "$/run") == ["unknown", "$0.00045 (1/2 known)"]  # 100 x 3/1e6 + 10 x 15/1e6
     assert "$0 " not in text and not text.rstrip().endswith("$0")
@@ -80,11 +83,13 @@ def test_unknown_cost_is_never_zero_and_partial_cost_says_so() -> None:
 
 
 def test_failure_classes_and_outcomes_are_counted() -> None:
-    records = [record_to_dict(make_record("m", passed=False, outcome="model_error", failure="rate_limited")),
-               record_to_dict(make_record("m", passed=False, outcome="model_error", failure="timeout")),
-               record_to_dict(make_record("m", passed=False, outcome="model_error", failure="timeout")),
-               record_to_dict(make_record("m", passed=False, outcome="max_turns")),
-               record_to_dict(make_record("m"))]
+    records = [
+        record_to_dict(make_record("m", passed=False, outcome="model_error", failure="rate_limited")),
+        record_to_dict(make_record("m", passed=False, outcome="model_error", failure="timeout")),
+        record_to_dict(make_record("m", passed=False, outcome="model_error", failure="timeout")),
+        record_to_dict(make_record("m", passed=False, outcome="max_turns")),
+        record_to_dict(make_record("m")),
+    ]
     text = format_summary(records)
     assert cells(text, "  timeout") == ["2"] and cells(text, "  rate_limited") == ["1"]
     assert cells(text, "  model_error") == ["3"] and cells(text, "  max_turns") == ["1"]
@@ -99,8 +104,10 @@ def test_failure_classes_and_outcomes_are_counted() -> None:
 
 def test_many_aliases_wrap_into_tables_within_the_width() -> None:
     aliases = [f"alias-number-{i}" for i in range(7)]
-    records = [record_to_dict(make_record(a, cost=SELF_HOSTED if i % 2 else COMMERCIAL, test_double=i == 3))
-               for i, a in enumerate(aliases)]
+    records = [
+        record_to_dict(make_record(a, cost=SELF_HOSTED if i % 2 else COMMERCIAL, test_double=i == 3))
+        for i, a in enumerate(aliases)
+    ]
     for width in (100, 72):
         text = format_summary(records, width=width)
         assert all(len(line) <= width for line in text.splitlines()), text

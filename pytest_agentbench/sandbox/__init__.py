@@ -7,8 +7,16 @@ from pathlib import Path
 from .base import DEFAULT_OUTPUT_CAP, ExecResult, Sandbox, SandboxInfo, confine
 from .local import LocalSandbox
 
-__all__ = ["DEFAULT_OUTPUT_CAP", "ExecResult", "LocalSandbox", "Sandbox", "SandboxInfo", "confine", "docker_status",
-           "make_sandbox"]
+__all__ = [
+    "DEFAULT_OUTPUT_CAP",
+    "ExecResult",
+    "LocalSandbox",
+    "Sandbox",
+    "SandboxInfo",
+    "confine",
+    "docker_status",
+    "make_sandbox",
+]
 
 
 def docker_status() -> tuple[bool, str]:

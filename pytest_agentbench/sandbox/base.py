@@ -59,9 +59,7 @@ class Sandbox(Protocol):
 
     info: SandboxInfo
 
-    def exec(
-        self, argv: Sequence[str], timeout: float, *, cwd: str = ".", stdin: str | None = None
-    ) -> ExecResult:
+    def exec(self, argv: Sequence[str], timeout: float, *, cwd: str = ".", stdin: str | None = None) -> ExecResult:
         """Run ``argv`` with the workspace (or ``cwd`` below it) as working directory."""
         ...
 

@@ -72,15 +72,25 @@ def _drain(stream: IO[bytes], cap: int, sink: list[bytes], flags: list[bool]) ->
 
 def init_git_repo(root: Path) -> None:
     """Make ``root`` a git repo with one commit, so ``git diff`` shows the agent's change."""
-    env = dict(os.environ, GIT_AUTHOR_NAME="agentbench", GIT_AUTHOR_EMAIL="agentbench@localhost",
-               GIT_COMMITTER_NAME="agentbench", GIT_COMMITTER_EMAIL="agentbench@localhost")
-    cmds = (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-            ["git", "commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "workspace as given"])
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="agentbench",
+        GIT_AUTHOR_EMAIL="agentbench@localhost",
+        GIT_COMMITTER_NAME="agentbench",
+        GIT_COMMITTER_EMAIL="agentbench@localhost",
+    )
+    cmds = (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "workspace as given"],
+    )
     for argv in cmds:
         done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            raise SandboxError(f"could not make the workspace a git repo: {' '.join(argv)} failed: "
-                               f"{done.stderr.strip()} (is git installed and on PATH?)")
+            raise SandboxError(
+                f"could not make the workspace a git repo: {' '.join(argv)} failed: "
+                f"{done.stderr.strip()} (is git installed and on PATH?)"
+            )
 
 
 class LocalSandbox:
@@ -117,14 +127,19 @@ class LocalSandbox:
     # -- commands ---------------------------------------------------------
     def _env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _PASSTHROUGH_ENV if k in os.environ}
-        env.update(HOME=str(self._home), PYTHONDONTWRITEBYTECODE="1", GIT_PAGER="cat", PAGER="cat",
-                   GIT_AUTHOR_NAME="agent", GIT_AUTHOR_EMAIL="agent@localhost",
-                   GIT_COMMITTER_NAME="agent", GIT_COMMITTER_EMAIL="agent@localhost")
+        env.update(
+            HOME=str(self._home),
+            PYTHONDONTWRITEBYTECODE="1",
+            GIT_PAGER="cat",
+            PAGER="cat",
+            GIT_AUTHOR_NAME="agent",
+            GIT_AUTHOR_EMAIL="agent@localhost",
+            GIT_COMMITTER_NAME="agent",
+            GIT_COMMITTER_EMAIL="agent@localhost",
+        )
         return env
 
-    def exec(
-        self, argv: Sequence[str], timeout: float, *, cwd: str = ".", stdin: str | None = None
-    ) -> ExecResult:
+    def exec(self, argv: Sequence[str], timeout: float, *, cwd: str = ".", stdin: str | None = None) -> ExecResult:
         if self._closed:
             raise SandboxError("the local sandbox is closed")
         if not argv:
@@ -136,9 +151,13 @@ class LocalSandbox:
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
-                full, cwd=workdir, env=self._env(), start_new_session=True,
+                full,
+                cwd=workdir,
+                env=self._env(),
+                start_new_session=True,
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
         except FileNotFoundError:
             return ExecResult(127, "", f"{argv[0]}: command not found\n", time.monotonic() - start)
@@ -147,8 +166,10 @@ class LocalSandbox:
         out: list[bytes] = []
         err: list[bytes] = []
         cut: list[bool] = []
-        readers = [threading.Thread(target=_drain, args=(s, self.output_cap, sink, cut), daemon=True)
-                   for s, sink in ((proc.stdout, out), (proc.stderr, err))]
+        readers = [
+            threading.Thread(target=_drain, args=(s, self.output_cap, sink, cut), daemon=True)
+            for s, sink in ((proc.stdout, out), (proc.stderr, err))
+        ]
         for t in readers:
             t.start()
         if stdin is not None and proc.stdin is not None:
@@ -175,9 +196,12 @@ class LocalSandbox:
         if code is not None and code < 0:
             code = 128 - code  # killed by a signal: shell convention
         return ExecResult(
-            exit_code=code, stdout=b"".join(out).decode(errors="replace"),
-            stderr=b"".join(err).decode(errors="replace"), duration_s=time.monotonic() - start,
-            timed_out=timed_out, truncated=bool(cut),
+            exit_code=code,
+            stdout=b"".join(out).decode(errors="replace"),
+            stderr=b"".join(err).decode(errors="replace"),
+            duration_s=time.monotonic() - start,
+            timed_out=timed_out,
+            truncated=bool(cut),
         )
 
     @staticmethod

@@ -71,8 +71,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
-    def _send(self, status: int, body: bytes, ctype: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, ctype: str = "application/json", headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -86,8 +87,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") in ("/v1/models", "/models"):
-            self._json(200, {"object": "list", "data": [
-                {"id": m, "object": "model", "owned_by": "agentbench-scripted"} for m in self.server.model_names]})
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "owned_by": "agentbench-scripted"} for m in self.server.model_names
+                    ],
+                },
+            )
         elif self.path == "/health":
             self._send(200, b"")
         else:
@@ -112,23 +120,42 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(int(step.get("status", 200)), str(step["raw"]).encode())
             return
         if "status" in step and int(step["status"]) >= 400:
-            self._json(int(step["status"]), {"error": {"message": step.get("error", "scripted error"),
-                                                       "type": step.get("error_type", "server_error"),
-                                                       "code": step.get("code")}},
-                       headers=step.get("headers"))
+            self._json(
+                int(step["status"]),
+                {
+                    "error": {
+                        "message": step.get("error", "scripted error"),
+                        "type": step.get("error_type", "server_error"),
+                        "code": step.get("code"),
+                    }
+                },
+                headers=step.get("headers"),
+            )
             return
         self._answer(body, step)
 
     def _answer(self, body: dict[str, Any], step: dict[str, Any]) -> None:
         content = step.get("content")
-        calls = [{"id": f"call_{i}", "type": "function",
-                  "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c.get("arguments"), str)
-                               else json.dumps(c.get("arguments", {}))}}
-                 for i, c in enumerate(step.get("tool_calls") or [])]
+        calls = [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {
+                    "name": c["name"],
+                    "arguments": c["arguments"]
+                    if isinstance(c.get("arguments"), str)
+                    else json.dumps(c.get("arguments", {})),
+                },
+            }
+            for i, c in enumerate(step.get("tool_calls") or [])
+        ]
         prompt_tokens = _count_tokens(json.dumps(body.get("messages", [])))
         completion_tokens = _count_tokens((content or "") + "".join(c["function"]["arguments"] for c in calls))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
         usage.update(step.get("usage") or {})
         finish = step.get("finish_reason") or ("tool_calls" if calls else "stop")
         message: dict[str, Any] = {"role": "assistant", "content": content}
@@ -138,21 +165,37 @@ class _Handler(BaseHTTPRequestHandler):
             message["reasoning_content"] = step["reasoning_content"]
         model = body.get("model", "scripted")
         if body.get("stream"):
-            self._stream(model, message, finish, usage if not step.get("no_usage") else None,
-                         bool((body.get("stream_options") or {}).get("include_usage")),
-                         drop_after=step.get("stream_drop_after"), stall=(step.get("stream_stall_after"),
-                                                                         float(step.get("stream_stall_s", 0))))
+            self._stream(
+                model,
+                message,
+                finish,
+                usage if not step.get("no_usage") else None,
+                bool((body.get("stream_options") or {}).get("include_usage")),
+                drop_after=step.get("stream_drop_after"),
+                stall=(step.get("stream_stall_after"), float(step.get("stream_stall_s", 0))),
+            )
             return
-        response = {"id": f"chatcmpl-{self.server.next_id()}", "object": "chat.completion",
-                    "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+        response = {
+            "id": f"chatcmpl-{self.server.next_id()}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        }
         if not step.get("no_usage"):
             response["usage"] = usage
         self._json(200, response)
 
-    def _stream(self, model: str, message: dict[str, Any], finish: str, usage: dict[str, Any] | None,
-                include_usage: bool, drop_after: int | None = None,
-                stall: tuple[int | None, float] = (None, 0.0)) -> None:
+    def _stream(
+        self,
+        model: str,
+        message: dict[str, Any],
+        finish: str,
+        usage: dict[str, Any] | None,
+        include_usage: bool,
+        drop_after: int | None = None,
+        stall: tuple[int | None, float] = (None, 0.0),
+    ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
@@ -169,8 +212,14 @@ class _Handler(BaseHTTPRequestHandler):
             if stall[0] is not None and sent[0] == stall[0]:
                 time.sleep(stall[1])
             sent[0] += 1
-            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}
+            obj = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                **extra,
+            }
             self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
             self.wfile.flush()
 
@@ -182,8 +231,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
             return
         if include_usage and usage is not None:
-            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                   "choices": [], "usage": usage}
+            obj = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [],
+                "usage": usage,
+            }
             self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
@@ -194,10 +249,20 @@ class _Handler(BaseHTTPRequestHandler):
         chunk({"role": "assistant", "content": ""})
         text = message.get("content") or ""
         for i in range(0, len(text), 8):
-            chunk({"content": text[i:i + 8]})
+            chunk({"content": text[i : i + 8]})
         for i, call in enumerate(message.get("tool_calls") or []):
-            chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
-                                   "function": {"name": call["function"]["name"], "arguments": ""}}]})
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["function"]["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
             chunk({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
         chunk({}, finish)
 
