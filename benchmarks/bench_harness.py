@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentbench.adapter import ModelAdapter
-from pytest_agentbench.agent import TOOLS, AgentConfig, Tools
-from pytest_agentbench.calls import ToolCall
-from pytest_agentbench.models import ModelSpec
+from pytest_agentbench.agents.loop import TOOLS, AgentConfig, Tools
+from pytest_agentbench.models.adapter import ModelAdapter
+from pytest_agentbench.models.calls import ToolCall
+from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.sandbox import LocalSandbox
 
 MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "do it"}]

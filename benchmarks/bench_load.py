@@ -90,7 +90,7 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from pytest_agentbench.server import ServeSpec, VLLMServer
+    from pytest_agentbench.serving.vllm.server import ServeSpec, VLLMServer
 
     made = subprocess.run(
         [str(VLLM_PYTHON), str(REPO / "scripts" / "make_tiny_model.py"), "--out", str(MODEL_DIR)],
@@ -131,14 +131,14 @@ def random_prompts(server: Any, count: int, seed: int) -> list[str]:
 
 
 def _reset_and_snapshot(server: Any) -> Any:
-    from pytest_agentbench.metrics import scrape_settled
+    from pytest_agentbench.serving.vllm.metrics import scrape_settled
 
     _post(f"{server.root_url}/reset_prefix_cache", {})
     return scrape_settled(server.metrics_url, model_name=SERVED, timeout_s=10)
 
 
 def _server_side(server: Any, before: Any) -> dict[str, Any]:
-    from pytest_agentbench.metrics import diff, scrape_settled
+    from pytest_agentbench.serving.vllm.metrics import diff, scrape_settled
 
     delta = diff(before, scrape_settled(server.metrics_url, model_name=SERVED, timeout_s=10))
     return {
@@ -150,8 +150,8 @@ def _server_side(server: Any, before: Any) -> dict[str, Any]:
 
 
 def our_load(server: Any, prompts: list[str], concurrency: int) -> dict[str, Any]:
-    from pytest_agentbench.adapter import ModelAdapter
-    from pytest_agentbench.models import ModelSpec
+    from pytest_agentbench.models.adapter import ModelAdapter
+    from pytest_agentbench.models.registry import ModelSpec
 
     spec = ModelSpec(
         alias="bench",

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 _SERVE = """
 import sys, time
-from pytest_agentbench.testing.scripted_server import ScriptedServer
+from pytest_agentbench.serving.scripted import ScriptedServer
 step = {"tool_calls": [{"name": "run", "arguments": {"command": "true"}}]}
 script = {"conversations": [{"responses": [step] * 100000}]}
 srv = ScriptedServer(script).start()

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .errors import ConfigError
+from pytest_agentbench.errors import ConfigError
 
 E = TypeVar("E", bound=ConfigError)
 

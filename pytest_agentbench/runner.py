@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .agent import AgentConfig, AgentResult, Model, run_agent
-from .gates import GateResult, run_gates
-from .models import ModelSpec
-from .packets import Packet
-from .sandbox.base import Sandbox, SandboxInfo
+from pytest_agentbench.agents.loop import AgentConfig, AgentResult, Model, run_agent
+from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.packets.gates import GateResult, run_gates
+from pytest_agentbench.packets.schema import Packet
+from pytest_agentbench.sandbox.base import Sandbox, SandboxInfo
 
 
 @dataclass
@@ -69,7 +69,7 @@ class RunRecord:
 
 def _median(values: list[float]) -> float | str:
     """The median, or "n/a" where nothing was measured (e.g. TTFT without streaming)."""
-    from .summary import percentile
+    from pytest_agentbench.reports.summary import percentile
 
     p50 = percentile(values, 50)
     return "n/a" if p50 is None else round(p50, 6)

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.adapter import ModelAdapter, ModelCallError, retry_policies
-from pytest_agentbench.agent import TOOLS
+from pytest_agentbench.agents.loop import TOOLS
 from pytest_agentbench.errors import ModelsFileError
-from pytest_agentbench.models import ModelSpec
-from pytest_agentbench.testing.scripted_server import ScriptedServer
+from pytest_agentbench.models.adapter import ModelAdapter, ModelCallError, retry_policies
+from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.serving.scripted import ScriptedServer
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.adapter import ModelAdapter
-from pytest_agentbench.agent import AgentConfig, run_agent
-from pytest_agentbench.models import ModelSpec
+from pytest_agentbench.agents.loop import AgentConfig, run_agent
+from pytest_agentbench.models.adapter import ModelAdapter
+from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.sandbox import LocalSandbox
-from pytest_agentbench.testing.scripted_server import ScriptedServer
+from pytest_agentbench.serving.scripted import ScriptedServer
 
 from .conftest import BUGFIX
 

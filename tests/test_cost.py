@@ -17,8 +17,7 @@ import math
 
 import pytest
 
-from pytest_agentbench.calls import Usage
-from pytest_agentbench.cost import (
+from pytest_agentbench.capacity.cost import (
     HOURS_PER_MONTH_24X7,
     WORKING_HOURS_PER_MONTH,
     CommercialCost,
@@ -36,6 +35,7 @@ from pytest_agentbench.cost import (
     usage_cost_usd,
 )
 from pytest_agentbench.errors import ConfigError, ModelsFileError
+from pytest_agentbench.models.calls import Usage
 
 WHERE = "models.yaml: models.local-coder.cost"
 API = CommercialCost(input_per_mtok=3.0, output_per_mtok=15.0, cached_input_per_mtok=3.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
-from pytest_agentbench.junit_merge import JunitMergeWarning, format_alias_table, merge_junit
+from pytest_agentbench.results.junit import JunitMergeWarning, format_alias_table, merge_junit
 
 from .conftest import SCRIPTS
 

@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("prometheus_client", reason="pip install prometheus-client (pytest-agentbench[metrics])")
 
 from pytest_agentbench.errors import ServerError  # noqa: E402
-from pytest_agentbench.metrics import (  # noqa: E402
+from pytest_agentbench.serving.vllm.metrics import (  # noqa: E402
     Histogram,
     diff,
     metrics_url,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentbench.errors import ModelsFileError
-from pytest_agentbench.models import load_models, select
+from pytest_agentbench.models.registry import load_models, select
 
 GOOD = """\
 models:

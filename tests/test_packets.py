@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentbench.errors import PacketError
-from pytest_agentbench.packets import discover_packets, load_packet
+from pytest_agentbench.packets.schema import discover_packets, load_packet
 
 from .conftest import BUGFIX
 

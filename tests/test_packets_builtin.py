@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentbench.agent import AgentConfig, Tools
-from pytest_agentbench.calls import ToolCall
-from pytest_agentbench.gates import run_gates
-from pytest_agentbench.packets import _GATE_KEYS, _LIMIT_KEYS, _PACKET_KEYS, KINDS, Packet, discover_packets
+from pytest_agentbench.agents.loop import AgentConfig, Tools
+from pytest_agentbench.models.calls import ToolCall
+from pytest_agentbench.packets.gates import run_gates
+from pytest_agentbench.packets.schema import _GATE_KEYS, _LIMIT_KEYS, _PACKET_KEYS, KINDS, Packet, discover_packets
+from pytest_agentbench.packets.selfcheck import static_problems
 from pytest_agentbench.sandbox import LocalSandbox
-from pytest_agentbench.selfcheck import static_problems
-from pytest_agentbench.testing.scripted_server import load_script
+from pytest_agentbench.serving.scripted import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 PACKETS = discover_packets([REPO / "task_packets"])

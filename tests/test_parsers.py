@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.calls import ParsedMessage
 from pytest_agentbench.errors import ConfigError
-from pytest_agentbench.parsers import (
+from pytest_agentbench.models.calls import ParsedMessage
+from pytest_agentbench.models.parsers import (
     REASONING_PARSERS,
     TOOL_PARSERS,
     parse_message,

@@ -264,7 +264,7 @@ def test_cli_report_and_merge_junit(pytester: pytest.Pytester, folder: Path) -> 
     )
     import sys
 
-    agentbench = (sys.executable, "-m", "pytest_agentbench.cli")
+    agentbench = (sys.executable, "-m", "pytest_agentbench")
     report = pytester.run(*agentbench, "report", "ra", "--html", "r.html")
     assert report.ret == 0
     report.stdout.fnmatch_lines(["*pass rate*", "written: *r.html"])

@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.adapter import ModelAdapter
-from pytest_agentbench.agent import AgentResult, Turn
-from pytest_agentbench.calls import Usage
-from pytest_agentbench.gates import GateResult
-from pytest_agentbench.models import ModelSpec
-from pytest_agentbench.packets import Packet, load_packet
-from pytest_agentbench.results import (
+from pytest_agentbench.agents.loop import AgentResult, Turn
+from pytest_agentbench.models.adapter import ModelAdapter
+from pytest_agentbench.models.calls import Usage
+from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.packets.gates import GateResult
+from pytest_agentbench.packets.schema import Packet, load_packet
+from pytest_agentbench.results.store import (
     RESULTS_FILE,
     SCHEMA_VERSION,
     JsonlWriter,
@@ -43,7 +43,7 @@ from pytest_agentbench.results import (
 )
 from pytest_agentbench.runner import RunRecord, new_run_id, run_packet
 from pytest_agentbench.sandbox import LocalSandbox, SandboxInfo
-from pytest_agentbench.testing.scripted_server import ScriptedServer
+from pytest_agentbench.serving.scripted import ScriptedServer
 
 from .conftest import BUGFIX, REPO, SCRIPTS
 
@@ -383,7 +383,7 @@ def test_completed_pairs_for_resume(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys, itertools
-    from pytest_agentbench.results import JsonlWriter
+    from pytest_agentbench.results.store import JsonlWriter
     writer = JsonlWriter(sys.argv[1])
     for i in itertools.count():
         writer.write({"run_id": f"r{i}", "timestamp": f"2026-01-01T00:00:00.{i:06d}+00:00",

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from pytest_agentbench.errors import ConfigError, ServerError
-from pytest_agentbench.server import (
+from pytest_agentbench.serving.vllm.server import (
     API_SERVER_MODULE,
     ServerHandle,
     ServerStartError,
@@ -210,7 +210,7 @@ def test_resolve_python_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert resolve_python(ServeSpec(model="m", python="/x/python"), {"AGENTBENCH_VLLM_PYTHON": "/y"}) == "/x/python"
     assert resolve_python(None, {"AGENTBENCH_VLLM_PYTHON": "/y/python"}) == "/y/python"
     assert resolve_python(None, {"AGENTBENCH_VLLM_VENV": str(tmp_path / "venv")}) == str(venv_python)
-    monkeypatch.setattr("pytest_agentbench.server.REPO_ROOT", tmp_path / "nowhere")
+    monkeypatch.setattr("pytest_agentbench.serving.vllm.server.REPO_ROOT", tmp_path / "nowhere")
     monkeypatch.chdir(tmp_path)
     assert resolve_python(None, {}) == sys.executable
 

@@ -13,8 +13,7 @@ import math
 
 import pytest
 
-from pytest_agentbench.errors import ConfigError
-from pytest_agentbench.sizing import (
+from pytest_agentbench.capacity.sizing import (
     GPU_PRESETS,
     PRECISION_BYTES,
     GpuSpec,
@@ -25,6 +24,7 @@ from pytest_agentbench.sizing import (
     precision_bytes,
     size_model,
 )
+from pytest_agentbench.errors import ConfigError
 
 H100_USABLE = 81559 * 2**20 * 0.9
 H200_USABLE = 143771 * 2**20 * 0.9

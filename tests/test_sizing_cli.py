@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentbench import sizing_cli
-from pytest_agentbench.sizing import ModelArchitecture, format_sizing, size_model
+from pytest_agentbench.capacity.sizing import ModelArchitecture, format_sizing, size_model
+from pytest_agentbench.cli import size as sizing_cli
 
 LLAMA8B = ["--params", "8.03e9", "--layers", "32", "--heads", "32", "--kv-heads", "8", "--head-dim", "128"]
 LLAMA8B_CONFIG = {

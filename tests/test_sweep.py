@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_agentbench import sweep
-from pytest_agentbench.cost import CommercialCost, SelfHostedCost
-from pytest_agentbench.metrics import parse_metrics
-from pytest_agentbench.sweep import Check, Slo, find_knee, level_costs, reconcile
-from pytest_agentbench.testing.scripted_server import ScriptedServer
+from pytest_agentbench.capacity import sweep
+from pytest_agentbench.capacity.cost import CommercialCost, SelfHostedCost
+from pytest_agentbench.capacity.sweep import Check, Slo, find_knee, level_costs, reconcile
+from pytest_agentbench.serving.scripted import ScriptedServer
+from pytest_agentbench.serving.vllm.metrics import parse_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -578,7 +578,7 @@ def test_add_parser_registers_sweep() -> None:
 
 
 def test_vllm_servers_started_by_the_sweep_get_dev_mode(tmp_path: Path) -> None:
-    from pytest_agentbench.models import load_models
+    from pytest_agentbench.models.registry import load_models
 
     path = tmp_path / "models.yaml"
     path.write_text(

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.metrics import diff, fetch_metrics_text, parse_metrics, scrape_settled
-from pytest_agentbench.server import ServerStartError, ServeSpec, VLLMServer, _group_alive
+from pytest_agentbench.serving.vllm.metrics import diff, fetch_metrics_text, parse_metrics, scrape_settled
+from pytest_agentbench.serving.vllm.server import ServerStartError, ServeSpec, VLLMServer, _group_alive
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import DEFAULT_OUTPUT_CAP, ExecResult, Sandbox, SandboxInfo, confine
-from .local import LocalSandbox
+from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, ExecResult, Sandbox, SandboxInfo, confine
+from pytest_agentbench.sandbox.local import LocalSandbox
 
 __all__ = [
     "DEFAULT_OUTPUT_CAP",
@@ -22,7 +22,7 @@ __all__ = [
 def docker_status() -> tuple[bool, str]:
     """(True, "") if a Docker engine answers, else (False, why and how to start one)."""
     try:
-        from .docker import docker_available
+        from pytest_agentbench.sandbox.docker import docker_available
     except ImportError as exc:
         return False, f"the Docker backend is not importable ({exc}); pip install 'pytest-agentbench[docker]'"
     return docker_available()
@@ -39,7 +39,7 @@ def make_sandbox(kind: str, workspace: Path) -> Sandbox:
             _AUTO = "docker" if docker_status()[0] else "local"
         kind = _AUTO
     if kind == "docker":
-        from .docker import DockerSandbox
+        from pytest_agentbench.sandbox.docker import DockerSandbox
 
         return DockerSandbox(workspace)
     return LocalSandbox(workspace)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Protocol, runtime_checkable
 
-from ..errors import PathRefused, SandboxError  # noqa: F401 (re-exported)
+from pytest_agentbench.errors import PathRefused, SandboxError  # noqa: F401 (re-exported)
 
 #: Bytes of stdout (and separately stderr) kept per command; the rest is drained.
 DEFAULT_OUTPUT_CAP = 256 * 1024

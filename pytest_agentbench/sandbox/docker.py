@@ -44,9 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import PathRefused, SandboxError
-from .base import DEFAULT_OUTPUT_CAP, ExecResult, SandboxInfo, confine
-from .image import ensure_base_image, script_path
+from pytest_agentbench.errors import PathRefused, SandboxError
+from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, ExecResult, SandboxInfo, confine
+from pytest_agentbench.sandbox.image import ensure_base_image, script_path
 
 WORKSPACE = "/workspace"
 AGENT_UID = 1000

@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..errors import SandboxError
+from pytest_agentbench._checkout import CHECKOUT
+from pytest_agentbench.errors import SandboxError
 
 IMAGE_REPO = "agentbench-base"
 RECIPE_LABEL = "agentbench.recipe"
@@ -24,7 +25,7 @@ BUILD_TIMEOUT_S = 900
 
 def script_path(name: str) -> Path:
     """A script of the checkout's ``scripts/`` (``$AGENTBENCH_SCRIPTS_DIR`` overrides the folder)."""
-    folder = os.environ.get("AGENTBENCH_SCRIPTS_DIR") or Path(__file__).resolve().parents[2] / "scripts"
+    folder = os.environ.get("AGENTBENCH_SCRIPTS_DIR") or CHECKOUT / "scripts"
     path = Path(folder) / name
     if not path.is_file():
         raise SandboxError(

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from ..errors import PathRefused, SandboxError
-from .base import DEFAULT_OUTPUT_CAP, ExecResult, SandboxInfo, confine
+from pytest_agentbench.errors import PathRefused, SandboxError
+from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, ExecResult, SandboxInfo, confine
 
 _PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _UNSHARE_OK: bool | None = None

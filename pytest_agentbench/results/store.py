@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .runner import RunRecord
+    from pytest_agentbench.runner import RunRecord
 
 __all__ = [
     "RESULTS_FILE",
@@ -153,8 +153,8 @@ def record_to_dict(
 
 def run_cost(record: RunRecord) -> dict[str, Any]:
     """The run's cost from its alias's ``cost:`` mapping; ``usd`` is ``None`` when unknown."""
-    from .cost import parse_cost_spec, usage_cost_usd
-    from .errors import ConfigError
+    from pytest_agentbench.capacity.cost import parse_cost_spec, usage_cost_usd
+    from pytest_agentbench.errors import ConfigError
 
     spec, agent = record.spec, record.agent
     raw = dict(spec.cost or {})
@@ -303,7 +303,7 @@ def _iso(when: datetime) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    from .agent import clip
+    from pytest_agentbench.agents.loop import clip
 
     return clip(text, limit)
 
@@ -590,7 +590,7 @@ def _benchmark_stats(data: Sequence[float]) -> dict[str, Any]:
 
 
 def _benchmark_extra_info(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    from .summary import percentile
+    from pytest_agentbench.reports.summary import percentile
 
     first = runs[0]
     calls = [c for r in runs for c in (r.get("client") or {}).get("calls", [])]

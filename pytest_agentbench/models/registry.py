@@ -14,9 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._schema import Where, check_keys, get_bool, get_mapping, get_number, get_str, load_yaml_mapping, type_name
-from .errors import ConfigError, ModelsFileError
-from .parsers import validate_parser_names as _validate_parsers
+from pytest_agentbench._schema import (
+    Where,
+    check_keys,
+    get_bool,
+    get_mapping,
+    get_number,
+    get_str,
+    load_yaml_mapping,
+    type_name,
+)
+from pytest_agentbench.errors import ConfigError, ModelsFileError
+from pytest_agentbench.models.parsers import validate_parser_names as _validate_parsers
 
 MODELS_FILE = "models.yaml"
 ENGINES = ("vllm", "scripted")
@@ -206,7 +215,7 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     if system_role not in ("system", "user"):
         raise (where / "system_role").fail(f"expected 'system' or 'user', found {system_role!r}")
     cost = get_mapping(data, "cost", where)
-    from .cost import parse_cost_spec
+    from pytest_agentbench.capacity.cost import parse_cost_spec
 
     parse_cost_spec(cost, str(where / "cost"), error=ModelsFileError)
     retries = get_mapping(data, "retries", where)

@@ -5,8 +5,8 @@
     agentbench size --hf-config path/to/config.json --params 16B --active-params 2.4B --gpu H200
     agentbench size ... --gpu "MIG 3g.40gb"          # one MIG slice: TP 1 only
 
-A thin skin over :func:`pytest_agentbench.sizing.size_model`; it prints
-:func:`~pytest_agentbench.sizing.format_sizing` (or ``--json``). Exit status:
+A thin skin over :func:`pytest_agentbench.capacity.sizing.size_model`; it prints
+:func:`~pytest_agentbench.capacity.sizing.format_sizing` (or ``--json``). Exit status:
 0 = fits (or no GPU given), 1 = does not fit, 2 = a usage error, whose message
 names the flag to fix (e.g. ``--tp 2`` on a MIG slice: tensor parallel across
 MIG slices is refused). The model and its assumptions: docs/cost-and-sizing.md.
@@ -24,8 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .sizing import (
+from pytest_agentbench.capacity.sizing import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_OVERHEAD_FRACTION,
     GPU_PRESETS,
@@ -34,6 +33,7 @@ from .sizing import (
     format_sizing,
     size_model,
 )
+from pytest_agentbench.errors import ConfigError
 
 __all__ = ["add_arguments", "add_parser", "main", "parse_count", "run_cli"]
 
@@ -301,11 +301,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pytest_agentbench.sizing_cli ...`` (the same as ``agentbench size ...``)."""
+    """``python -m pytest_agentbench.cli.size ...`` (the same as ``agentbench size ...``)."""
     parser = argparse.ArgumentParser(prog="agentbench size", description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_arguments(parser)
     return run_cli(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

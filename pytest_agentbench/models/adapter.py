@@ -3,7 +3,7 @@
 ``ModelAdapter.complete`` shapes messages for the alias, calls
 ``/chat/completions`` through the ``openai`` SDK (streaming or not, per alias),
 parses tool calls with the alias's parser and returns a
-:class:`~pytest_agentbench.calls.Completion` with its timings and usage.
+:class:`~pytest_agentbench.models.calls.Completion` with its timings and usage.
 
 A call that fails is classified into :data:`FAILURE_CLASSES`, retried by that
 class's policy (:class:`RetryPolicy`, configurable per alias under
@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .calls import Completion, Usage
-from .errors import ModelsFileError
-from .models import ModelSpec
-from .parsers import parse_message
+from pytest_agentbench.errors import ModelsFileError
+from pytest_agentbench.models.calls import Completion, Usage
+from pytest_agentbench.models.parsers import parse_message
+from pytest_agentbench.models.registry import ModelSpec
 
 FAILURE_CLASSES = (
     "timeout",

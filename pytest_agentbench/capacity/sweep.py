@@ -41,13 +41,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, InfrastructureError, ServerError
-from .summary import percentile
+from pytest_agentbench.errors import ConfigError, InfrastructureError, ServerError
+from pytest_agentbench.reports.summary import percentile
 
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds this parser
-    from .models import ModelSpec
-    from .packets import Packet
-    from .runner import RunRecord
+    from pytest_agentbench.models.registry import ModelSpec
+    from pytest_agentbench.packets.schema import Packet
+    from pytest_agentbench.runner import RunRecord
 
 __all__ = [
     "Check",
@@ -396,7 +396,12 @@ def level_costs(
 ) -> dict[str, Any]:
     """$/dev-month for the alias (GPU bill shared by N, or its own token prices) and for the
     commercial alternative priced on the same run's tokens. ``None`` = unknown, never $0."""
-    from .cost import CommercialCost, SelfHostedCost, commercial_usd_per_dev_month, self_hosted_usd_per_dev_month
+    from pytest_agentbench.capacity.cost import (
+        CommercialCost,
+        SelfHostedCost,
+        commercial_usd_per_dev_month,
+        self_hosted_usd_per_dev_month,
+    )
 
     hours = wall_s / 3600.0
     rates = None
@@ -520,7 +525,7 @@ class _Sampler(threading.Thread):
         self.values: dict[str, Any] = {"samples": 0, "failures": 0}
 
     def run(self) -> None:
-        from .metrics import scrape
+        from pytest_agentbench.serving.vllm.metrics import scrape
 
         while True:  # the first sample at once: short levels get one too
             try:
@@ -726,7 +731,7 @@ def _run_summary(record: RunRecord, developer: int, round_: int) -> dict[str, An
 
 
 def _default_make_model(spec: ModelSpec, base_url: str) -> Any:
-    from .adapter import ModelAdapter
+    from pytest_agentbench.models.adapter import ModelAdapter
 
     return ModelAdapter(spec, base_url)
 
@@ -760,7 +765,7 @@ class Sweep:
         self.root_url = self.base_url.removesuffix("/v1")
         self.make_model = make_model or _default_make_model
         if make_sandbox is None:
-            from .sandbox import make_sandbox as _make
+            from pytest_agentbench.sandbox import make_sandbox as _make
 
             def make_sandbox(packet: Packet) -> Any:
                 return _make(config.sandbox, packet.workspace)
@@ -776,7 +781,7 @@ class Sweep:
     # -- server side ---------------------------------------------------------
     def probe_server(self) -> None:
         """Decide whether server numbers exist: ``/metrics`` answers with vLLM families."""
-        from .metrics import fetch_metrics_text, metrics_url, parse_metrics
+        from pytest_agentbench.serving.vllm.metrics import fetch_metrics_text, metrics_url, parse_metrics
 
         url = metrics_url(self.config.metrics_url or self.base_url)
         try:
@@ -842,7 +847,7 @@ class Sweep:
         return "failed: the server answered success=false 5 times"
 
     def _scrape_settled(self) -> Any:
-        from .metrics import scrape_settled
+        from pytest_agentbench.serving.vllm.metrics import scrape_settled
 
         assert self.metrics_url is not None
         return scrape_settled(self.metrics_url, model_name=self.metrics_model, timeout_s=10.0)
@@ -861,7 +866,7 @@ class Sweep:
 
     # -- one level -----------------------------------------------------------
     def run_level(self, devs: int) -> LevelResult:
-        from .runner import run_packet
+        from pytest_agentbench.runner import run_packet
 
         cfg = self.config
         prefix = self.reset_prefix_cache()
@@ -942,7 +947,7 @@ class Sweep:
                 close()
         server = None
         if before is not None:
-            from .metrics import diff
+            from pytest_agentbench.serving.vllm.metrics import diff
 
             server = server_stats(diff(before, self._scrape_settled()), samples)
         load_after = _loadavg()
@@ -1047,7 +1052,7 @@ class Sweep:
 
 
 def _cost_spec(spec: ModelSpec | None) -> Any:
-    from .cost import parse_cost_spec
+    from pytest_agentbench.capacity.cost import parse_cost_spec
 
     if spec is None:
         return None
@@ -1068,7 +1073,7 @@ def _slo_word(holds: bool | None) -> str:
 
 
 def _usd(value: float | None) -> str:
-    from .cost import format_usd
+    from pytest_agentbench.capacity.cost import format_usd
 
     return "-" if value is None else format_usd(value)
 
@@ -1496,11 +1501,11 @@ def _fail(message: str, code: int = 2) -> int:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``agentbench sweep``: 0 done, 1 a check flagged under --strict-numbers, 2 usage, 3 infrastructure."""
-    from .cost import CommercialCost
-    from .endpoints import Endpoints
-    from .models import load_models, select
-    from .packets import discover_packets
-    from .results import JsonlWriter, record_to_dict
+    from pytest_agentbench.capacity.cost import CommercialCost
+    from pytest_agentbench.models.registry import load_models, select
+    from pytest_agentbench.packets.schema import discover_packets
+    from pytest_agentbench.results.store import JsonlWriter, record_to_dict
+    from pytest_agentbench.serving.endpoints import Endpoints
 
     aliases = [a.strip() for a in args.models.split(",") if a.strip()]
     if len(aliases) != 1:
@@ -1589,12 +1594,8 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pytest_agentbench.sweep ...`` (the same as ``agentbench sweep ...``)."""
+    """``python -m pytest_agentbench.capacity.sweep ...`` (the same as ``agentbench sweep ...``)."""
     parser = argparse.ArgumentParser(prog="agentbench sweep", description=add_parser.__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
     return run_cli(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

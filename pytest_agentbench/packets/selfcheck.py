@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .errors import ConfigError, SandboxError
-from .gates import GateResult, run_gates
-from .packets import Packet, find_packet_files, load_packet
-from .sandbox.base import Sandbox
-from .settings import SANDBOX_KINDS
+from pytest_agentbench.errors import ConfigError, SandboxError
+from pytest_agentbench.packets.gates import GateResult, run_gates
+from pytest_agentbench.packets.schema import Packet, find_packet_files, load_packet
+from pytest_agentbench.sandbox.base import Sandbox
+from pytest_agentbench.sandbox.kinds import SANDBOX_KINDS
 
 #: Builds a fresh sandbox holding a copy of the given workspace folder.
 MakeSandbox = Callable[[Path], Sandbox]
@@ -315,7 +315,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .sandbox import make_sandbox
+    from pytest_agentbench.sandbox import make_sandbox
 
     folders = [Path(f) for f in args.folders]
     missing = [str(f) for f in folders if not f.is_dir()]
@@ -343,7 +343,3 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``agentbench check-packets [DIR...]``: 0 if every packet is valid, 1 if one is not, 2 on usage errors."""
     return run(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

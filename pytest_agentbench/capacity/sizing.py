@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from .errors import ConfigError
+from pytest_agentbench.errors import ConfigError
 
 __all__ = [
     "DEFAULT_GPU_MEMORY_UTILIZATION",

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .adapter import ModelAdapter, ModelCallError
-from .agent import TOOLS
-from .calls import Completion
-from .models import ModelSpec
+from pytest_agentbench.agents.loop import TOOLS
+from pytest_agentbench.models.adapter import ModelAdapter, ModelCallError
+from pytest_agentbench.models.calls import Completion
+from pytest_agentbench.models.registry import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .errors import ConfigError
+from pytest_agentbench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .calls import Usage
+    from pytest_agentbench.models.calls import Usage
 
 __all__ = [
     "HOURS_PER_MONTH_24X7",

@@ -67,8 +67,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .calls import ParsedMessage, ToolCall
-from .errors import ConfigError
+from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.models.calls import ParsedMessage, ToolCall
 
 __all__ = [
     "REASONING_PARSERS",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-SANDBOX_KINDS = ("auto", "docker", "local")
+from pytest_agentbench.sandbox.kinds import SANDBOX_KINDS
+
+__all__ = ["SANDBOX_KINDS", "Settings", "split_list"]
 
 
 @dataclass(frozen=True)

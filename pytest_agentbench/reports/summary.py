@@ -195,7 +195,7 @@ def _p(values: Sequence[float], q: float) -> float | None:
 
 
 def _usd(amount: float | None) -> str:
-    from .cost import format_usd
+    from pytest_agentbench.capacity.cost import format_usd
 
     return format_usd(amount)
 
@@ -213,13 +213,13 @@ def _rate(value: float) -> str:
 
 
 def _break_even_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
-    from .cost import (
+    from pytest_agentbench.capacity.cost import (
         SelfHostedCost,
         break_even_calls_per_hour,
         parse_cost_spec,
         self_hosted_capacity_calls_per_hour,
     )
-    from .errors import ConfigError
+    from pytest_agentbench.errors import ConfigError
 
     ref = _reference(summaries)
     hosted: dict[str, SelfHostedCost] = {}

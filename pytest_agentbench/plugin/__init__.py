@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from .errors import AgentbenchError, ConfigError, ServerError
-from .models import MODELS_FILE, ModelSpec, load_models, select
-from .packets import PACKET_FILE, Packet, load_packet, packet_root_of
-from .settings import SANDBOX_KINDS, Settings, split_list
+from pytest_agentbench.errors import AgentbenchError, ConfigError, ServerError
+from pytest_agentbench.models.registry import MODELS_FILE, ModelSpec, load_models, select
+from pytest_agentbench.packets.schema import PACKET_FILE, Packet, load_packet, packet_root_of
+from pytest_agentbench.plugin.settings import SANDBOX_KINDS, Settings, split_list
 
 _WORKER_ENDPOINTS = "agentbench_endpoints"
 _WORKER_RESULTS = "agentbench_results"  # (results folder, completed pairs for --resume), from the controller
@@ -53,9 +53,9 @@ class Case:
 
 # -- options ----------------------------------------------------------------
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from . import hooks
+    from pytest_agentbench.plugin import hookspecs
 
-    pluginmanager.add_hookspecs(hooks)
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -196,7 +196,7 @@ def _load_specs(settings: Settings) -> list[ModelSpec]:
             f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH"
         )
     try:
-        from .adapter import retry_policies
+        from pytest_agentbench.models.adapter import retry_policies
 
         specs = select(load_models(settings.models_file), list(settings.models), settings.models_file)
         for spec in specs:
@@ -229,7 +229,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     state = _State(settings=settings, specs=_load_specs(settings))
     if settings.sandbox == "docker":
-        from .sandbox import docker_status
+        from pytest_agentbench.sandbox import docker_status
 
         ok, why = docker_status()
         if not ok:
@@ -275,7 +275,7 @@ def _ensure_endpoints(config: pytest.Config) -> tuple[dict[str, str], str | None
     """Start the servers once, in the process that owns them; remember a failure."""
     state = config.stash[STATE]
     if state.urls is None and state.start_error is None:
-        from .endpoints import Endpoints
+        from pytest_agentbench.serving.endpoints import Endpoints
 
         state.endpoints = Endpoints()
         try:
@@ -285,7 +285,7 @@ def _ensure_endpoints(config: pytest.Config) -> tuple[dict[str, str], str | None
         for spec in state.specs:
             root = _metrics_root(spec, state.urls or {})
             if root is not None:
-                from .metrics import scrape
+                from pytest_agentbench.serving.vllm.metrics import scrape
 
                 try:
                     state.metrics_before[spec.alias] = scrape(root, model_name=spec.model)
@@ -303,7 +303,7 @@ def _metrics_root(spec: ModelSpec, urls: dict[str, str]) -> str | None:
 
 def _reconcile(state: _State, records: list[dict[str, Any]]) -> None:
     """Session totals: the client's token sums against the server's counter deltas (must be equal)."""
-    from .metrics import diff, scrape_settled
+    from pytest_agentbench.serving.vllm.metrics import diff, scrape_settled
 
     for spec in state.specs:
         before = state.metrics_before.get(spec.alias)
@@ -353,7 +353,7 @@ def _init_results(state: _State, config: pytest.Config) -> None:
         config.rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     )
     if settings.resume is not None:
-        from .results import completed_pairs
+        from pytest_agentbench.results.store import completed_pairs
 
         state.done = frozenset(completed_pairs(settings.resume))
 
@@ -403,7 +403,7 @@ class PacketModule(pytest.Module):
     packet: Packet
 
     def _getobj(self) -> Any:
-        from . import _suite
+        from pytest_agentbench.plugin import _suite
 
         return _suite
 
@@ -485,7 +485,7 @@ def agentbench_settings(request: pytest.FixtureRequest) -> Settings:
 @pytest.fixture
 def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any:
     """Run the agent on the case's packet and alias, then its gates; returns the RunRecord."""
-    from .runner import run_packet
+    from pytest_agentbench.runner import run_packet
 
     config = request.config
     state = config.stash[STATE]
@@ -512,7 +512,7 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
         )
         after = _try_scrape(metrics_root, spec, settled=True)
         if before is not None and after is not None:
-            from .metrics import diff
+            from pytest_agentbench.serving.vllm.metrics import diff
 
             delta = diff(before, after).to_dict(prefix="")
             # Other xdist workers share the server: their traffic is in this window too.
@@ -544,7 +544,7 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
 def _try_scrape(root: str | None, spec: ModelSpec, *, settled: bool) -> Any:
     if root is None:
         return None
-    from .metrics import scrape, scrape_settled
+    from pytest_agentbench.serving.vllm.metrics import scrape, scrape_settled
 
     try:
         return (
@@ -580,14 +580,14 @@ def _public_url(url: str) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_agentbench_make_sandbox(packet: Packet, settings: Settings) -> Any:
-    from .sandbox import make_sandbox
+    from pytest_agentbench.sandbox import make_sandbox
 
     return make_sandbox(settings.sandbox, packet.workspace)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_agentbench_make_adapter(spec: ModelSpec, base_url: str) -> Any:
-    from .adapter import ModelAdapter
+    from pytest_agentbench.models.adapter import ModelAdapter
 
     return ModelAdapter(spec, base_url=base_url)
 
@@ -595,7 +595,7 @@ def pytest_agentbench_make_adapter(spec: ModelSpec, base_url: str) -> Any:
 @pytest.hookimpl(trylast=True)
 def pytest_agentbench_run_done(record: Any, item: pytest.Item) -> None:
     """Default: append the run to this process's JSONL file (fsynced; the controller merges them)."""
-    from .results import JsonlWriter, record_to_dict, worker_results_path
+    from pytest_agentbench.results.store import JsonlWriter, record_to_dict, worker_results_path
 
     state = item.config.stash[STATE]
     if state.results_dir is None:
@@ -612,7 +612,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(STATE, None)
     if state is None or hasattr(config, "workerinput") or state.results_dir is None:
         return
-    from .results import RESULTS_FILE, default_commit_info, merge_jsonl, worker_files, write_benchmark_json
+    from pytest_agentbench.results.store import (
+        RESULTS_FILE,
+        default_commit_info,
+        merge_jsonl,
+        worker_files,
+        write_benchmark_json,
+    )
 
     parts = worker_files(state.results_dir)
     if not parts:
@@ -627,7 +633,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     )
     state.outputs += [str(state.results_dir / RESULTS_FILE), str(bench)]
     if state.settings.html is not None:
-        from .report import write_html
+        from pytest_agentbench.reports.html import write_html
 
         state.outputs.append(
             str(
@@ -642,7 +648,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = config.stash.get(STATE, None)
     if state is None or not state.records:
         return
-    from .summary import format_summary
+    from pytest_agentbench.reports.summary import format_summary
 
     tr = terminalreporter
     tr.write_sep("=", "agentbench")
@@ -671,7 +677,7 @@ def format_gates(record: Any) -> str:
 
 def check_run(record: Any) -> None:
     """The assertion of ``test_packet``: every gate holds."""
-    from .gates import assert_gates
+    from pytest_agentbench.packets.gates import assert_gates
 
     agent = record.agent
     context = f"agent outcome: {agent.outcome}, {len(agent.turns)} turn(s)"
@@ -685,8 +691,8 @@ def check_run(record: Any) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """A missed gate or a broken sandbox/server reads as its message, not as plugin internals."""
-    from .errors import InfrastructureError
-    from .gates import GateFailed
+    from pytest_agentbench.errors import InfrastructureError
+    from pytest_agentbench.packets.gates import GateFailed
 
     report = yield
     excinfo = call.excinfo

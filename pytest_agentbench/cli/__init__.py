@@ -16,12 +16,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ConfigError
+from pytest_agentbench.errors import ConfigError
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .models import load_models
-    from .packets import discover_packets
+    from pytest_agentbench.models.registry import load_models
+    from pytest_agentbench.packets.schema import discover_packets
 
     problems = 0
     models_file = Path(args.models_file)
@@ -50,9 +50,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from .endpoints import Endpoints
-    from .models import load_models, select
-    from .probe import format_probe, run_probe
+    from pytest_agentbench.models.probe import format_probe, run_probe
+    from pytest_agentbench.models.registry import load_models, select
+    from pytest_agentbench.serving.endpoints import Endpoints
 
     try:
         spec = select(load_models(args.models_file), [args.alias], args.models_file)[0]
@@ -68,9 +68,9 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import write_html
-    from .results import load_records
-    from .summary import format_summary
+    from pytest_agentbench.reports.html import write_html
+    from pytest_agentbench.reports.summary import format_summary
+    from pytest_agentbench.results.store import load_records
 
     path = Path(args.results)
     if path.is_dir():
@@ -90,7 +90,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _merge_junit(args: argparse.Namespace) -> int:
-    from .junit_merge import format_alias_table, merge_junit
+    from pytest_agentbench.results.junit import format_alias_table, merge_junit
 
     missing = [p for p in args.files if not Path(p).is_file()]
     if missing:
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--models-file", default="models.yaml")
     v.add_argument("--packets", action="append", metavar="DIR")
     v.set_defaults(func=_validate)
-    from . import selfcheck
+    from pytest_agentbench.packets import selfcheck
 
     c = sub.add_parser(
         "check-packets", help="prove each packet meaningful: gates fail untouched, pass with the reference"
@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the alias's context length, for the long-prompt check (default 4096)",
     )
     p.set_defaults(func=_probe)
-    from . import sizing_cli, sweep
+    from pytest_agentbench.capacity import sweep
+    from pytest_agentbench.cli import size as sizing_cli
 
     sweep.add_parser(sub)
     sizing_cli.add_parser(sub)
@@ -149,7 +150,3 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

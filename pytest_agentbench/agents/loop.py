@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .calls import Completion, ToolCall, Usage
-from .errors import PathRefused
-from .sandbox.base import Sandbox
+from pytest_agentbench.errors import PathRefused
+from pytest_agentbench.models.calls import Completion, ToolCall, Usage
+from pytest_agentbench.sandbox.base import Sandbox
 
 SYSTEM_PROMPT = """\
 You are a careful software engineer working in a git repository (your current directory).
@@ -289,7 +289,7 @@ def _assistant_message(completion: Completion) -> dict[str, Any]:
 
 def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig = AgentConfig()) -> AgentResult:
     """Run the loop until ``finish``, a reply without tool calls, or a budget runs out."""
-    from .adapter import ModelCallError
+    from pytest_agentbench.models.adapter import ModelCallError
 
     start = time.monotonic()
     deadline = start + config.timeout_s

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .packets import Gate, Packet
-from .sandbox.base import ExecResult, Sandbox
+from pytest_agentbench.packets.schema import Gate, Packet
+from pytest_agentbench.sandbox.base import ExecResult, Sandbox
 
 OUTPUT_TAIL_LINES = 30
 

@@ -10,20 +10,20 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from .errors import ServerError
-from .models import ModelSpec
+from pytest_agentbench.errors import ServerError
+from pytest_agentbench.models.registry import ModelSpec
 
 
 def _start(spec: ModelSpec, stack: contextlib.ExitStack) -> str:
     serve = spec.serve or {}
     engine = serve.get("engine", "vllm")
     if engine == "scripted":
-        from .testing.scripted_server import ScriptedServer
+        from pytest_agentbench.serving.scripted import ScriptedServer
 
         server = stack.enter_context(ScriptedServer(serve["script"], model_names=[spec.model]))
         return server.base_url
     if engine == "vllm":
-        from .server import VLLMServer, spec_from_alias
+        from pytest_agentbench.serving.vllm.server import VLLMServer, spec_from_alias
 
         vllm = stack.enter_context(VLLMServer(spec_from_alias(spec)))
         return vllm.base_url

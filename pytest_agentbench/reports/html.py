@@ -21,7 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .summary import NOT_STREAMED, AliasSummary, format_seconds, percentile, summarize, summary_rows
+from pytest_agentbench.reports.summary import (
+    NOT_STREAMED,
+    AliasSummary,
+    format_seconds,
+    percentile,
+    summarize,
+    summary_rows,
+)
 
 __all__ = ["render_html", "write_html"]
 
@@ -276,7 +283,7 @@ def _tokens_chart(summaries: Sequence[AliasSummary]) -> str:
 
 
 def _cost_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) -> str:
-    from .cost import format_usd
+    from pytest_agentbench.capacity.cost import format_usd
 
     rows = []
     for s in summaries:
@@ -343,7 +350,7 @@ def _run_details(rec: Mapping[str, Any]) -> str:
 
 
 def _runs_table(records: Sequence[Mapping[str, Any]]) -> str:
-    from .cost import format_usd
+    from pytest_agentbench.capacity.cost import format_usd
 
     rows = []
     for rec in sorted(

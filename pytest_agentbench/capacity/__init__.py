@@ -1,0 +1,1 @@
+"""Capacity: cost models, GPU sizing, and sweeps of N concurrent developers against one server."""

@@ -1,0 +1,1 @@
+"""What people read: statistics, the terminal summary, the HTML report."""

@@ -1,0 +1,1 @@
+"""The run record and what keeps it: durable JSONL, benchmark JSON, JUnit merging."""

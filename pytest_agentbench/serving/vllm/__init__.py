@@ -1,0 +1,1 @@
+"""vLLM: the serve spec, its command line, log diagnosis, the process lifecycle, /metrics."""

@@ -1,1 +1,0 @@
-"""Test doubles for pytest-agentbench's own tests and examples. Not models."""
