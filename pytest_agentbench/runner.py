@@ -69,7 +69,7 @@ class RunRecord:
 
 def _median(values: list[float]) -> float | str:
     """The median, or "n/a" where nothing was measured (e.g. TTFT without streaming)."""
-    from pytest_agentbench.reports.summary import percentile
+    from pytest_agentbench.reports.stats import percentile
 
     p50 = percentile(values, 50)
     return "n/a" if p50 is None else round(p50, 6)

@@ -41,8 +41,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_agentbench.capacity.cost import HOURS_PER_MONTH_24X7, WORKING_HOURS_PER_MONTH
 from pytest_agentbench.errors import ConfigError, InfrastructureError, ServerError
-from pytest_agentbench.reports.summary import percentile
+from pytest_agentbench.reports.stats import percentile
+from pytest_agentbench.results.jsonsafe import json_safe
+from pytest_agentbench.serving.vllm.admin import DEV_MODE_ENV
 
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds this parser
     from pytest_agentbench.models.registry import ModelSpec
@@ -81,7 +84,6 @@ LEGEND = (
     "$/dev-mo = this alias, API/dev-mo = --compare-alias on the same tokens; checks = client vs server "
     "reconciliation"
 )
-DEV_MODE_ENV = "VLLM_SERVER_DEV_MODE"
 
 
 # --------------------------------------------------------------------------- settings
@@ -138,9 +140,9 @@ class SweepConfig:
     #: A commercial alias whose prices turn the same run's tokens into an API bill.
     compare: ModelSpec | None = None
     #: Hours the GPU is paid for per month (730 = 24x7).
-    gpu_hours_per_month: float = 730.0
+    gpu_hours_per_month: float = HOURS_PER_MONTH_24X7
     #: Hours a developer keeps an agent busy per month (176 = 22 days x 8 h).
-    dev_hours_per_month: float = 176.0
+    dev_hours_per_month: float = WORKING_HOURS_PER_MONTH
     #: ``None``: the endpoint's own ``/metrics`` (probed; absent is fine).
     metrics_url: str | None = None
     reset_prefix_cache: bool = True
@@ -634,8 +636,8 @@ class SweepResult:
     started_at: str
     finished_at: str = ""
     compare_alias: str | None = None
-    gpu_hours_per_month: float = 730.0
-    dev_hours_per_month: float = 176.0
+    gpu_hours_per_month: float = HOURS_PER_MONTH_24X7
+    dev_hours_per_month: float = WORKING_HOURS_PER_MONTH
     #: Why the sweep stopped before its last level (the server failed), else None.
     stopped: str | None = None
 
@@ -654,7 +656,7 @@ class SweepResult:
     def to_dict(self) -> dict[str, Any]:
         knee, note = self.knee
         at_knee = self.knee_level()
-        return _json_safe(
+        return json_safe(
             {
                 "schema": "agentbench-sweep/1",
                 "alias": self.alias,
@@ -693,16 +695,6 @@ class SweepResult:
                 "levels": [lv.to_dict() for lv in self.levels],
             }
         )
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _loadavg() -> tuple[float, float, float] | None:
@@ -818,33 +810,9 @@ class Sweep:
             return "n/a (not a vLLM server)"
         if not self.config.reset_prefix_cache:
             return "kept (--keep-prefix-cache)"
-        import urllib.error
-        import urllib.request
+        from pytest_agentbench.serving.vllm.admin import reset_prefix_cache
 
-        url = f"{self.root_url}/reset_prefix_cache"
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # local server: no proxy
-        for _ in range(5):
-            request = urllib.request.Request(url, data=b"", method="POST")
-            try:
-                with opener.open(request, timeout=10) as response:
-                    body = response.read().decode("utf-8", "replace")
-            except urllib.error.HTTPError as exc:
-                if exc.code in (404, 405):
-                    return (
-                        f"not exposed ({exc.code}): start vLLM with {DEV_MODE_ENV}=1 to reset it; the prefix "
-                        "cache carries over from the previous level"
-                    )
-                return f"failed: HTTP {exc.code}"
-            except (urllib.error.URLError, OSError) as exc:
-                return f"failed: {exc}"
-            try:
-                ok = bool(json.loads(body).get("success", True)) if body.strip() else True
-            except (ValueError, AttributeError):
-                ok = True
-            if ok:
-                return "reset"
-            time.sleep(0.5)  # blocks still held by a finishing request
-        return "failed: the server answered success=false 5 times"
+        return reset_prefix_cache(self.root_url)
 
     def _scrape_settled(self) -> Any:
         from pytest_agentbench.serving.vllm.metrics import scrape_settled
@@ -1435,14 +1403,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gpu-hours-per-month",
         type=_positive(float, "--gpu-hours-per-month"),
-        default=730.0,
+        default=HOURS_PER_MONTH_24X7,
         metavar="H",
         help="hours the GPU is paid for (default 730 = 24x7)",
     )
     p.add_argument(
         "--dev-hours-per-month",
         type=_positive(float, "--dev-hours-per-month"),
-        default=176.0,
+        default=WORKING_HOURS_PER_MONTH,
         metavar="H",
         help="hours a developer keeps an agent busy (default 176 = 22 x 8 h)",
     )

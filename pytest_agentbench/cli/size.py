@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from pytest_agentbench.capacity.sizing import (
     size_model,
 )
 from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.results.jsonsafe import json_safe
 
 __all__ = ["add_arguments", "add_parser", "main", "parse_count", "run_cli"]
 
@@ -274,16 +274,7 @@ def _to_json(result: SizingResult) -> dict[str, Any]:
     data["fits"] = result.fits
     data["arch"]["attention"] = result.arch.attention
 
-    def clean(obj: Any) -> Any:
-        if isinstance(obj, float) and not math.isfinite(obj):
-            return None
-        if isinstance(obj, dict):
-            return {k: clean(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return [clean(v) for v in obj]
-        return obj
-
-    return clean(data)
+    return json_safe(data)
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_agentbench.reports.stats import percentile
+
 __all__ = [
     "AliasSummary",
     "format_seconds",
@@ -47,19 +49,6 @@ NOT_STREAMED = "n/a (not streamed)"
 _LABEL_MAX = 34
 _CELL_MAX = 22
 _GAP = 2
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0..100) by linear interpolation between closest ranks; ``None`` if empty."""
-    if not values:
-        return None
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile: q must be between 0 and 100, got {q!r}")
-    data = sorted(values)
-    pos = (len(data) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
 
 def run_category(record: Mapping[str, Any]) -> str:

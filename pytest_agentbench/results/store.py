@@ -37,7 +37,6 @@ in the record (a transcript may have echoed the environment).
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import re
@@ -49,6 +48,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pytest_agentbench.results.jsonsafe import json_safe
 
 if TYPE_CHECKING:
     from pytest_agentbench.runner import RunRecord
@@ -148,7 +149,7 @@ def record_to_dict(
     }
     if transcript:
         out["transcript"] = _clip(agent.transcript(), transcript_chars)
-    return _redact(_json_safe(out), _secrets(spec))
+    return _redact(json_safe(out), _secrets(spec))
 
 
 def run_cost(record: RunRecord) -> dict[str, Any]:
@@ -279,17 +280,6 @@ def _redact(obj: Any, secrets: Sequence[str]) -> Any:
     return obj
 
 
-def _json_safe(obj: Any) -> Any:
-    """Non-finite floats become ``None`` (JSON has no NaN); tuples become lists."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def _is_primitive(v: Any) -> bool:
     return v is None or isinstance(v, (str, int, float, bool))
 
@@ -353,7 +343,7 @@ class JsonlWriter:
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append ``record`` as one line and make it durable before returning."""
-        line = json.dumps(_json_safe(dict(record)), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        line = json.dumps(json_safe(dict(record)), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         self._append(line.encode("utf-8") + b"\n")
         self.written += 1
 
@@ -460,7 +450,7 @@ def merge_jsonl(
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for rec in merged:
-            f.write(json.dumps(_json_safe(rec), ensure_ascii=False, separators=(",", ":")) + "\n")
+            f.write(json.dumps(json_safe(rec), ensure_ascii=False, separators=(",", ":")) + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, out)
@@ -590,7 +580,7 @@ def _benchmark_stats(data: Sequence[float]) -> dict[str, Any]:
 
 
 def _benchmark_extra_info(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    from pytest_agentbench.reports.summary import percentile
+    from pytest_agentbench.reports.stats import percentile
 
     first = runs[0]
     calls = [c for r in runs for c in (r.get("client") or {}).get("calls", [])]
@@ -695,6 +685,6 @@ def write_benchmark_json(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        json.dumps(_json_safe(benchmark_json(records, machine_info, **kwargs)), indent=2) + "\n", encoding="utf-8"
+        json.dumps(json_safe(benchmark_json(records, machine_info, **kwargs)), indent=2) + "\n", encoding="utf-8"
     )
     return path

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import math
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_agentbench.errors import ServerError
+from pytest_agentbench.serving import http
 
 __all__ = [
     "COUNTERS",
@@ -340,13 +339,13 @@ def metrics_url(url: str) -> str:
 def fetch_metrics_text(url: str, *, timeout_s: float = 10.0) -> str:
     """The raw Prometheus text of a server (``url`` as for :func:`metrics_url`)."""
     url = metrics_url(url)
-    # No proxy: these servers are local, and an environment proxy must not see them.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=timeout_s) as response:
-            return str(response.read().decode("utf-8", "replace"))
-    except (urllib.error.URLError, OSError) as exc:
+        answer = http.request(url, timeout=timeout_s)
+    except OSError as exc:
         raise ServerError(f"cannot scrape {url}: {exc}; is the server running?") from exc
+    if answer.status != 200:
+        raise ServerError(f"cannot scrape {url}: HTTP {answer.status}; is it a vLLM server?")
+    return answer.text()
 
 
 def scrape(url: str, *, model_name: str | None = None, timeout_s: float = 10.0) -> MetricsSnapshot:

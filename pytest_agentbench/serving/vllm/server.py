@@ -43,6 +43,7 @@ from typing import Any
 
 from pytest_agentbench._checkout import CHECKOUT
 from pytest_agentbench.errors import ConfigError, ServerError
+from pytest_agentbench.serving import http
 
 __all__ = [
     "API_SERVER_MODULE",
@@ -661,14 +662,8 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    # A proxy from the environment must never see 127.0.0.1 traffic.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read() if exc.fp else b""
+    answer = http.request(url, timeout=timeout)
+    return answer.status, answer.body
 
 
 class VLLMServer:
