@@ -70,6 +70,8 @@ TOOL_NAMES = tuple(t["function"]["name"] for t in TOOLS)
 
 
 class Model(Protocol):
+    """The model client the agent talks to (:class:`~pytest_agentbench.models.adapter.ModelAdapter` by default)."""
+
     def complete(
         self,
         messages: Sequence[dict[str, Any]],
@@ -78,6 +80,9 @@ class Model(Protocol):
         max_tokens: int | None = None,
         timeout: float | None = None,
     ) -> Completion: ...
+
+    def close(self) -> None:
+        """Release the client's connections; the run calls it once, when the agent is done."""
 
 
 @dataclass(frozen=True)

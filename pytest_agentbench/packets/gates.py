@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pytest_agentbench.packets.schema import Gate, Packet
 from pytest_agentbench.sandbox.base import ExecResult, Sandbox
 
 OUTPUT_TAIL_LINES = 30
+
+
+class RunLike(Protocol):
+    """What :func:`assert_run` reads of a run record: its gates and how the agent ended."""
+
+    gates: Sequence[GateResult]
+    agent: Any
 
 
 @dataclass(frozen=True)
@@ -104,3 +112,28 @@ def assert_gates(results: Sequence[GateResult], context: str = "") -> None:
     failed = [r for r in results if not r.passed]
     if failed:
         raise GateFailed(failed, len(results), context)
+
+
+def format_gate_results(results: Sequence[GateResult]) -> str:
+    """One line per gate (PASS/FAIL, command, exit vs expected, time), the output tail under a failure."""
+    lines = []
+    for g in results:
+        mark = "PASS" if g.passed else "FAIL"
+        lines.append(
+            f"{mark} {g.id}{' (guard)' if g.guard else ''}: `{g.command}` -> exit {g.exit_code}"
+            f"{' (timed out)' if g.timed_out else ''}, expected {g.expect_exit} [{g.duration_s:.2f} s]"
+        )
+        if not g.passed and g.output.strip():
+            lines.extend("    " + line for line in g.tail().splitlines())
+    return "\n".join(lines)
+
+
+def assert_run(record: RunLike) -> None:
+    """The assertion of ``test_packet``: every gate of the run holds; the message says how the agent ended."""
+    agent = record.agent
+    context = f"agent outcome: {agent.outcome}, {len(agent.turns)} turn(s)"
+    if agent.failure:
+        context += f"; model call failed ({agent.failure}): {agent.error}"
+    elif agent.error:
+        context += f"; {agent.error}"
+    assert_gates(record.gates, context)

@@ -1,4 +1,4 @@
-"""The test module behind every collected ``packet.yaml`` (see plugin.PacketModule).
+"""The test module behind every collected ``packet.yaml`` (see plugin.collection.PacketModule).
 
 ``test_packet`` is parametrized over (packet, alias) in ``pytest_generate_tests``;
 the run itself happens in the ``agentbench_run`` fixture (so infrastructure
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_agentbench.packets.gates import assert_run
+
 
 def test_packet(agentbench_run: Any) -> None:
-    from pytest_agentbench.plugin import check_run
-
-    check_run(agentbench_run)
+    assert_run(agentbench_run)

@@ -1,4 +1,4 @@
-"""Hook specifications of pytest-agentbench (implementations live in plugin.py).
+"""Hook specifications of pytest-agentbench (the defaults are in plugin/fixtures.py).
 
 A conftest.py can implement these to replace the defaults, e.g. to run the
 agent in another sandbox or through a custom client.
@@ -18,7 +18,10 @@ def pytest_agentbench_make_sandbox(packet: Any, settings: Any) -> Any:
 
 @pytest.hookspec(firstresult=True)
 def pytest_agentbench_make_adapter(spec: Any, base_url: str) -> Any:
-    """Return the model client (with ``complete(messages, tools, ...)``) for one run of ``spec``."""
+    """Return the model client for one run of ``spec``.
+
+    It follows the ``agents.loop.Model`` protocol: ``complete(messages, tools, ...)`` and ``close()``.
+    """
 
 
 def pytest_agentbench_run_done(record: Any, item: Any) -> None:

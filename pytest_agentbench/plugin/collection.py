@@ -1,0 +1,132 @@
+"""Collection: every ``packet.yaml`` becomes a module whose one test runs over the selected aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.models.registry import ModelSpec, load_models
+from pytest_agentbench.packets.schema import PACKET_FILE, Packet, load_packet, packet_root_of
+from pytest_agentbench.plugin.session import SESSION
+
+
+@dataclass(frozen=True)
+class Case:
+    packet: Packet
+    spec: ModelSpec
+
+
+def _under(path: Path, roots: tuple[Path, ...] | list[Path]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Never collect inside a packet (its workspace tests and hidden files are not ours).
+
+    Below a ``--packets`` folder only ``packet.yaml`` files are collected, even in a
+    packet still being written (no packet.yaml yet).
+    """
+    if collection_path.name == PACKET_FILE:
+        return None
+    root = packet_root_of(collection_path)
+    if root is not None:
+        return True
+    state = config.stash.get(SESSION, None)
+    if state is not None and collection_path.is_file() and _under(collection_path.resolve(), state.settings.packets):
+        return True
+    return None
+
+
+def _explicit_args(config: pytest.Config) -> list[Path]:
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return []
+    here = config.invocation_params.dir
+    return [(here / a.split("::")[0]).resolve() for a in config.args]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name != PACKET_FILE:
+        return None
+    config = parent.config
+    roots = list(config.stash[SESSION].settings.packets) + _explicit_args(config)
+    if not _under(file_path.resolve(), roots):
+        return None
+    return PacketModule.from_parent(parent, path=file_path)
+
+
+class PacketModule(pytest.Module):
+    """A ``packet.yaml`` collected as a test module whose one test is ``_suite.test_packet``."""
+
+    packet: Packet
+
+    def _getobj(self) -> Any:
+        from pytest_agentbench.plugin import _suite
+
+        return _suite
+
+    def collect(self) -> Any:
+        state = self.config.stash[SESSION]
+        try:
+            self.packet = load_packet(self.path)
+        except ConfigError as exc:
+            raise self.CollectError(str(exc)) from None
+        other = state.packet_ids.setdefault(self.packet.id, self.path)
+        if other != self.path:
+            raise self.CollectError(
+                f"{self.path}: id: duplicate packet id {self.packet.id!r}, also used by "
+                f"{other}; packet ids must be unique"
+            )
+        return super().collect()
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        if isinstance(excinfo.value, self.CollectError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "agentbench_case" not in metafunc.fixturenames:
+        return
+    module = metafunc.definition.parent
+    if not isinstance(module, PacketModule):
+        return
+    state = metafunc.config.stash[SESSION]
+    packet = module.packet
+    if not state.specs:
+        known = ""
+        if state.settings.models_file is not None:
+            try:
+                aliases = ", ".join(load_models(state.settings.models_file))
+                known = f" (known in {state.settings.models_file}: {aliases})"
+            except ConfigError:
+                pass
+        reason = f"no model alias selected: pass --models=ALIAS{known}"
+        metafunc.parametrize(
+            "agentbench_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=[packet.id]
+        )
+        return
+    metafunc.parametrize(
+        "agentbench_case",
+        [Case(packet, spec) for spec in state.specs],
+        ids=[f"{packet.id}-{spec.alias}" for spec in state.specs],
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--resume: deselect (packet, alias) pairs that already have a record."""
+    done = config.stash[SESSION].done
+    if not done:
+        return
+    keep, skip = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("agentbench_case") if callspec is not None else None
+        finished = isinstance(case, Case) and (case.packet.id, case.spec.alias) in done
+        (skip if finished else keep).append(item)
+    if skip:
+        config.hook.pytest_deselected(items=skip)
+        items[:] = keep

@@ -1,0 +1,147 @@
+"""Fixtures and the default implementations of our hooks (a conftest.py can replace each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_agentbench.errors import ServerError
+from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.packets.gates import format_gate_results
+from pytest_agentbench.packets.schema import Packet
+from pytest_agentbench.plugin.collection import Case
+from pytest_agentbench.plugin.session import SESSION
+from pytest_agentbench.plugin.settings import Settings
+
+
+@pytest.fixture
+def agentbench_case(request: pytest.FixtureRequest) -> Case:
+    return request.param
+
+
+@pytest.fixture
+def agentbench_settings(request: pytest.FixtureRequest) -> Settings:
+    return request.config.stash[SESSION].settings
+
+
+@pytest.fixture
+def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any:
+    """Run the agent on the case's packet and alias, then its gates; returns the RunRecord."""
+    from pytest_agentbench.runner import run_packet
+
+    config = request.config
+    state = config.stash[SESSION]
+    packet, spec = agentbench_case.packet, agentbench_case.spec
+    urls, error = state.ensure_endpoints()
+    if error:
+        raise ServerError(f"model endpoints could not be started: {error}")
+    base_url = urls.get(spec.alias) or spec.base_url
+    if not base_url:
+        raise ServerError(f"{spec.where}: no endpoint for this alias")
+    hook = config.hook
+    model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
+
+    metrics_root = state.metrics_root(spec)
+
+    def execute() -> Any:
+        before = _try_scrape(metrics_root, spec, settled=False)
+        record = run_packet(
+            packet,
+            spec,
+            model,
+            lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
+            agent_timeout=state.settings.agent_timeout,
+        )
+        after = _try_scrape(metrics_root, spec, settled=True)
+        if before is not None and after is not None:
+            from pytest_agentbench.serving.vllm.metrics import diff
+
+            delta = diff(before, after).to_dict(prefix="")
+            # Other xdist workers share the server: their traffic is in this window too.
+            delta["shared_with_other_workers"] = hasattr(config, "workerinput")
+            record.extra["server_metrics"] = delta
+        return record
+
+    try:
+        bench = _benchmark_fixture(request)
+        if bench is not None:  # pytest-benchmark active (not under xdist): the run is the measured round
+            record = bench.pedantic(execute, rounds=1, iterations=1)
+            bench.extra_info.update({k.removeprefix("agentbench."): v for k, v in record.properties()})
+        else:
+            record = execute()
+    finally:
+        model.close()
+    item = request.node
+    item.user_properties.extend(record.properties())
+    item.user_properties.append(("agentbench.endpoint", _public_url(base_url)))
+    item.add_report_section("call", "agentbench transcript", record.agent.transcript())
+    item.add_report_section("call", "agentbench gates", format_gate_results(record.gates))
+    record.extra.setdefault("nodeid", item.nodeid)
+    hook.pytest_agentbench_run_done(record=record, item=item)
+    return record
+
+
+def _try_scrape(root: str | None, spec: ModelSpec, *, settled: bool) -> Any:
+    if root is None:
+        return None
+    from pytest_agentbench.serving.vllm.metrics import scrape, scrape_settled
+
+    try:
+        return (
+            scrape_settled(root, model_name=spec.model, timeout_s=3.0)
+            if settled
+            else scrape(root, model_name=spec.model)
+        )
+    except Exception:  # a scrape that fails leaves the run without server numbers, nothing more
+        return None
+
+
+def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
+    """pytest-benchmark's fixture where that plugin is active and enabled, else None.
+
+    Its session object registers itself as the plugin "pytest-benchmark"; asking a disabled one for the
+    fixture only earns a warning. Under xdist pytest-benchmark disables itself; the controller's
+    benchmark.json covers that case.
+    """
+    session = request.config.pluginmanager.getplugin("pytest-benchmark")
+    if session is None or getattr(session, "disabled", True):
+        return None
+    return request.getfixturevalue("benchmark")
+
+
+def _public_url(url: str) -> str:
+    """scheme://host:port/path only: no user:password@ or ?key= that could carry a secret."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_agentbench_make_sandbox(packet: Packet, settings: Settings) -> Any:
+    from pytest_agentbench.sandbox import make_sandbox
+
+    return make_sandbox(settings.sandbox, packet.workspace)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_agentbench_make_adapter(spec: ModelSpec, base_url: str) -> Any:
+    from pytest_agentbench.models.adapter import ModelAdapter
+
+    return ModelAdapter(spec, base_url=base_url)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_agentbench_run_done(record: Any, item: pytest.Item) -> None:
+    """Default: append the run to this process's JSONL file (fsynced; the controller merges them)."""
+    from pytest_agentbench.results.store import JsonlWriter, record_to_dict, worker_results_path
+
+    state = item.config.stash[SESSION]
+    if state.results_dir is None:
+        return
+    if state.writer is None:
+        worker = getattr(item.config, "workerinput", {}).get("workerid")
+        state.writer = JsonlWriter(worker_results_path(state.results_dir, worker))
+    state.writer.write(record_to_dict(record))

@@ -1,0 +1,263 @@
+"""The session object: what one pytest process knows about this agentbench run.
+
+The controller (or a run without xdist) selects the aliases, owns the model servers, picks the results
+folder and merges the workers' JSONL at the end; xdist workers receive the endpoints and the results
+folder through ``workerinput`` (session fixtures would run once per worker: xdist#271).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_agentbench.errors import AgentbenchError, ConfigError
+from pytest_agentbench.models.registry import MODELS_FILE, ModelSpec, load_models, select
+from pytest_agentbench.plugin.options import resolve_settings
+from pytest_agentbench.plugin.settings import Settings
+
+_WORKER_ENDPOINTS = "agentbench_endpoints"
+_WORKER_RESULTS = "agentbench_results"  # (results folder, completed pairs for --resume), from the controller
+
+
+@dataclass
+class AgentbenchSession:
+    """One per pytest process, in ``config.stash[SESSION]``: the selected aliases, their endpoints, the results.
+
+    The process that owns the servers (the xdist controller, or a run without xdist) starts them on first
+    need (:meth:`ensure_endpoints`); workers get the URLs, or the start error, from the controller.
+    """
+
+    settings: Settings
+    specs: list[ModelSpec] = field(default_factory=list)
+    endpoints: Any = None  # Endpoints, in the process that owns the servers
+    urls: dict[str, str] | None = None
+    start_error: str | None = None
+    packet_ids: dict[str, Path] = field(default_factory=dict)
+    results_dir: Path | None = None  # where this process appends its JSONL (chosen by the controller)
+    done: frozenset[tuple[str, str]] = frozenset()  # (packet, alias) pairs --resume skips
+    writer: Any = None  # this process's JsonlWriter, opened on the first record
+    session_start: str = ""  # ISO time: the summary shows this session's runs (all of them with --resume)
+    records: list[dict[str, Any]] | None = None  # merged records (controller, after sessionfinish)
+    result_problems: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # files written, for the terminal summary
+    metrics_before: dict[str, Any] = field(default_factory=dict)  # alias -> /metrics snapshot at server start
+    reconciliation: list[str] = field(default_factory=list)  # client vs server token totals, per alias
+
+    def ensure_endpoints(self) -> tuple[dict[str, str], str | None]:
+        """Start the servers once, in the process that owns them; remember a failure."""
+        if self.urls is None and self.start_error is None:
+            from pytest_agentbench.serving.endpoints import Endpoints
+
+            self.endpoints = Endpoints()
+            try:
+                self.urls = self.endpoints.start(self.specs)
+            except (AgentbenchError, OSError) as exc:
+                self.urls, self.start_error = {}, str(exc)
+            self._scrape_at_start()
+        return self.urls or {}, self.start_error
+
+    def _scrape_at_start(self) -> None:
+        from pytest_agentbench.serving.vllm.metrics import scrape
+
+        for spec in self.specs:
+            root = self.metrics_root(spec)
+            if root is None:
+                continue
+            try:
+                self.metrics_before[spec.alias] = scrape(root, model_name=spec.model)
+            except Exception as exc:  # metrics are a bonus: never fail the run on them
+                self.reconciliation.append(f"{spec.alias}: /metrics not readable at start ({exc})")
+
+    def metrics_root(self, spec: ModelSpec) -> str | None:
+        """The root URL of a vLLM server we started (it serves /metrics), else None."""
+        urls = self.urls or {}
+        if not spec.serve or spec.serve.get("engine") != "vllm" or spec.alias not in urls:
+            return None
+        return urls[spec.alias].removesuffix("/v1")
+
+    def close(self) -> None:
+        if self.endpoints is not None:
+            self.endpoints.close()
+            self.endpoints = None
+
+    def init_results(self, rootpath: Path) -> None:
+        """Controller (or a run without xdist): choose the results folder once, read --resume once."""
+        import time
+        from datetime import UTC, datetime
+
+        self.session_start = datetime.now(UTC).isoformat(timespec="microseconds")
+        self.results_dir = self.settings.results_dir or (
+            rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        )
+        if self.settings.resume is not None:
+            from pytest_agentbench.results.store import completed_pairs
+
+            self.done = frozenset(completed_pairs(self.settings.resume))
+
+    def reconcile(self, records: list[dict[str, Any]]) -> None:
+        """Session totals: the client's token sums against the server's counter deltas (must be equal)."""
+        from pytest_agentbench.serving.vllm.metrics import diff, scrape_settled
+
+        for spec in self.specs:
+            before = self.metrics_before.get(spec.alias)
+            root = self.metrics_root(spec)
+            if before is None or root is None:
+                continue
+            try:
+                delta = diff(before, scrape_settled(root, model_name=spec.model))
+            except Exception as exc:
+                self.reconciliation.append(f"{spec.alias}: /metrics not readable at the end ({exc})")
+                continue
+            mine = [r for r in records if r.get("alias") == spec.alias]
+            client_in = sum(r["client"]["tokens"]["prompt"] for r in mine)
+            client_out = sum(r["client"]["tokens"]["completion"] for r in mine)
+            same = (client_in, client_out) == (delta.prompt_tokens, delta.generation_tokens)
+            verdict = "equal" if same else "MISMATCH"
+            self.reconciliation.append(
+                f"{spec.alias}: tokens client {client_in:,} in / {client_out:,} out; server /metrics "
+                f"{delta.prompt_tokens:,} in / {delta.generation_tokens:,} out: {verdict}"
+                + ("" if same else " (a resumed run or traffic from outside this session counts too)")
+            )
+
+    def finish(self, rootpath: Path) -> None:
+        """Controller only: merge the workers' JSONL, then write benchmark JSON and the HTML report."""
+        from pytest_agentbench.results.store import (
+            RESULTS_FILE,
+            default_commit_info,
+            merge_jsonl,
+            worker_files,
+            write_benchmark_json,
+        )
+
+        assert self.results_dir is not None
+        parts = worker_files(self.results_dir)
+        if not parts:
+            return
+        merged = merge_jsonl(parts, self.results_dir / RESULTS_FILE, on_problem=self.result_problems.append)
+        this_session = [r for r in merged if str(r.get("timestamp", "")) >= self.session_start]
+        self.records = merged if self.settings.resume else this_session
+        self.reconcile(self.records)
+        bench = write_benchmark_json(
+            self.records, self.results_dir / "benchmark.json", commit_info=default_commit_info(rootpath)
+        )
+        self.outputs += [str(self.results_dir / RESULTS_FILE), str(bench)]
+        if self.settings.html is not None:
+            from pytest_agentbench.reports.html import write_html
+
+            aliases = [s.alias for s in self.specs]
+            html = write_html(self.records, self.settings.html, "agentbench report", aliases=aliases)
+            self.outputs.append(str(html))
+
+
+SESSION = pytest.StashKey[AgentbenchSession]()
+
+
+def _load_specs(settings: Settings) -> list[ModelSpec]:
+    if not settings.models:
+        return []
+    if settings.models_file is None:
+        raise pytest.UsageError(
+            f"--models={','.join(settings.models)} needs a models file: none found at "
+            f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH"
+        )
+    try:
+        from pytest_agentbench.models.adapter import retry_policies
+
+        specs = select(load_models(settings.models_file), list(settings.models), settings.models_file)
+        for spec in specs:
+            spec.check_usable()
+            retry_policies(spec)
+        check_disjoint_devices(specs)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return specs
+
+
+def check_disjoint_devices(specs: list[ModelSpec]) -> None:
+    """Never two servers on one GPU by accident: servers started in one run need disjoint devices."""
+    owner: dict[str, str] = {}
+    for spec in specs:
+        devices = (spec.serve or {}).get("devices")
+        if spec.serve is None or spec.serve.get("engine") != "vllm" or devices is None:
+            continue
+        for device in str(devices).replace(" ", "").split(","):
+            if device in owner:
+                raise ConfigError(
+                    f"--models: aliases {owner[device]!r} and {spec.alias!r} would both start a "
+                    f"server on device {device!r}; give them disjoint serve.devices (or MIG "
+                    "slices), or run them in separate pytest runs"
+                )
+            owner[device] = spec.alias
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = resolve_settings(config)
+    state = AgentbenchSession(settings=settings, specs=_load_specs(settings))
+    if settings.sandbox == "docker":
+        from pytest_agentbench.sandbox import docker_status
+
+        ok, why = docker_status()
+        if not ok:
+            raise pytest.UsageError(f"--sandbox=docker: {why}")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and _WORKER_ENDPOINTS in workerinput:
+        state.urls, state.start_error = workerinput[_WORKER_ENDPOINTS]
+    if workerinput is not None and _WORKER_RESULTS in workerinput:
+        results_dir, done = workerinput[_WORKER_RESULTS]
+        state.results_dir, state.done = Path(results_dir), frozenset(map(tuple, done))
+    elif workerinput is None:
+        state.init_results(config.rootpath)
+    config.stash[SESSION] = state
+    if workerinput is None and any(spec.serve for spec in state.specs):
+        _stop_servers_on_sigterm()
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistController(config), "agentbench-xdist")
+
+
+def _stop_servers_on_sigterm() -> None:
+    """SIGTERM ends pytest like Ctrl-C, so the servers we started are stopped and results merged."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
+        def interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(SESSION, None)
+    if state is not None:
+        state.close()
+
+
+class _XdistController:
+    """Registered only where xdist is installed: the controller owns the servers."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        state = self.config.stash[SESSION]
+        node.workerinput[_WORKER_RESULTS] = (str(state.results_dir), sorted(state.done))
+        if self.config.option.collectonly or not state.specs:
+            return
+        node.workerinput[_WORKER_ENDPOINTS] = state.ensure_endpoints()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Controller only: merge the workers' JSONL, then write benchmark JSON and the HTML report."""
+    config = session.config
+    state = config.stash.get(SESSION, None)
+    if state is None or hasattr(config, "workerinput") or state.results_dir is None:
+        return
+    state.finish(config.rootpath)
