@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from pytest_agentbench.cli.check_packets import main
 from pytest_agentbench.packets.schema import discover_packets, load_packet
-from pytest_agentbench.packets.selfcheck import PacketCheck, check_packet, check_paths, format_table, main
+from pytest_agentbench.packets.selfcheck import PacketCheck, check_packet, check_paths, format_table
 from pytest_agentbench.sandbox import LocalSandbox
 
 REPO = Path(__file__).resolve().parent.parent

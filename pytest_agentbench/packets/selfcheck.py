@@ -12,25 +12,21 @@ A packet is valid when, run in a real sandbox,
 
 ``check_packet`` returns a :class:`PacketCheck` with the per-gate outcomes and
 the reasons a packet is invalid; ``format_table`` lays a list of them out as
-packet x gate x before/after; ``main`` is the ``agentbench check-packets``
+packet x gate x before/after; ``cli/check_packets.py`` is the ``agentbench check-packets``
 command. Nothing here imports pytest.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from pytest_agentbench.errors import ConfigError, SandboxError
 from pytest_agentbench.packets.gates import GateResult, run_gates
 from pytest_agentbench.packets.schema import Packet, find_packet_files, load_packet
 from pytest_agentbench.sandbox.base import Sandbox
-from pytest_agentbench.sandbox.kinds import SANDBOX_KINDS
 
 #: Builds a fresh sandbox holding a copy of the given workspace folder.
 MakeSandbox = Callable[[Path], Sandbox]
@@ -294,52 +290,3 @@ def format_table(checks: Sequence[PacketCheck], *, details: bool = True) -> str:
     lines.append("")
     lines.append(f"{len(checks)} packet(s) checked: {len(checks) - len(invalid)} valid, {len(invalid)} invalid")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "folders",
-        nargs="*",
-        metavar="DIR",
-        default=["task_packets"],
-        help="packet folders, or folders of packets (default: task_packets)",
-    )
-    parser.add_argument(
-        "--sandbox",
-        choices=SANDBOX_KINDS,
-        default="auto",
-        help="where the gates run (default: auto = docker if an engine answers, else local)",
-    )
-    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="check N packets at once")
-    parser.add_argument("-q", "--quiet", action="store_true", help="leave out the output tails of failed runs")
-
-
-def run(args: argparse.Namespace) -> int:
-    from pytest_agentbench.sandbox import make_sandbox
-
-    folders = [Path(f) for f in args.folders]
-    missing = [str(f) for f in folders if not f.is_dir()]
-    if missing:
-        print(f"check-packets: no such folder: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    if not find_packet_files(folders):
-        print(f"check-packets: no packet.yaml below {', '.join(map(str, folders))}", file=sys.stderr)
-        return 2
-    checks = check_paths(folders, partial(make_sandbox, args.sandbox), jobs=args.jobs)
-    print(format_table(checks, details=not args.quiet))
-    return 0 if all(c.valid for c in checks) else 1
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="agentbench check-packets",
-        description="Self-check task packets: gates must fail before the reference change (guards pass) and "
-        "all pass after it.",
-    )
-    add_arguments(parser)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``agentbench check-packets [DIR...]``: 0 if every packet is valid, 1 if one is not, 2 on usage errors."""
-    return run(build_parser().parse_args(argv))

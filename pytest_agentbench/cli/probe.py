@@ -1,0 +1,40 @@
+"""``agentbench probe ALIAS``: a fixed battery that says whether an agent can use the alias."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pytest_agentbench.errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("probe", help="send a fixed battery to one alias and say whether the agent can use it")
+    p.add_argument("alias")
+    p.add_argument("--models-file", default="models.yaml")
+    p.add_argument(
+        "--context",
+        type=int,
+        default=4096,
+        metavar="TOKENS",
+        help="the alias's context length, for the long-prompt check (default 4096)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pytest_agentbench.models.probe import format_probe, run_probe
+    from pytest_agentbench.models.registry import load_models, select
+    from pytest_agentbench.serving.endpoints import Endpoints
+
+    try:
+        spec = select(load_models(args.models_file), [args.alias], args.models_file)[0]
+        spec.check_usable()
+    except ConfigError as exc:
+        print(f"agentbench probe: {exc}", file=sys.stderr)
+        return 2
+    with Endpoints() as endpoints:
+        url = endpoints.start([spec])[spec.alias]
+        results = run_probe(spec, url, context_tokens=args.context)
+    print(format_probe(spec, results))
+    return 0 if all(r.passed for r in results) else 1
