@@ -12,7 +12,7 @@ from typing import Any
 
 _EXPORTS = {
     "AgentConfig": "agents.loop",
-    "AgentResult": "agents.loop",
+    "AgentResult": "agents.transcript",
     "run_agent": "agents.loop",
     "ModelAdapter": "models.adapter",
     "ModelCallError": "models.adapter",

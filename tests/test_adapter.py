@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.agents.loop import TOOLS
+from pytest_agentbench.agents.tools import TOOLS
 from pytest_agentbench.errors import ModelsFileError
 from pytest_agentbench.models.adapter import ModelAdapter, ModelCallError, retry_policies
 from pytest_agentbench.models.registry import ModelSpec

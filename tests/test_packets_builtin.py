@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentbench.agents.loop import AgentConfig, Tools
+from pytest_agentbench.agents.loop import AgentConfig
+from pytest_agentbench.agents.tools import Tools
 from pytest_agentbench.models.calls import ToolCall
 from pytest_agentbench.packets.gates import run_gates
 from pytest_agentbench.packets.schema import _GATE_KEYS, _LIMIT_KEYS, _PACKET_KEYS, KINDS, Packet, discover_packets

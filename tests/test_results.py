@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.agents.loop import AgentResult, Turn
+from pytest_agentbench.agents.transcript import AgentResult, Turn
 from pytest_agentbench.models.adapter import ModelAdapter
 from pytest_agentbench.models.calls import Usage
 from pytest_agentbench.models.registry import ModelSpec

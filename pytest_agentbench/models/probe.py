@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_agentbench.agents.loop import TOOLS
+from pytest_agentbench.agents.tools import TOOLS
 from pytest_agentbench.models.adapter import ModelAdapter, ModelCallError
 from pytest_agentbench.models.calls import Completion
 from pytest_agentbench.models.registry import ModelSpec

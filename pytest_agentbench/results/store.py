@@ -293,7 +293,7 @@ def _iso(when: datetime) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    from pytest_agentbench.agents.loop import clip
+    from pytest_agentbench.agents.transcript import clip
 
     return clip(text, limit)
 

@@ -1,0 +1,107 @@
+"""What a run of the agent leaves: its turns, tool outcomes, how it ended, and the readable transcript."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from pytest_agentbench.models.calls import ToolCall, Usage
+
+#: How an agent run ends: ``finish`` called, a reply without tool calls, a budget, or a failed model call.
+Outcome = Literal["finished", "stopped", "max_turns", "agent_timeout", "model_error"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    call: ToolCall
+    ok: bool
+    result: str
+    duration_s: float
+
+
+@dataclass
+class Turn:
+    index: int
+    wall_s: float
+    content: str = ""
+    reasoning: str | None = None
+    tool_calls: list[ToolOutcome] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    ttft_s: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None  # failure class when the model call failed
+    invalid_tool_calls: tuple[str, ...] = ()  # calls the parser could not decode (told to the model)
+    retries: tuple[str, ...] = ()  # failure classes of attempts the adapter retried
+    extra: dict[str, Any] = field(default_factory=dict)  # adapter timings (tpot_s, decode_tok_s, ...)
+
+
+@dataclass
+class AgentResult:
+    outcome: Outcome
+    turns: list[Turn]
+    wall_s: float
+    summary: str = ""
+    failure: str | None = None  # model-call failure class, when outcome == "model_error"
+    error: str = ""
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for t in self.turns:
+            total = total + t.usage
+        return total
+
+    @property
+    def invalid_tool_calls(self) -> int:
+        return sum(len(t.invalid_tool_calls) for t in self.turns)
+
+    def failures_by_class(self) -> dict[str, int]:
+        """Every failed model-call attempt by class: retried ones, the final one, invalid tool calls."""
+        counts: dict[str, int] = {}
+        for t in self.turns:
+            for cls in t.retries + ((t.error,) if t.error else ()):
+                counts[cls] = counts.get(cls, 0) + 1
+            if t.invalid_tool_calls:
+                counts["invalid_tool_call"] = counts.get("invalid_tool_call", 0) + len(t.invalid_tool_calls)
+        return counts
+
+    @property
+    def model_calls(self) -> int:
+        return len(self.turns)
+
+    def transcript(self) -> str:
+        lines = [
+            f"outcome: {self.outcome}"
+            + (f" ({self.failure})" if self.failure else "")
+            + f", {len(self.turns)} turn(s), {self.wall_s:.2f} s"
+        ]
+        for t in self.turns:
+            lines.append(
+                f"--- turn {t.index} ({t.wall_s:.2f} s, {t.usage.prompt_tokens} in / {t.usage.completion_tokens} out)"
+            )
+            if t.reasoning:
+                lines.append(f"[reasoning] {clip(t.reasoning, 600)}")
+            if t.content:
+                lines.append(f"[assistant] {clip(t.content, 2000)}")
+            for o in t.tool_calls:
+                lines.append(f"[tool {o.call.name}] {clip(o.call.arguments, 600)}")
+                lines.append(f"  -> {'ok' if o.ok else 'ERROR'}: {clip(o.result, 1200)}")
+            for raw in t.invalid_tool_calls:
+                lines.append(f"[invalid tool call] {clip(raw, 600)}")
+            if t.retries:
+                lines.append(f"[retried] {', '.join(t.retries)}")
+            if t.error:
+                lines.append(f"[model call failed] {t.error}")
+        if self.error:
+            lines.append(f"error: {self.error}")
+        return "\n".join(lines)
+
+
+def clip(text: str, limit: int) -> str:
+    """Keep the head and tail of ``text`` within ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    tail = limit - head
+    return f"{text[:head]}\n[... {len(text) - limit} characters cut ...]\n{text[-tail:]}"
