@@ -142,7 +142,6 @@ def load_packet(path: Path | str) -> Packet:
         required={"id", "kind", "title", "workspace", "gates"},
         optional=_PACKET_KEYS - {"id", "kind", "title", "workspace", "gates"},
     )
-
     pid = get_str(data, "id", where, required=True)
     assert pid is not None
     if not _ID_RE.match(pid):
@@ -155,50 +154,10 @@ def load_packet(path: Path | str) -> Packet:
         raise (where / "kind").fail(f"expected one of {', '.join(KINDS)}, found {kind!r}")
     version = get_number(data, "version", where, 1, integer=True, minimum=1)
     title = get_str(data, "title", where, required=True)
-
-    has_prompt, has_file = data.get("prompt") is not None, data.get("prompt_file") is not None
-    if has_prompt == has_file:
-        raise where.fail("give exactly one of 'prompt' (the text) or 'prompt_file' (a file in the packet)")
-    if has_prompt:
-        prompt = get_str(data, "prompt", where, required=True)
-    else:
-        pfile = _inside(
-            root,
-            get_str(data, "prompt_file", where, required=True) or "",
-            where / "prompt_file",
-            must_exist=True,
-            what="prompt file",
-        )
-        prompt = pfile.read_text(encoding="utf-8")
-        if not prompt.strip():
-            raise (where / "prompt_file").fail(f"{pfile} is empty")
-
-    ws_rel = get_str(data, "workspace", where, required=True) or ""
-    workspace = _inside(root, ws_rel, where / "workspace", must_exist=True, what="workspace folder")
-    if not workspace.is_dir():
-        raise (where / "workspace").fail(f"{ws_rel!r} must be a folder (the repo copied into the sandbox)")
-
-    lim_raw = get_mapping(data, "limits", where)
-    check_keys(lim_raw, where / "limits", required=set(), optional=_LIMIT_KEYS)
-    d = Limits()
-    limits = Limits(
-        max_turns=get_number(lim_raw, "max_turns", where / "limits", d.max_turns, integer=True, minimum=1),
-        timeout_s=float(get_number(lim_raw, "timeout_s", where / "limits", d.timeout_s, minimum=1)),
-        max_output_tokens=get_number(
-            lim_raw, "max_output_tokens", where / "limits", d.max_output_tokens, integer=True, minimum=1
-        ),
-    )
-
-    gates_raw = data.get("gates")
-    if not isinstance(gates_raw, list) or not gates_raw:
-        raise (where / "gates").fail(f"expected a non-empty list of gates, found {type_name(gates_raw)}")
-    gates = tuple(_load_gate(g, where / "gates" / i, root) for i, g in enumerate(gates_raw))
-    seen: set[str] = set()
-    for i, gate in enumerate(gates):
-        if gate.id in seen:
-            raise (where / "gates" / i / "id").fail(f"duplicate gate id {gate.id!r}: gate ids must be unique")
-        seen.add(gate.id)
-
+    prompt = _load_prompt(data, where, root)  # checked in file order: the first problem is the one reported
+    workspace = _load_workspace(data, where, root)
+    limits = _load_limits(data, where)
+    gates = _load_gates(data, where, root)
     reference = None
     if data.get("reference") is not None:
         reference = _inside(
@@ -213,7 +172,7 @@ def load_packet(path: Path | str) -> Packet:
         kind=kind or "",
         version=version,
         title=title or "",
-        prompt=prompt or "",
+        prompt=prompt,
         root=root.resolve(),
         workspace=workspace,
         limits=limits,
@@ -221,6 +180,59 @@ def load_packet(path: Path | str) -> Packet:
         reference=reference,
         tags=tuple(tags),
     )
+
+
+def _load_prompt(data: dict[str, Any], where: Where, root: Path) -> str:
+    has_prompt, has_file = data.get("prompt") is not None, data.get("prompt_file") is not None
+    if has_prompt == has_file:
+        raise where.fail("give exactly one of 'prompt' (the text) or 'prompt_file' (a file in the packet)")
+    if has_prompt:
+        return get_str(data, "prompt", where, required=True) or ""
+    pfile = _inside(
+        root,
+        get_str(data, "prompt_file", where, required=True) or "",
+        where / "prompt_file",
+        must_exist=True,
+        what="prompt file",
+    )
+    prompt = pfile.read_text(encoding="utf-8")
+    if not prompt.strip():
+        raise (where / "prompt_file").fail(f"{pfile} is empty")
+    return prompt
+
+
+def _load_workspace(data: dict[str, Any], where: Where, root: Path) -> Path:
+    ws_rel = get_str(data, "workspace", where, required=True) or ""
+    workspace = _inside(root, ws_rel, where / "workspace", must_exist=True, what="workspace folder")
+    if not workspace.is_dir():
+        raise (where / "workspace").fail(f"{ws_rel!r} must be a folder (the repo copied into the sandbox)")
+    return workspace
+
+
+def _load_limits(data: dict[str, Any], where: Where) -> Limits:
+    lim_raw = get_mapping(data, "limits", where)
+    check_keys(lim_raw, where / "limits", required=set(), optional=_LIMIT_KEYS)
+    d = Limits()
+    return Limits(
+        max_turns=get_number(lim_raw, "max_turns", where / "limits", d.max_turns, integer=True, minimum=1),
+        timeout_s=float(get_number(lim_raw, "timeout_s", where / "limits", d.timeout_s, minimum=1)),
+        max_output_tokens=get_number(
+            lim_raw, "max_output_tokens", where / "limits", d.max_output_tokens, integer=True, minimum=1
+        ),
+    )
+
+
+def _load_gates(data: dict[str, Any], where: Where, root: Path) -> tuple[Gate, ...]:
+    gates_raw = data.get("gates")
+    if not isinstance(gates_raw, list) or not gates_raw:
+        raise (where / "gates").fail(f"expected a non-empty list of gates, found {type_name(gates_raw)}")
+    gates = tuple(_load_gate(g, where / "gates" / i, root) for i, g in enumerate(gates_raw))
+    seen: set[str] = set()
+    for i, gate in enumerate(gates):
+        if gate.id in seen:
+            raise (where / "gates" / i / "id").fail(f"duplicate gate id {gate.id!r}: gate ids must be unique")
+        seen.add(gate.id)
+    return gates
 
 
 def find_packet_files(folders: Iterable[Path]) -> list[Path]:

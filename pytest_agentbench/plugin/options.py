@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,72 +17,100 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+#: Every option, as (flag, argparse keywords); each has an ini key of the same meaning (see resolve_settings).
+_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    (
+        "--models",
+        dict(
+            action="append",
+            dest="agentbench_models",
+            metavar="ALIAS[,ALIAS]",
+            help="model aliases from models.yaml to run every packet on (ini: agentbench_models)",
+        ),
+    ),
+    (
+        "--models-file",
+        dict(
+            dest="agentbench_models_file",
+            metavar="PATH",
+            help=f"the models.yaml to read (ini: agentbench_models_file; default: {MODELS_FILE} in the "
+            "rootdir, then in the current folder)",
+        ),
+    ),
+    (
+        "--packets",
+        dict(
+            action="append",
+            dest="agentbench_packets",
+            metavar="DIR",
+            help="folder(s) holding task packets (ini: agentbench_packets; default: task_packets)",
+        ),
+    ),
+    (
+        "--sandbox",
+        dict(
+            dest="agentbench_sandbox",
+            choices=SANDBOX_KINDS,
+            help="where commands run: docker, local, or auto = docker if an engine answers, else local "
+            "(ini: agentbench_sandbox; default: auto)",
+        ),
+    ),
+    (
+        "--agent-timeout",
+        dict(
+            dest="agentbench_agent_timeout",
+            type=float,
+            metavar="SECONDS",
+            help="wall-clock budget per agent run, overriding each packet's limits.timeout_s "
+            "(ini: agentbench_agent_timeout)",
+        ),
+    ),
+    (
+        "--agentbench-results",
+        dict(
+            dest="agentbench_results",
+            metavar="DIR",
+            help="folder for the run log: one JSONL file per xdist worker, merged at the end into "
+            "DIR/results.jsonl and DIR/benchmark.json (ini: agentbench_results; default: "
+            ".agentbench/runs/<time>-<pid> in the rootdir)",
+        ),
+    ),
+    (
+        "--agentbench-html",
+        dict(
+            dest="agentbench_html",
+            metavar="PATH",
+            help="write a self-contained HTML report (ini: agentbench_html)",
+        ),
+    ),
+    (
+        "--resume",
+        dict(
+            dest="agentbench_resume",
+            metavar="PATH",
+            help="skip (packet, alias) pairs that already have a record in PATH (a results folder or "
+            "its results.jsonl); new runs are added to that folder",
+        ),
+    ),
+)
+#: The ini keys, as (name, help, type or None, default).
+_INIS: tuple[tuple[str, str, str | None, Any], ...] = (
+    ("agentbench_results", "folder for the JSONL run log, relative to the ini file", None, ""),
+    ("agentbench_html", "path of the HTML report, relative to the ini file", None, ""),
+    ("agentbench_models", "model aliases to run (comma or space separated)", None, ""),
+    ("agentbench_models_file", "path of models.yaml, relative to the ini file", None, ""),
+    ("agentbench_packets", "task packet folders, relative to the ini file", "paths", []),
+    ("agentbench_sandbox", "sandbox kind: auto | docker | local", None, "auto"),
+    ("agentbench_agent_timeout", "agent wall-clock budget in seconds", None, ""),
+)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("agentbench", "agentbench: evaluate coding agents on task packets")
-    group.addoption(
-        "--models",
-        action="append",
-        dest="agentbench_models",
-        metavar="ALIAS[,ALIAS]",
-        help="model aliases from models.yaml to run every packet on (ini: agentbench_models)",
-    )
-    group.addoption(
-        "--models-file",
-        dest="agentbench_models_file",
-        metavar="PATH",
-        help=f"the models.yaml to read (ini: agentbench_models_file; default: {MODELS_FILE} in the "
-        "rootdir, then in the current folder)",
-    )
-    group.addoption(
-        "--packets",
-        action="append",
-        dest="agentbench_packets",
-        metavar="DIR",
-        help="folder(s) holding task packets (ini: agentbench_packets; default: task_packets)",
-    )
-    group.addoption(
-        "--sandbox",
-        dest="agentbench_sandbox",
-        choices=SANDBOX_KINDS,
-        help="where commands run: docker, local, or auto = docker if an engine answers, else local "
-        "(ini: agentbench_sandbox; default: auto)",
-    )
-    group.addoption(
-        "--agent-timeout",
-        dest="agentbench_agent_timeout",
-        type=float,
-        metavar="SECONDS",
-        help="wall-clock budget per agent run, overriding each packet's limits.timeout_s "
-        "(ini: agentbench_agent_timeout)",
-    )
-    group.addoption(
-        "--agentbench-results",
-        dest="agentbench_results",
-        metavar="DIR",
-        help="folder for the run log: one JSONL file per xdist worker, merged at the end into "
-        "DIR/results.jsonl and DIR/benchmark.json (ini: agentbench_results; default: "
-        ".agentbench/runs/<time>-<pid> in the rootdir)",
-    )
-    group.addoption(
-        "--agentbench-html",
-        dest="agentbench_html",
-        metavar="PATH",
-        help="write a self-contained HTML report (ini: agentbench_html)",
-    )
-    group.addoption(
-        "--resume",
-        dest="agentbench_resume",
-        metavar="PATH",
-        help="skip (packet, alias) pairs that already have a record in PATH (a results folder or "
-        "its results.jsonl); new runs are added to that folder",
-    )
-    parser.addini("agentbench_results", "folder for the JSONL run log, relative to the ini file", default="")
-    parser.addini("agentbench_html", "path of the HTML report, relative to the ini file", default="")
-    parser.addini("agentbench_models", "model aliases to run (comma or space separated)", default="")
-    parser.addini("agentbench_models_file", "path of models.yaml, relative to the ini file", default="")
-    parser.addini("agentbench_packets", "task packet folders, relative to the ini file", type="paths", default=[])
-    parser.addini("agentbench_sandbox", "sandbox kind: auto | docker | local", default="auto")
-    parser.addini("agentbench_agent_timeout", "agent wall-clock budget in seconds", default="")
+    for flag, kwargs in _OPTIONS:
+        group.addoption(flag, **kwargs)
+    for name, help_text, type_, default in _INIS:
+        parser.addini(name, help_text, type=type_, default=default)
 
 
 def _ini_base(config: pytest.Config) -> Path:
