@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from pytest_agentbench.errors import PathRefused, SandboxError
 from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, ExecResult, SandboxInfo, confine
+from pytest_agentbench.sandbox.git import AGENT_IDENTITY, INIT_SCRIPT, SETUP_IDENTITY
 from pytest_agentbench.sandbox.image import ensure_base_image, script_path
 
 WORKSPACE = "/workspace"
@@ -98,22 +99,12 @@ exit "$rc"
 _RESOLVE = 'p=$(realpath -m -- "$1") || exit 5; case "$p" in /workspace|/workspace/*) ;; *) exit 3;; esac; '
 _READ = _RESOLVE + '[ -e "$p" ] || exit 2; [ -d "$p" ] && exit 4; exec cat -- "$p"'
 _WRITE = _RESOLVE + '[ -d "$p" ] && exit 4; mkdir -p -- "$(dirname -- "$p")" && exec cat > "$p"'
-_GIT_INIT = "git init -q -b main && git add -A && git commit -q --allow-empty --no-gpg-sign -m 'workspace as given'"
 _ENV = {
     "HOME": "/home/agent",
     "PAGER": "cat",
     "GIT_PAGER": "cat",
     "PYTHONDONTWRITEBYTECODE": "1",
-    "GIT_AUTHOR_NAME": "agent",
-    "GIT_AUTHOR_EMAIL": "agent@localhost",
-    "GIT_COMMITTER_NAME": "agent",
-    "GIT_COMMITTER_EMAIL": "agent@localhost",
-}
-_INIT_ENV = {
-    "GIT_AUTHOR_NAME": "agentbench",
-    "GIT_AUTHOR_EMAIL": "agentbench@localhost",
-    "GIT_COMMITTER_NAME": "agentbench",
-    "GIT_COMMITTER_EMAIL": "agentbench@localhost",
+    **AGENT_IDENTITY,
 }
 
 
@@ -467,7 +458,7 @@ class DockerSandbox:
             raise SandboxError(f"docker refused to copy {src} into the container")
 
     def _init_git(self) -> None:
-        raw = self._run(["sh", "-c", _GIT_INIT], WORKSPACE, None, FILE_OP_TIMEOUT_S, None, env=_INIT_ENV)
+        raw = self._run(["sh", "-c", INIT_SCRIPT], WORKSPACE, None, FILE_OP_TIMEOUT_S, None, env=SETUP_IDENTITY)
         if raw.code != 0:
             err = raw.stderr.decode(errors="replace").strip()
             raise SandboxError(

@@ -21,6 +21,7 @@ from typing import IO
 
 from pytest_agentbench.errors import PathRefused, SandboxError
 from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, ExecResult, SandboxInfo, confine
+from pytest_agentbench.sandbox.git import AGENT_IDENTITY, init_git_repo
 
 _PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _UNSHARE_OK: bool | None = None
@@ -70,29 +71,6 @@ def _drain(stream: IO[bytes], cap: int, sink: list[bytes], flags: list[bool]) ->
         sink.append(bytes(head + tail))
 
 
-def init_git_repo(root: Path) -> None:
-    """Make ``root`` a git repo with one commit, so ``git diff`` shows the agent's change."""
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="agentbench",
-        GIT_AUTHOR_EMAIL="agentbench@localhost",
-        GIT_COMMITTER_NAME="agentbench",
-        GIT_COMMITTER_EMAIL="agentbench@localhost",
-    )
-    cmds = (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "workspace as given"],
-    )
-    for argv in cmds:
-        done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SandboxError(
-                f"could not make the workspace a git repo: {' '.join(argv)} failed: "
-                f"{done.stderr.strip()} (is git installed and on PATH?)"
-            )
-
-
 class LocalSandbox:
     """A workspace copy in a temp dir; commands in their own process group."""
 
@@ -132,10 +110,7 @@ class LocalSandbox:
             PYTHONDONTWRITEBYTECODE="1",
             GIT_PAGER="cat",
             PAGER="cat",
-            GIT_AUTHOR_NAME="agent",
-            GIT_AUTHOR_EMAIL="agent@localhost",
-            GIT_COMMITTER_NAME="agent",
-            GIT_COMMITTER_EMAIL="agent@localhost",
+            **AGENT_IDENTITY,
         )
         return env
 
