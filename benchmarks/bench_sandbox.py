@@ -66,13 +66,30 @@ def _exec(benchmark: Any, fn: Any, *args: Any) -> None:
     benchmark.pedantic(fn, args=args, rounds=EXEC_ROUNDS, iterations=1, warmup_rounds=3)
 
 
+def _exec_true(benchmark: Any, sb: Any) -> None:
+    """Time ``sb.exec(["true"])``."""
+
+    def run() -> None:
+        assert sb.exec(["true"], 30).exit_code == 0
+
+    _exec(benchmark, run)
+
+
+def _file_round_trip(benchmark: Any, sb: Any) -> None:
+    """Time writing 10 KB to ``sb`` and reading it back."""
+    data = b"x" * 10_000
+
+    def run() -> None:
+        sb.write_file("bench/f.bin", data)
+        assert sb.read_file("bench/f.bin") == data
+
+    _exec(benchmark, run)
+
+
 # -- per command -----------------------------------------------------------------
 @pytest.mark.benchmark(group="exec true")
 def test_docker_sandbox_exec(benchmark: Any, docker_sandbox: Any) -> None:
-    def run() -> None:
-        assert docker_sandbox.exec(["true"], 30).exit_code == 0
-
-    _exec(benchmark, run)
+    _exec_true(benchmark, docker_sandbox)
 
 
 @pytest.mark.benchmark(group="exec true")
@@ -93,33 +110,18 @@ def test_docker_cli_exec(benchmark: Any, docker_sandbox: Any) -> None:
 
 @pytest.mark.benchmark(group="exec true")
 def test_local_sandbox_exec(benchmark: Any, local_sandbox: LocalSandbox) -> None:
-    def run() -> None:
-        assert local_sandbox.exec(["true"], 30).exit_code == 0
-
-    _exec(benchmark, run)
+    _exec_true(benchmark, local_sandbox)
 
 
 # -- files -------------------------------------------------------------------------
 @pytest.mark.benchmark(group="write+read 10 KB")
 def test_docker_sandbox_file_round_trip(benchmark: Any, docker_sandbox: Any) -> None:
-    data = b"x" * 10_000
-
-    def run() -> None:
-        docker_sandbox.write_file("bench/f.bin", data)
-        assert docker_sandbox.read_file("bench/f.bin") == data
-
-    _exec(benchmark, run)
+    _file_round_trip(benchmark, docker_sandbox)
 
 
 @pytest.mark.benchmark(group="write+read 10 KB")
 def test_local_sandbox_file_round_trip(benchmark: Any, local_sandbox: LocalSandbox) -> None:
-    data = b"x" * 10_000
-
-    def run() -> None:
-        local_sandbox.write_file("bench/f.bin", data)
-        assert local_sandbox.read_file("bench/f.bin") == data
-
-    _exec(benchmark, run)
+    _file_round_trip(benchmark, local_sandbox)
 
 
 # -- per run -----------------------------------------------------------------------

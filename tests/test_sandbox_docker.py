@@ -24,16 +24,10 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.errors import SandboxError
-from pytest_agentbench.sandbox import docker as docker_backend
 from pytest_agentbench.sandbox import image as image_mod
-from pytest_agentbench.sandbox.docker import (
-    LABEL_HOST,
-    LABEL_PID,
-    LABEL_RUN,
-    DockerSandbox,
-    docker_available,
-    reap_stale_containers,
-)
+from pytest_agentbench.sandbox.docker import DockerSandbox, docker_available
+from pytest_agentbench.sandbox.docker import sandbox as docker_sandbox
+from pytest_agentbench.sandbox.docker.engine import LABEL_HOST, LABEL_PID, LABEL_RUN, connect, reap_stale_containers
 
 pytestmark = pytest.mark.docker
 
@@ -43,14 +37,14 @@ BUILD = REPO / "scripts" / "build-base-image"
 
 @pytest.fixture
 def client(docker_engine: None) -> Iterator[Any]:
-    c = docker_backend.connect()
+    c = connect()
     yield c
     c.close()
 
 
 @pytest.fixture(scope="session")
 def base_image(docker_engine: None) -> str:
-    c = docker_backend.connect()
+    c = connect()
     try:
         return image_mod.ensure_base_image(c)
     finally:
@@ -217,7 +211,7 @@ def test_an_overrun_restarts_the_container_and_keeps_the_files(
     with DockerSandbox(workspace_src) as sb:
         sb.write_file("kept.txt", "still here")
         # make the host deadline (T + kill-after + grace) fall before coreutils' timeout fires
-        monkeypatch.setattr(docker_backend, "WATCHDOG_GRACE_S", -docker_backend.KILL_AFTER_S - 2.5)
+        monkeypatch.setattr(docker_sandbox, "WATCHDOG_GRACE_S", -docker_sandbox.KILL_AFTER_S - 2.5)
         r = sb.exec(["sleep", "100"], 3)
         monkeypatch.undo()
         assert (r.exit_code, r.timed_out) == (124, True)

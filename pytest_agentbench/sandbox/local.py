@@ -21,6 +21,7 @@ from typing import IO
 
 from pytest_agentbench.errors import PathRefused, SandboxError
 from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, ExecResult, SandboxInfo, confine
+from pytest_agentbench.sandbox.git import AGENT_IDENTITY, init_git_repo
 
 _PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _UNSHARE_OK: bool | None = None
@@ -70,27 +71,45 @@ def _drain(stream: IO[bytes], cap: int, sink: list[bytes], flags: list[bool]) ->
         sink.append(bytes(head + tail))
 
 
-def init_git_repo(root: Path) -> None:
-    """Make ``root`` a git repo with one commit, so ``git diff`` shows the agent's change."""
-    env = dict(
-        os.environ,
-        GIT_AUTHOR_NAME="agentbench",
-        GIT_AUTHOR_EMAIL="agentbench@localhost",
-        GIT_COMMITTER_NAME="agentbench",
-        GIT_COMMITTER_EMAIL="agentbench@localhost",
-    )
-    cmds = (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "workspace as given"],
-    )
-    for argv in cmds:
-        done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SandboxError(
-                f"could not make the workspace a git repo: {' '.join(argv)} failed: "
-                f"{done.stderr.strip()} (is git installed and on PATH?)"
-            )
+class _Capture:
+    """A command's stdout and stderr, each drained by a thread and kept within ``cap``."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], cap: int) -> None:
+        self._out: list[bytes] = []
+        self._err: list[bytes] = []
+        self._cut: list[bool] = []
+        self._readers = [
+            threading.Thread(target=_drain, args=(s, cap, sink, self._cut), daemon=True)
+            for s, sink in ((proc.stdout, self._out), (proc.stderr, self._err))
+        ]
+        for t in self._readers:
+            t.start()
+
+    def join(self) -> None:
+        for t in self._readers:
+            t.join(timeout=5)
+
+    @property
+    def stdout(self) -> str:
+        return b"".join(self._out).decode(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return b"".join(self._err).decode(errors="replace")
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self._cut)
+
+
+def _feed_stdin(proc: subprocess.Popen[bytes], stdin: str | None) -> None:
+    """Write ``stdin`` to the command and close it; a command that stopped reading is not our failure."""
+    if stdin is not None and proc.stdin is not None:
+        try:
+            proc.stdin.write(stdin.encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
 
 
 class LocalSandbox:
@@ -132,10 +151,7 @@ class LocalSandbox:
             PYTHONDONTWRITEBYTECODE="1",
             GIT_PAGER="cat",
             PAGER="cat",
-            GIT_AUTHOR_NAME="agent",
-            GIT_AUTHOR_EMAIL="agent@localhost",
-            GIT_COMMITTER_NAME="agent",
-            GIT_COMMITTER_EMAIL="agent@localhost",
+            **AGENT_IDENTITY,
         )
         return env
 
@@ -147,37 +163,44 @@ class LocalSandbox:
         workdir = self._resolve(cwd)
         if not workdir.is_dir():
             raise PathRefused(f"folder {cwd!r} does not exist in the workspace")
-        full = (["unshare", "-n", "--"] if self._netns else []) + list(argv)
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(
-                full,
-                cwd=workdir,
-                env=self._env(),
-                start_new_session=True,
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
+            proc = self._spawn(argv, workdir, with_stdin=stdin is not None)
         except FileNotFoundError:
             return ExecResult(127, "", f"{argv[0]}: command not found\n", time.monotonic() - start)
         except OSError as exc:
             raise SandboxError(f"could not start {argv[0]!r} in the local sandbox: {exc}") from exc
-        out: list[bytes] = []
-        err: list[bytes] = []
-        cut: list[bool] = []
-        readers = [
-            threading.Thread(target=_drain, args=(s, self.output_cap, sink, cut), daemon=True)
-            for s, sink in ((proc.stdout, out), (proc.stderr, err))
-        ]
-        for t in readers:
-            t.start()
-        if stdin is not None and proc.stdin is not None:
-            try:
-                proc.stdin.write(stdin.encode())
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
+        capture = _Capture(proc, self.output_cap)
+        _feed_stdin(proc, stdin)
+        timed_out = self._wait(proc, timeout)
+        capture.join()
+        code = 124 if timed_out else proc.returncode
+        if code is not None and code < 0:
+            code = 128 - code  # killed by a signal: shell convention
+        return ExecResult(
+            exit_code=code,
+            stdout=capture.stdout,
+            stderr=capture.stderr,
+            duration_s=time.monotonic() - start,
+            timed_out=timed_out,
+            truncated=capture.truncated,
+        )
+
+    def _spawn(self, argv: Sequence[str], workdir: Path, *, with_stdin: bool) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in a new session (its own process group), in the network namespace if any."""
+        full = (["unshare", "-n", "--"] if self._netns else []) + list(argv)
+        return subprocess.Popen(
+            full,
+            cwd=workdir,
+            env=self._env(),
+            start_new_session=True,
+            stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def _wait(self, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+        """Wait for the command, then kill its whole group; True if it ran past ``timeout``."""
         timed_out = False
         try:
             proc.wait(timeout=timeout)
@@ -190,19 +213,7 @@ class LocalSandbox:
         self._kill_group(proc.pid)
         if timed_out:
             proc.wait()
-        for t in readers:
-            t.join(timeout=5)
-        code = 124 if timed_out else proc.returncode
-        if code is not None and code < 0:
-            code = 128 - code  # killed by a signal: shell convention
-        return ExecResult(
-            exit_code=code,
-            stdout=b"".join(out).decode(errors="replace"),
-            stderr=b"".join(err).decode(errors="replace"),
-            duration_s=time.monotonic() - start,
-            timed_out=timed_out,
-            truncated=bool(cut),
-        )
+        return timed_out
 
     @staticmethod
     def _kill_group(pgid: int) -> None:
