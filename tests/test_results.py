@@ -27,6 +27,7 @@ from pytest_agentbench.models.calls import Usage
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import GateResult
 from pytest_agentbench.packets.schema import Packet, load_packet
+from pytest_agentbench.results.record import RunRecord, new_run_id
 from pytest_agentbench.results.store import (
     RESULTS_FILE,
     SCHEMA_VERSION,
@@ -41,7 +42,7 @@ from pytest_agentbench.results.store import (
     worker_results_path,
     write_benchmark_json,
 )
-from pytest_agentbench.runner import RunRecord, new_run_id, run_packet
+from pytest_agentbench.runner import run_packet
 from pytest_agentbench.sandbox import LocalSandbox, SandboxInfo
 from pytest_agentbench.serving.scripted import ScriptedServer
 

@@ -50,7 +50,7 @@ from pytest_agentbench.serving.vllm.admin import DEV_MODE_ENV
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds this parser
     from pytest_agentbench.models.registry import ModelSpec
     from pytest_agentbench.packets.schema import Packet
-    from pytest_agentbench.runner import RunRecord
+    from pytest_agentbench.results.record import RunRecord
 
 __all__ = [
     "Check",

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_agentbench.results.jsonsafe import json_safe
 
 if TYPE_CHECKING:
-    from pytest_agentbench.runner import RunRecord
+    from pytest_agentbench.results.record import RunRecord
 
 __all__ = [
     "RESULTS_FILE",
