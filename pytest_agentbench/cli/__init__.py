@@ -70,7 +70,7 @@ def _probe(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pytest_agentbench.reports.html import write_html
     from pytest_agentbench.reports.summary import format_summary
-    from pytest_agentbench.results.store import load_records
+    from pytest_agentbench.results.jsonl import load_records
 
     path = Path(args.results)
     if path.is_dir():

@@ -353,7 +353,7 @@ def _init_results(state: _State, config: pytest.Config) -> None:
         config.rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     )
     if settings.resume is not None:
-        from pytest_agentbench.results.store import completed_pairs
+        from pytest_agentbench.results.jsonl import completed_pairs
 
         state.done = frozenset(completed_pairs(settings.resume))
 
@@ -595,7 +595,8 @@ def pytest_agentbench_make_adapter(spec: ModelSpec, base_url: str) -> Any:
 @pytest.hookimpl(trylast=True)
 def pytest_agentbench_run_done(record: Any, item: pytest.Item) -> None:
     """Default: append the run to this process's JSONL file (fsynced; the controller merges them)."""
-    from pytest_agentbench.results.store import JsonlWriter, record_to_dict, worker_results_path
+    from pytest_agentbench.results.jsonl import JsonlWriter, worker_results_path
+    from pytest_agentbench.results.record import record_to_dict
 
     state = item.config.stash[STATE]
     if state.results_dir is None:
@@ -612,13 +613,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(STATE, None)
     if state is None or hasattr(config, "workerinput") or state.results_dir is None:
         return
-    from pytest_agentbench.results.store import (
-        RESULTS_FILE,
-        default_commit_info,
-        merge_jsonl,
-        worker_files,
-        write_benchmark_json,
-    )
+    from pytest_agentbench.results.benchmark import default_commit_info, write_benchmark_json
+    from pytest_agentbench.results.jsonl import RESULTS_FILE, merge_jsonl, worker_files
 
     parts = worker_files(state.results_dir)
     if not parts:
