@@ -64,6 +64,8 @@ _OUTPUT_TAIL_CHARS = 2_000
 
 @dataclass
 class RunRecord:
+    """One finished trial: what the agent did, what the gates said, where it ran and how long it took."""
+
     run_id: str
     packet: Packet
     spec: ModelSpec
@@ -116,6 +118,7 @@ def _median(values: list[float]) -> float | str:
 
 
 def new_run_id() -> str:
+    """A fresh run id: 12 hex digits of a random UUID."""
     return uuid.uuid4().hex[:12]
 
 
