@@ -14,7 +14,7 @@ import pytest
 
 from pytest_agentbench.reports.html import render_html
 from pytest_agentbench.reports.summary import format_summary
-from pytest_agentbench.results.store import record_to_dict
+from pytest_agentbench.results.record import record_to_dict
 from tests.conftest import BUGFIX
 from tests.test_results import make_record
 

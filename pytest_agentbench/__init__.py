@@ -26,7 +26,7 @@ _EXPORTS = {
     "GateFailed": "packets.gates",
     "GateResult": "packets.gates",
     "run_gates": "packets.gates",
-    "RunRecord": "runner",
+    "RunRecord": "results.record",
     "run_packet": "runner",
     "LocalSandbox": "sandbox",
     "Sandbox": "sandbox",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.reports.html import render_html, write_html
-from pytest_agentbench.results.store import record_to_dict
+from pytest_agentbench.results.record import record_to_dict
 
 from .test_results import COMMERCIAL, as_dicts, make_record, worked_example_records
 

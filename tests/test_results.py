@@ -27,21 +27,19 @@ from pytest_agentbench.models.calls import Usage
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import GateResult
 from pytest_agentbench.packets.schema import Packet, load_packet
-from pytest_agentbench.results.store import (
+from pytest_agentbench.results.benchmark import benchmark_json, write_benchmark_json
+from pytest_agentbench.results.jsonl import (
     RESULTS_FILE,
-    SCHEMA_VERSION,
     JsonlWriter,
     ResultsWarning,
-    benchmark_json,
     completed_pairs,
     load_records,
     merge_jsonl,
-    record_to_dict,
     worker_files,
     worker_results_path,
-    write_benchmark_json,
 )
-from pytest_agentbench.runner import RunRecord, new_run_id, run_packet
+from pytest_agentbench.results.record import SCHEMA_VERSION, RunRecord, new_run_id, record_to_dict
+from pytest_agentbench.runner import run_packet
 from pytest_agentbench.sandbox import LocalSandbox, SandboxInfo
 from pytest_agentbench.serving.scripted import ScriptedServer
 
@@ -383,7 +381,7 @@ def test_completed_pairs_for_resume(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys, itertools
-    from pytest_agentbench.results.store import JsonlWriter
+    from pytest_agentbench.results.jsonl import JsonlWriter
     writer = JsonlWriter(sys.argv[1])
     for i in itertools.count():
         writer.write({"run_id": f"r{i}", "timestamp": f"2026-01-01T00:00:00.{i:06d}+00:00",

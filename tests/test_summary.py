@@ -8,7 +8,7 @@ import pytest
 
 from pytest_agentbench.reports.stats import percentile
 from pytest_agentbench.reports.summary import format_summary, run_category, summarize
-from pytest_agentbench.results.store import record_to_dict
+from pytest_agentbench.results.record import record_to_dict
 
 from .test_results import COMMERCIAL, SELF_HOSTED, as_dicts, make_record, worked_example_records
 

@@ -50,7 +50,7 @@ from pytest_agentbench.serving.vllm.admin import DEV_MODE_ENV
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds this parser
     from pytest_agentbench.models.registry import ModelSpec
     from pytest_agentbench.packets.schema import Packet
-    from pytest_agentbench.runner import RunRecord
+    from pytest_agentbench.results.record import RunRecord
 
 __all__ = [
     "Check",
@@ -1472,7 +1472,8 @@ def run_cli(args: argparse.Namespace) -> int:
     from pytest_agentbench.capacity.cost import CommercialCost
     from pytest_agentbench.models.registry import load_models, select
     from pytest_agentbench.packets.schema import discover_packets
-    from pytest_agentbench.results.store import JsonlWriter, record_to_dict
+    from pytest_agentbench.results.jsonl import JsonlWriter
+    from pytest_agentbench.results.record import record_to_dict
     from pytest_agentbench.serving.endpoints import Endpoints
 
     aliases = [a.strip() for a in args.models.split(",") if a.strip()]

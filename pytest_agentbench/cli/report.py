@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from pytest_agentbench.reports.html import write_html
     from pytest_agentbench.reports.summary import format_summary
-    from pytest_agentbench.results.store import load_records
+    from pytest_agentbench.results.jsonl import load_records
 
     path = Path(args.results)
     if path.is_dir():

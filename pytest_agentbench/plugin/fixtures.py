@@ -13,6 +13,7 @@ from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.plugin.collection import Case
 from pytest_agentbench.plugin.session import SESSION
 from pytest_agentbench.plugin.settings import Settings
+from pytest_agentbench.results.redact import public_url
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
         model.close()
     item = request.node
     item.user_properties.extend(record.properties())
-    item.user_properties.append(("agentbench.endpoint", _public_url(base_url)))
+    item.user_properties.append(("agentbench.endpoint", public_url(base_url)))
     item.add_report_section("call", "agentbench transcript", record.agent.transcript())
     item.add_report_section("call", "agentbench gates", format_gate_results(record.gates))
     record.extra.setdefault("nodeid", item.nodeid)
@@ -110,15 +111,6 @@ def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
     return request.getfixturevalue("benchmark")
 
 
-def _public_url(url: str) -> str:
-    """scheme://host:port/path only: no user:password@ or ?key= that could carry a secret."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_agentbench_make_sandbox(packet: Packet, settings: Settings) -> Any:
     from pytest_agentbench.sandbox import make_sandbox
@@ -136,7 +128,8 @@ def pytest_agentbench_make_adapter(spec: ModelSpec, base_url: str) -> Any:
 @pytest.hookimpl(trylast=True)
 def pytest_agentbench_run_done(record: Any, item: pytest.Item) -> None:
     """Default: append the run to this process's JSONL file (fsynced; the controller merges them)."""
-    from pytest_agentbench.results.store import JsonlWriter, record_to_dict, worker_results_path
+    from pytest_agentbench.results.jsonl import JsonlWriter, worker_results_path
+    from pytest_agentbench.results.record import record_to_dict
 
     state = item.config.stash[SESSION]
     if state.results_dir is None:

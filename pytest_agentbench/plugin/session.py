@@ -94,7 +94,7 @@ class AgentbenchSession:
             rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         )
         if self.settings.resume is not None:
-            from pytest_agentbench.results.store import completed_pairs
+            from pytest_agentbench.results.jsonl import completed_pairs
 
             self.done = frozenset(completed_pairs(self.settings.resume))
 
@@ -125,13 +125,8 @@ class AgentbenchSession:
 
     def finish(self, rootpath: Path) -> None:
         """Controller only: merge the workers' JSONL, then write benchmark JSON and the HTML report."""
-        from pytest_agentbench.results.store import (
-            RESULTS_FILE,
-            default_commit_info,
-            merge_jsonl,
-            worker_files,
-            write_benchmark_json,
-        )
+        from pytest_agentbench.results.benchmark import default_commit_info, write_benchmark_json
+        from pytest_agentbench.results.jsonl import RESULTS_FILE, merge_jsonl, worker_files
 
         assert self.results_dir is not None
         parts = worker_files(self.results_dir)

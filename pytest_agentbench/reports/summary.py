@@ -32,13 +32,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_agentbench.capacity.cost import (
+    SelfHostedCost,
+    break_even_calls_per_hour,
+    format_usd,
+    parse_cost_spec,
+    self_hosted_capacity_calls_per_hour,
+)
+from pytest_agentbench.errors import ConfigError
 from pytest_agentbench.reports.stats import percentile
 
 __all__ = [
     "AliasSummary",
     "format_seconds",
     "format_summary",
-    "percentile",
     "run_category",
     "summarize",
     "summary_rows",
@@ -179,21 +186,11 @@ def format_seconds(x: float | None) -> str:
     return f"{x:,.0f} s"
 
 
-def _p(values: Sequence[float], q: float) -> float | None:
-    return percentile(values, q)
-
-
-def _usd(amount: float | None) -> str:
-    from pytest_agentbench.capacity.cost import format_usd
-
-    return format_usd(amount)
-
-
 def _cost_cell(s: AliasSummary, scale: float = 1.0) -> str:
     known = s.known_costs
     if not known:
         return "unknown"
-    text = _usd(statistics.mean(known) * scale)
+    text = format_usd(statistics.mean(known) * scale)
     return text if len(known) == s.runs else f"{text} ({len(known)}/{s.runs} known)"
 
 
@@ -202,14 +199,6 @@ def _rate(value: float) -> str:
 
 
 def _break_even_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
-    from pytest_agentbench.capacity.cost import (
-        SelfHostedCost,
-        break_even_calls_per_hour,
-        parse_cost_spec,
-        self_hosted_capacity_calls_per_hour,
-    )
-    from pytest_agentbench.errors import ConfigError
-
     ref = _reference(summaries)
     hosted: dict[str, SelfHostedCost] = {}
     for s in summaries:
@@ -272,14 +261,14 @@ def summary_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
     row(
         "latency p50 / p90 (run)",
         lambda s: (
-            f"{format_seconds(_p(s.run_wall_s, 50))} / {format_seconds(_p(s.run_wall_s, 90))}"
+            f"{format_seconds(percentile(s.run_wall_s, 50))} / {format_seconds(percentile(s.run_wall_s, 90))}"
             if s.run_wall_s
             else "n/a"
         ),
     )
-    row("model-call latency p50", lambda s: format_seconds(_p(s.call_wall_s, 50)))
-    row("TTFT p50", lambda s: format_seconds(_p(s.ttft_s, 50)) if s.ttft_s else NOT_STREAMED)
-    row("tok/s p50 (client)", lambda s: f"{_p(s.tok_per_s, 50):,.1f}" if s.tok_per_s else "n/a")
+    row("model-call latency p50", lambda s: format_seconds(percentile(s.call_wall_s, 50)))
+    row("TTFT p50", lambda s: format_seconds(percentile(s.ttft_s, 50)) if s.ttft_s else NOT_STREAMED)
+    row("tok/s p50 (client)", lambda s: f"{percentile(s.tok_per_s, 50):,.1f}" if s.tok_per_s else "n/a")
     row(
         "tokens/run in / out",
         lambda s: (
@@ -360,30 +349,10 @@ def format_summary(
         return f"{title}: no runs recorded"
     rows = summary_rows(summaries)
     label_w = min(_LABEL_MAX, max(len("alias"), *(len(label) for label, _ in rows)), max(12, width // 3))
-    col_w = [
-        min(
-            _CELL_MAX,
-            max(
-                len(s.alias),
-                len(s.model) if s.model != s.alias else 0,
-                13 if s.test_double else 0,
-                *(len(cells[i]) for _, cells in rows),
-            ),
-        )
-        for i, s in enumerate(summaries)
-    ]
-    col_w = [min(w, max(8, width - label_w - _GAP)) for w in col_w]
-    chunks: list[list[int]] = [[]]
-    used = label_w
-    for i, w in enumerate(col_w):
-        if chunks[-1] and used + _GAP + w > width:
-            chunks.append([])
-            used = label_w
-        chunks[-1].append(i)
-        used += _GAP + w
+    col_w = _column_widths(summaries, rows, label_w, width)
     n = len(records)
     lines = [f"{title}: {n} run{'s' if n != 1 else ''}, {len(summaries)} alias{'es' if len(summaries) != 1 else ''}"]
-    for chunk in chunks:
+    for chunk in _chunks(col_w, label_w, width):
         lines.append("")
         lines.extend(
             _render(
@@ -396,3 +365,33 @@ def format_summary(
     lines.append("")
     lines.extend(_notes(summaries, width))
     return "\n".join(lines)
+
+
+def _column_widths(summaries: Sequence[AliasSummary], rows: Sequence[Row], label_w: int, width: int) -> list[int]:
+    """One width per alias column: its widest header or cell, capped, and never wider than the table."""
+    col_w = [
+        min(
+            _CELL_MAX,
+            max(
+                len(s.alias),
+                len(s.model) if s.model != s.alias else 0,
+                13 if s.test_double else 0,
+                *(len(cells[i]) for _, cells in rows),
+            ),
+        )
+        for i, s in enumerate(summaries)
+    ]
+    return [min(w, max(8, width - label_w - _GAP)) for w in col_w]
+
+
+def _chunks(col_w: Sequence[int], label_w: int, width: int) -> list[list[int]]:
+    """The column indexes of each table: as many columns as fit in ``width`` next to the labels."""
+    chunks: list[list[int]] = [[]]
+    used = label_w
+    for i, w in enumerate(col_w):
+        if chunks[-1] and used + _GAP + w > width:
+            chunks.append([])
+            used = label_w
+        chunks[-1].append(i)
+        used += _GAP + w
+    return chunks

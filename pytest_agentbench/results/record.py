@@ -1,0 +1,316 @@
+"""The run record: one finished trial (packet x alias), its JUnit properties and its JSON form. pytest-free.
+
+A :class:`RunRecord` holds the packet, the alias's spec, the agent's result,
+the gate results, the sandbox's description and the wall time of one run;
+:meth:`RunRecord.properties` flattens it into the ``agentbench.*`` JUnit
+properties a packet test sets, :func:`new_run_id` names a run, and
+:func:`record_to_dict` turns it into plain JSON, schema version
+:data:`SCHEMA_VERSION` (secrets redacted, see :mod:`pytest_agentbench.results.redact`)::
+
+    {"schema_version": 1, "run_id": "3f2a...", "timestamp": "2026-...+00:00", "started_at": "...",
+     "packet": {"id": "bugfix-median", "kind": "bug-fix", "version": 1},
+     "alias": "local-coder", "model": "...", "test_double": false,
+     "outcome": "finished", "failure": null, "failures_by_class": {}, "error": "", "passed": true,
+     "gates": [{"id", "guard", "passed", "exit", "expected", "timed_out", "duration_s", ...}],
+     "turns": 5, "model_calls": 5, "invalid_tool_calls": 0,
+     "client": {"wall_s": 12.1, "agent_wall_s": 9.8, "model_wall_s": 7.2,
+                "calls": [{"index": 0, "wall_s": 1.2, "ttft_s": null, "prompt_tokens": 812, ...}],
+                "tokens": {"prompt": 4100, "completion": 380, "cached": 0, "usage_reported": true}},
+     "server": null,
+     "cost": {"usd": 0.0180, "kind": "commercial", "spec": {...}, "describe": "...", "basis": "..."},
+     "sandbox": {"kind": "local", "isolation": "process-group+netns", "details": {...}},
+     "versions": {"agentbench": "0.1.0", "python": "3.11.9"},
+     "worker": "gw0", "nodeid": null, "transcript": "..."}
+
+Where numbers come from: everything under ``client`` is measured by the harness
+(wall clocks around the run and around each HTTP call; token counts as the
+responses' ``usage`` reported them, summed here). ``server`` holds what the
+server itself exported (vLLM ``/metrics`` before/after diffs), copied from
+``record.extra["server_metrics"]`` when a scrape was done, else ``null``.
+A ``ttft_s`` of ``null`` means *not measured* (a non-streaming call), never 0;
+a cost of ``null`` means *unknown* (no ``cost:`` mapping, or no usage reported),
+never $0.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from pytest_agentbench.agents.transcript import AgentResult, clip
+from pytest_agentbench.capacity.cost import parse_cost_spec, usage_cost_usd
+from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.packets.gates import GateResult
+from pytest_agentbench.packets.schema import Packet
+from pytest_agentbench.reports.stats import median
+from pytest_agentbench.results.jsonsafe import json_safe
+from pytest_agentbench.results.redact import redact, spec_secrets
+from pytest_agentbench.sandbox.base import SandboxInfo
+
+__all__ = ["SCHEMA_VERSION", "TRANSCRIPT_CHARS", "RunRecord", "new_run_id", "record_to_dict", "run_cost"]
+
+SCHEMA_VERSION = 1
+#: Characters of transcript kept per record (head and tail, the cut is marked).
+TRANSCRIPT_CHARS = 20_000
+_OUTPUT_TAIL_CHARS = 2_000
+
+
+@dataclass
+class RunRecord:
+    """One finished trial: what the agent did, what the gates said, where it ran and how long it took."""
+
+    run_id: str
+    packet: Packet
+    spec: ModelSpec
+    agent: AgentResult
+    gates: list[GateResult]
+    sandbox: SandboxInfo
+    wall_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def properties(self) -> list[tuple[str, str | int | float | bool]]:
+        """JSON-primitive ``agentbench.*`` properties for JUnit ``<properties>``."""
+        usage = self.agent.usage
+        props: list[tuple[str, str | int | float | bool]] = [
+            ("agentbench.run_id", self.run_id),
+            ("agentbench.packet", self.packet.id),
+            ("agentbench.kind", self.packet.kind),
+            ("agentbench.alias", self.spec.alias),
+            ("agentbench.model", self.spec.model),
+            ("agentbench.test_double", self.spec.test_double),
+            ("agentbench.outcome", self.agent.outcome),
+            ("agentbench.failure", self.agent.failure or ""),
+            ("agentbench.passed", self.passed),
+            ("agentbench.gates_passed", sum(g.passed for g in self.gates)),
+            ("agentbench.gates_total", len(self.gates)),
+            ("agentbench.gates_failed", ",".join(g.id for g in self.gates if not g.passed)),
+            ("agentbench.turns", len(self.agent.turns)),
+            ("agentbench.wall_s", round(self.wall_s, 4)),
+            ("agentbench.agent_wall_s", round(self.agent.wall_s, 4)),
+            ("agentbench.prompt_tokens", usage.prompt_tokens),
+            ("agentbench.completion_tokens", usage.completion_tokens),
+            ("agentbench.cached_tokens", usage.cached_tokens),
+            ("agentbench.usage_reported", usage.reported),
+            ("agentbench.failures", ",".join(f"{k}:{v}" for k, v in sorted(self.agent.failures_by_class().items()))),
+            ("agentbench.invalid_tool_calls", self.agent.invalid_tool_calls),
+            ("agentbench.ttft_p50_s", _median([t.ttft_s for t in self.agent.turns if t.ttft_s is not None])),
+            ("agentbench.sandbox", self.sandbox.kind),
+            ("agentbench.isolation", self.sandbox.isolation),
+        ]
+        return props
+
+
+def _median(values: list[float]) -> float | str:
+    """The median, or "n/a" where nothing was measured (e.g. TTFT without streaming)."""
+    p50 = median(values)
+    return "n/a" if p50 is None else round(p50, 6)
+
+
+def new_run_id() -> str:
+    """A fresh run id: 12 hex digits of a random UUID."""
+    return uuid.uuid4().hex[:12]
+
+
+# --------------------------------------------------------------------------- the JSON record
+
+
+def record_to_dict(
+    record: RunRecord,
+    *,
+    transcript: bool = True,
+    transcript_chars: int = TRANSCRIPT_CHARS,
+    finished_at: datetime | None = None,
+) -> dict[str, Any]:
+    """One JSON-serialisable record for a finished run (see the module docstring for the schema)."""
+    agent, spec = record.agent, record.spec
+    finished = finished_at or datetime.now(UTC)
+    extra = record.extra or {}
+    out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": record.run_id,
+        "timestamp": _iso(finished),
+        "started_at": _iso(finished - timedelta(seconds=max(0.0, record.wall_s))),
+        "packet": {"id": record.packet.id, "kind": record.packet.kind, "version": record.packet.version},
+        "alias": spec.alias,
+        "model": spec.model,
+        "test_double": bool(spec.test_double),
+        "outcome": agent.outcome,
+        "failure": agent.failure,
+        "failures_by_class": _failures_by_class(agent),
+        "error": clip(agent.error or "", _OUTPUT_TAIL_CHARS),
+        "passed": record.passed,
+        "gates": [_gate_dict(g) for g in record.gates],
+        "turns": len(agent.turns),
+        "model_calls": agent.model_calls,
+        "invalid_tool_calls": agent.invalid_tool_calls,
+        "client": _client_dict(record),
+        "server": _server_dict(extra.get("server_metrics")),
+        "cost": run_cost(record),
+        "sandbox": _sandbox_dict(record.sandbox),
+        "versions": _versions(),
+        "worker": extra.get("worker") or os.environ.get("PYTEST_XDIST_WORKER"),
+        "nodeid": extra.get("nodeid"),
+        "extra": _extra_dict(extra),
+    }
+    if transcript:
+        out["transcript"] = clip(agent.transcript(), transcript_chars)
+    return redact(json_safe(out), spec_secrets(spec))
+
+
+def run_cost(record: RunRecord) -> dict[str, Any]:
+    """The run's cost from its alias's ``cost:`` mapping; ``usd`` is ``None`` when unknown."""
+    spec, agent = record.spec, record.agent
+    raw = dict(spec.cost or {})
+    model_s = sum(t.wall_s for t in agent.turns)
+    out: dict[str, Any] = {"usd": None, "kind": None, "spec": raw or None, "describe": None, "basis": None}
+    try:
+        cost_spec = parse_cost_spec(raw or None, f"{spec.where}.cost")
+    except ConfigError as exc:
+        out["error"] = str(exc)
+        return out
+    if cost_spec is None:
+        out["basis"] = "no cost: mapping for this alias (unknown, not $0)"
+        return out
+    out["kind"] = cost_spec.kind
+    out["describe"] = cost_spec.describe()
+    if cost_spec.kind == "commercial":
+        out["basis"] = (
+            "tokens reported by the server x price" if agent.usage.reported else "unknown: the server reported no usage"
+        )
+    else:
+        out["basis"] = f"GPU time: {model_s:.3f} s of model calls / concurrency"
+    try:
+        out["usd"] = usage_cost_usd(cost_spec, agent.usage, latency_s=model_s)
+    except ValueError as exc:  # impossible counts from a server: unknown, and say why
+        out["error"] = str(exc)
+    return out
+
+
+def _client_dict(record: RunRecord) -> dict[str, Any]:
+    """What the harness measured: wall clocks, one entry per model call, summed token counts."""
+    agent = record.agent
+    usage = agent.usage
+    return {
+        "wall_s": _round(record.wall_s),
+        "agent_wall_s": _round(agent.wall_s),
+        "model_wall_s": _round(sum(t.wall_s for t in agent.turns)),
+        "calls": [_call_dict(t) for t in agent.turns],
+        "tokens": {
+            "prompt": usage.prompt_tokens,
+            "completion": usage.completion_tokens,
+            "cached": usage.cached_tokens,
+            "usage_reported": usage.reported,
+        },
+    }
+
+
+def _sandbox_dict(info: SandboxInfo) -> dict[str, Any]:
+    return {
+        "kind": info.kind,
+        "isolation": info.isolation,
+        "details": {str(k): str(v) for k, v in (info.details or {}).items()},
+    }
+
+
+def _extra_dict(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The primitive ``record.extra`` entries that have no field of their own."""
+    return {str(k): v for k, v in extra.items() if k not in ("server_metrics", "worker", "nodeid") and _is_primitive(v)}
+
+
+def _gate_dict(g: Any) -> dict[str, Any]:
+    out = {
+        "id": g.id,
+        "guard": g.guard,
+        "passed": g.passed,
+        "exit": g.exit_code,
+        "expected": g.expect_exit,
+        "timed_out": g.timed_out,
+        "duration_s": _round(g.duration_s),
+        "command": g.command,
+    }
+    if g.error:
+        out["error"] = g.error
+    if not g.passed and g.output:
+        out["output_tail"] = clip(g.tail(), _OUTPUT_TAIL_CHARS)
+    return out
+
+
+def _call_dict(t: Any) -> dict[str, Any]:
+    u = t.usage
+    out: dict[str, Any] = {
+        "index": t.index,
+        "wall_s": _round(t.wall_s),
+        "ttft_s": None if t.ttft_s is None else _round(t.ttft_s),
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "cached_tokens": u.cached_tokens,
+        "usage_reported": u.reported,
+        "finish_reason": t.finish_reason,
+        "error": t.error,
+        "tool_calls": len(t.tool_calls),
+        "invalid_tool_calls": len(t.invalid_tool_calls),
+    }
+    retries = getattr(t, "retries", ())
+    if retries:
+        out["retries"] = list(retries)
+    timings = {str(k): v for k, v in (getattr(t, "extra", None) or {}).items() if _is_primitive(v)}
+    if timings:
+        out["timings"] = timings
+    return out
+
+
+def _failures_by_class(agent: Any) -> dict[str, int]:
+    method = getattr(agent, "failures_by_class", None)
+    if callable(method):
+        return dict(method())
+    counts: dict[str, int] = {}
+    for t in agent.turns:
+        if t.error:
+            counts[t.error] = counts.get(t.error, 0) + 1
+        if t.invalid_tool_calls:
+            counts["invalid_tool_call"] = counts.get("invalid_tool_call", 0) + len(t.invalid_tool_calls)
+    return counts
+
+
+def _server_dict(metrics: Any) -> dict[str, Any] | None:
+    if metrics is None:
+        return None
+    if hasattr(metrics, "to_dict"):
+        metrics = metrics.to_dict(prefix="")
+    if not isinstance(metrics, Mapping):
+        return None
+    return {str(k): v for k, v in metrics.items() if _is_primitive(v)}
+
+
+@lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        plugin = version("pytest-agentbench")
+    except PackageNotFoundError:
+        plugin = "unknown"
+    return {"agentbench": plugin, "python": platform.python_version()}
+
+
+def _is_primitive(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _round(x: float) -> float:
+    return round(float(x), 6)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
