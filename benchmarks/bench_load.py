@@ -90,7 +90,8 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from pytest_agentbench.serving.vllm.server import ServeSpec, VLLMServer
+    from pytest_agentbench.serving.vllm.process import VLLMServer
+    from pytest_agentbench.serving.vllm.spec import ServeSpec
 
     made = subprocess.run(
         [str(VLLM_PYTHON), str(REPO / "scripts" / "make_tiny_model.py"), "--out", str(MODEL_DIR)],

