@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -32,6 +34,17 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: this test must run in CI, not skip)", pytrace=False)
     pytest.skip(reason)
+
+
+def importorskip_extra(module: str, extra: str) -> ModuleType:
+    """Import a module of an optional extra; without it skip with the install hint - or fail under CI=true."""
+    reason = f"needs {module}: pip install 'pytest-agentbench[{extra}]'"
+    if os.environ.get("CI", "").lower() == "true":
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            pytest.fail(f"{reason} (CI=true: this test must run in CI, not skip)", pytrace=False)
+    return pytest.importorskip(module, reason=reason)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from junitparser import JUnitXml
 
 from pytest_agentbench.results.junit import JunitMergeWarning, format_alias_table, merge_junit
 
-from .conftest import SCRIPTS
+from .conftest import SCRIPTS, importorskip_extra
+
+JUnitXml = importorskip_extra("junitparser", "junit").JUnitXml
 
 pytest_plugins = ["pytester"]
 

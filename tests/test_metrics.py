@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("prometheus_client", reason="pip install prometheus-client (pytest-agentbench[metrics])")
+from .conftest import importorskip_extra
+
+importorskip_extra("prometheus_client", "metrics")
 
 from pytest_agentbench.errors import ServerError  # noqa: E402
 from pytest_agentbench.serving.vllm.metrics import (  # noqa: E402

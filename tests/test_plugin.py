@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SCRIPTS
+from .conftest import SCRIPTS, importorskip_extra
 
 pytest_plugins = ["pytester"]
 
@@ -197,6 +197,7 @@ def test_partial_trajectory_fails_exactly_the_regression_gate(pytester: pytest.P
 
 
 def test_results_jsonl_benchmark_html_summary_and_resume(pytester: pytest.Pytester, folder: Path) -> None:
+    importorskip_extra("xdist", "xdist")
     import json
 
     args = ["--models=a,b", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider"]
@@ -219,6 +220,7 @@ def test_results_jsonl_benchmark_html_summary_and_resume(pytester: pytest.Pytest
 def test_pytest_benchmark_gets_each_run_with_extra_info(
     pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    importorskip_extra("pytest_benchmark", "benchmark")
     import json
 
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # when this suite itself runs under xdist

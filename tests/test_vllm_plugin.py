@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BUGFIX
+from .conftest import BUGFIX, importorskip_extra
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 pytest_plugins = ["pytester"]
@@ -25,6 +25,7 @@ def test_one_server_for_two_workers_token_parity_and_gone_after(
     tiny_model: Path,
     vllm_python: str,
 ) -> None:
+    importorskip_extra("xdist", "xdist")
     model = pytester.path / "model-for-this-test"
     shutil.copytree(tiny_model, model)  # a path only this test's server has on its command line
     for pid in ("m1", "m2"):
