@@ -28,7 +28,10 @@ import yaml
 
 from pytest_agentbench.capacity import sweep
 from pytest_agentbench.capacity.cost import CommercialCost, SelfHostedCost
-from pytest_agentbench.capacity.sweep import Check, Slo, find_knee, level_costs, reconcile
+from pytest_agentbench.capacity.levels import LevelResult, level_costs
+from pytest_agentbench.capacity.reconcile import Check, reconcile
+from pytest_agentbench.capacity.slo import Slo, find_knee
+from pytest_agentbench.cli import sweep as sweep_cli
 from pytest_agentbench.serving.scripted import ScriptedServer
 from pytest_agentbench.serving.vllm.metrics import parse_metrics
 
@@ -138,7 +141,7 @@ def models_file(tmp_path: Path, base_url: str, **alias: Any) -> Path:
 
 
 def run_sweep(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = sweep.main(list(argv))
+    code = sweep_cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -500,7 +503,7 @@ def test_a_server_failure_mid_sweep_keeps_what_was_measured(
 
     inner = sweep.Sweep.run_level
 
-    def run_level(self: sweep.Sweep, devs: int) -> sweep.LevelResult:
+    def run_level(self: sweep.Sweep, devs: int) -> LevelResult:
         if devs == 2:
             raise ServerError("cannot scrape http://127.0.0.1:1/metrics: connection refused")
         return inner(self, devs)
@@ -563,7 +566,7 @@ def test_usage_errors_exit_2(
 @pytest.mark.parametrize("devs", ["0", "1,x", ""])
 def test_bad_devs_is_an_argparse_error(capsys: pytest.CaptureFixture[str], devs: str) -> None:
     with pytest.raises(SystemExit) as exc:
-        sweep.main(["--models", "a", "--devs", devs])
+        sweep_cli.main(["--models", "a", "--devs", devs])
     assert exc.value.code == 2
     assert "--devs" in capsys.readouterr().err
 
@@ -571,9 +574,9 @@ def test_bad_devs_is_an_argparse_error(capsys: pytest.CaptureFixture[str], devs:
 def test_add_parser_registers_sweep() -> None:
     parser = argparse.ArgumentParser(prog="agentbench")
     sub = parser.add_subparsers(dest="command", required=True)
-    sweep.add_parser(sub)
+    sweep_cli.add_parser(sub)
     args = parser.parse_args(["sweep", "--models", "a", "--devs", "4,1,2,2"])
-    assert args.func is sweep.run_cli
+    assert args.func is sweep_cli.run_cli
     assert args.devs == (1, 2, 4)
 
 
@@ -591,8 +594,8 @@ def test_vllm_servers_started_by_the_sweep_get_dev_mode(tmp_path: Path) -> None:
         )
     )
     spec = load_models(path)["v"]
-    assert sweep._serve_spec(spec, keep_prefix_cache=False).serve["env"] == {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
-    assert sweep._serve_spec(spec, keep_prefix_cache=True).serve["env"] == {"A": "1"}
+    assert sweep_cli._serve_spec(spec, keep_prefix_cache=False).serve["env"] == {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
+    assert sweep_cli._serve_spec(spec, keep_prefix_cache=True).serve["env"] == {"A": "1"}
 
 
 # --------------------------------------------------------------------------- real vLLM on CPU

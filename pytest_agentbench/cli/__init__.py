@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the alias's context length, for the long-prompt check (default 4096)",
     )
     p.set_defaults(func=_probe)
-    from pytest_agentbench.capacity import sweep
     from pytest_agentbench.cli import size as sizing_cli
+    from pytest_agentbench.cli import sweep
 
     sweep.add_parser(sub)
     sizing_cli.add_parser(sub)
