@@ -526,16 +526,9 @@ def _num(value: float) -> str:
 
 
 def _type_name(value: object) -> str:
-    names = {
-        dict: "a mapping",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        type(None): "nothing (null)",
-    }
-    return names.get(type(value), type(value).__name__)
+    from pytest_agentbench._schema import type_name  # only on the error path: it imports yaml
+
+    return type_name(value)
 
 
 def _did_you_mean(key: str, allowed: tuple[str, ...]) -> str:
