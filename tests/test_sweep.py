@@ -146,6 +146,14 @@ def run_sweep(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str,
     return code, out, err
 
 
+def sweep_local(
+    capsys: pytest.CaptureFixture[str], models: Path, packets: Path, out_dir: Path, devs: str, *extra: str
+) -> tuple[int, str, str]:
+    """run_sweep of the alias ``local`` over *packets* in the local sandbox, writing to *out_dir*."""
+    argv = ["--models-file", str(models), "--models", "local", "--devs", devs, "--packets", str(packets)]
+    return run_sweep(capsys, *argv, "--sandbox", "local", "--out", str(out_dir), *extra)
+
+
 # --------------------------------------------------------------------------- pure rules
 
 
@@ -269,26 +277,13 @@ def test_slo_breaks_as_queueing_grows_and_the_knee_is_found(
 ) -> None:
     out_dir = tmp_path / "out"
     started = time.perf_counter()
-    code, out, err = run_sweep(
+    code, out, err = sweep_local(
         capsys,
-        "--models-file",
-        str(models_file(tmp_path, queueing.base_url)),
-        "--models",
-        "local",
-        "--devs",
+        models_file(tmp_path, queueing.base_url),
+        packets,
+        out_dir,
         "8,1,2",
-        "--packets",
-        str(packets),
-        "--packet",
-        "touch-pass",
-        "--sandbox",
-        "local",
-        "--slo-ttft-p50",
-        "0.6",
-        "--compare-alias",
-        "api",
-        "--out",
-        str(out_dir),
+        *("--packet", "touch-pass", "--slo-ttft-p50", "0.6", "--compare-alias", "api"),
     )
     assert code == 0, err
     assert time.perf_counter() - started < 60
@@ -337,24 +332,13 @@ def test_pass_rate_rounds_and_harness_cpu(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, scripted: ScriptedServer
 ) -> None:
     out_dir = tmp_path / "out"
-    code, out, err = run_sweep(
+    code, out, err = sweep_local(
         capsys,
-        "--models-file",
-        str(models_file(tmp_path, scripted.base_url)),
-        "--models",
-        "local",
-        "--devs",
+        models_file(tmp_path, scripted.base_url),
+        packets,
+        out_dir,
         "1,2",
-        "--packets",
-        str(packets),
-        "--rounds",
-        "2",
-        "--sandbox",
-        "local",
-        "--slo-tps-p50",
-        "1",
-        "--out",
-        str(out_dir),
+        *("--rounds", "2", "--slo-tps-p50", "1"),
     )
     assert code == 0, err
     data = json.loads((out_dir / "sweep.json").read_text())
@@ -425,25 +409,8 @@ def test_token_mismatch_is_flagged_and_strict_numbers_exits_1(
     strict: bool,
 ) -> None:
     out_dir = tmp_path / "out"
-    argv = [
-        "--models-file",
-        str(models_file(tmp_path, scripted.base_url)),
-        "--models",
-        "local",
-        "--devs",
-        "1",
-        "--packets",
-        str(packets),
-        "--packet",
-        "touch-pass",
-        "--sandbox",
-        "local",
-        "--metrics-url",
-        static_metrics,
-        "--out",
-        str(out_dir),
-    ]
-    code, out, err = run_sweep(capsys, *argv, *(["--strict-numbers"] if strict else []))
+    extra = ["--packet", "touch-pass", "--metrics-url", static_metrics, *(["--strict-numbers"] if strict else [])]
+    code, out, err = sweep_local(capsys, models_file(tmp_path, scripted.base_url), packets, out_dir, "1", *extra)
     assert code == (1 if strict else 0), err
     data = json.loads((out_dir / "sweep.json").read_text())
     level = data["levels"][0]
@@ -466,24 +433,8 @@ def test_html_and_table_escape_everything(
 ) -> None:
     out_dir = tmp_path / "out"
     evil = '<script>alert("x")</script>&'
-    code, _, err = run_sweep(
-        capsys,
-        "--models-file",
-        str(models_file(tmp_path, scripted.base_url, model=evil)),
-        "--models",
-        "local",
-        "--devs",
-        "1",
-        "--packets",
-        str(packets),
-        "--packet",
-        "touch-fail",
-        "--sandbox",
-        "local",
-        "--no-warmup",
-        "--out",
-        str(out_dir),
-    )
+    models = models_file(tmp_path, scripted.base_url, model=evil)
+    code, _, err = sweep_local(capsys, models, packets, out_dir, "1", "--packet", "touch-fail", "--no-warmup")
     assert code == 0, err
     page = (out_dir / "sweep.html").read_text()
     assert "<script>" not in page
@@ -512,23 +463,8 @@ def test_a_server_failure_mid_sweep_keeps_what_was_measured(
 
     monkeypatch.setattr(sweep.Sweep, "run_level", run_level)
     out_dir = tmp_path / "out"
-    code, out, err = run_sweep(
-        capsys,
-        "--models-file",
-        str(models_file(tmp_path, scripted.base_url)),
-        "--models",
-        "local",
-        "--devs",
-        "1,2,4",
-        "--packets",
-        str(packets),
-        "--packet",
-        "touch-pass",
-        "--sandbox",
-        "local",
-        "--out",
-        str(out_dir),
-    )
+    models = models_file(tmp_path, scripted.base_url)
+    code, out, err = sweep_local(capsys, models, packets, out_dir, "1,2,4", "--packet", "touch-pass")
     assert code == 3
     data = json.loads((out_dir / "sweep.json").read_text())
     assert [lv["devs"] for lv in data["levels"]] == [1]
