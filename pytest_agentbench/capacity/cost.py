@@ -38,7 +38,6 @@ from pytest_agentbench.errors import ConfigError
 
 if TYPE_CHECKING:
     from pytest_agentbench.models.calls import Usage
-    from pytest_agentbench.models.registry import ModelSpec
 
 __all__ = [
     "HOURS_PER_MONTH_24X7",
@@ -47,7 +46,6 @@ __all__ = [
     "CostComparison",
     "CostSpec",
     "SelfHostedCost",
-    "alias_cost_spec",
     "break_even_calls_per_hour",
     "break_even_developers",
     "call_cost_usd",
@@ -215,13 +213,6 @@ def _parse_self_hosted(mapping: Mapping[str, Any], where: str, error: type[Confi
         concurrency=concurrency,
         gpus=gpus,
     )
-
-
-def alias_cost_spec(spec: ModelSpec | None) -> CostSpec | None:
-    """The parsed ``cost:`` mapping of an alias from models.yaml; ``None`` for no alias or no mapping."""
-    if spec is None:
-        return None
-    return parse_cost_spec(dict(spec.cost) or None, f"{spec.where}.cost")
 
 
 def _number(mapping: Mapping[str, Any], key: str, where: str, error: type[ConfigError]) -> float:

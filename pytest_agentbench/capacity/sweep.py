@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pytest_agentbench.capacity.cost import alias_cost_spec
 from pytest_agentbench.capacity.levels import (
     LevelResult,
     SweepResult,
+    alias_cost_spec,
     client_stats,
     error_summary,
     level_costs,

@@ -188,7 +188,8 @@ def _progress(message: str) -> None:
 
 def _load_aliases(args: argparse.Namespace, alias: str) -> tuple[ModelSpec, ModelSpec | None]:
     """The alias to sweep and the ``--compare-alias`` (which must have a commercial price)."""
-    from pytest_agentbench.capacity.cost import CommercialCost, alias_cost_spec
+    from pytest_agentbench.capacity.cost import CommercialCost
+    from pytest_agentbench.capacity.levels import alias_cost_spec
     from pytest_agentbench.models.registry import load_models, select
 
     specs = load_models(args.models_file)
