@@ -566,15 +566,9 @@ def tiny_model() -> Path:
     return TINY_MODEL
 
 
-@pytest.mark.vllm
-@pytest.mark.slow
-def test_real_vllm_two_levels_tokens_reconcile(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Path
-) -> None:
-    monkeypatch.chdir(tmp_path)  # the server log goes to ./.agentbench/logs
-    root = tmp_path / "packets"
-    make_packet(root, "touch-pass", "[sweep-pass]")
-    (tmp_path / "models.yaml").write_text(
+def tiny_models_file(path: Path, tiny_model: Path) -> None:
+    """models.yaml with one alias, ``tiny``: vLLM on CPU serving the tiny model (dummy weights)."""
+    path.write_text(
         yaml.safe_dump(
             {
                 "models": {
@@ -600,6 +594,17 @@ def test_real_vllm_two_levels_tokens_reconcile(
             }
         )
     )
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_vllm_two_levels_tokens_reconcile(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the server log goes to ./.agentbench/logs
+    root = tmp_path / "packets"
+    make_packet(root, "touch-pass", "[sweep-pass]")
+    tiny_models_file(tmp_path / "models.yaml", tiny_model)
     out_dir = tmp_path / "out"
     started = time.perf_counter()
     code, out, err = run_sweep(
