@@ -90,6 +90,7 @@ def _post(url: str, body: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from pytest_agentbench.serving.vllm.admin import DEV_MODE_ENV
     from pytest_agentbench.serving.vllm.process import VLLMServer
     from pytest_agentbench.serving.vllm.spec import ServeSpec
 
@@ -105,7 +106,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         served_model_name=SERVED,
         max_model_len=2048,
         extra_args={"load_format": "dummy", "max_num_seqs": 8},
-        env={"VLLM_SERVER_DEV_MODE": "1"},  # POST /reset_prefix_cache between runs
+        env={DEV_MODE_ENV: "1"},  # POST /reset_prefix_cache between runs
         log_dir=str(tmp_path_factory.mktemp("vllm-logs")),
         startup_timeout_s=600,
     )
@@ -132,9 +133,11 @@ def random_prompts(server: Any, count: int, seed: int) -> list[str]:
 
 
 def _reset_and_snapshot(server: Any) -> Any:
+    from pytest_agentbench.serving.vllm.admin import reset_prefix_cache
     from pytest_agentbench.serving.vllm.metrics import scrape_settled
 
-    _post(f"{server.root_url}/reset_prefix_cache", {})
+    state = reset_prefix_cache(server.root_url)
+    assert state == "reset", f"the prefix cache was not reset before the load: {state}"
     return scrape_settled(server.metrics_url, model_name=SERVED, timeout_s=10)
 
 

@@ -13,17 +13,8 @@ import math
 
 import pytest
 
-from pytest_agentbench.capacity.sizing import (
-    GPU_PRESETS,
-    PRECISION_BYTES,
-    GpuSpec,
-    ModelArchitecture,
-    format_sizing,
-    mig_slice,
-    parse_gpu,
-    precision_bytes,
-    size_model,
-)
+from pytest_agentbench.capacity.gpus import GPU_PRESETS, PRECISION_BYTES, GpuSpec, mig_slice, parse_gpu, precision_bytes
+from pytest_agentbench.capacity.sizing import ModelArchitecture, format_sizing, size_model
 from pytest_agentbench.errors import ConfigError
 
 H100_USABLE = 81559 * 2**20 * 0.9

@@ -28,7 +28,10 @@ import yaml
 
 from pytest_agentbench.capacity import sweep
 from pytest_agentbench.capacity.cost import CommercialCost, SelfHostedCost
-from pytest_agentbench.capacity.sweep import Check, Slo, find_knee, level_costs, reconcile
+from pytest_agentbench.capacity.levels import LevelResult, level_costs
+from pytest_agentbench.capacity.reconcile import Check, reconcile
+from pytest_agentbench.capacity.slo import Slo, find_knee
+from pytest_agentbench.cli import sweep as sweep_cli
 from pytest_agentbench.serving.scripted import ScriptedServer
 from pytest_agentbench.serving.vllm.metrics import parse_metrics
 
@@ -138,9 +141,17 @@ def models_file(tmp_path: Path, base_url: str, **alias: Any) -> Path:
 
 
 def run_sweep(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = sweep.main(list(argv))
+    code = sweep_cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def sweep_local(
+    capsys: pytest.CaptureFixture[str], models: Path, packets: Path, out_dir: Path, devs: str, *extra: str
+) -> tuple[int, str, str]:
+    """run_sweep of the alias ``local`` over *packets* in the local sandbox, writing to *out_dir*."""
+    argv = ["--models-file", str(models), "--models", "local", "--devs", devs, "--packets", str(packets)]
+    return run_sweep(capsys, *argv, "--sandbox", "local", "--out", str(out_dir), *extra)
 
 
 # --------------------------------------------------------------------------- pure rules
@@ -266,26 +277,13 @@ def test_slo_breaks_as_queueing_grows_and_the_knee_is_found(
 ) -> None:
     out_dir = tmp_path / "out"
     started = time.perf_counter()
-    code, out, err = run_sweep(
+    code, out, err = sweep_local(
         capsys,
-        "--models-file",
-        str(models_file(tmp_path, queueing.base_url)),
-        "--models",
-        "local",
-        "--devs",
+        models_file(tmp_path, queueing.base_url),
+        packets,
+        out_dir,
         "8,1,2",
-        "--packets",
-        str(packets),
-        "--packet",
-        "touch-pass",
-        "--sandbox",
-        "local",
-        "--slo-ttft-p50",
-        "0.6",
-        "--compare-alias",
-        "api",
-        "--out",
-        str(out_dir),
+        *("--packet", "touch-pass", "--slo-ttft-p50", "0.6", "--compare-alias", "api"),
     )
     assert code == 0, err
     assert time.perf_counter() - started < 60
@@ -334,24 +332,13 @@ def test_pass_rate_rounds_and_harness_cpu(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, scripted: ScriptedServer
 ) -> None:
     out_dir = tmp_path / "out"
-    code, out, err = run_sweep(
+    code, out, err = sweep_local(
         capsys,
-        "--models-file",
-        str(models_file(tmp_path, scripted.base_url)),
-        "--models",
-        "local",
-        "--devs",
+        models_file(tmp_path, scripted.base_url),
+        packets,
+        out_dir,
         "1,2",
-        "--packets",
-        str(packets),
-        "--rounds",
-        "2",
-        "--sandbox",
-        "local",
-        "--slo-tps-p50",
-        "1",
-        "--out",
-        str(out_dir),
+        *("--rounds", "2", "--slo-tps-p50", "1"),
     )
     assert code == 0, err
     data = json.loads((out_dir / "sweep.json").read_text())
@@ -422,25 +409,8 @@ def test_token_mismatch_is_flagged_and_strict_numbers_exits_1(
     strict: bool,
 ) -> None:
     out_dir = tmp_path / "out"
-    argv = [
-        "--models-file",
-        str(models_file(tmp_path, scripted.base_url)),
-        "--models",
-        "local",
-        "--devs",
-        "1",
-        "--packets",
-        str(packets),
-        "--packet",
-        "touch-pass",
-        "--sandbox",
-        "local",
-        "--metrics-url",
-        static_metrics,
-        "--out",
-        str(out_dir),
-    ]
-    code, out, err = run_sweep(capsys, *argv, *(["--strict-numbers"] if strict else []))
+    extra = ["--packet", "touch-pass", "--metrics-url", static_metrics, *(["--strict-numbers"] if strict else [])]
+    code, out, err = sweep_local(capsys, models_file(tmp_path, scripted.base_url), packets, out_dir, "1", *extra)
     assert code == (1 if strict else 0), err
     data = json.loads((out_dir / "sweep.json").read_text())
     level = data["levels"][0]
@@ -463,30 +433,16 @@ def test_html_and_table_escape_everything(
 ) -> None:
     out_dir = tmp_path / "out"
     evil = '<script>alert("x")</script>&'
-    code, _, err = run_sweep(
-        capsys,
-        "--models-file",
-        str(models_file(tmp_path, scripted.base_url, model=evil)),
-        "--models",
-        "local",
-        "--devs",
-        "1",
-        "--packets",
-        str(packets),
-        "--packet",
-        "touch-fail",
-        "--sandbox",
-        "local",
-        "--no-warmup",
-        "--out",
-        str(out_dir),
-    )
+    models = models_file(tmp_path, scripted.base_url, model=evil)
+    code, _, err = sweep_local(capsys, models, packets, out_dir, "1", "--packet", "touch-fail", "--no-warmup")
     assert code == 0, err
     page = (out_dir / "sweep.html").read_text()
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in page
     assert page.startswith("<!DOCTYPE html>")
-    assert "<script" not in (out_dir / "sweep.json").read_text().lower() or True  # JSON keeps data as data
+    text = (out_dir / "sweep.json").read_text()
+    assert json.loads(text)["model"] == evil  # JSON keeps data as data: the exact string round-trips ...
+    assert "&lt;" not in text and "&amp;" not in text  # ... and nothing in it is HTML-escaped
 
 
 def test_a_server_failure_mid_sweep_keeps_what_was_measured(
@@ -500,30 +456,15 @@ def test_a_server_failure_mid_sweep_keeps_what_was_measured(
 
     inner = sweep.Sweep.run_level
 
-    def run_level(self: sweep.Sweep, devs: int) -> sweep.LevelResult:
+    def run_level(self: sweep.Sweep, devs: int) -> LevelResult:
         if devs == 2:
             raise ServerError("cannot scrape http://127.0.0.1:1/metrics: connection refused")
         return inner(self, devs)
 
     monkeypatch.setattr(sweep.Sweep, "run_level", run_level)
     out_dir = tmp_path / "out"
-    code, out, err = run_sweep(
-        capsys,
-        "--models-file",
-        str(models_file(tmp_path, scripted.base_url)),
-        "--models",
-        "local",
-        "--devs",
-        "1,2,4",
-        "--packets",
-        str(packets),
-        "--packet",
-        "touch-pass",
-        "--sandbox",
-        "local",
-        "--out",
-        str(out_dir),
-    )
+    models = models_file(tmp_path, scripted.base_url)
+    code, out, err = sweep_local(capsys, models, packets, out_dir, "1,2,4", "--packet", "touch-pass")
     assert code == 3
     data = json.loads((out_dir / "sweep.json").read_text())
     assert [lv["devs"] for lv in data["levels"]] == [1]
@@ -563,7 +504,7 @@ def test_usage_errors_exit_2(
 @pytest.mark.parametrize("devs", ["0", "1,x", ""])
 def test_bad_devs_is_an_argparse_error(capsys: pytest.CaptureFixture[str], devs: str) -> None:
     with pytest.raises(SystemExit) as exc:
-        sweep.main(["--models", "a", "--devs", devs])
+        sweep_cli.main(["--models", "a", "--devs", devs])
     assert exc.value.code == 2
     assert "--devs" in capsys.readouterr().err
 
@@ -571,9 +512,9 @@ def test_bad_devs_is_an_argparse_error(capsys: pytest.CaptureFixture[str], devs:
 def test_add_parser_registers_sweep() -> None:
     parser = argparse.ArgumentParser(prog="agentbench")
     sub = parser.add_subparsers(dest="command", required=True)
-    sweep.add_parser(sub)
+    sweep_cli.add_parser(sub)
     args = parser.parse_args(["sweep", "--models", "a", "--devs", "4,1,2,2"])
-    assert args.func is sweep.run_cli
+    assert args.func is sweep_cli.run_cli
     assert args.devs == (1, 2, 4)
 
 
@@ -591,8 +532,8 @@ def test_vllm_servers_started_by_the_sweep_get_dev_mode(tmp_path: Path) -> None:
         )
     )
     spec = load_models(path)["v"]
-    assert sweep._serve_spec(spec, keep_prefix_cache=False).serve["env"] == {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
-    assert sweep._serve_spec(spec, keep_prefix_cache=True).serve["env"] == {"A": "1"}
+    assert sweep_cli._serve_spec(spec, keep_prefix_cache=False).serve["env"] == {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
+    assert sweep_cli._serve_spec(spec, keep_prefix_cache=True).serve["env"] == {"A": "1"}
 
 
 # --------------------------------------------------------------------------- real vLLM on CPU
@@ -625,15 +566,9 @@ def tiny_model() -> Path:
     return TINY_MODEL
 
 
-@pytest.mark.vllm
-@pytest.mark.slow
-def test_real_vllm_two_levels_tokens_reconcile(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Path
-) -> None:
-    monkeypatch.chdir(tmp_path)  # the server log goes to ./.agentbench/logs
-    root = tmp_path / "packets"
-    make_packet(root, "touch-pass", "[sweep-pass]")
-    (tmp_path / "models.yaml").write_text(
+def tiny_models_file(path: Path, tiny_model: Path) -> None:
+    """models.yaml with one alias, ``tiny``: vLLM on CPU serving the tiny model (dummy weights)."""
+    path.write_text(
         yaml.safe_dump(
             {
                 "models": {
@@ -659,6 +594,17 @@ def test_real_vllm_two_levels_tokens_reconcile(
             }
         )
     )
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_vllm_two_levels_tokens_reconcile(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the server log goes to ./.agentbench/logs
+    root = tmp_path / "packets"
+    make_packet(root, "touch-pass", "[sweep-pass]")
+    tiny_models_file(tmp_path / "models.yaml", tiny_model)
     out_dir = tmp_path / "out"
     started = time.perf_counter()
     code, out, err = run_sweep(

@@ -144,6 +144,14 @@ def parse_cost_spec(
         )
     if not mapping:
         return None
+    _check_keys(mapping, where, error)
+    if any(k in mapping for k in _COMMERCIAL_KEYS):
+        return _parse_commercial(mapping, where, error)
+    return _parse_self_hosted(mapping, where, error)
+
+
+def _check_keys(mapping: Mapping[str, Any], where: str, error: type[ConfigError]) -> None:
+    """Every key known, and all of one kind of price."""
     allowed = _COMMERCIAL_KEYS + _SELF_HOSTED_KEYS
     for key in mapping:
         if key not in allowed:
@@ -160,22 +168,25 @@ def parse_cost_spec(
             f"({', '.join(self_hosted)}); an alias is priced one way: either per token "
             f"{_EXAMPLE_COMMERCIAL} or per GPU hour {_EXAMPLE_SELF_HOSTED}"
         )
-    if commercial:
-        for key in ("input_per_mtok", "output_per_mtok"):
-            if key not in mapping:
-                raise error(
-                    f"{where}: missing {key!r}; a commercial price needs both input_per_mtok "
-                    f"and output_per_mtok (US$ per million tokens), e.g. {_EXAMPLE_COMMERCIAL}"
-                )
-        price_in = _price(mapping, "input_per_mtok", where, error)
-        cached = mapping.get("cached_input_per_mtok")
-        return CommercialCost(
-            input_per_mtok=price_in,
-            output_per_mtok=_price(mapping, "output_per_mtok", where, error),
-            cached_input_per_mtok=price_in
-            if cached is None
-            else _price(mapping, "cached_input_per_mtok", where, error),
-        )
+
+
+def _parse_commercial(mapping: Mapping[str, Any], where: str, error: type[ConfigError]) -> CommercialCost:
+    for key in ("input_per_mtok", "output_per_mtok"):
+        if key not in mapping:
+            raise error(
+                f"{where}: missing {key!r}; a commercial price needs both input_per_mtok "
+                f"and output_per_mtok (US$ per million tokens), e.g. {_EXAMPLE_COMMERCIAL}"
+            )
+    price_in = _price(mapping, "input_per_mtok", where, error)
+    cached = mapping.get("cached_input_per_mtok")
+    return CommercialCost(
+        input_per_mtok=price_in,
+        output_per_mtok=_price(mapping, "output_per_mtok", where, error),
+        cached_input_per_mtok=price_in if cached is None else _price(mapping, "cached_input_per_mtok", where, error),
+    )
+
+
+def _parse_self_hosted(mapping: Mapping[str, Any], where: str, error: type[ConfigError]) -> SelfHostedCost:
     for key, meaning in (
         ("gpu_hourly_usd", "US$ per GPU per hour"),
         ("concurrency", "calls the server serves at once"),
@@ -506,16 +517,9 @@ def _num(value: float) -> str:
 
 
 def _type_name(value: object) -> str:
-    names = {
-        dict: "a mapping",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        type(None): "nothing (null)",
-    }
-    return names.get(type(value), type(value).__name__)
+    from pytest_agentbench._schema import type_name  # only on the error path: it imports yaml
+
+    return type_name(value)
 
 
 def _did_you_mean(key: str, allowed: tuple[str, ...]) -> str:

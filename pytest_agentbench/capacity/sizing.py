@@ -22,6 +22,7 @@ where ``s`` is how many ways the KV cache is split: ``min(t, kv_heads)`` for
 MHA/GQA (vLLM replicates KV heads when ``t > kv_heads``) and 1 for MLA (the
 latent is shared by all heads, so every rank holds all of it).
 
+GPUs, MIG slices and precisions (bytes per value) are in ``capacity/gpus.py``.
 Pure and cheap to import: no I/O, no pytest, no third-party imports. Bad
 inputs raise :class:`~pytest_agentbench.errors.ConfigError` naming the field
 and the fix.
@@ -30,28 +31,21 @@ and the fix.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import Any
 
+from pytest_agentbench.capacity.gpus import GIB, GpuSpec, parse_gpu, precision_bytes, precision_label
 from pytest_agentbench.errors import ConfigError
 
 __all__ = [
     "DEFAULT_GPU_MEMORY_UTILIZATION",
     "DEFAULT_OVERHEAD_FRACTION",
-    "GPU_PRESETS",
-    "PRECISION_BYTES",
     "TP_DEGREES",
-    "GpuSpec",
     "ModelArchitecture",
     "SizingResult",
     "TpOption",
     "format_sizing",
-    "mig_slice",
-    "parse_gpu",
-    "precision_bytes",
     "size_model",
 ]
 
@@ -59,167 +53,6 @@ DEFAULT_OVERHEAD_FRACTION = 0.15
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 #: Tensor-parallel degrees considered: powers of two within one 8-GPU node.
 TP_DEGREES = (1, 2, 4, 8)
-
-_GIB = 1024**3
-_MIB = 1024**2
-
-#: Bytes per parameter (or per KV element) for named precisions. Block-scaled
-#: 4-bit formats count their shared scales (MXFP4: 4 bits + an 8-bit scale per
-#: 32 values; NVFP4: 4 bits + an 8-bit scale per 16); int4/AWQ/GPTQ ignore
-#: their (small) group scales, as a first-order figure does.
-PRECISION_BYTES: Mapping[str, float] = MappingProxyType(
-    {
-        "fp32": 4.0,
-        "float32": 4.0,
-        "bf16": 2.0,
-        "bfloat16": 2.0,
-        "fp16": 2.0,
-        "float16": 2.0,
-        "half": 2.0,
-        "fp8": 1.0,
-        "fp8_e4m3": 1.0,
-        "fp8_e5m2": 1.0,
-        "int8": 1.0,
-        "w8a8": 1.0,
-        "int4": 0.5,
-        "awq": 0.5,
-        "gptq": 0.5,
-        "nf4": 0.5,
-        "mxfp4": 4.25 / 8,
-        "nvfp4": 4.5 / 8,
-    }
-)
-
-
-@dataclass(frozen=True)
-class GpuSpec:
-    """One GPU, or one MIG slice of a GPU, as a memory budget."""
-
-    name: str
-    #: Total memory as ``nvidia-smi`` reports it (``memory.total``), in GiB.
-    memory_gib: float
-    #: A MIG slice: tensor parallel across slices is refused.
-    mig: bool = False
-
-    def __post_init__(self) -> None:
-        if (
-            isinstance(self.memory_gib, bool)
-            or not isinstance(self.memory_gib, (int, float))
-            or not math.isfinite(self.memory_gib)
-            or self.memory_gib <= 0
-        ):
-            raise ConfigError(
-                f"gpu.memory_gib: expected the GPU's memory in GiB (> 0), e.g. 80, found {self.memory_gib!r}"
-            )
-
-    @property
-    def memory_bytes(self) -> float:
-        return self.memory_gib * _GIB
-
-
-def _preset(name: str, mib: int) -> GpuSpec:
-    return GpuSpec(name, mib * _MIB / _GIB)
-
-
-#: Whole GPUs by the ``memory.total`` that ``nvidia-smi`` reports for them.
-GPU_PRESETS: Mapping[str, GpuSpec] = MappingProxyType(
-    {
-        spec.name: spec
-        for spec in (
-            _preset("H100-80GB", 81559),
-            _preset("H200", 143771),
-            _preset("A100-80GB", 81920),
-            _preset("A100-40GB", 40960),
-            _preset("L40S", 46068),
-            _preset("L4", 23034),
-        )
-    }
-)
-
-#: Short names people type for a preset (only where the size is unambiguous).
-_GPU_ALIASES = MappingProxyType(
-    {"h100": "H100-80GB", "h100-80": "H100-80GB", "a100-80": "A100-80GB", "a100-40": "A100-40GB"}
-)
-
-_MIG_PROFILE = re.compile(r"^(?:\d+c\.)?(\d+)g\.(\d+)gb$")
-
-
-def mig_slice(profile: str, memory_gib: float | None = None) -> GpuSpec:
-    """A MIG slice by its profile name, e.g. ``"3g.40gb"``.
-
-    Without *memory_gib* the size is the profile's nominal GB read as decimal
-    gigabytes (``3g.40gb`` -> 40e9 bytes = 37.25 GiB), a little under what
-    ``nvidia-smi`` shows (39.5 GiB on an H100), so the estimate errs on the
-    safe side; pass *memory_gib* for the exact figure.
-    """
-    text = profile.strip().lower()
-    match = _MIG_PROFILE.match(text)
-    if not match:
-        raise ConfigError(
-            f"gpu: {profile!r} is not a MIG profile; expected a name such as '1g.10gb', "
-            f"'3g.40gb' or '7g.80gb' (nvidia-smi -L lists them)"
-        )
-    if memory_gib is None:
-        memory_gib = int(match.group(2)) * 1e9 / _GIB
-    return GpuSpec(f"MIG {text}", memory_gib, mig=True)
-
-
-def parse_gpu(text: str) -> GpuSpec:
-    """A GPU from a name: a preset (``"H100-80GB"``, ``"h200"``) or a MIG slice
-    (``"MIG 3g.40gb"``, ``"H100-80GB MIG 1g.10gb"``, ``"3g.40gb"``)."""
-    if not isinstance(text, str) or not text.strip():
-        raise ConfigError(
-            f"gpu: expected a GPU name such as {', '.join(GPU_PRESETS)} or a MIG profile "
-            f"such as 'MIG 3g.40gb', found {text!r}"
-        )
-    raw = text.strip()
-    if raw.upper().startswith("MIG-") and not _MIG_PROFILE.match(raw[4:].lower()):
-        raise ConfigError(
-            f"gpu: {raw!r} is a MIG device UUID, which does not say how big the slice is; "
-            f"name its profile instead (e.g. 'MIG 3g.40gb', from nvidia-smi -L)"
-        )
-    lowered = raw.lower()
-    words = re.split(r"[\s:/]+", lowered[:4].replace("mig-", "mig ") + lowered[4:])
-    profiles = [w for w in words if _MIG_PROFILE.match(w)]
-    if profiles:
-        return mig_slice(profiles[-1])
-    # "NVIDIA H100 80GB HBM3" (nvidia-smi's name) -> "h100-80gb"
-    key = re.sub(r"[\s_]+", "-", lowered.removeprefix("nvidia").strip())
-    key = re.sub(r"-(sxm\d?|pcie|hbm\d?e?)\b", "", key)
-    if key in _GPU_ALIASES:
-        return GPU_PRESETS[_GPU_ALIASES[key]]
-    for name, spec in GPU_PRESETS.items():
-        if key in (name.lower(), name.lower().replace("-", "")):
-            return spec
-    raise ConfigError(
-        f"gpu: unknown GPU {raw!r}; known: {', '.join(GPU_PRESETS)}, or a MIG profile such "
-        f"as 'MIG 3g.40gb'; for another GPU build GpuSpec(name, memory_gib)"
-    )
-
-
-def precision_bytes(value: str | float, field: str = "precision") -> float:
-    """Bytes per parameter (or KV element) for a precision name or a number.
-
-    ``"bf16"`` -> 2, ``"fp8"`` -> 1, ``"int4"`` -> 0.5, ... (see
-    ``PRECISION_BYTES``); a positive number is taken as bytes directly.
-    """
-    if isinstance(value, str):
-        key = value.strip().lower()
-        if key in PRECISION_BYTES:
-            return PRECISION_BYTES[key]
-        raise ConfigError(
-            f"{field}: unknown precision {value!r}; use one of "
-            f"{', '.join(PRECISION_BYTES)} or a number of bytes (e.g. 0.5)"
-        )
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(
-            f"{field}: expected a precision name (bf16, fp8, int4, ...) or bytes per value > 0, found {value!r}"
-        )
-    return float(value)
-
-
-def _precision_label(value: str | float) -> str:
-    return value.strip().lower() if isinstance(value, str) else f"{value:g} B"
 
 
 @dataclass(frozen=True)
@@ -445,6 +278,25 @@ def size_model(
     """
     _check_int("context_length", context_length)
     _check_int("concurrency", concurrency)
+    _check_fractions(overhead_fraction, gpu_memory_utilization)
+    base = _estimate(
+        arch,
+        context_length=context_length,
+        concurrency=concurrency,
+        weights_precision=weights_precision,
+        kv_cache_precision=kv_cache_precision,
+        overhead_fraction=overhead_fraction,
+        gpu_memory_utilization=gpu_memory_utilization,
+    )
+    if gpu is None:
+        if tensor_parallel is not None:
+            raise ConfigError("tensor_parallel: needs a gpu to check the layout against; pass gpu=...")
+        return base
+    spec = parse_gpu(gpu) if isinstance(gpu, str) else gpu
+    return _lay_out(base, spec, tensor_parallel)
+
+
+def _check_fractions(overhead_fraction: float, gpu_memory_utilization: float) -> None:
     if (
         isinstance(overhead_fraction, bool)
         or not isinstance(overhead_fraction, (int, float))
@@ -462,6 +314,19 @@ def size_model(
             f"gpu_memory_utilization: expected a fraction 0 < u <= 1 (vLLM's default is 0.9), "
             f"found {gpu_memory_utilization!r}"
         )
+
+
+def _estimate(
+    arch: ModelArchitecture,
+    *,
+    context_length: int,
+    concurrency: int,
+    weights_precision: str | float,
+    kv_cache_precision: str | float,
+    overhead_fraction: float,
+    gpu_memory_utilization: float,
+) -> SizingResult:
+    """The memory estimate alone: weights, KV cache, overhead and their total (no GPU yet)."""
     w_bytes = precision_bytes(weights_precision, "weights_precision")
     kv_bytes = precision_bytes(kv_cache_precision, "kv_cache_precision")
 
@@ -471,11 +336,11 @@ def size_model(
     kv_total = kv_per_token * context_length * concurrency
     overhead = overhead_fraction * (weights + kv_total)
     total = weights + kv_total + overhead
-    base = SizingResult(
+    return SizingResult(
         arch=arch,
-        weights_precision=_precision_label(weights_precision),
+        weights_precision=precision_label(weights_precision),
         weights_bytes_per_param=w_bytes,
-        kv_cache_precision=_precision_label(kv_cache_precision),
+        kv_cache_precision=precision_label(kv_cache_precision),
         kv_bytes_per_value=kv_bytes,
         context_length=context_length,
         concurrency=concurrency,
@@ -488,12 +353,6 @@ def size_model(
         total_bytes=total,
         gpu_memory_utilization=float(gpu_memory_utilization),
     )
-    if gpu is None:
-        if tensor_parallel is not None:
-            raise ConfigError("tensor_parallel: needs a gpu to check the layout against; pass gpu=...")
-        return base
-    spec = parse_gpu(gpu) if isinstance(gpu, str) else gpu
-    return _lay_out(base, spec, tensor_parallel)
 
 
 def _kv_shards(arch: ModelArchitecture, tp: int) -> int:
@@ -517,35 +376,37 @@ def _tp_problem(arch: ModelArchitecture, tp: int) -> str | None:
     return None
 
 
+def _degrees(arch: ModelArchitecture, gpu: GpuSpec, requested: int | None) -> tuple[int, ...]:
+    """The TP degrees to consider: the one requested (checked: vLLM must accept it), else all."""
+    if requested is None:
+        return (1,) if gpu.mig else TP_DEGREES
+    if isinstance(requested, bool) or not isinstance(requested, int) or requested not in TP_DEGREES:
+        raise ConfigError(
+            f"tensor_parallel: expected one of {', '.join(map(str, TP_DEGREES))} (a power "
+            f"of two within one node), found {requested!r}"
+        )
+    if gpu.mig and requested > 1:
+        raise ConfigError(
+            f"tensor_parallel: {requested} on {gpu.name} is refused: tensor parallel "
+            f"across MIG slices is not supported (slices have no peer-to-peer path; one "
+            f"server gets one slice); use tensor_parallel 1, a larger slice or whole GPUs"
+        )
+    problem = _tp_problem(arch, requested)
+    if problem:
+        raise ConfigError(
+            f"tensor_parallel: vLLM cannot shard {arch.name} {requested} ways: {problem}; "
+            f"choose a degree that divides the heads"
+        )
+    return (requested,)
+
+
 def _lay_out(base: SizingResult, gpu: GpuSpec, requested: int | None) -> SizingResult:
+    """*base* on *gpu*: every TP degree considered, the smallest that fits chosen, and notes."""
     arch = base.arch
     usable = gpu.memory_bytes * base.gpu_memory_utilization
     scale = 1 + base.overhead_fraction
-    notes: list[str] = []
-    if requested is not None:
-        if isinstance(requested, bool) or not isinstance(requested, int) or requested not in TP_DEGREES:
-            raise ConfigError(
-                f"tensor_parallel: expected one of {', '.join(map(str, TP_DEGREES))} (a power "
-                f"of two within one node), found {requested!r}"
-            )
-        if gpu.mig and requested > 1:
-            raise ConfigError(
-                f"tensor_parallel: {requested} on {gpu.name} is refused: tensor parallel "
-                f"across MIG slices is not supported (slices have no peer-to-peer path; one "
-                f"server gets one slice); use tensor_parallel 1, a larger slice or whole GPUs"
-            )
-        problem = _tp_problem(arch, requested)
-        if problem:
-            raise ConfigError(
-                f"tensor_parallel: vLLM cannot shard {arch.name} {requested} ways: {problem}; "
-                f"choose a degree that divides the heads"
-            )
-        degrees: tuple[int, ...] = (requested,)
-    else:
-        degrees = (1,) if gpu.mig else TP_DEGREES
-
     options = []
-    for tp in degrees:
+    for tp in _degrees(arch, gpu, requested):
         per_gpu = scale * (base.weights_bytes / tp + base.kv_cache_bytes / _kv_shards(arch, tp))
         problem = _tp_problem(arch, tp)
         options.append(TpOption(tp, per_gpu, problem, problem is None and per_gpu <= usable))
@@ -566,6 +427,33 @@ def _lay_out(base: SizingResult, gpu: GpuSpec, requested: int | None) -> SizingR
         free = usable - scale * base.weights_bytes / tp
         per_seq = scale * base.kv_bytes_per_token * base.context_length / _kv_shards(arch, tp)
         max_conc = math.floor(free / per_seq + 1e-9)
+    return replace(
+        base,
+        gpu=gpu,
+        usable_bytes_per_gpu=usable,
+        min_gpus=min_gpus,
+        tensor_parallel=chosen.tensor_parallel if chosen else None,
+        bytes_per_gpu=chosen.bytes_per_gpu if chosen else None,
+        max_concurrency=max_conc,
+        options=tuple(options),
+        notes=tuple(_layout_notes(base, gpu, requested, options, chosen, min_gpus, usable)),
+    )
+
+
+def _layout_notes(
+    base: SizingResult,
+    gpu: GpuSpec,
+    requested: int | None,
+    options: list[TpOption],
+    chosen: TpOption | None,
+    min_gpus: int,
+    usable: float,
+) -> list[str]:
+    """Why the layout is what it is: a degree above what memory needs, no fit, KV not split."""
+    arch = base.arch
+    notes: list[str] = []
+    if chosen is not None:
+        tp = chosen.tensor_parallel
         if requested is None and tp > min_gpus:
             skipped = [o for o in options if o.tensor_parallel < tp and o.tensor_parallel >= min_gpus]
             why = "; ".join(f"TP {o.tensor_parallel}: " + (o.problem or "does not fit per GPU") for o in skipped)
@@ -580,18 +468,7 @@ def _lay_out(base: SizingResult, gpu: GpuSpec, requested: int | None) -> SizingR
             f"concurrency"
         )
     else:
-        blocked = [o for o in options if o.problem and o.bytes_per_gpu <= usable]
-        if blocked:
-            notes.append(
-                "no TP degree works: " + "; ".join(f"TP {o.tensor_parallel} would fit but {o.problem}" for o in blocked)
-            )
-        else:
-            notes.append(
-                f"does not fit on up to {TP_DEGREES[-1]} x {gpu.name} with tensor parallel alone "
-                f"(TP {TP_DEGREES[-1]} needs {_gb(options[-1].bytes_per_gpu)} per GPU, "
-                f"{_gb(usable)} usable): use bigger GPUs, pipeline parallel across nodes, a "
-                f"smaller precision, or less context x concurrency"
-            )
+        notes.append(_no_fit_note(gpu, options, usable))
     if arch.is_mla and chosen is not None and chosen.tensor_parallel > 1:
         notes.append("MLA: the KV latent is not split by TP; every GPU holds the whole KV cache")
     if (
@@ -604,16 +481,19 @@ def _lay_out(base: SizingResult, gpu: GpuSpec, requested: int | None) -> SizingR
             f"TP {chosen.tensor_parallel} > {arch.num_kv_heads} KV heads: vLLM replicates KV heads, "
             f"so the KV cache is split only {arch.num_kv_heads} ways"
         )
-    return replace(
-        base,
-        gpu=gpu,
-        usable_bytes_per_gpu=usable,
-        min_gpus=min_gpus,
-        tensor_parallel=chosen.tensor_parallel if chosen else None,
-        bytes_per_gpu=chosen.bytes_per_gpu if chosen else None,
-        max_concurrency=max_conc,
-        options=tuple(options),
-        notes=tuple(notes),
+    return notes
+
+
+def _no_fit_note(gpu: GpuSpec, options: list[TpOption], usable: float) -> str:
+    """No degree fits: the heads block the ones memory allows, or memory blocks them all."""
+    blocked = [o for o in options if o.problem and o.bytes_per_gpu <= usable]
+    if blocked:
+        return "no TP degree works: " + "; ".join(f"TP {o.tensor_parallel} would fit but {o.problem}" for o in blocked)
+    return (
+        f"does not fit on up to {TP_DEGREES[-1]} x {gpu.name} with tensor parallel alone "
+        f"(TP {TP_DEGREES[-1]} needs {_gb(options[-1].bytes_per_gpu)} per GPU, "
+        f"{_gb(usable)} usable): use bigger GPUs, pipeline parallel across nodes, a "
+        f"smaller precision, or less context x concurrency"
     )
 
 
@@ -625,7 +505,7 @@ def _gb(n: float) -> str:
 
 
 def _gib(n: float) -> str:
-    return f"{n / _GIB:,.2f} GiB"
+    return f"{n / GIB:,.2f} GiB"
 
 
 def _count(n: float) -> str:
@@ -636,9 +516,8 @@ def _count(n: float) -> str:
     return f"{n:,.0f}"
 
 
-def format_sizing(result: SizingResult) -> str:
-    """A human-readable table of a :class:`SizingResult` (GB = 1e9 bytes, GiB = 2**30)."""
-    r = result
+def _memory_rows(r: SizingResult) -> list[tuple[str, str, str, str]]:
+    """(label, GB, GiB, detail) for weights, active weights, KV cache, overhead and total."""
     a = r.arch
     params = f"{_count(a.total_params)} params"
     if a.active_params is not None:
@@ -676,29 +555,44 @@ def format_sizing(result: SizingResult) -> str:
         ("overhead", _gb(r.overhead_bytes), _gib(r.overhead_bytes), f"{r.overhead_fraction:.0%} of weights + KV cache"),
         ("total", _gb(r.total_bytes), _gib(r.total_bytes), ""),
     ]
-    lines = [f"Memory sizing: {a.describe()}"]
-    lines += [f"  {label:<16}  {value:>12}  {binary:>12}  {detail}".rstrip() for label, value, binary, detail in rows]
-    if r.gpu is not None and r.usable_bytes_per_gpu is not None:
-        kind = " (MIG slice)" if r.gpu.mig else ""
+    return rows
+
+
+def _gpu_lines(r: SizingResult) -> list[str]:
+    """The GPU, one line per TP degree considered, and the layout chosen (none without a GPU)."""
+    if r.gpu is None or r.usable_bytes_per_gpu is None:
+        return []
+    kind = " (MIG slice)" if r.gpu.mig else ""
+    lines = [
+        f"GPU: {r.gpu.name}{kind}, {r.gpu.memory_gib:,.2f} GiB, "
+        f"{r.gpu_memory_utilization:.0%} usable = {_gb(r.usable_bytes_per_gpu)} "
+        f"({_gib(r.usable_bytes_per_gpu)})",
+        f"  {'GPUs if pooled':<16}  {r.min_gpus:>12}  {'':>12}  lower bound: total / usable",
+    ]
+    for o in r.options:
+        state = o.problem or ("fits" if o.fits else "does not fit")
+        mark = "  <- chosen" if o.tensor_parallel == r.tensor_parallel else ""
         lines.append(
-            f"GPU: {r.gpu.name}{kind}, {r.gpu.memory_gib:,.2f} GiB, "
-            f"{r.gpu_memory_utilization:.0%} usable = {_gb(r.usable_bytes_per_gpu)} "
-            f"({_gib(r.usable_bytes_per_gpu)})"
+            f"  {f'TP {o.tensor_parallel}':<16}  {_gb(o.bytes_per_gpu):>12}  "
+            f"{_gib(o.bytes_per_gpu):>12}  per GPU: {state}{mark}"
         )
-        lines.append(f"  {'GPUs if pooled':<16}  {r.min_gpus:>12}  {'':>12}  lower bound: total / usable")
-        for o in r.options:
-            state = o.problem or ("fits" if o.fits else "does not fit")
-            mark = "  <- chosen" if o.tensor_parallel == r.tensor_parallel else ""
-            lines.append(
-                f"  {f'TP {o.tensor_parallel}':<16}  {_gb(o.bytes_per_gpu):>12}  "
-                f"{_gib(o.bytes_per_gpu):>12}  per GPU: {state}{mark}"
-            )
-        if r.tensor_parallel is not None:
-            lines.append(
-                f"Layout: tensor parallel {r.tensor_parallel} on {r.tensor_parallel} x {r.gpu.name}; "
-                f"room for {r.max_concurrency} concurrent {r.context_length:,}-token sequences"
-            )
-        else:
-            lines.append("Layout: none fits")
-    lines += [f"Note: {note}" for note in r.notes]
+    if r.tensor_parallel is not None:
+        lines.append(
+            f"Layout: tensor parallel {r.tensor_parallel} on {r.tensor_parallel} x {r.gpu.name}; "
+            f"room for {r.max_concurrency} concurrent {r.context_length:,}-token sequences"
+        )
+    else:
+        lines.append("Layout: none fits")
+    return lines
+
+
+def format_sizing(result: SizingResult) -> str:
+    """A human-readable table of a :class:`SizingResult` (GB = 1e9 bytes, GiB = 2**30)."""
+    lines = [f"Memory sizing: {result.arch.describe()}"]
+    lines += [
+        f"  {label:<16}  {value:>12}  {binary:>12}  {detail}".rstrip()
+        for label, value, binary, detail in _memory_rows(result)
+    ]
+    lines += _gpu_lines(result)
+    lines += [f"Note: {note}" for note in result.notes]
     return "\n".join(lines)

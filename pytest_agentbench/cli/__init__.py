@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in (validate, check_packets, report, merge_junit, probe):
         command.add_parser(sub)
-    from pytest_agentbench.capacity import sweep
     from pytest_agentbench.cli import size as sizing_cli
+    from pytest_agentbench.cli import sweep
 
     sweep.add_parser(sub)
     sizing_cli.add_parser(sub)

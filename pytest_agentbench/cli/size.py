@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.capacity.gpus import GPU_PRESETS
 from pytest_agentbench.capacity.sizing import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_OVERHEAD_FRACTION,
-    GPU_PRESETS,
     ModelArchitecture,
     SizingResult,
     format_sizing,

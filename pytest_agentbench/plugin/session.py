@@ -100,6 +100,7 @@ class AgentbenchSession:
 
     def reconcile(self, records: list[dict[str, Any]]) -> None:
         """Session totals: the client's token sums against the server's counter deltas (must be equal)."""
+        from pytest_agentbench.capacity.reconcile import token_reconciliation_line
         from pytest_agentbench.serving.vllm.metrics import diff, scrape_settled
 
         for spec in self.specs:
@@ -112,16 +113,7 @@ class AgentbenchSession:
             except Exception as exc:
                 self.reconciliation.append(f"{spec.alias}: /metrics not readable at the end ({exc})")
                 continue
-            mine = [r for r in records if r.get("alias") == spec.alias]
-            client_in = sum(r["client"]["tokens"]["prompt"] for r in mine)
-            client_out = sum(r["client"]["tokens"]["completion"] for r in mine)
-            same = (client_in, client_out) == (delta.prompt_tokens, delta.generation_tokens)
-            verdict = "equal" if same else "MISMATCH"
-            self.reconciliation.append(
-                f"{spec.alias}: tokens client {client_in:,} in / {client_out:,} out; server /metrics "
-                f"{delta.prompt_tokens:,} in / {delta.generation_tokens:,} out: {verdict}"
-                + ("" if same else " (a resumed run or traffic from outside this session counts too)")
-            )
+            self.reconciliation.append(token_reconciliation_line(spec.alias, records, delta))
 
     def finish(self, rootpath: Path) -> None:
         """Controller only: merge the workers' JSONL, then write benchmark JSON and the HTML report."""

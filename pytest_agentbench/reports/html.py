@@ -2,7 +2,7 @@
 
     write_html(load_records("results.jsonl"), "agentbench.html", "nightly")
 
-Inline CSS and inline SVG drawn here: no JavaScript, nothing fetched when the
+Inline CSS and inline SVG (drawn with reports/svg.py): no JavaScript, nothing fetched when the
 file is opened. Sections: the summary table (the same rows as the terminal
 summary), pass rate per alias, run-latency box + strip plot, tokens and cost
 per run, outcome classes per alias, and every run with its gates and (folded)
@@ -12,9 +12,7 @@ may contain ``<script>``.
 
 from __future__ import annotations
 
-import html
 import json
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,21 +23,16 @@ from pytest_agentbench.reports.summary import (
     NOT_STREAMED,
     AliasSummary,
     format_seconds,
-    percentile,
     summarize,
     summary_rows,
 )
+from pytest_agentbench.reports.svg import box_strip, e, hbar_chart, legend, stacked_chart, tick_seconds
 
 __all__ = ["render_html", "write_html"]
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 CATEGORY_COLORS = {"passed": "#59a14f", "gates missed": "#e15759", "max_turns": "#edc948", "agent_timeout": "#f28e2b"}
 _OTHER_CATEGORY_COLORS = ("#b07aa1", "#9c755f", "#76b7b2", "#ff9da7", "#4e79a7", "#bab0ac")
-_LABEL_W = 190  # px reserved left of every chart for alias names
-_LABEL_CHARS = 28  # what fits in _LABEL_W at 12 px
-_CHART_W = 720
-_RIGHT_W = 150  # px right of the plot area for value labels
-_ROW_H = 28
 
 CSS = """
 body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;color:#1d2430;margin:24px;
@@ -66,168 +59,19 @@ margin-right:4px;vertical-align:-1px}
 """
 
 
-def e(value: Any) -> str:
-    """HTML-escape anything (quotes included): safe in text, attributes and inline SVG."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-# --------------------------------------------------------------------------- SVG helpers
-
-
-def _nice_ticks(hi: float, count: int = 5) -> list[float]:
-    if hi <= 0 or not math.isfinite(hi):
-        return [0.0, 1.0]
-    raw = hi / count
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    ticks = [0.0]
-    while ticks[-1] < hi - 1e-12:
-        ticks.append(round(ticks[-1] + step, 12))
-    return ticks
-
-
-def _tick_seconds(t: float) -> str:
-    return "0" if t == 0 else f"{t:g} s" if t >= 1 else f"{t * 1000:g} ms"
-
-
-def _svg(width: int, height: int, body: list[str], label: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{e(label)}">' + "".join(body) + "</svg>"
-    )
-
-
-def _axis(ticks: Sequence[float], scale: Any, top: int, bottom: int, fmt: Any, unit: str = "") -> list[str]:
-    out = []
-    for t in ticks:
-        x = scale(t)
-        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="#e6e9ef"/>')
-        out.append(f'<text x="{x:.1f}" y="{bottom + 15}" text-anchor="middle">{e(fmt(t))}</text>')
-    if unit:
-        out.append(
-            f'<text x="{_LABEL_W + _CHART_W / 2:.0f}" y="{bottom + 31}" text-anchor="middle" '
-            f'fill="#5a6578">{e(unit)}</text>'
-        )
-    return out
-
-
-def _alias_label(s: AliasSummary, y: float) -> str:
-    """The alias left of a chart row, shortened to fit (the full name is the tooltip)."""
-    full = s.alias + (" (test double)" if s.test_double else "")
-    shown = full if len(full) <= _LABEL_CHARS else full[: _LABEL_CHARS - 3] + "..."
-    return f'<text x="{_LABEL_W - 8}" y="{y:.1f}" text-anchor="end"><title>{e(full)}</title>{e(shown)}</text>'
-
-
-def _hbar_chart(
-    rows: Sequence[tuple[AliasSummary, float | None, str]],
-    hi: float,
-    fmt: Any,
-    unit: str,
-    label: str,
-    colors: Mapping[str, str],
-) -> str:
-    """One horizontal bar per alias; ``None`` draws no bar and the given text ("unknown")."""
-    height = 16 + len(rows) * _ROW_H + 40
-    scale = _scale(hi)
-    body = _axis(_nice_ticks(hi), scale, 8, 8 + len(rows) * _ROW_H, fmt, unit)
-    for i, (s, value, text) in enumerate(rows):
-        y = 8 + i * _ROW_H
-        body.append(_alias_label(s, y + 18))
-        if value is not None:
-            w = max(0.0, scale(value) - _LABEL_W)
-            body.append(
-                f'<rect x="{_LABEL_W}" y="{y + 5}" width="{w:.1f}" height="{_ROW_H - 10}" fill="{colors[s.alias]}"/>'
-            )
-            body.append(f'<text x="{_LABEL_W + w + 6:.1f}" y="{y + 18}">{e(text)}</text>')
-        else:
-            body.append(f'<text x="{_LABEL_W + 6}" y="{y + 18}" fill="#7a8699">{e(text)}</text>')
-    return _svg(_LABEL_W + _CHART_W + _RIGHT_W, height, body, label)
-
-
-def _scale(hi: float) -> Any:
-    top = _nice_ticks(hi)[-1] or 1.0
-    return lambda v: _LABEL_W + (v / top) * _CHART_W
-
-
-def _stacked_chart(
-    rows: Sequence[tuple[AliasSummary, list[tuple[str, float]]]],
-    colors: Mapping[str, str],
-    fmt: Any,
-    unit: str,
-    label: str,
-    hi: float | None = None,
-) -> str:
-    """Stacked horizontal bars: one bar per alias, one segment per (category, value)."""
-    top_value = hi if hi is not None else max((sum(v for _, v in segs) for _, segs in rows), default=0.0)
-    scale = _scale(top_value)
-    height = 16 + len(rows) * _ROW_H + 40
-    body = _axis(_nice_ticks(top_value), scale, 8, 8 + len(rows) * _ROW_H, fmt, unit)
-    for i, (s, segs) in enumerate(rows):
-        y = 8 + i * _ROW_H
-        body.append(_alias_label(s, y + 18))
-        x = float(_LABEL_W)
-        for cat, value in segs:
-            w = scale(value) - _LABEL_W
-            if w <= 0:
-                continue
-            body.append(
-                f'<rect x="{x:.1f}" y="{y + 5}" width="{w:.1f}" height="{_ROW_H - 10}" '
-                f'fill="{colors[cat]}"><title>{e(cat)}: {e(fmt(value))}</title></rect>'
-            )
-            if w > 28:
-                body.append(
-                    f'<text x="{x + w / 2:.1f}" y="{y + 18}" text-anchor="middle" fill="#fff">{e(fmt(value))}</text>'
-                )
-            x += w
-    return _svg(_LABEL_W + _CHART_W + _RIGHT_W, height, body, label)
+def _row_name(s: AliasSummary) -> str:
+    """The alias as a chart row calls it."""
+    return s.alias + (" (test double)" if s.test_double else "")
 
 
 def _box_strip(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) -> str:
     """Per alias: a box (q1..q3, median line, whiskers min..max) and every run as a dot."""
-    groups = [(s, s.run_wall_s) for s in summaries]
-    hi = max((max(v) for _, v in groups if v), default=1.0)
-    scale = _scale(hi)
-    row_h = 40
-    height = 16 + len(groups) * row_h + 40
-    body = _axis(_nice_ticks(hi), scale, 8, 8 + len(groups) * row_h, _tick_seconds, "run wall time (client)")
-    for i, (s, values) in enumerate(groups):
-        y = 8 + i * row_h
-        mid = y + row_h / 2
-        body.append(_alias_label(s, mid + 4))
-        if not values:
-            body.append(f'<text x="{_LABEL_W + 6}" y="{mid + 4}" fill="#7a8699">no runs</text>')
-            continue
-        q1, med, q3 = (percentile(values, q) or 0.0 for q in (25, 50, 75))
-        lo, top = min(values), max(values)
-        color = colors[s.alias]
-        body.append(f'<line x1="{scale(lo):.1f}" y1="{mid}" x2="{scale(top):.1f}" y2="{mid}" stroke="#7a8699"/>')
-        for end in (lo, top):
-            body.append(
-                f'<line x1="{scale(end):.1f}" y1="{mid - 6}" x2="{scale(end):.1f}" y2="{mid + 6}" stroke="#7a8699"/>'
-            )
-        body.append(
-            f'<rect x="{scale(q1):.1f}" y="{mid - 11}" width="{max(1.0, scale(q3) - scale(q1)):.1f}" '
-            f'height="22" fill="{color}" fill-opacity="0.25" stroke="{color}"/>'
-        )
-        body.append(
-            f'<line x1="{scale(med):.1f}" y1="{mid - 11}" x2="{scale(med):.1f}" y2="{mid + 11}" '
-            f'stroke="{color}" stroke-width="3"/>'
-        )
-        for j, v in enumerate(values):
-            jitter = ((j * 7919) % 13 - 6) * 1.2  # deterministic spread, so the file is reproducible
-            body.append(
-                f'<circle cx="{scale(v):.1f}" cy="{mid + jitter:.1f}" r="3" fill="{color}" '
-                f'fill-opacity="0.8"><title>{e(format_seconds(v))}</title></circle>'
-            )
-        body.append(f'<text x="{_LABEL_W + _CHART_W + 8}" y="{mid + 4}">p50 {e(format_seconds(med))}</text>')
-    return _svg(_LABEL_W + _CHART_W + _RIGHT_W, height, body, "run latency per alias")
-
-
-def _legend(colors: Mapping[str, str], keys: Sequence[str]) -> str:
-    return (
-        '<div class="legend">'
-        + "".join(f'<span><i style="background:{colors[k]}"></i>{e(k)}</span>' for k in keys)
-        + "</div>"
+    return box_strip(
+        [(_row_name(s), colors[s.alias], s.run_wall_s) for s in summaries],
+        value_fmt=format_seconds,
+        tick_fmt=tick_seconds,
+        unit="run wall time (client)",
+        label="run latency per alias",
     )
 
 
@@ -256,20 +100,21 @@ def _summary_table(summaries: Sequence[AliasSummary]) -> str:
 def _pass_rate_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) -> str:
     rows = [
         (
-            s,
+            _row_name(s),
+            colors[s.alias],
             (s.pass_rate or 0.0) * 100 if s.runs else None,
             f"{s.pass_rate:.0%} ({s.passed}/{s.runs})" if s.runs else "no runs",
         )
         for s in summaries
     ]
-    return _hbar_chart(rows, 100.0, lambda v: f"{v:.0f}%", "pass rate", "pass rate per alias", colors)
+    return hbar_chart(rows, 100.0, lambda v: f"{v:.0f}%", "pass rate", "pass rate per alias")
 
 
 def _tokens_chart(summaries: Sequence[AliasSummary]) -> str:
     colors = {"prompt": "#4e79a7", "completion": "#f28e2b"}
     rows = [
         (
-            s,
+            _row_name(s),
             [
                 ("prompt", statistics.mean(s.prompt_tokens) if s.prompt_tokens else 0.0),
                 ("completion", statistics.mean(s.completion_tokens) if s.completion_tokens else 0.0),
@@ -277,7 +122,7 @@ def _tokens_chart(summaries: Sequence[AliasSummary]) -> str:
         )
         for s in summaries
     ]
-    return _legend(colors, ["prompt", "completion"]) + _stacked_chart(
+    return legend(colors, ["prompt", "completion"]) + stacked_chart(
         rows, colors, lambda v: f"{v:,.0f}", "mean tokens per run (as reported by the server)", "tokens per run"
     )
 
@@ -290,14 +135,21 @@ def _cost_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) ->
         value = s.cost_per_run
         known = len(s.known_costs)
         text = format_usd(value) + ("" if known == s.runs or value is None else f" ({known}/{s.runs} known)")
-        rows.append((s, value, text if value is not None else "unknown (no cost: mapping or no usage)"))
-    if all(v is None for _, v, _ in rows):
+        rows.append(
+            (
+                _row_name(s),
+                colors[s.alias],
+                value,
+                text if value is not None else "unknown (no cost: mapping or no usage)",
+            )
+        )
+    if all(v is None for _, _, v, _ in rows):
         return (
             '<p class="meta">Cost unknown for every alias: no <code>cost:</code> mapping in models.yaml, or '
             "no usage reported (never shown as $0).</p>"
         )
-    hi = max((v for _, v, _ in rows if v is not None), default=0.0)
-    return _hbar_chart(rows, hi, format_usd, "mean $ per run", "cost per run", colors)
+    hi = max((v for _, _, v, _ in rows if v is not None), default=0.0)
+    return hbar_chart(rows, hi, format_usd, "mean $ per run", "cost per run")
 
 
 def _category_chart(summaries: Sequence[AliasSummary]) -> str:
@@ -306,9 +158,9 @@ def _category_chart(summaries: Sequence[AliasSummary]) -> str:
     extra = iter(_OTHER_CATEGORY_COLORS * 4)
     for c in cats:
         colors.setdefault(c, next(extra))
-    rows = [(s, [(c, float(s.categories[c])) for c in cats]) for s in summaries]
+    rows = [(_row_name(s), [(c, float(s.categories[c])) for c in cats]) for s in summaries]
     hi = max((s.runs for s in summaries), default=1)
-    return _legend(colors, cats) + _stacked_chart(
+    return legend(colors, cats) + stacked_chart(
         rows, colors, lambda v: f"{v:.0f}", "runs", "outcome classes", hi=float(hi)
     )
 
