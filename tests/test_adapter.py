@@ -9,8 +9,9 @@ import pytest
 
 from pytest_agentbench.agents.loop import TOOLS
 from pytest_agentbench.errors import ModelsFileError
-from pytest_agentbench.models.adapter import ModelAdapter, ModelCallError, retry_policies
+from pytest_agentbench.models.adapter import ModelAdapter, retry_policies
 from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.models.taxonomy import ModelCallError
 from pytest_agentbench.serving.scripted import ScriptedServer
 
 MESSAGES = [{"role": "user", "content": "hello"}]

@@ -5,16 +5,16 @@
 parses tool calls with the alias's parser and returns a
 :class:`~pytest_agentbench.models.calls.Completion` with its timings and usage.
 
-A call that fails is classified into :data:`FAILURE_CLASSES`, retried by that
-class's policy (:class:`RetryPolicy`, configurable per alias under
-``retries:``), and, when retries run out, raised as :class:`ModelCallError`:
-a *result* the agent records, not a crash.
+A call that fails is classified into a failure class
+(:mod:`pytest_agentbench.models.taxonomy`), retried by that class's policy
+(configurable per alias under ``retries:``), and, when retries run out, raised
+as :class:`~pytest_agentbench.models.taxonomy.ModelCallError`: a *result* the
+agent records, not a crash.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,55 +24,13 @@ from pytest_agentbench.errors import ModelsFileError
 from pytest_agentbench.models.calls import Completion, Usage
 from pytest_agentbench.models.parsers import parse_message
 from pytest_agentbench.models.registry import ModelSpec
-
-FAILURE_CLASSES = (
-    "timeout",
-    "invalid_tool_call",
-    "context_overflow",
-    "refusal",
-    "rate_limited",
-    "server_error",
-    "connection_error",
+from pytest_agentbench.models.taxonomy import (
+    DEFAULT_RETRIES,
+    FAILURE_CLASSES,
+    ModelCallError,
+    RetryPolicy,
+    classified_errors,
 )
-
-_CONTEXT_HINTS = (
-    "context length",
-    "context_length",
-    "maximum context",
-    "too many tokens",
-    "prompt is too long",
-    "max_model_len",
-    "context window",
-)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often one failure class is retried: ``attempts`` extra tries, exponential backoff."""
-
-    attempts: int = 0
-    backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
-    honour_retry_after: bool = True
-
-    def delay(self, retry: int, retry_after: float | None) -> float:
-        if self.honour_retry_after and retry_after is not None:
-            return min(retry_after, self.max_backoff_s)
-        base = self.backoff_s * (2**retry)
-        return min(self.max_backoff_s, base * (0.75 + random.random() / 2))  # +-25 % jitter
-
-
-#: Defaults: transient classes are retried; a context overflow, a refusal or an invalid
-#: tool call would only fail the same way again (the agent tells the model instead).
-DEFAULT_RETRIES: dict[str, RetryPolicy] = {
-    "rate_limited": RetryPolicy(attempts=4, backoff_s=1.0),
-    "server_error": RetryPolicy(attempts=2, backoff_s=0.5),
-    "connection_error": RetryPolicy(attempts=2, backoff_s=0.5),
-    "timeout": RetryPolicy(attempts=1, backoff_s=0.0),
-    "context_overflow": RetryPolicy(),
-    "refusal": RetryPolicy(),
-    "invalid_tool_call": RetryPolicy(),
-}
 
 
 def retry_policies(spec: ModelSpec) -> dict[str, RetryPolicy]:
@@ -104,61 +62,6 @@ def retry_policies(spec: ModelSpec) -> dict[str, RetryPolicy]:
         if policies[cls].attempts < 0 or policies[cls].backoff_s < 0:
             raise ModelsFileError(f"{where}.{cls}: attempts and backoff_s must be >= 0")
     return policies
-
-
-class ModelCallError(Exception):
-    """A model call failed for good; ``failure`` is one of :data:`FAILURE_CLASSES`."""
-
-    def __init__(
-        self,
-        failure: str,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        retries: tuple[str, ...] = (),
-    ):
-        assert failure in FAILURE_CLASSES, failure
-        super().__init__(f"{failure}: {message}")
-        self.failure = failure
-        self.status = status
-        self.retry_after = retry_after
-        self.retries = retries  # the classes of the failed attempts before this one
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    value = getattr(response, "headers", {}).get("retry-after") if response is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def classify_exception(exc: BaseException) -> ModelCallError:
-    """Map an ``openai`` SDK exception to the failure taxonomy."""
-    import openai
-
-    status = getattr(exc, "status_code", None)
-    text = str(exc)
-    if isinstance(exc, openai.APITimeoutError):
-        return ModelCallError("timeout", "the request timed out", status=status)
-    if isinstance(exc, openai.APIConnectionError):
-        return ModelCallError("connection_error", f"cannot reach the server: {exc.__cause__ or text}")
-    if isinstance(exc, openai.RateLimitError):
-        return ModelCallError("rate_limited", text, status=status, retry_after=_retry_after(exc))
-    if isinstance(exc, openai.APIStatusError):
-        lowered = text.lower()
-        if status in (400, 413, 422) and any(h in lowered for h in _CONTEXT_HINTS):
-            return ModelCallError("context_overflow", text, status=status)
-        if status == 503:
-            return ModelCallError("server_error", text, status=status, retry_after=_retry_after(exc))
-        if status is not None and status >= 500:
-            return ModelCallError("server_error", text, status=status)
-        return ModelCallError("server_error", f"the server refused the request: {text}", status=status)
-    if isinstance(exc, (json.JSONDecodeError, ValueError)):
-        return ModelCallError("server_error", f"unreadable response: {text}")
-    return ModelCallError("server_error", f"{type(exc).__name__}: {text}")
 
 
 def shape_messages(spec: ModelSpec, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -303,7 +206,7 @@ class ModelAdapter:
         body.update(body.pop("extra_body", None) or {})
         limit = max(0.1, min(timeout, self.spec.timeout_s)) if timeout else self.spec.timeout_s
         start = time.perf_counter()
-        try:
+        with classified_errors():
             # client.post, not chat.completions.create: the same request, errors and response types,
             # without the SDK re-walking every message and tool schema on each call (measured:
             # 4.1 -> 2.4 ms of client CPU per plain call, 5.8 -> 3.7 streamed; benchmarks/bench_harness.py).
@@ -317,10 +220,6 @@ class ModelAdapter:
             )
             if body.get("stream"):
                 return _collect_stream(response, start)
-        except ModelCallError:
-            raise
-        except Exception as exc:  # every SDK / transport error becomes a classified result
-            raise classify_exception(exc) from exc
         if not response.choices:
             raise ModelCallError("server_error", "the response has no choices")
         choice = response.choices[0]
