@@ -933,8 +933,8 @@ class Sweep:
         )
         holds, reasons = cfg.slo.judge(client["ttft_p50_s"], client["decode_tok_s_p50"])
         cost = level_costs(
-            _cost_spec(self.spec),
-            _cost_spec(cfg.compare) if cfg.compare else None,
+            self.spec.cost,
+            cfg.compare.cost if cfg.compare else None,
             devs=devs,
             client=client,
             wall_s=wall,
@@ -1017,14 +1017,6 @@ class Sweep:
             )
         result.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         return result
-
-
-def _cost_spec(spec: ModelSpec | None) -> Any:
-    from pytest_agentbench.capacity.cost import parse_cost_spec
-
-    if spec is None:
-        return None
-    return parse_cost_spec(dict(spec.cost) or None, f"{spec.where}.cost")
 
 
 # --------------------------------------------------------------------------- output
@@ -1455,11 +1447,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def _serve_spec(spec: ModelSpec, keep_prefix_cache: bool) -> ModelSpec:
     """The alias as the sweep starts it: vLLM in dev mode, so /reset_prefix_cache exists."""
     serve = spec.serve
-    if serve is None or serve.get("engine", "vllm") != "vllm" or keep_prefix_cache:
+    if serve is None or serve.engine != "vllm" or keep_prefix_cache:
         return spec
-    env = dict(serve.get("env") or {})
+    env = dict(serve.env)
     env.setdefault(DEV_MODE_ENV, "1")
-    return dataclasses.replace(spec, serve={**serve, "env": env})
+    return dataclasses.replace(spec, serve=dataclasses.replace(serve, env=env))
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -1482,11 +1474,10 @@ def run_cli(args: argparse.Namespace) -> int:
         specs = load_models(args.models_file)
         spec = select(specs, aliases, args.models_file)[0]
         spec.check_usable()
-        _cost_spec(spec)
         compare = None
         if args.compare_alias:
             compare = select(specs, [args.compare_alias], args.models_file)[0]
-            if not isinstance(_cost_spec(compare), CommercialCost):
+            if not isinstance(compare.cost, CommercialCost):
                 return _fail(
                     f"--compare-alias: {compare.where}.cost must be a commercial price such as "
                     "{input_per_mtok: 3.0, output_per_mtok: 15.0}"

@@ -20,48 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_agentbench.errors import ModelsFileError
 from pytest_agentbench.models.calls import Completion, Usage
 from pytest_agentbench.models.parsers import parse_message
 from pytest_agentbench.models.registry import ModelSpec
-from pytest_agentbench.models.taxonomy import (
-    DEFAULT_RETRIES,
-    FAILURE_CLASSES,
-    ModelCallError,
-    RetryPolicy,
-    classified_errors,
-)
-
-
-def retry_policies(spec: ModelSpec) -> dict[str, RetryPolicy]:
-    """The alias's ``retries:`` over the defaults; bad keys name the file and the fix."""
-    policies = dict(DEFAULT_RETRIES)
-    where = f"{spec.where}.retries"
-    for cls, raw in spec.retries.items():
-        if cls not in FAILURE_CLASSES:
-            raise ModelsFileError(
-                f"{where}: unknown failure class {cls!r}; expected one of {', '.join(FAILURE_CLASSES)}"
-            )
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            raw = {"attempts": raw}
-        if not isinstance(raw, dict):
-            raise ModelsFileError(
-                f"{where}.{cls}: expected a number of attempts or a mapping with "
-                "attempts, backoff_s, max_backoff_s, honour_retry_after"
-            )
-        unknown = set(raw) - {"attempts", "backoff_s", "max_backoff_s", "honour_retry_after"}
-        if unknown:
-            raise ModelsFileError(
-                f"{where}.{cls}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-                "attempts, backoff_s, max_backoff_s, honour_retry_after"
-            )
-        try:
-            policies[cls] = RetryPolicy(**{**policies[cls].__dict__, **raw})
-        except TypeError as exc:
-            raise ModelsFileError(f"{where}.{cls}: {exc}") from None
-        if policies[cls].attempts < 0 or policies[cls].backoff_s < 0:
-            raise ModelsFileError(f"{where}.{cls}: attempts and backoff_s must be >= 0")
-    return policies
+from pytest_agentbench.models.taxonomy import FailureClass, ModelCallError, classified_errors
 
 
 def shape_messages(spec: ModelSpec, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -173,7 +135,7 @@ class ModelAdapter:
         self.base_url = base_url or spec.base_url
         if not self.base_url:
             raise ValueError(f"{spec.where}: no base_url and no started server")
-        self.policies = retry_policies(spec)
+        self.policies = spec.retries
         self._sleep = sleep
         self._client = OpenAI(base_url=self.base_url, api_key=spec.api_key(), max_retries=0, timeout=spec.timeout_s)
 
@@ -237,7 +199,7 @@ class ModelAdapter:
         """One model turn, retried per failure class; raises ModelCallError when it gives up."""
         kwargs = self._request(messages, tools, max_tokens)
         deadline = time.monotonic() + timeout if timeout else None
-        retried: list[str] = []
+        retried: list[FailureClass] = []
         start = time.perf_counter()
         while True:
             attempt_start = time.perf_counter()

@@ -196,12 +196,9 @@ def _load_specs(settings: Settings) -> list[ModelSpec]:
             f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH"
         )
     try:
-        from pytest_agentbench.models.adapter import retry_policies
-
         specs = select(load_models(settings.models_file), list(settings.models), settings.models_file)
         for spec in specs:
             spec.check_usable()
-            retry_policies(spec)
         check_disjoint_devices(specs)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -212,8 +209,8 @@ def check_disjoint_devices(specs: list[ModelSpec]) -> None:
     """Never two servers on one GPU by accident: servers started in one run need disjoint devices."""
     owner: dict[str, str] = {}
     for spec in specs:
-        devices = (spec.serve or {}).get("devices")
-        if spec.serve is None or spec.serve.get("engine") != "vllm" or devices is None:
+        devices = spec.serve.devices if spec.serve else None
+        if spec.serve is None or spec.serve.engine != "vllm" or devices is None:
             continue
         for device in str(devices).replace(" ", "").split(","):
             if device in owner:
@@ -296,7 +293,7 @@ def _ensure_endpoints(config: pytest.Config) -> tuple[dict[str, str], str | None
 
 def _metrics_root(spec: ModelSpec, urls: dict[str, str]) -> str | None:
     """The root URL of a vLLM server we started (it serves /metrics), else None."""
-    if not spec.serve or spec.serve.get("engine") != "vllm" or spec.alias not in urls:
+    if not spec.serve or spec.serve.engine != "vllm" or spec.alias not in urls:
         return None
     return urls[spec.alias].removesuffix("/v1")
 
