@@ -1462,7 +1462,7 @@ def _fail(message: str, code: int = 2) -> int:
 def run_cli(args: argparse.Namespace) -> int:
     """``agentbench sweep``: 0 done, 1 a check flagged under --strict-numbers, 2 usage, 3 infrastructure."""
     from pytest_agentbench.capacity.cost import CommercialCost
-    from pytest_agentbench.models.registry import load_models, select
+    from pytest_agentbench.models.registry import load_models, select, select_usable
     from pytest_agentbench.packets.schema import discover_packets
     from pytest_agentbench.results.store import JsonlWriter, record_to_dict
     from pytest_agentbench.serving.endpoints import Endpoints
@@ -1471,12 +1471,10 @@ def run_cli(args: argparse.Namespace) -> int:
     if len(aliases) != 1:
         return _fail(f"--models: a sweep takes exactly one alias, found {args.models!r}; run one sweep per alias")
     try:
-        specs = load_models(args.models_file)
-        spec = select(specs, aliases, args.models_file)[0]
-        spec.check_usable()
+        spec = select_usable(args.models_file, aliases)[0]
         compare = None
-        if args.compare_alias:
-            compare = select(specs, [args.compare_alias], args.models_file)[0]
+        if args.compare_alias:  # only its price is used: it need not be usable
+            compare = select(load_models(args.models_file), [args.compare_alias], args.models_file)[0]
             if not isinstance(compare.cost, CommercialCost):
                 return _fail(
                     f"--compare-alias: {compare.where}.cost must be a commercial price such as "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -362,3 +362,32 @@ def select(specs: dict[str, ModelSpec], aliases: list[str], source: Path | str) 
             f"--models: unknown alias(es) {', '.join(map(repr, unknown))} - {source} defines: {', '.join(specs)}"
         )
     return [specs[a] for a in aliases]
+
+
+def select_usable(models_file: Path | str, aliases: Sequence[str]) -> list[ModelSpec]:
+    """The run's models: ``aliases`` from ``models_file``, each usable, servers on disjoint devices.
+
+    Raises ``ModelsFileError`` / ``ConfigError`` with the message to show the user.
+    """
+    specs = select(load_models(models_file), list(aliases), models_file)
+    for spec in specs:
+        spec.check_usable()
+    check_disjoint_devices(specs)
+    return specs
+
+
+def check_disjoint_devices(specs: list[ModelSpec]) -> None:
+    """Never two servers on one GPU by accident: servers started in one run need disjoint devices."""
+    owner: dict[str, str] = {}
+    for spec in specs:
+        devices = spec.serve.devices if spec.serve else None
+        if spec.serve is None or spec.serve.engine != "vllm" or devices is None:
+            continue
+        for device in str(devices).replace(" ", "").split(","):
+            if device in owner:
+                raise ConfigError(
+                    f"--models: aliases {owner[device]!r} and {spec.alias!r} would both start a "
+                    f"server on device {device!r}; give them disjoint serve.devices (or MIG "
+                    "slices), or run them in separate pytest runs"
+                )
+            owner[device] = spec.alias
