@@ -125,8 +125,21 @@ def _collect_stream(stream: Any, start: float) -> _Raw:
     return _Raw(message, _usage(usage_raw), finish, model, ttft, chunks)
 
 
+def _decode_timings(raw: _Raw, attempt_wall_s: float) -> dict[str, float]:
+    """For a streamed answer: the decode time after the first token, per output token and as a rate."""
+    if raw.ttft_s is None:
+        return {}
+    decode = attempt_wall_s - raw.ttft_s
+    timings = {"decode_s": decode}
+    n = raw.usage.completion_tokens
+    if n > 1 and decode > 0:
+        timings["tpot_s"] = decode / (n - 1)
+        timings["decode_tok_s"] = (n - 1) / decode
+    return timings
+
+
 class ModelAdapter:
-    """Calls one alias. Cheap to build; holds one HTTP client."""
+    """Calls one alias. Cheap to build; holds one HTTP client; a context manager that closes it."""
 
     def __init__(self, spec: ModelSpec, base_url: str | None = None, *, sleep: Callable[[float], None] = time.sleep):
         from openai import OpenAI
@@ -188,25 +201,19 @@ class ModelAdapter:
         message = choice.message.model_dump(exclude_none=True)
         return _Raw(message, _usage(response.usage), choice.finish_reason, response.model or "")
 
-    def complete(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] = (),
-        *,
-        max_tokens: int | None = None,
-        timeout: float | None = None,
-    ) -> Completion:
-        """One model turn, retried per failure class; raises ModelCallError when it gives up."""
-        kwargs = self._request(messages, tools, max_tokens)
-        deadline = time.monotonic() + timeout if timeout else None
+    def _attempt_with_retries(
+        self, kwargs: dict[str, Any], deadline: float | None
+    ) -> tuple[_Raw, list[FailureClass], float]:
+        """Attempt until one succeeds; give up when the failure's policy or the deadline says so.
+
+        Returns the answer, the classes of the failed attempts, and when the last attempt started.
+        """
         retried: list[FailureClass] = []
-        start = time.perf_counter()
         while True:
             attempt_start = time.perf_counter()
             remaining = deadline - time.monotonic() if deadline else None
             try:
-                raw = self._attempt(kwargs, remaining)
-                break
+                return self._attempt(kwargs, remaining), retried, attempt_start
             except ModelCallError as exc:
                 policy = self.policies[exc.failure]
                 tries = retried.count(exc.failure)
@@ -218,6 +225,20 @@ class ModelAdapter:
                     ) from exc
                 retried.append(exc.failure)
                 self._sleep(wait)
+
+    def complete(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] = (),
+        *,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+    ) -> Completion:
+        """One model turn, retried per failure class; raises ModelCallError when it gives up."""
+        kwargs = self._request(messages, tools, max_tokens)
+        deadline = time.monotonic() + timeout if timeout else None
+        start = time.perf_counter()
+        raw, retried, attempt_start = self._attempt_with_retries(kwargs, deadline)
         end = time.perf_counter()
         parsed = parse_message(
             raw.message, tool_parser=self.spec.tool_parser, reasoning_parser=self.spec.reasoning_parser, tools=tools
@@ -228,14 +249,8 @@ class ModelAdapter:
             "retries": retried,
             "attempt_wall_s": end - attempt_start,
             "native_tool_calls": len(raw.message.get("tool_calls") or ()),
+            **_decode_timings(raw, end - attempt_start),
         }
-        n = raw.usage.completion_tokens
-        if raw.ttft_s is not None:
-            decode = (end - attempt_start) - raw.ttft_s
-            extra["decode_s"] = decode
-            if n > 1 and decode > 0:
-                extra["tpot_s"] = decode / (n - 1)
-                extra["decode_tok_s"] = (n - 1) / decode
         return Completion(
             message=parsed,
             usage=raw.usage,
@@ -248,3 +263,9 @@ class ModelAdapter:
 
     def close(self) -> None:
         self._client.close()
+
+    def __enter__(self) -> ModelAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

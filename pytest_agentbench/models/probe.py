@@ -70,13 +70,10 @@ def _parallel(a: ModelAdapter) -> tuple[bool, str]:
 
 
 def _streamed_call(a: ModelAdapter) -> tuple[bool, str]:
-    streaming = ModelAdapter(dataclasses.replace(a.spec, stream=True), base_url=a.base_url)
-    try:
+    with ModelAdapter(dataclasses.replace(a.spec, stream=True), base_url=a.base_url) as streaming:
         done = streaming.complete(
             [{"role": "user", "content": "Use the list_files tool to list the files."}], TOOLS, max_tokens=256
         )
-    finally:
-        streaming.close()
     ok = any(name == "list_files" for name, _ in _calls(done))
     ttft = f"TTFT {done.ttft_s * 1000:.0f} ms" if done.ttft_s is not None else "no TTFT"
     return ok, f"{_how(done)}, {ttft}"
