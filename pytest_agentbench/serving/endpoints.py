@@ -16,7 +16,7 @@ from pytest_agentbench.models.registry import ModelSpec
 
 def _start(spec: ModelSpec, stack: contextlib.ExitStack) -> str:
     engine = spec.serve.engine if spec.serve else "vllm"
-    if engine == "scripted" and spec.serve:
+    if engine == "scripted":
         from pytest_agentbench.serving.scripted import ScriptedServer
 
         server = stack.enter_context(ScriptedServer(spec.serve.script, model_names=[spec.model]))
