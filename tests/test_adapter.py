@@ -9,14 +9,17 @@ import pytest
 
 from pytest_agentbench.agents.tools import TOOLS
 from pytest_agentbench.errors import ModelsFileError
-from pytest_agentbench.models.adapter import ModelAdapter, ModelCallError, retry_policies
-from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.models.adapter import ModelAdapter
+from pytest_agentbench.models.registry import ModelSpec, parse_retries
+from pytest_agentbench.models.taxonomy import ModelCallError
 from pytest_agentbench.serving.scripted import ScriptedServer
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
 def spec(**kw: Any) -> ModelSpec:
+    if "retries" in kw:  # as models.yaml would write it
+        kw["retries"] = parse_retries(kw["retries"], "models.yaml: models.t.retries")
     return ModelSpec(alias="t", model="scripted", source=Path("models.yaml"), **kw)
 
 
@@ -78,7 +81,7 @@ def test_per_alias_policy_overrides_defaults() -> None:
 )
 def test_bad_retry_config_names_the_key(retries: dict[str, Any], expected: str) -> None:
     with pytest.raises(ModelsFileError) as exc:
-        retry_policies(spec(retries=retries))
+        spec(retries=retries)
     assert "models.yaml: models.t.retries" in str(exc.value) and expected in str(exc.value)
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentbench.errors import ConfigError
-from pytest_agentbench.models.registry import load_models
-from pytest_agentbench.plugin.session import check_disjoint_devices
+from pytest_agentbench.models.registry import check_disjoint_devices, load_models
 from pytest_agentbench.serving.vllm.command import build_command
 from pytest_agentbench.serving.vllm.spec import spec_from_alias
 

@@ -130,5 +130,5 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_repo_models_yaml_marks_scripted_aliases_as_test_doubles() -> None:
     specs = load_models(Path(__file__).resolve().parent.parent / "models.yaml")
-    scripted = [s for s in specs.values() if s.serve and s.serve["engine"] == "scripted"]
+    scripted = [s for s in specs.values() if s.serve and s.serve.engine == "scripted"]
     assert scripted and all(s.test_double for s in scripted)

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.agents.transcript import AgentResult, Turn
+from pytest_agentbench.capacity.cost import parse_cost_spec
+from pytest_agentbench.errors import ModelsFileError
 from pytest_agentbench.models.adapter import ModelAdapter
 from pytest_agentbench.models.calls import Usage
 from pytest_agentbench.models.registry import ModelSpec
@@ -57,7 +59,8 @@ def make_spec(alias: str, *, cost: dict[str, Any] | None = None, test_double: bo
         alias=alias,
         model=f"model-{alias}",
         source=Path("models.yaml"),
-        cost=dict(cost or {}),
+        cost=parse_cost_spec(cost, f"models.yaml: models.{alias}.cost", error=ModelsFileError),  # as the loader does
+        cost_raw=dict(cost or {}),
         test_double=test_double,
         **kw,
     )
@@ -220,9 +223,10 @@ def test_cost_unknown_is_none_never_zero() -> None:
     assert d["cost"]["usd"] is None and d["client"]["tokens"]["usage_reported"] is False
 
 
-def test_bad_cost_mapping_gives_unknown_cost_with_the_reason() -> None:
-    d = record_to_dict(make_record("x", cost={"gpu_hourly_usd": 4.5}))  # concurrency missing
-    assert d["cost"]["usd"] is None and "concurrency" in d["cost"]["error"]
+def test_bad_cost_mapping_is_refused_with_the_reason() -> None:
+    # parsed once, when the alias is loaded: a bad cost: mapping never reaches a record
+    with pytest.raises(ModelsFileError, match=r"models\.x\.cost: missing 'concurrency'"):
+        make_record("x", cost={"gpu_hourly_usd": 4.5})  # concurrency missing
 
 
 def test_model_error_is_recorded_with_its_class() -> None:

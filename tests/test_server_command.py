@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from pytest_agentbench.errors import ConfigError, ServerError
+from pytest_agentbench.models.registry import ServeConfig
 from pytest_agentbench.serving.vllm.command import API_SERVER_MODULE, build_command, resolve_python
 from pytest_agentbench.serving.vllm.diagnosis import ServerStartError, diagnose, error_line
 from pytest_agentbench.serving.vllm.process import ServerHandle, VLLMServer, _group_alive, wait_for_handle
@@ -217,22 +218,23 @@ def test_spec_from_alias_lifts_known_args() -> None:
         alias="local-coder",
         model="coder",
         where="models.yaml: models.local-coder",
-        serve={
-            "engine": "vllm",
-            "model_path": "/models/coder",
-            "devices": 0,
-            "args": {"max-model-len": 8192, "tool_call_parser": "hermes", "enable_auto_tool_choice": True, "seed": 1},
-            "env": {"VLLM_LOGGING_LEVEL": "DEBUG"},
-            "startup_timeout_s": 900,
-        },
+        serve=ServeConfig(
+            engine="vllm",
+            model_path="/models/coder",
+            devices=0,
+            args={"max-model-len": 8192, "tool_call_parser": "hermes", "enable_auto_tool_choice": True, "seed": 1},
+            env={"VLLM_LOGGING_LEVEL": "DEBUG"},
+            startup_timeout_s=900,
+        ),
     )
     spec = spec_from_alias(alias)
     assert (spec.model, spec.served_model_name, spec.devices) == ("/models/coder", "coder", "0")
     assert (spec.max_model_len, spec.tool_call_parser, spec.enable_auto_tool_choice) == (8192, "hermes", True)
     assert dict(spec.extra_args) == {"seed": 1}
     assert spec.startup_timeout_s == 900
-    bad = SimpleNamespace(alias="x", model="x", where="models.yaml: models.x", serve={"devices": "MIG-a", "args": {}})
-    bad.serve["tensor_parallel_size"] = 2
+    bad = SimpleNamespace(
+        alias="x", model="x", where="models.yaml: models.x", serve=ServeConfig(devices="MIG-a", tensor_parallel_size=2)
+    )
     with pytest.raises(ConfigError, match=r"^models.yaml: models.x: serve: tensor_parallel_size=2 on MIG"):
         spec_from_alias(bad)
 

@@ -2,7 +2,7 @@
 
 :func:`client_stats` (every model call of every run, as the client saw it), :func:`server_stats`
 (the server's ``/metrics`` deltas and sampled gauges), :func:`level_costs` ($/dev-month for the
-alias and the commercial alternative, priced by :func:`alias_cost_spec`), the run summaries, and
+alias and the commercial alternative, priced by their parsed ``cost:``), the run summaries, and
 the results they fill: :class:`LevelResult` per N and :class:`SweepResult` with the knee and
 ``to_dict`` (the ``agentbench-sweep/1`` JSON). Pure: the engine that measures is
 ``capacity/sweep.py``.
@@ -17,20 +17,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_agentbench.capacity.cost import HOURS_PER_MONTH_24X7, WORKING_HOURS_PER_MONTH, CostSpec, parse_cost_spec
+from pytest_agentbench.capacity.cost import HOURS_PER_MONTH_24X7, WORKING_HOURS_PER_MONTH
 from pytest_agentbench.capacity.reconcile import TTFT_ABS_TOLERANCE_S, TTFT_REL_TOLERANCE, Check
 from pytest_agentbench.capacity.slo import Slo, find_knee
 from pytest_agentbench.reports.stats import percentile
 from pytest_agentbench.results.jsonsafe import json_safe
 
 if TYPE_CHECKING:
-    from pytest_agentbench.models.registry import ModelSpec
     from pytest_agentbench.results.record import RunRecord
 
 __all__ = [
     "LevelResult",
     "SweepResult",
-    "alias_cost_spec",
     "client_stats",
     "error_summary",
     "level_costs",
@@ -106,13 +104,6 @@ def server_stats(delta: Any, samples: Mapping[str, Any]) -> dict[str, Any]:
         "counter_reset": delta.counter_reset,
         "metrics": delta.to_dict(prefix=""),
     }
-
-
-def alias_cost_spec(spec: ModelSpec | None) -> CostSpec | None:
-    """The parsed ``cost:`` mapping of an alias from models.yaml; ``None`` for no alias or no mapping."""
-    if spec is None:
-        return None
-    return parse_cost_spec(dict(spec.cost) or None, f"{spec.where}.cost")
 
 
 def _tokens_per_dev_hour(client: Mapping[str, Any], devs: int, wall_s: float) -> dict[str, float] | None:

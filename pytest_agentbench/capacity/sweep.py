@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 from pytest_agentbench.capacity.levels import (
     LevelResult,
     SweepResult,
-    alias_cost_spec,
     client_stats,
     error_summary,
     level_costs,
@@ -336,8 +335,8 @@ class Sweep:
         )
         holds, reasons = cfg.slo.judge(client["ttft_p50_s"], client["decode_tok_s_p50"])
         cost = level_costs(
-            alias_cost_spec(self.spec),
-            alias_cost_spec(cfg.compare),
+            self.spec.cost,
+            cfg.compare.cost if cfg.compare else None,
             devs=level.devs,
             client=client,
             wall_s=measured.wall_s,

@@ -24,12 +24,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     from pytest_agentbench.models.probe import format_probe, run_probe
-    from pytest_agentbench.models.registry import load_models, select
+    from pytest_agentbench.models.registry import select_usable
     from pytest_agentbench.serving.endpoints import Endpoints
 
     try:
-        spec = select(load_models(args.models_file), [args.alias], args.models_file)[0]
-        spec.check_usable()
+        spec = select_usable(args.models_file, [args.alias])[0]
     except ConfigError as exc:
         print(f"agentbench probe: {exc}", file=sys.stderr)
         return 2

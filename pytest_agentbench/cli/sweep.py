@@ -167,11 +167,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def _serve_spec(spec: ModelSpec, keep_prefix_cache: bool) -> ModelSpec:
     """The alias as the sweep starts it: vLLM in dev mode, so /reset_prefix_cache exists."""
     serve = spec.serve
-    if serve is None or serve.get("engine", "vllm") != "vllm" or keep_prefix_cache:
+    if serve is None or serve.engine != "vllm" or keep_prefix_cache:
         return spec
-    env = dict(serve.get("env") or {})
+    env = dict(serve.env)
     env.setdefault(DEV_MODE_ENV, "1")
-    return dataclasses.replace(spec, serve={**serve, "env": env})
+    return dataclasses.replace(spec, serve=dataclasses.replace(serve, env=env))
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -189,17 +189,13 @@ def _progress(message: str) -> None:
 def _load_aliases(args: argparse.Namespace, alias: str) -> tuple[ModelSpec, ModelSpec | None]:
     """The alias to sweep and the ``--compare-alias`` (which must have a commercial price)."""
     from pytest_agentbench.capacity.cost import CommercialCost
-    from pytest_agentbench.capacity.levels import alias_cost_spec
-    from pytest_agentbench.models.registry import load_models, select
+    from pytest_agentbench.models.registry import load_models, select, select_usable
 
-    specs = load_models(args.models_file)
-    spec = select(specs, [alias], args.models_file)[0]
-    spec.check_usable()
-    alias_cost_spec(spec)
+    spec = select_usable(args.models_file, [alias])[0]
     compare = None
-    if args.compare_alias:
-        compare = select(specs, [args.compare_alias], args.models_file)[0]
-        if not isinstance(alias_cost_spec(compare), CommercialCost):
+    if args.compare_alias:  # only its price is used: it need not be usable
+        compare = select(load_models(args.models_file), [args.compare_alias], args.models_file)[0]
+        if not isinstance(compare.cost, CommercialCost):
             raise ConfigError(
                 f"--compare-alias: {compare.where}.cost must be a commercial price such as "
                 "{input_per_mtok: 3.0, output_per_mtok: 15.0}"

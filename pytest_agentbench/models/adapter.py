@@ -5,160 +5,25 @@
 parses tool calls with the alias's parser and returns a
 :class:`~pytest_agentbench.models.calls.Completion` with its timings and usage.
 
-A call that fails is classified into :data:`FAILURE_CLASSES`, retried by that
-class's policy (:class:`RetryPolicy`, configurable per alias under
-``retries:``), and, when retries run out, raised as :class:`ModelCallError`:
-a *result* the agent records, not a crash.
+A call that fails is classified into a failure class
+(:mod:`pytest_agentbench.models.taxonomy`), retried by that class's policy
+(configurable per alias under ``retries:``), and, when retries run out, raised
+as :class:`~pytest_agentbench.models.taxonomy.ModelCallError`: a *result* the
+agent records, not a crash.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_agentbench.errors import ModelsFileError
 from pytest_agentbench.models.calls import Completion, Usage
 from pytest_agentbench.models.parsers import parse_message
 from pytest_agentbench.models.registry import ModelSpec
-
-FAILURE_CLASSES = (
-    "timeout",
-    "invalid_tool_call",
-    "context_overflow",
-    "refusal",
-    "rate_limited",
-    "server_error",
-    "connection_error",
-)
-
-_CONTEXT_HINTS = (
-    "context length",
-    "context_length",
-    "maximum context",
-    "too many tokens",
-    "prompt is too long",
-    "max_model_len",
-    "context window",
-)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often one failure class is retried: ``attempts`` extra tries, exponential backoff."""
-
-    attempts: int = 0
-    backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
-    honour_retry_after: bool = True
-
-    def delay(self, retry: int, retry_after: float | None) -> float:
-        if self.honour_retry_after and retry_after is not None:
-            return min(retry_after, self.max_backoff_s)
-        base = self.backoff_s * (2**retry)
-        return min(self.max_backoff_s, base * (0.75 + random.random() / 2))  # +-25 % jitter
-
-
-#: Defaults: transient classes are retried; a context overflow, a refusal or an invalid
-#: tool call would only fail the same way again (the agent tells the model instead).
-DEFAULT_RETRIES: dict[str, RetryPolicy] = {
-    "rate_limited": RetryPolicy(attempts=4, backoff_s=1.0),
-    "server_error": RetryPolicy(attempts=2, backoff_s=0.5),
-    "connection_error": RetryPolicy(attempts=2, backoff_s=0.5),
-    "timeout": RetryPolicy(attempts=1, backoff_s=0.0),
-    "context_overflow": RetryPolicy(),
-    "refusal": RetryPolicy(),
-    "invalid_tool_call": RetryPolicy(),
-}
-
-
-def retry_policies(spec: ModelSpec) -> dict[str, RetryPolicy]:
-    """The alias's ``retries:`` over the defaults; bad keys name the file and the fix."""
-    policies = dict(DEFAULT_RETRIES)
-    where = f"{spec.where}.retries"
-    for cls, raw in spec.retries.items():
-        if cls not in FAILURE_CLASSES:
-            raise ModelsFileError(
-                f"{where}: unknown failure class {cls!r}; expected one of {', '.join(FAILURE_CLASSES)}"
-            )
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            raw = {"attempts": raw}
-        if not isinstance(raw, dict):
-            raise ModelsFileError(
-                f"{where}.{cls}: expected a number of attempts or a mapping with "
-                "attempts, backoff_s, max_backoff_s, honour_retry_after"
-            )
-        unknown = set(raw) - {"attempts", "backoff_s", "max_backoff_s", "honour_retry_after"}
-        if unknown:
-            raise ModelsFileError(
-                f"{where}.{cls}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-                "attempts, backoff_s, max_backoff_s, honour_retry_after"
-            )
-        try:
-            policies[cls] = RetryPolicy(**{**policies[cls].__dict__, **raw})
-        except TypeError as exc:
-            raise ModelsFileError(f"{where}.{cls}: {exc}") from None
-        if policies[cls].attempts < 0 or policies[cls].backoff_s < 0:
-            raise ModelsFileError(f"{where}.{cls}: attempts and backoff_s must be >= 0")
-    return policies
-
-
-class ModelCallError(Exception):
-    """A model call failed for good; ``failure`` is one of :data:`FAILURE_CLASSES`."""
-
-    def __init__(
-        self,
-        failure: str,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        retries: tuple[str, ...] = (),
-    ):
-        assert failure in FAILURE_CLASSES, failure
-        super().__init__(f"{failure}: {message}")
-        self.failure = failure
-        self.status = status
-        self.retry_after = retry_after
-        self.retries = retries  # the classes of the failed attempts before this one
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    value = getattr(response, "headers", {}).get("retry-after") if response is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def classify_exception(exc: BaseException) -> ModelCallError:
-    """Map an ``openai`` SDK exception to the failure taxonomy."""
-    import openai
-
-    status = getattr(exc, "status_code", None)
-    text = str(exc)
-    if isinstance(exc, openai.APITimeoutError):
-        return ModelCallError("timeout", "the request timed out", status=status)
-    if isinstance(exc, openai.APIConnectionError):
-        return ModelCallError("connection_error", f"cannot reach the server: {exc.__cause__ or text}")
-    if isinstance(exc, openai.RateLimitError):
-        return ModelCallError("rate_limited", text, status=status, retry_after=_retry_after(exc))
-    if isinstance(exc, openai.APIStatusError):
-        lowered = text.lower()
-        if status in (400, 413, 422) and any(h in lowered for h in _CONTEXT_HINTS):
-            return ModelCallError("context_overflow", text, status=status)
-        if status == 503:
-            return ModelCallError("server_error", text, status=status, retry_after=_retry_after(exc))
-        if status is not None and status >= 500:
-            return ModelCallError("server_error", text, status=status)
-        return ModelCallError("server_error", f"the server refused the request: {text}", status=status)
-    if isinstance(exc, (json.JSONDecodeError, ValueError)):
-        return ModelCallError("server_error", f"unreadable response: {text}")
-    return ModelCallError("server_error", f"{type(exc).__name__}: {text}")
+from pytest_agentbench.models.taxonomy import FailureClass, ModelCallError, classified_errors
 
 
 def shape_messages(spec: ModelSpec, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -260,8 +125,21 @@ def _collect_stream(stream: Any, start: float) -> _Raw:
     return _Raw(message, _usage(usage_raw), finish, model, ttft, chunks)
 
 
+def _decode_timings(raw: _Raw, attempt_wall_s: float) -> dict[str, float]:
+    """For a streamed answer: the decode time after the first token, per output token and as a rate."""
+    if raw.ttft_s is None:
+        return {}
+    decode = attempt_wall_s - raw.ttft_s
+    timings = {"decode_s": decode}
+    n = raw.usage.completion_tokens
+    if n > 1 and decode > 0:
+        timings["tpot_s"] = decode / (n - 1)
+        timings["decode_tok_s"] = (n - 1) / decode
+    return timings
+
+
 class ModelAdapter:
-    """Calls one alias. Cheap to build; holds one HTTP client."""
+    """Calls one alias. Cheap to build; holds one HTTP client; a context manager that closes it."""
 
     def __init__(self, spec: ModelSpec, base_url: str | None = None, *, sleep: Callable[[float], None] = time.sleep):
         from openai import OpenAI
@@ -270,7 +148,7 @@ class ModelAdapter:
         self.base_url = base_url or spec.base_url
         if not self.base_url:
             raise ValueError(f"{spec.where}: no base_url and no started server")
-        self.policies = retry_policies(spec)
+        self.policies = spec.retries
         self._sleep = sleep
         self._client = OpenAI(base_url=self.base_url, api_key=spec.api_key(), max_retries=0, timeout=spec.timeout_s)
 
@@ -303,7 +181,7 @@ class ModelAdapter:
         body.update(body.pop("extra_body", None) or {})
         limit = max(0.1, min(timeout, self.spec.timeout_s)) if timeout else self.spec.timeout_s
         start = time.perf_counter()
-        try:
+        with classified_errors():
             # client.post, not chat.completions.create: the same request, errors and response types,
             # without the SDK re-walking every message and tool schema on each call (measured:
             # 4.1 -> 2.4 ms of client CPU per plain call, 5.8 -> 3.7 streamed; benchmarks/bench_harness.py).
@@ -317,15 +195,36 @@ class ModelAdapter:
             )
             if body.get("stream"):
                 return _collect_stream(response, start)
-        except ModelCallError:
-            raise
-        except Exception as exc:  # every SDK / transport error becomes a classified result
-            raise classify_exception(exc) from exc
         if not response.choices:
             raise ModelCallError("server_error", "the response has no choices")
         choice = response.choices[0]
         message = choice.message.model_dump(exclude_none=True)
         return _Raw(message, _usage(response.usage), choice.finish_reason, response.model or "")
+
+    def _attempt_with_retries(
+        self, kwargs: dict[str, Any], deadline: float | None
+    ) -> tuple[_Raw, list[FailureClass], float]:
+        """Attempt until one succeeds; give up when the failure's policy or the deadline says so.
+
+        Returns the answer, the classes of the failed attempts, and when the last attempt started.
+        """
+        retried: list[FailureClass] = []
+        while True:
+            attempt_start = time.perf_counter()
+            remaining = deadline - time.monotonic() if deadline else None
+            try:
+                return self._attempt(kwargs, remaining), retried, attempt_start
+            except ModelCallError as exc:
+                policy = self.policies[exc.failure]
+                tries = retried.count(exc.failure)
+                wait = policy.delay(tries, exc.retry_after)
+                out_of_time = deadline is not None and time.monotonic() + wait >= deadline
+                if tries >= policy.attempts or out_of_time:
+                    raise ModelCallError(
+                        exc.failure, str(exc).split(": ", 1)[-1], status=exc.status, retries=tuple(retried)
+                    ) from exc
+                retried.append(exc.failure)
+                self._sleep(wait)
 
     def complete(
         self,
@@ -338,25 +237,8 @@ class ModelAdapter:
         """One model turn, retried per failure class; raises ModelCallError when it gives up."""
         kwargs = self._request(messages, tools, max_tokens)
         deadline = time.monotonic() + timeout if timeout else None
-        retried: list[str] = []
         start = time.perf_counter()
-        while True:
-            attempt_start = time.perf_counter()
-            remaining = deadline - time.monotonic() if deadline else None
-            try:
-                raw = self._attempt(kwargs, remaining)
-                break
-            except ModelCallError as exc:
-                policy = self.policies[exc.failure]
-                tries = retried.count(exc.failure)
-                wait = policy.delay(tries, exc.retry_after)
-                out_of_time = deadline is not None and time.monotonic() + wait >= deadline
-                if tries >= policy.attempts or out_of_time:
-                    raise ModelCallError(
-                        exc.failure, str(exc).split(": ", 1)[-1], status=exc.status, retries=tuple(retried)
-                    ) from exc
-                retried.append(exc.failure)
-                self._sleep(wait)
+        raw, retried, attempt_start = self._attempt_with_retries(kwargs, deadline)
         end = time.perf_counter()
         parsed = parse_message(
             raw.message, tool_parser=self.spec.tool_parser, reasoning_parser=self.spec.reasoning_parser, tools=tools
@@ -367,14 +249,8 @@ class ModelAdapter:
             "retries": retried,
             "attempt_wall_s": end - attempt_start,
             "native_tool_calls": len(raw.message.get("tool_calls") or ()),
+            **_decode_timings(raw, end - attempt_start),
         }
-        n = raw.usage.completion_tokens
-        if raw.ttft_s is not None:
-            decode = (end - attempt_start) - raw.ttft_s
-            extra["decode_s"] = decode
-            if n > 1 and decode > 0:
-                extra["tpot_s"] = decode / (n - 1)
-                extra["decode_tok_s"] = (n - 1) / decode
         return Completion(
             message=parsed,
             usage=raw.usage,
@@ -387,3 +263,9 @@ class ModelAdapter:
 
     def close(self) -> None:
         self._client.close()
+
+    def __enter__(self) -> ModelAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_agentbench.agents.tools import TOOLS
-from pytest_agentbench.models.adapter import ModelAdapter, ModelCallError
+from pytest_agentbench.models.adapter import ModelAdapter
 from pytest_agentbench.models.calls import Completion
 from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.models.taxonomy import ModelCallError
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,10 @@ def _parallel(a: ModelAdapter) -> tuple[bool, str]:
 
 
 def _streamed_call(a: ModelAdapter) -> tuple[bool, str]:
-    streaming = ModelAdapter(dataclasses.replace(a.spec, stream=True), base_url=a.base_url)
-    try:
+    with ModelAdapter(dataclasses.replace(a.spec, stream=True), base_url=a.base_url) as streaming:
         done = streaming.complete(
             [{"role": "user", "content": "Use the list_files tool to list the files."}], TOOLS, max_tokens=256
         )
-    finally:
-        streaming.close()
     ok = any(name == "list_files" for name, _ in _calls(done))
     ttft = f"TTFT {done.ttft_s * 1000:.0f} ms" if done.ttft_s is not None else "no TTFT"
     return ok, f"{_how(done)}, {ttft}"

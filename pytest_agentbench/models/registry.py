@@ -4,15 +4,21 @@ A packet runs on any model by changing only the alias. Values may use
 ``${VAR}`` / ``${VAR:-default}``; an unset variable is an error only when its
 alias is actually used (so one file can hold a commercial alias that a CI job
 without the key never selects).
+
+The file is parsed once, into types: an alias is a :class:`ModelSpec` whose
+``serve:`` block is a :class:`ServeConfig`, whose ``cost:`` is the parsed price
+and whose ``retries:`` are :class:`~pytest_agentbench.models.taxonomy.RetryPolicy`
+objects merged over the defaults, so no consumer re-reads a raw mapping.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pytest_agentbench._schema import (
     Where,
@@ -26,9 +32,14 @@ from pytest_agentbench._schema import (
 )
 from pytest_agentbench.errors import ConfigError, ModelsFileError
 from pytest_agentbench.models.parsers import validate_parser_names as _validate_parsers
+from pytest_agentbench.models.taxonomy import DEFAULT_RETRIES, FAILURE_CLASSES, FailureClass, RetryPolicy
+
+if TYPE_CHECKING:
+    from pytest_agentbench.capacity.cost import CostSpec
 
 MODELS_FILE = "models.yaml"
-ENGINES = ("vllm", "scripted")
+Engine = Literal["vllm", "scripted"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -63,6 +74,22 @@ _SERVE_KEYS = {
     "startup_timeout_s",
     "python",
 }
+_RETRY_KEYS = ("attempts", "backoff_s", "max_backoff_s", "honour_retry_after")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """An alias's ``serve:`` block: the server the plugin starts for it, validated at load."""
+
+    engine: Engine = "vllm"
+    script: str | None = None  # scripted: the replay script (absolute once loaded)
+    model_path: str | None = None  # vllm: what it loads (absolute once loaded); None: the alias's model
+    devices: str | int | None = None  # "0", "0,1" or "MIG-<uuid>"
+    tensor_parallel_size: int | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)  # vLLM flags
+    env: Mapping[str, Any] = field(default_factory=dict)
+    startup_timeout_s: float | None = None
+    python: str | None = None  # the interpreter that runs vLLM
 
 
 @dataclass(frozen=True)
@@ -76,13 +103,14 @@ class ModelSpec:
     api_key_env: str | None = None
     tool_parser: str = "openai"
     reasoning_parser: str | None = None
-    serve: dict[str, Any] | None = None
-    cost: dict[str, Any] = field(default_factory=dict)
+    serve: ServeConfig | None = None
+    cost: CostSpec | None = None  # None: no cost: mapping (cost unknown, not $0)
+    cost_raw: dict[str, Any] = field(default_factory=dict)  # the cost: mapping as written, kept in records
     stream: bool = False
     temperature: float | None = 0.0  # None: send none (some commercial models accept only their default)
     max_tokens: int | None = None
     timeout_s: float = 300.0
-    retries: dict[str, Any] = field(default_factory=dict)
+    retries: Mapping[FailureClass, RetryPolicy] = field(default_factory=lambda: dict(DEFAULT_RETRIES))
     system_role: str = "system"  # system | user (fold the system prompt into the first user turn)
     strict_tools: bool = False
     tool_choice: str | None = None  # auto | required | none; None: the server's default
@@ -146,36 +174,81 @@ def validate_parser_names(tool_parser: str | None, reasoning: str | None, where:
         raise ModelsFileError(str(exc)) from None
 
 
-def _load_serve(raw: dict[str, Any], where: Where, base: Path) -> dict[str, Any]:
+def parse_retries(raw: Mapping[Any, Any], where: str) -> dict[FailureClass, RetryPolicy]:
+    """An alias's ``retries:`` over the defaults; bad keys name the file and the fix.
+
+    *where* locates the mapping in messages, e.g. ``"models.yaml: models.local-coder.retries"``.
+    """
+    policies = dict(DEFAULT_RETRIES)
+    for cls, value in raw.items():
+        if cls not in FAILURE_CLASSES:
+            raise ModelsFileError(
+                f"{where}: unknown failure class {cls!r}; expected one of {', '.join(FAILURE_CLASSES)}"
+            )
+        policies[cls] = _retry_policy(value, policies[cls], f"{where}.{cls}")
+    return policies
+
+
+def _retry_policy(value: Any, default: RetryPolicy, where: str) -> RetryPolicy:
+    """One class's policy: a number of attempts, or a mapping of RetryPolicy fields over ``default``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {"attempts": value}
+    if not isinstance(value, dict):
+        raise ModelsFileError(f"{where}: expected a number of attempts or a mapping with {', '.join(_RETRY_KEYS)}")
+    unknown = set(value) - set(_RETRY_KEYS)
+    if unknown:
+        raise ModelsFileError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(_RETRY_KEYS)}"
+        )
+    try:
+        policy = RetryPolicy(**{**default.__dict__, **value})
+    except TypeError as exc:
+        raise ModelsFileError(f"{where}: {exc}") from None
+    if policy.attempts < 0 or policy.backoff_s < 0:
+        raise ModelsFileError(f"{where}: attempts and backoff_s must be >= 0")
+    return policy
+
+
+def _load_serve(raw: dict[str, Any], where: Where, base: Path) -> ServeConfig:
     check_keys(raw, where, required=set(), optional=_SERVE_KEYS)
     engine = get_str(raw, "engine", where, "vllm")
     if engine not in ENGINES:
         raise (where / "engine").fail(f"expected one of {', '.join(ENGINES)}, found {engine!r}")
-    serve = dict(raw, engine=engine)
+    script = raw.get("script")
     if engine == "scripted":
         script = get_str(raw, "script", where, required=True) or ""
         path = (base / script).resolve()
         if not path.exists():
             raise (where / "script").fail(f"script {script!r} not found (looked for {path})")
-        serve["script"] = str(path)
-    for key in ("args", "env"):
-        get_mapping(raw, key, where)
+        script = str(path)
+    args, env = get_mapping(raw, "args", where), get_mapping(raw, "env", where)
     get_number(raw, "startup_timeout_s", where, None, minimum=1)
     get_number(raw, "tensor_parallel_size", where, None, integer=True, minimum=1)
     if raw.get("devices") is not None and not isinstance(raw["devices"], (str, int)):
         raise (where / "devices").fail(
             f'expected a string like "0", "0,1" or "MIG-<uuid>", found {type_name(raw["devices"])}'
         )
+    model_path = raw.get("model_path")
     if "model_path" in raw:
-        serve["model_path"] = (
+        model_path = (
             str((base / str(raw["model_path"])).resolve())
             if not str(raw["model_path"]).startswith("/")
             else str(raw["model_path"])
         )
-    return serve
+    return ServeConfig(
+        engine=engine,
+        script=script,
+        model_path=model_path,
+        devices=raw.get("devices"),
+        tensor_parallel_size=raw.get("tensor_parallel_size"),
+        args=args,
+        env=env,
+        startup_timeout_s=raw.get("startup_timeout_s"),
+        python=raw.get("python"),
+    )
 
 
-def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
+def _check_alias(alias: str, raw: Any, where: Where) -> None:
     if not _ALIAS_RE.match(alias):
         raise where.fail(
             f"alias {alias!r} is not valid: use letters, digits, '.', '_', '-' (it becomes part of test ids)"
@@ -183,18 +256,16 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     if not isinstance(raw, dict):
         raise where.fail(f"expected a mapping with at least 'model', found {type_name(raw)}")
     check_keys(raw, where, required={"model"}, optional=_ALIAS_KEYS - {"model"})
-    missing: set[str] = set()
-    data = _expand(raw, missing)
-    tool_parser = get_str(data, "tool_parser", where, "openai")
-    reasoning = get_str(data, "reasoning_parser", where, None)
-    validate_parser_names(tool_parser, reasoning, str(where))
-    base = Path(where.file).parent
+
+
+def _load_endpoint(data: dict[str, Any], raw: dict[str, Any], where: Where) -> dict[str, Any]:
+    """``serve``, ``base_url`` and ``api_key_env``: where the alias is reached, and with which key."""
     serve_raw = data.get("serve")
     serve = None
     if serve_raw is not None:
         if not isinstance(serve_raw, dict):
             raise (where / "serve").fail(f"expected a mapping, found {type_name(serve_raw)}")
-        serve = _load_serve(serve_raw, where / "serve", base)
+        serve = _load_serve(serve_raw, where / "serve", Path(where.file).parent)
     base_url = get_str(data, "base_url", where, None)
     if base_url is not None and not _VAR_RE.search(base_url) and not re.match(r"^https?://", base_url):
         raise (where / "base_url").fail(f"expected an http(s) URL such as http://127.0.0.1:8000/v1, found {base_url!r}")
@@ -208,41 +279,61 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
             f"expected the NAME of an environment variable (e.g. OPENAI_API_KEY),"
             f" found {api_key_env!r} - never put the key itself in models.yaml"
         )
+    return {"serve": serve, "base_url": base_url.rstrip("/") if base_url else None, "api_key_env": api_key_env}
+
+
+def _load_chat_options(data: dict[str, Any], where: Where) -> dict[str, Any]:
+    """``tool_choice`` and ``system_role``: how requests are shaped for the alias's template."""
     tool_choice = get_str(data, "tool_choice", where, None)
     if tool_choice not in (None, "auto", "required", "none"):
         raise (where / "tool_choice").fail(f"expected auto, required or none, found {tool_choice!r}")
     system_role = get_str(data, "system_role", where, "system")
     if system_role not in ("system", "user"):
         raise (where / "system_role").fail(f"expected 'system' or 'user', found {system_role!r}")
-    cost = get_mapping(data, "cost", where)
+    return {"tool_choice": tool_choice, "system_role": system_role or "system"}
+
+
+def _load_cost(data: dict[str, Any], where: Where) -> dict[str, Any]:
+    """``cost``: the parsed price (validated here, once) and the mapping as written."""
     from pytest_agentbench.capacity.cost import parse_cost_spec
 
-    parse_cost_spec(cost, str(where / "cost"), error=ModelsFileError)
+    cost = get_mapping(data, "cost", where)
+    return {"cost": parse_cost_spec(cost, str(where / "cost"), error=ModelsFileError), "cost_raw": dict(cost)}
+
+
+def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
+    _check_alias(alias, raw, where)
+    missing: set[str] = set()
+    data = _expand(raw, missing)
+    tool_parser = get_str(data, "tool_parser", where, "openai")
+    reasoning = get_str(data, "reasoning_parser", where, None)
+    validate_parser_names(tool_parser, reasoning, str(where))
+    endpoint = _load_endpoint(data, raw, where)
+    chat = _load_chat_options(data, where)
+    cost = _load_cost(data, where)
     retries = get_mapping(data, "retries", where)
+    serve = endpoint["serve"]
     return ModelSpec(
         alias=alias,
         model=get_str(data, "model", where, required=True) or "",
         source=Path(where.file),
-        base_url=base_url.rstrip("/") if base_url else None,
-        api_key_env=api_key_env,
         tool_parser=tool_parser or "openai",
         reasoning_parser=reasoning,
-        serve=serve,
-        cost=dict(cost),
+        **endpoint,
+        **cost,
         stream=get_bool(data, "stream", where, False),
         temperature=None
         if "temperature" in data and data["temperature"] is None
         else get_number(data, "temperature", where, 0.0, minimum=0),
         max_tokens=get_number(data, "max_tokens", where, None, integer=True, minimum=1),
         timeout_s=float(get_number(data, "timeout_s", where, 300.0, minimum=0.1)),
-        retries=dict(retries),
-        system_role=system_role or "system",
+        **chat,
         strict_tools=get_bool(data, "strict_tools", where, False),
-        tool_choice=tool_choice,
         extra_body=get_mapping(data, "extra_body", where),
         description=get_str(data, "description", where, "") or "",
-        test_double=get_bool(data, "test_double", where, False) or bool(serve and serve["engine"] == "scripted"),
+        test_double=get_bool(data, "test_double", where, False) or bool(serve and serve.engine == "scripted"),
         unresolved=tuple(sorted(missing)),
+        retries=parse_retries(retries, str(where / "retries")),  # last: today's order of messages
     )
 
 
@@ -271,3 +362,32 @@ def select(specs: dict[str, ModelSpec], aliases: list[str], source: Path | str) 
             f"--models: unknown alias(es) {', '.join(map(repr, unknown))} - {source} defines: {', '.join(specs)}"
         )
     return [specs[a] for a in aliases]
+
+
+def select_usable(models_file: Path | str, aliases: Sequence[str]) -> list[ModelSpec]:
+    """The run's models: ``aliases`` from ``models_file``, each usable, servers on disjoint devices.
+
+    Raises ``ModelsFileError`` / ``ConfigError`` with the message to show the user.
+    """
+    specs = select(load_models(models_file), list(aliases), models_file)
+    for spec in specs:
+        spec.check_usable()
+    check_disjoint_devices(specs)
+    return specs
+
+
+def check_disjoint_devices(specs: list[ModelSpec]) -> None:
+    """Never two servers on one GPU by accident: servers started in one run need disjoint devices."""
+    owner: dict[str, str] = {}
+    for spec in specs:
+        devices = spec.serve.devices if spec.serve else None
+        if spec.serve is None or spec.serve.engine != "vllm" or devices is None:
+            continue
+        for device in str(devices).replace(" ", "").split(","):
+            if device in owner:
+                raise ConfigError(
+                    f"--models: aliases {owner[device]!r} and {spec.alias!r} would both start a "
+                    f"server on device {device!r}; give them disjoint serve.devices (or MIG "
+                    "slices), or run them in separate pytest runs"
+                )
+            owner[device] = spec.alias

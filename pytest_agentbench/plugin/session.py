@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.errors import AgentbenchError, ConfigError
-from pytest_agentbench.models.registry import MODELS_FILE, ModelSpec, load_models, select
+from pytest_agentbench.models.registry import MODELS_FILE, ModelSpec, select_usable
 from pytest_agentbench.plugin.options import resolve_settings
 from pytest_agentbench.plugin.settings import Settings
 
@@ -75,7 +75,7 @@ class AgentbenchSession:
     def metrics_root(self, spec: ModelSpec) -> str | None:
         """The root URL of a vLLM server we started (it serves /metrics), else None."""
         urls = self.urls or {}
-        if not spec.serve or spec.serve.get("engine") != "vllm" or spec.alias not in urls:
+        if not spec.serve or spec.serve.engine != "vllm" or spec.alias not in urls:
             return None
         return urls[spec.alias].removesuffix("/v1")
 
@@ -152,33 +152,9 @@ def _load_specs(settings: Settings) -> list[ModelSpec]:
             f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH"
         )
     try:
-        from pytest_agentbench.models.adapter import retry_policies
-
-        specs = select(load_models(settings.models_file), list(settings.models), settings.models_file)
-        for spec in specs:
-            spec.check_usable()
-            retry_policies(spec)
-        check_disjoint_devices(specs)
+        return select_usable(settings.models_file, settings.models)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return specs
-
-
-def check_disjoint_devices(specs: list[ModelSpec]) -> None:
-    """Never two servers on one GPU by accident: servers started in one run need disjoint devices."""
-    owner: dict[str, str] = {}
-    for spec in specs:
-        devices = (spec.serve or {}).get("devices")
-        if spec.serve is None or spec.serve.get("engine") != "vllm" or devices is None:
-            continue
-        for device in str(devices).replace(" ", "").split(","):
-            if device in owner:
-                raise ConfigError(
-                    f"--models: aliases {owner[device]!r} and {spec.alias!r} would both start a "
-                    f"server on device {device!r}; give them disjoint serve.devices (or MIG "
-                    "slices), or run them in separate pytest runs"
-                )
-            owner[device] = spec.alias
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -44,8 +44,7 @@ from functools import lru_cache
 from typing import Any
 
 from pytest_agentbench.agents.transcript import AgentResult, clip
-from pytest_agentbench.capacity.cost import parse_cost_spec, usage_cost_usd
-from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.capacity.cost import usage_cost_usd
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import GateResult
 from pytest_agentbench.packets.schema import Packet
@@ -171,14 +170,10 @@ def record_to_dict(
 def run_cost(record: RunRecord) -> dict[str, Any]:
     """The run's cost from its alias's ``cost:`` mapping; ``usd`` is ``None`` when unknown."""
     spec, agent = record.spec, record.agent
-    raw = dict(spec.cost or {})
+    raw = dict(spec.cost_raw)
     model_s = sum(t.wall_s for t in agent.turns)
     out: dict[str, Any] = {"usd": None, "kind": None, "spec": raw or None, "describe": None, "basis": None}
-    try:
-        cost_spec = parse_cost_spec(raw or None, f"{spec.where}.cost")
-    except ConfigError as exc:
-        out["error"] = str(exc)
-        return out
+    cost_spec = spec.cost
     if cost_spec is None:
         out["basis"] = "no cost: mapping for this alias (unknown, not $0)"
         return out

@@ -15,12 +15,11 @@ from pytest_agentbench.models.registry import ModelSpec
 
 
 def _start(spec: ModelSpec, stack: contextlib.ExitStack) -> str:
-    serve = spec.serve or {}
-    engine = serve.get("engine", "vllm")
+    engine = spec.serve.engine if spec.serve else "vllm"
     if engine == "scripted":
         from pytest_agentbench.serving.scripted import ScriptedServer
 
-        server = stack.enter_context(ScriptedServer(serve["script"], model_names=[spec.model]))
+        server = stack.enter_context(ScriptedServer(spec.serve.script, model_names=[spec.model]))
         return server.base_url
     if engine == "vllm":
         from pytest_agentbench.serving.vllm.process import VLLMServer

@@ -140,22 +140,24 @@ def spec_from_alias(alias: Any) -> ServeSpec:
     are ServeSpec fields (``max_model_len``, ``tool_call_parser``, ...) are lifted
     into them, so they are validated the same way.
     """
-    serve: Mapping[str, Any] = alias.serve or {}
+    from pytest_agentbench.models.registry import ServeConfig
+
+    serve: ServeConfig = alias.serve or ServeConfig()
     where = getattr(alias, "where", f"models.{getattr(alias, 'alias', '?')}")
-    args = {str(k).replace("-", "_"): v for k, v in dict(serve.get("args") or {}).items()}
+    args = {str(k).replace("-", "_"): v for k, v in dict(serve.args).items()}
     lifted = {key: args.pop(key) for key in _LIFTED_ARGS if key in args}
-    if "tensor_parallel_size" in serve:
-        lifted["tensor_parallel_size"] = serve["tensor_parallel_size"]
-    devices = serve.get("devices")
+    if serve.tensor_parallel_size is not None:
+        lifted["tensor_parallel_size"] = serve.tensor_parallel_size
+    devices = serve.devices
     try:
         return ServeSpec(
-            model=str(serve.get("model_path") or alias.model),
+            model=str(serve.model_path or alias.model),
             served_model_name=str(alias.model),
             devices=None if devices is None else str(devices),
             extra_args=args,
-            env={str(k): str(v) for k, v in dict(serve.get("env") or {}).items()},
-            python=serve.get("python"),
-            startup_timeout_s=float(serve.get("startup_timeout_s") or 600.0),
+            env={str(k): str(v) for k, v in dict(serve.env).items()},
+            python=serve.python,
+            startup_timeout_s=float(serve.startup_timeout_s or 600.0),
             **lifted,
         )
     except ConfigError as exc:

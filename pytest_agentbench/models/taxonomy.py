@@ -1,0 +1,141 @@
+"""The failure taxonomy of a model call: what can go wrong, and how often each kind is retried.
+
+It owns :data:`FailureClass` (the seven classes a failed call falls into, with
+:data:`FAILURE_CLASSES` derived from it), :class:`RetryPolicy` and the
+:data:`DEFAULT_RETRIES`, :class:`ModelCallError` (a failure that is a *result*
+the agent records, not a crash) and :func:`classify_exception`, the one place
+that maps foreign exceptions (the ``openai`` SDK's, transport and decoding
+errors) to a failure class. Free of any client library at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, get_args
+
+FailureClass = Literal[
+    "timeout",
+    "invalid_tool_call",
+    "context_overflow",
+    "refusal",
+    "rate_limited",
+    "server_error",
+    "connection_error",
+]
+FAILURE_CLASSES: tuple[FailureClass, ...] = get_args(FailureClass)
+
+_CONTEXT_HINTS = (
+    "context length",
+    "context_length",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "max_model_len",
+    "context window",
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often one failure class is retried: ``attempts`` extra tries, exponential backoff."""
+
+    attempts: int = 0
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    honour_retry_after: bool = True
+
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        if self.honour_retry_after and retry_after is not None:
+            return min(retry_after, self.max_backoff_s)
+        base = self.backoff_s * (2**retry)
+        return min(self.max_backoff_s, base * (0.75 + random.random() / 2))  # +-25 % jitter
+
+
+#: Defaults: transient classes are retried; a context overflow, a refusal or an invalid
+#: tool call would only fail the same way again (the agent tells the model instead).
+DEFAULT_RETRIES: Mapping[FailureClass, RetryPolicy] = MappingProxyType(
+    {
+        "rate_limited": RetryPolicy(attempts=4, backoff_s=1.0),
+        "server_error": RetryPolicy(attempts=2, backoff_s=0.5),
+        "connection_error": RetryPolicy(attempts=2, backoff_s=0.5),
+        "timeout": RetryPolicy(attempts=1, backoff_s=0.0),
+        "context_overflow": RetryPolicy(),
+        "refusal": RetryPolicy(),
+        "invalid_tool_call": RetryPolicy(),
+    }
+)
+
+
+class ModelCallError(Exception):
+    """A model call failed for good; ``failure`` is one of :data:`FAILURE_CLASSES`."""
+
+    def __init__(
+        self,
+        failure: FailureClass,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retries: tuple[FailureClass, ...] = (),
+    ):
+        assert failure in FAILURE_CLASSES, failure
+        super().__init__(f"{failure}: {message}")
+        self.failure = failure
+        self.status = status
+        self.retry_after = retry_after
+        self.retries = retries  # the classes of the failed attempts before this one
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    value = getattr(response, "headers", {}).get("retry-after") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def classify_exception(exc: BaseException) -> ModelCallError:
+    """Map a foreign exception to the failure taxonomy.
+
+    ``openai`` SDK errors by kind and HTTP status; an undecodable body
+    (``ValueError``) and anything else (transport, ``OSError``) is a ``server_error``.
+    """
+    import openai
+
+    status = getattr(exc, "status_code", None)
+    text = str(exc)
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelCallError("timeout", "the request timed out", status=status)
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelCallError("connection_error", f"cannot reach the server: {exc.__cause__ or text}")
+    if isinstance(exc, openai.RateLimitError):
+        return ModelCallError("rate_limited", text, status=status, retry_after=_retry_after(exc))
+    if isinstance(exc, openai.APIStatusError):
+        lowered = text.lower()
+        if status in (400, 413, 422) and any(h in lowered for h in _CONTEXT_HINTS):
+            return ModelCallError("context_overflow", text, status=status)
+        if status == 503:
+            return ModelCallError("server_error", text, status=status, retry_after=_retry_after(exc))
+        if status is not None and status >= 500:
+            return ModelCallError("server_error", text, status=status)
+        return ModelCallError("server_error", f"the server refused the request: {text}", status=status)
+    if isinstance(exc, (json.JSONDecodeError, ValueError)):
+        return ModelCallError("server_error", f"unreadable response: {text}")
+    return ModelCallError("server_error", f"{type(exc).__name__}: {text}")
+
+
+@contextmanager
+def classified_errors() -> Iterator[None]:
+    """Inside the block, any exception but :class:`ModelCallError` leaves as one (like httpx's map_exceptions)."""
+    try:
+        yield
+    except ModelCallError:
+        raise
+    except Exception as exc:  # every SDK / transport error becomes a classified result
+        raise classify_exception(exc) from exc
