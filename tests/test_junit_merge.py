@@ -129,6 +129,7 @@ def test_broken_file_is_left_out_with_a_warning(shards: list[Path], tmp_path: Pa
     assert len(problems) == 1
 
 
+@pytest.mark.slow
 def test_real_plugin_junit_files_merge(pytester: pytest.Pytester, user_folder: Path, tmp_path: Path) -> None:
     """Two CI shards of the real plugin (one alias each) merge into one table."""
     for entry in user_folder.iterdir():

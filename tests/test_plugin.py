@@ -75,6 +75,7 @@ def test_k_selects_by_alias(pytester: pytest.Pytester, folder: Path) -> None:
     result.assert_outcomes(passed=1, deselected=1)
 
 
+@pytest.mark.slow
 def test_ini_settings_are_used_and_cli_wins(pytester: pytest.Pytester, folder: Path) -> None:
     pytester.makeini("[pytest]\nagentbench_models = b\nagentbench_packets = packets\nagentbench_sandbox = local\n")
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(failed=1)
@@ -154,6 +155,7 @@ def test_junit_properties(pytester: pytest.Pytester, folder: Path) -> None:
         assert prop in xml
 
 
+@pytest.mark.slow
 def test_xdist_workers_share_the_controllers_server(pytester: pytest.Pytester, folder: Path) -> None:
     import re
 
@@ -196,6 +198,7 @@ def test_partial_trajectory_fails_exactly_the_regression_gate(pytester: pytest.P
     assert 'name="agentbench.gates_failed" value="regression"' in (folder / "out.xml").read_text()
 
 
+@pytest.mark.slow
 def test_results_jsonl_benchmark_html_summary_and_resume(pytester: pytest.Pytester, folder: Path) -> None:
     importorskip_extra("xdist", "xdist")
     import json
@@ -217,6 +220,7 @@ def test_results_jsonl_benchmark_html_summary_and_resume(pytester: pytest.Pytest
     again.assert_outcomes(deselected=2)
 
 
+@pytest.mark.slow
 def test_pytest_benchmark_gets_each_run_with_extra_info(
     pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -241,6 +245,7 @@ def test_pytest_benchmark_gets_each_run_with_extra_info(
     assert all(b["extra_info"]["gates_total"] == 2 for b in data["benchmarks"])
 
 
+@pytest.mark.slow
 def test_cli_report_and_merge_junit(pytester: pytest.Pytester, folder: Path) -> None:
     pytester.runpytest(
         "--models=a",
@@ -278,6 +283,7 @@ def test_cli_report_and_merge_junit(pytester: pytest.Pytester, folder: Path) -> 
     assert missing.ret == 2 and "not found" in missing.stderr.str()
 
 
+@pytest.mark.slow
 @pytest.mark.docker
 def test_docker_sandbox_full_run_leaves_no_container(
     pytester: pytest.Pytester, folder: Path, docker_engine: None

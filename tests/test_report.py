@@ -91,6 +91,7 @@ def hostile_records() -> list[dict[str, Any]]:
     return [rec]
 
 
+@pytest.mark.slow
 def test_report_has_every_section_and_is_well_formed(tmp_path: Path) -> None:
     records = as_dicts() + worked_example_records()
     path = write_html(records, tmp_path / "out" / "report.html", "nightly <run>")

@@ -272,6 +272,7 @@ def test_level_costs_arithmetic() -> None:
 # --------------------------------------------------------------------------- sweeps over HTTP
 
 
+@pytest.mark.slow
 def test_slo_breaks_as_queueing_grows_and_the_knee_is_found(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, packets: Path, queueing: ScriptedServer
 ) -> None:
