@@ -15,7 +15,7 @@ _EXPORTS = {
     "AgentResult": "agents.transcript",
     "run_agent": "agents.loop",
     "ModelAdapter": "models.adapter",
-    "ModelCallError": "models.taxonomy",
+    "ModelCallError": "errors",
     "FAILURE_CLASSES": "models.taxonomy",
     "ModelSpec": "models.registry",
     "load_models": "models.registry",
@@ -23,7 +23,7 @@ _EXPORTS = {
     "Gate": "packets.schema",
     "load_packet": "packets.schema",
     "discover_packets": "packets.schema",
-    "GateFailed": "packets.gates",
+    "GateFailed": "errors",
     "GateResult": "packets.gates",
     "run_gates": "packets.gates",
     "RunRecord": "results.record",
@@ -39,6 +39,8 @@ _EXPORTS = {
     "InfrastructureError": "errors",
     "SandboxError": "errors",
     "ServerError": "errors",
+    "ServerStartError": "errors",
+    "UsageError": "errors",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -3,10 +3,60 @@
 The line that matters: *configuration* errors (a bad packet or models file, a
 bad option) are the user's to fix before anything runs; *infrastructure*
 errors (sandbox, server) are the harness's, never the model's; a *model*
-failure is recorded on the run with its class and is a result, not a crash.
+failure is recorded on the run with its class and is a result, not a crash;
+a missed *gate* is the test's failure (an ``AssertionError``).
+
+    AgentbenchError                  every error this package raises on purpose
+    ├── ConfigError                  a file or option is wrong: names it, the key and the fix
+    │   ├── PacketError              packet.yaml or its files
+    │   ├── ModelsFileError          models.yaml or an alias in it
+    │   └── UsageError               a command-line flag (agentbench size ...)
+    ├── InfrastructureError          the harness failed: a pytest *error*, not a failure
+    │   ├── SandboxError             the sandbox could not do what was asked
+    │   │   └── PathRefused          a path outside the workspace (the caller's mistake)
+    │   └── ServerError              a model server the harness owns failed
+    │       └── ServerStartError     ... did not become ready (command, log tail, likely cause)
+    └── ModelCallError               a model call failed for good; ``failure`` is its class
+                                     (models.taxonomy: timeout, rate_limited, ...), retried per class
+
+    GateFailed(AssertionError)       one or more gates did not hold: the test fails with their story
+
+    ResultsWarning(UserWarning)      a results line could not be read (skipped)
+    JunitMergeWarning(UserWarning)   a JUnit file could not be read (left out of a merge)
+
+Foreign exceptions are mapped in one place each: SDK / HTTP errors to failure
+classes in ``models.taxonomy.classified_errors``, docker SDK errors to
+``SandboxError`` in ``sandbox.docker.engine``. Two private exceptions steer
+control flow and never leave their module: ``agents.tools.ToolError`` (its
+message goes back to the model) and ``models.parsers._common.Malformed``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_agentbench.models.taxonomy import FailureClass
+    from pytest_agentbench.packets.gates import GateResult
+
+__all__ = [
+    "AgentbenchError",
+    "ConfigError",
+    "GateFailed",
+    "InfrastructureError",
+    "JunitMergeWarning",
+    "ModelCallError",
+    "ModelsFileError",
+    "PacketError",
+    "PathRefused",
+    "ResultsWarning",
+    "SandboxError",
+    "ServerError",
+    "ServerStartError",
+    "UsageError",
+]
 
 
 class AgentbenchError(Exception):
@@ -25,6 +75,10 @@ class ModelsFileError(ConfigError):
     """``models.yaml`` or an alias in it is invalid or unusable."""
 
 
+class UsageError(ConfigError):
+    """A command-line flag is wrong; the message starts with the flag."""
+
+
 class InfrastructureError(AgentbenchError):
     """The harness itself failed (sandbox, server): not the model's fault."""
 
@@ -33,9 +87,98 @@ class SandboxError(InfrastructureError):
     """The sandbox could not do what was asked (not: a command exited non-zero)."""
 
 
+class PathRefused(SandboxError):
+    """A path given to the sandbox is outside the workspace, or not a file: the caller's mistake."""
+
+
 class ServerError(InfrastructureError):
     """A model server the harness owns failed to start or died."""
 
 
-class PathRefused(SandboxError):
-    """A path given to the sandbox is outside the workspace, or not a file: the caller's mistake."""
+class ServerStartError(ServerError):
+    """A server did not become ready; carries what the message quotes, for reports.
+
+    ``port_in_use`` says the log blamed a taken port, so the caller may retry on another one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: list[str],
+        log_path: Path | None,
+        diagnosis: str | None,
+        log_tail: str,
+        timed_out: bool = False,
+        port_in_use: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.log_path = log_path
+        self.diagnosis = diagnosis
+        self.log_tail = log_tail
+        self.timed_out = timed_out
+        self.port_in_use = port_in_use
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keyword-only fields: pickle (xdist) needs help
+        fields = {
+            "command": self.command,
+            "log_path": self.log_path,
+            "diagnosis": self.diagnosis,
+            "log_tail": self.log_tail,
+            "timed_out": self.timed_out,
+            "port_in_use": self.port_in_use,
+        }
+        return (_rebuild_start_error, (str(self), fields))
+
+
+def _rebuild_start_error(message: str, fields: dict[str, Any]) -> ServerStartError:
+    return ServerStartError(message, **fields)
+
+
+class ModelCallError(AgentbenchError):
+    """A model call failed for good; ``failure`` is one of ``models.taxonomy.FAILURE_CLASSES``."""
+
+    def __init__(
+        self,
+        failure: FailureClass,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retries: tuple[FailureClass, ...] = (),
+    ):
+        from pytest_agentbench.models.taxonomy import FAILURE_CLASSES
+
+        assert failure in FAILURE_CLASSES, failure
+        super().__init__(f"{failure}: {message}")
+        self.failure = failure
+        self.status = status
+        self.retry_after = retry_after
+        self.retries = retries  # the classes of the failed attempts before this one
+
+
+class GateFailed(AssertionError):
+    """One or more gates did not hold; the message is meant to be read by a person."""
+
+    def __init__(self, failed: Sequence[GateResult], total: int, context: str = ""):
+        self.failed = tuple(failed)
+        parts = [f"{len(failed)} of {total} gate(s) failed: {', '.join(g.id for g in failed)}"]
+        if context:
+            parts.append(context)
+        for g in failed:
+            parts.append("")
+            parts.append(g.describe())
+            tail = g.tail()
+            if tail:
+                parts.append("  output (tail):")
+                parts.extend("    " + line for line in tail.splitlines())
+        super().__init__("\n".join(parts))
+
+
+class ResultsWarning(UserWarning):
+    """A results file had a line that could not be read (skipped, not fatal)."""
+
+
+class JunitMergeWarning(UserWarning):
+    """A JUnit file could not be read and was left out of the merge."""

@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.agents.tools import TOOLS
-from pytest_agentbench.errors import ModelsFileError
+from pytest_agentbench.errors import ModelCallError, ModelsFileError
 from pytest_agentbench.models.adapter import ModelAdapter
 from pytest_agentbench.models.registry import ModelSpec, parse_retries
-from pytest_agentbench.models.taxonomy import ModelCallError
 from pytest_agentbench.serving.scripted import ScriptedServer
 
 MESSAGES = [{"role": "user", "content": "hello"}]

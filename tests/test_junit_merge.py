@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentbench.results.junit import JunitMergeWarning, format_alias_table, merge_junit
+from pytest_agentbench.errors import JunitMergeWarning
+from pytest_agentbench.results.junit import format_alias_table, merge_junit
 
 from .conftest import SCRIPTS, importorskip_extra
 

@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_agentbench.errors import ConfigError, ServerError
+from pytest_agentbench.errors import ConfigError, ServerError, ServerStartError
 from pytest_agentbench.models.registry import ServeConfig
 from pytest_agentbench.serving.vllm.command import API_SERVER_MODULE, build_command, resolve_python
-from pytest_agentbench.serving.vllm.diagnosis import ServerStartError, diagnose, error_line
+from pytest_agentbench.serving.vllm.diagnosis import diagnose, error_line
 from pytest_agentbench.serving.vllm.process import ServerHandle, VLLMServer, _group_alive, wait_for_handle
 from pytest_agentbench.serving.vllm.rules import render_extra_args
 from pytest_agentbench.serving.vllm.spec import ServeSpec, spec_from_alias

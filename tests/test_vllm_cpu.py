@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.serving.vllm.diagnosis import ServerStartError
+from pytest_agentbench.errors import ServerStartError
 from pytest_agentbench.serving.vllm.metrics import diff, fetch_metrics_text, parse_metrics, scrape_settled
 from pytest_agentbench.serving.vllm.process import VLLMServer, _group_alive
 from pytest_agentbench.serving.vllm.spec import ServeSpec

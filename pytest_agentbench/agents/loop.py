@@ -65,7 +65,7 @@ def _assistant_message(completion: Completion) -> dict[str, Any]:
 
 def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig = AgentConfig()) -> AgentResult:
     """Run the loop until ``finish``, a reply without tool calls, or a budget runs out."""
-    from pytest_agentbench.models.taxonomy import ModelCallError
+    from pytest_agentbench.errors import ModelCallError
 
     start = time.monotonic()
     deadline = start + config.timeout_s

@@ -32,7 +32,7 @@ from pytest_agentbench.capacity.sizing import (
     format_sizing,
     size_model,
 )
-from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.errors import ConfigError, UsageError
 from pytest_agentbench.results.jsonsafe import json_safe
 
 __all__ = ["add_arguments", "add_parser", "main", "parse_count", "run_cli"]
@@ -71,10 +71,6 @@ _CONFIG_FLAGS = {
 }
 # config.json "torch_dtype" values -> precision names sizing knows
 _DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
-
-
-class UsageError(Exception):
-    """A flag is wrong; the message starts with the flag."""
 
 
 def parse_count(text: str) -> float:
@@ -179,7 +175,9 @@ def _read_config(path_text: str) -> dict[str, Any]:
 
 
 def _flagged(exc: ConfigError) -> UsageError:
-    """Rewrite sizing's ``field: message`` as ``--flag: message``."""
+    """Rewrite sizing's ``field: message`` as ``--flag: message`` (a UsageError already names its flag)."""
+    if isinstance(exc, UsageError):
+        return exc
     text = str(exc)
     head, sep, rest = text.partition(": ")
     if sep and head in FLAGS:

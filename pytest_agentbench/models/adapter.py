@@ -8,7 +8,7 @@ parses tool calls with the alias's parser and returns a
 A call that fails is classified into a failure class
 (:mod:`pytest_agentbench.models.taxonomy`), retried by that class's policy
 (configurable per alias under ``retries:``), and, when retries run out, raised
-as :class:`~pytest_agentbench.models.taxonomy.ModelCallError`: a *result* the
+as :class:`~pytest_agentbench.errors.ModelCallError`: a *result* the
 agent records, not a crash.
 """
 
@@ -20,10 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_agentbench.errors import ModelCallError
 from pytest_agentbench.models.calls import Completion, Usage
 from pytest_agentbench.models.parsers import parse_message
 from pytest_agentbench.models.registry import ModelSpec
-from pytest_agentbench.models.taxonomy import FailureClass, ModelCallError, classified_errors
+from pytest_agentbench.models.taxonomy import FailureClass, classified_errors
 
 
 def shape_messages(spec: ModelSpec, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

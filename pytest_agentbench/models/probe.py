@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_agentbench.agents.tools import TOOLS
+from pytest_agentbench.errors import ModelCallError
 from pytest_agentbench.models.adapter import ModelAdapter
 from pytest_agentbench.models.calls import Completion
 from pytest_agentbench.models.registry import ModelSpec
-from pytest_agentbench.models.taxonomy import ModelCallError
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, get_args
 
+from pytest_agentbench.errors import ModelCallError
+
 FailureClass = Literal[
     "timeout",
     "invalid_tool_call",
@@ -69,26 +71,6 @@ DEFAULT_RETRIES: Mapping[FailureClass, RetryPolicy] = MappingProxyType(
         "invalid_tool_call": RetryPolicy(),
     }
 )
-
-
-class ModelCallError(Exception):
-    """A model call failed for good; ``failure`` is one of :data:`FAILURE_CLASSES`."""
-
-    def __init__(
-        self,
-        failure: FailureClass,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        retries: tuple[FailureClass, ...] = (),
-    ):
-        assert failure in FAILURE_CLASSES, failure
-        super().__init__(f"{failure}: {message}")
-        self.failure = failure
-        self.status = status
-        self.retry_after = retry_after
-        self.retries = retries  # the classes of the failed attempts before this one
 
 
 def _retry_after(exc: BaseException) -> float | None:

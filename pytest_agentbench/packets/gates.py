@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pytest_agentbench.errors import GateFailed
 from pytest_agentbench.packets.schema import Gate, Packet
 from pytest_agentbench.sandbox.base import ExecResult, Sandbox
 
@@ -49,24 +50,6 @@ class GateResult:
         else:
             actual = f"exit {self.exit_code}"
         return f"gate {self.id!r}: `{self.command}` expected exit {self.expect_exit}, got {actual}"
-
-
-class GateFailed(AssertionError):
-    """One or more gates did not hold; the message is meant to be read by a person."""
-
-    def __init__(self, failed: Sequence[GateResult], total: int, context: str = ""):
-        self.failed = tuple(failed)
-        parts = [f"{len(failed)} of {total} gate(s) failed: {', '.join(g.id for g in failed)}"]
-        if context:
-            parts.append(context)
-        for g in failed:
-            parts.append("")
-            parts.append(g.describe())
-            tail = g.tail()
-            if tail:
-                parts.append("  output (tail):")
-                parts.extend("    " + line for line in tail.splitlines())
-        super().__init__("\n".join(parts))
 
 
 def add_hidden_files(packet: Packet, gate: Gate, sandbox: Sandbox) -> None:

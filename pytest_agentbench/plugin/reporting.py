@@ -31,8 +31,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """A missed gate or a broken sandbox/server reads as its message, not as plugin internals."""
-    from pytest_agentbench.errors import InfrastructureError
-    from pytest_agentbench.packets.gates import GateFailed
+    from pytest_agentbench.errors import GateFailed, InfrastructureError
 
     report = yield
     excinfo = call.excinfo

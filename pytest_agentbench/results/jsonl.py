@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.errors import ResultsWarning
 from pytest_agentbench.results.jsonsafe import json_safe
 
 __all__ = [
@@ -38,10 +39,6 @@ RESULTS_FILE = "results.jsonl"
 
 #: Where a skipped line is reported: called with one message per problem.
 Problem = Callable[[str], None]
-
-
-class ResultsWarning(UserWarning):
-    """A results file had a line that could not be read (skipped, not fatal)."""
 
 
 def worker_results_path(directory: Path | str, worker_id: str | None) -> Path:

@@ -20,14 +20,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.errors import JunitMergeWarning
+
 __all__ = ["JunitMergeWarning", "alias_rows", "format_alias_table", "merge_junit"]
 
 _PREFIX = "agentbench."
 _NO_RECORD = "(unknown alias)"
-
-
-class JunitMergeWarning(UserWarning):
-    """A JUnit file could not be read and was left out of the merge."""
 
 
 def _junitparser() -> Any:

@@ -2,10 +2,11 @@
 
 This module owns the table of known failure patterns in a vLLM log and the fix
 each one suggests (:func:`diagnose`), the last error line of a log
-(:func:`error_line`), reading a log's tail, and :class:`ServerStartError`: the
-error a failed start raises, quoting what happened, the command, the log path,
-the log tail and the likely cause (:func:`start_error` builds it). Pure text
-work on log files; nothing here runs or signals a process.
+(:func:`error_line`), reading a log's tail, and building the
+:class:`~pytest_agentbench.errors.ServerStartError` a failed start raises
+(:func:`start_error`): what happened, the command, the log path, the log tail
+and the likely cause. Pure text work on log files; nothing here runs or
+signals a process.
 """
 
 from __future__ import annotations
@@ -14,57 +15,17 @@ import os
 import re
 import shlex
 from pathlib import Path
-from typing import Any
 
-from pytest_agentbench.errors import ServerError
+from pytest_agentbench.errors import ServerStartError
 from pytest_agentbench.serving.vllm.command import API_SERVER_MODULE, INSTALL_HINT
 
-__all__ = ["PORT_IN_USE", "ServerStartError", "diagnose", "error_line", "start_error"]
+__all__ = ["PORT_IN_USE", "diagnose", "error_line", "start_error"]
 
 PORT_IN_USE = "The port is already in use by another process"
 _TIMEOUT_CAUSE = (
     "Startup timeout: the server was still loading (first start compiles and loads weights; on CPU "
     "pass --enforce-eager) or hung; raise startup_timeout_s or read the log."
 )
-
-
-class ServerStartError(ServerError):
-    """A server did not become ready; carries what the message quotes, for reports."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        command: list[str],
-        log_path: Path | None,
-        diagnosis: str | None,
-        log_tail: str,
-        timed_out: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.command = command
-        self.log_path = log_path
-        self.diagnosis = diagnosis
-        self.log_tail = log_tail
-        self.timed_out = timed_out
-
-    def __reduce__(self) -> tuple[Any, ...]:  # keyword-only fields: pickle (xdist) needs help
-        fields = {
-            "command": self.command,
-            "log_path": self.log_path,
-            "diagnosis": self.diagnosis,
-            "log_tail": self.log_tail,
-            "timed_out": self.timed_out,
-        }
-        return (_rebuild_start_error, (str(self), fields))
-
-    @property
-    def port_in_use(self) -> bool:
-        return self.diagnosis is not None and self.diagnosis.startswith(PORT_IN_USE)
-
-
-def _rebuild_start_error(message: str, fields: dict[str, Any]) -> ServerStartError:
-    return ServerStartError(message, **fields)
 
 
 _DIAGNOSES: list[tuple[re.Pattern[str], str]] = [
@@ -254,4 +215,5 @@ def start_error(
         diagnosis=cause,
         log_tail=tail,
         timed_out=timed_out,
+        port_in_use=cause is not None and cause.startswith(PORT_IN_USE),
     )

@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pytest_agentbench.errors import ConfigError, ServerError
+from pytest_agentbench.errors import ConfigError, ServerError, ServerStartError
 from pytest_agentbench.serving import http
 from pytest_agentbench.serving.vllm.command import HOST, INSTALL_HINT, build_command
-from pytest_agentbench.serving.vllm.diagnosis import ServerStartError, start_error
+from pytest_agentbench.serving.vllm.diagnosis import start_error
 from pytest_agentbench.serving.vllm.spec import ServeSpec
 
 __all__ = ["ServerHandle", "VLLMServer", "find_free_port", "wait_for_handle"]
