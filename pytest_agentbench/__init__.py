@@ -11,12 +11,12 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "AgentConfig": "agents.loop",
+    "AgentConfig": "agents.config",
     "AgentResult": "agents.transcript",
     "run_agent": "agents.loop",
     "ModelAdapter": "models.adapter",
     "ModelCallError": "errors",
-    "FAILURE_CLASSES": "models.taxonomy",
+    "FAILURE_CLASSES": "errors",
     "ModelSpec": "models.registry",
     "load_models": "models.registry",
     "Packet": "packets.schema",

@@ -16,8 +16,8 @@ a missed *gate* is the test's failure (an ``AssertionError``).
     │   │   └── PathRefused          a path outside the workspace (the caller's mistake)
     │   └── ServerError              a model server the harness owns failed
     │       └── ServerStartError     ... did not become ready (command, log tail, likely cause)
-    └── ModelCallError               a model call failed for good; ``failure`` is its class
-                                     (models.taxonomy: timeout, rate_limited, ...), retried per class
+    └── ModelCallError               a model call failed for good; ``failure`` is its FailureClass
+                                     (timeout, rate_limited, ...; retried per class: models.taxonomy)
 
     GateFailed(AssertionError)       one or more gates did not hold: the test fails with their story
 
@@ -35,15 +35,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol, get_args
 
-if TYPE_CHECKING:
-    from pytest_agentbench.models.taxonomy import FailureClass
-    from pytest_agentbench.packets.gates import GateResult
+#: The classes a failed model call falls into (how each is retried: ``models.taxonomy``).
+FailureClass = Literal[
+    "timeout",
+    "invalid_tool_call",
+    "context_overflow",
+    "refusal",
+    "rate_limited",
+    "server_error",
+    "connection_error",
+]
+FAILURE_CLASSES: tuple[FailureClass, ...] = get_args(FailureClass)
 
 __all__ = [
+    "FAILURE_CLASSES",
     "AgentbenchError",
     "ConfigError",
+    "FailureClass",
     "GateFailed",
     "InfrastructureError",
     "JunitMergeWarning",
@@ -137,7 +147,7 @@ def _rebuild_start_error(message: str, fields: dict[str, Any]) -> ServerStartErr
 
 
 class ModelCallError(AgentbenchError):
-    """A model call failed for good; ``failure`` is one of ``models.taxonomy.FAILURE_CLASSES``."""
+    """A model call failed for good; ``failure`` is one of :data:`FAILURE_CLASSES`."""
 
     def __init__(
         self,
@@ -148,8 +158,6 @@ class ModelCallError(AgentbenchError):
         retry_after: float | None = None,
         retries: tuple[FailureClass, ...] = (),
     ):
-        from pytest_agentbench.models.taxonomy import FAILURE_CLASSES
-
         assert failure in FAILURE_CLASSES, failure
         super().__init__(f"{failure}: {message}")
         self.failure = failure
@@ -158,10 +166,20 @@ class ModelCallError(AgentbenchError):
         self.retries = retries  # the classes of the failed attempts before this one
 
 
+class _FailedGate(Protocol):
+    """What :class:`GateFailed` reads of a gate result (``packets.gates.GateResult``)."""
+
+    id: str
+
+    def describe(self) -> str: ...
+
+    def tail(self) -> str: ...
+
+
 class GateFailed(AssertionError):
     """One or more gates did not hold; the message is meant to be read by a person."""
 
-    def __init__(self, failed: Sequence[GateResult], total: int, context: str = ""):
+    def __init__(self, failed: Sequence[_FailedGate], total: int, context: str = ""):
         self.failed = tuple(failed)
         parts = [f"{len(failed)} of {total} gate(s) failed: {', '.join(g.id for g in failed)}"]
         if context:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pytest_agentbench.agents.loop import AgentConfig, Model, run_agent
+from pytest_agentbench.agents.config import AgentConfig
+from pytest_agentbench.agents.loop import Model, run_agent
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import run_gates
 from pytest_agentbench.packets.schema import Packet

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.agents.loop import AgentConfig, run_agent
+from pytest_agentbench.agents.config import AgentConfig
+from pytest_agentbench.agents.loop import run_agent
 from pytest_agentbench.models.adapter import ModelAdapter
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.sandbox import LocalSandbox

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_agentbench.agents.loop import AgentConfig
+from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.tools import Tools
 from pytest_agentbench.models.calls import ToolCall
 from pytest_agentbench.packets.gates import run_gates

@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.tools import TOOLS, ToolError, Tools
 from pytest_agentbench.agents.transcript import AgentResult, Outcome, ToolOutcome, Turn, clip
 from pytest_agentbench.models.calls import Completion
 from pytest_agentbench.sandbox.base import Sandbox
 
-__all__ = ["SYSTEM_PROMPT", "AgentConfig", "AgentResult", "Model", "run_agent"]
+__all__ = ["SYSTEM_PROMPT", "Model", "run_agent"]
 
 SYSTEM_PROMPT = """\
 You are a careful software engineer working in a git repository (your current directory).
@@ -42,15 +42,6 @@ class Model(Protocol):
 
     def close(self) -> None:
         """Release the client's connections; the run calls it once, when the agent is done."""
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    max_turns: int = 30
-    timeout_s: float = 600.0
-    max_output_tokens: int = 4096  # per model call
-    command_timeout_s: float = 120.0  # default for `run`, never past the wall budget
-    tool_output_chars: int = 12_000  # head + tail kept of each tool result
 
 
 def _assistant_message(completion: Completion) -> dict[str, Any]:

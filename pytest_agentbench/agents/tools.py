@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.errors import PathRefused
 from pytest_agentbench.models.calls import ToolCall
 from pytest_agentbench.sandbox.base import Sandbox
-
-if TYPE_CHECKING:
-    from pytest_agentbench.agents.loop import AgentConfig
 
 
 def _fn(name: str, description: str, properties: dict[str, Any], required: Sequence[str]) -> dict[str, Any]:

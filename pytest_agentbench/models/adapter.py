@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_agentbench.errors import ModelCallError
+from pytest_agentbench.errors import FailureClass, ModelCallError
 from pytest_agentbench.models.calls import Completion, Usage
 from pytest_agentbench.models.parsers import parse_message
 from pytest_agentbench.models.registry import ModelSpec
-from pytest_agentbench.models.taxonomy import FailureClass, classified_errors
+from pytest_agentbench.models.taxonomy import classified_errors
 
 
 def shape_messages(spec: ModelSpec, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -30,9 +30,9 @@ from pytest_agentbench._schema import (
     load_yaml_mapping,
     type_name,
 )
-from pytest_agentbench.errors import ConfigError, ModelsFileError
+from pytest_agentbench.errors import FAILURE_CLASSES, ConfigError, FailureClass, ModelsFileError
 from pytest_agentbench.models.parsers import validate_parser_names as _validate_parsers
-from pytest_agentbench.models.taxonomy import DEFAULT_RETRIES, FAILURE_CLASSES, FailureClass, RetryPolicy
+from pytest_agentbench.models.taxonomy import DEFAULT_RETRIES, RetryPolicy
 
 if TYPE_CHECKING:
     from pytest_agentbench.capacity.cost import CostSpec

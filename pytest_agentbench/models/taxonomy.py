@@ -1,9 +1,10 @@
 """The failure taxonomy of a model call: what can go wrong, and how often each kind is retried.
 
-It owns :data:`FailureClass` (the seven classes a failed call falls into, with
-:data:`FAILURE_CLASSES` derived from it), :class:`RetryPolicy` and the
-:data:`DEFAULT_RETRIES`, :class:`ModelCallError` (a failure that is a *result*
-the agent records, not a crash) and :func:`classify_exception`, the one place
+The vocabulary lives with the error tree in ``errors.py``: ``FailureClass`` (the
+seven classes a failed call falls into, ``FAILURE_CLASSES`` derived from it) and
+``ModelCallError`` (a failure that is a *result* the agent records, not a crash).
+This module owns how each class is retried (:class:`RetryPolicy`,
+:data:`DEFAULT_RETRIES`) and :func:`classify_exception`, the one place
 that maps foreign exceptions (the ``openai`` SDK's, transport and decoding
 errors) to a failure class. Free of any client library at import time.
 """
@@ -16,20 +17,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, get_args
 
-from pytest_agentbench.errors import ModelCallError
-
-FailureClass = Literal[
-    "timeout",
-    "invalid_tool_call",
-    "context_overflow",
-    "refusal",
-    "rate_limited",
-    "server_error",
-    "connection_error",
-]
-FAILURE_CLASSES: tuple[FailureClass, ...] = get_args(FailureClass)
+from pytest_agentbench.errors import FailureClass, ModelCallError
 
 _CONTEXT_HINTS = (
     "context length",
