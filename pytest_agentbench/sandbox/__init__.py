@@ -1,4 +1,13 @@
-"""Sandboxes: where the agent's commands and the gates run."""
+"""Sandboxes: where the agent's commands and the gates run.
+
+base.py       the Sandbox protocol, ExecResult, SandboxInfo, path confinement
+local.py      the local backend (a temp copy, own process group, no network where allowed)
+docker/       the Docker backend: engine, exec stream, shell scripts, DockerSandbox
+image.py      the agentbench-base image, built without a registry and cached by recipe hash
+git.py        the workspace's git set-up, shared by both backends
+contract/     the sandbox contract as library code: any backend can prove itself against it
+kinds.py      the sandbox kinds a user can ask for
+"""
 
 from __future__ import annotations
 

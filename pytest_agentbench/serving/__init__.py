@@ -1,1 +1,7 @@
-"""Model endpoints: start what an alias needs (vLLM, the scripted test double) or use its base_url."""
+"""Model endpoints: start what an alias needs, or use its base_url.
+
+endpoints.py  the one place an alias becomes a running endpoint (scripted, vllm, or base_url)
+http.py       the one small no-proxy HTTP helper for local servers
+scripted.py   the scripted OpenAI-compatible test double (never presented as a model)
+vllm/         spec, rules, command, diagnosis, process, metrics, admin
+"""
