@@ -121,7 +121,10 @@ models:
     deadline = time.monotonic() + 600
     while not part.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(1)
-    assert part.exists(), "the first run never finished"
+    if not part.exists():
+        proc.kill()
+        out, _ = proc.communicate(timeout=60)
+        pytest.fail(f"the first run never finished (pytest exit {proc.returncode}):\n{out[-4000:]}")
     assert _vllm_processes(str(model)), "the server should be up while the slow gate runs"
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
