@@ -29,6 +29,7 @@ from pytest_agentbench.models.calls import Usage
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import GateResult
 from pytest_agentbench.packets.schema import Packet, load_packet
+from pytest_agentbench.reports.html import write_html
 from pytest_agentbench.results.benchmark import benchmark_json, write_benchmark_json
 from pytest_agentbench.results.jsonl import (
     RESULTS_FILE,
@@ -41,6 +42,7 @@ from pytest_agentbench.results.jsonl import (
     worker_results_path,
 )
 from pytest_agentbench.results.record import SCHEMA_VERSION, RunRecord, new_run_id, record_to_dict
+from pytest_agentbench.results.redact import Redactor, worth_redacting
 from pytest_agentbench.runner import run_packet
 from pytest_agentbench.sandbox import LocalSandbox, SandboxInfo
 from pytest_agentbench.serving.scripted import ScriptedServer
@@ -303,6 +305,86 @@ def test_api_key_not_in_jsonl_for_a_real_run(tmp_path: Path, monkeypatch: pytest
     assert secret in rec.agent.transcript()  # the raw record has it ...
     JsonlWriter(tmp_path / "r.jsonl").write(record_to_dict(rec))
     assert secret.encode() not in (tmp_path / "r.jsonl").read_bytes()  # ... the log does not
+
+
+# --------------------------------------------------------------------------- the session's redactor
+
+
+def test_redactor_covers_every_alias_key_and_secret_looking_names() -> None:
+    environ = {
+        "COURSE_CRED_A": "alias-a-value-7781",  # api_key_env of the selected alias: a name that looks harmless
+        "COURSE_CRED_B": "alias-b-value-1250",  # ... of an alias not selected in this run
+        "ANTHROPIC_API_KEY": "sk-ant-other-9921",  # another provider's key: found by its name alone
+        "GH_token": "ghp_lowercase_name_31",  # names match in any case
+        "DB_PASSWORD": "correct horse battery",
+        "HOME": "/root/not-a-secret-home",  # not a secret name: kept
+    }
+    specs = [make_spec("a", api_key_env="COURSE_CRED_A"), make_spec("b", api_key_env="COURSE_CRED_B"), make_spec("c")]
+    redactor = Redactor.from_environment(specs, environ)
+    text = " | ".join(environ.values())
+    assert redactor.text(text) == "*** | *** | *** | *** | *** | /root/not-a-secret-home"
+    assert len(redactor) == 5 and "HOME" not in redactor.names
+    assert "sk-ant" not in repr(redactor)  # names only, never values
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["false", "1", "4096", "us", "EMPTY", "dummy", "xxxxxxxx", "00000000", "abcabcabc", "  short  "],
+)
+def test_noise_rule_short_or_uniform_values_are_not_secrets(value: str) -> None:
+    environ = {"TOKENIZERS_PARALLELISM": value, "KEYBOARD": value, "MY_API_KEY": value}
+    redactor = Redactor.from_environment([make_spec("a", api_key_env="MY_API_KEY")], environ)
+    assert not redactor and len(redactor) == 0
+    assert redactor.text(f"value={value}") == f"value={value}"
+    assert not worth_redacting(value)
+
+
+def test_noise_rule_keeps_values_of_useful_length() -> None:
+    for value in ("sk-12345", "abcd1234", "hunter2!", "p4ss w0rd"):
+        assert worth_redacting(value)
+        assert Redactor([value]).text(f"<{value}>") == "<***>"
+
+
+def test_escaped_forms_and_nested_secrets_are_replaced_whole() -> None:
+    quoted = 'pa"ss\\word<&>-1'
+    redactor = Redactor([quoted, "sk-inner-4242", "prefix-sk-inner-4242-suffix"])
+    as_json = json.dumps({"cmd": f"echo {quoted}"})
+    assert quoted not in json.loads(redactor.text(as_json))["cmd"]  # JSON-escaped form
+    assert redactor.text("a pa&quot;ss\\word&lt;&amp;&gt;-1 b") == "a *** b"  # HTML-escaped form
+    assert redactor.text("?key=pa%22ss%5Cword%3C%26%3E-1") == "?key=***"  # URL-quoted form
+    assert redactor.text("x prefix-sk-inner-4242-suffix y sk-inner-4242") == "x *** y ***"  # longest first
+
+
+def test_redactor_walks_json_like_data_keys_included() -> None:
+    redactor = Redactor(["sk-data-5150"])
+    data = {"sk-data-5150": ["sk-data-5150!", ("k", "sk-data-5150")], "n": 3, "ok": True, "none": None}
+    assert redactor(data) == {"***": ["***!", ("k", "***")], "n": 3, "ok": True, "none": None}
+    assert Redactor()(data) is data  # nothing to hide: the same object back
+
+
+def test_redactor_rewrites_a_file_in_place(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("start --api-key sk-log-77889\nready\n")
+    assert Redactor(["sk-log-77889"]).file(log)
+    assert log.read_text() == "start --api-key ***\nready\n"
+    assert not Redactor(["sk-log-77889"]).file(log)  # clean already: not rewritten
+    assert not Redactor(["sk-log-77889"]).file(tmp_path / "missing.log")
+
+
+def test_session_redactor_hides_another_providers_key_in_the_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-record-6060")
+    rec = make_record("a", content="env: ANTHROPIC_API_KEY=sk-ant-record-6060", error="sk-ant-record-6060")
+    for d in (record_to_dict(rec), record_to_dict(rec, redactor=Redactor.from_environment([rec.spec]))):
+        assert "sk-ant-record-6060" not in json.dumps(d)
+        assert "ANTHROPIC_API_KEY=***" in d["transcript"] and d["error"] == "***"
+
+
+def test_html_report_is_redacted_including_escaped_forms(tmp_path: Path) -> None:
+    secret = "sk-<html>&-3141"
+    rec = record_to_dict(make_record("a", passed=False, content=f"I print {secret}"), redactor=Redactor())
+    assert secret in rec["transcript"]  # an older record written without a redactor
+    page = write_html([rec], tmp_path / "r.html", redactor=Redactor([secret])).read_text()
+    assert secret not in page and "sk-&lt;html&gt;&amp;-3141" not in page and "I print ***" in page
 
 
 # --------------------------------------------------------------------------- JSONL

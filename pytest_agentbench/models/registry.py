@@ -364,12 +364,15 @@ def select(specs: dict[str, ModelSpec], aliases: list[str], source: Path | str) 
     return [specs[a] for a in aliases]
 
 
-def select_usable(models_file: Path | str, aliases: Sequence[str]) -> list[ModelSpec]:
+def select_usable(
+    models_file: Path | str, aliases: Sequence[str], *, known: dict[str, ModelSpec] | None = None
+) -> list[ModelSpec]:
     """The run's models: ``aliases`` from ``models_file``, each usable, servers on disjoint devices.
 
+    ``known``: the file's aliases when the caller has loaded it already (it is parsed once).
     Raises ``ModelsFileError`` / ``ConfigError`` with the message to show the user.
     """
-    specs = select(load_models(models_file), list(aliases), models_file)
+    specs = select(load_models(models_file) if known is None else known, list(aliases), models_file)
     for spec in specs:
         spec.check_usable()
     check_disjoint_devices(specs)

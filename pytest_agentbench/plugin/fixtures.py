@@ -67,7 +67,8 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
         bench = _benchmark_fixture(request)
         if bench is not None:  # pytest-benchmark active (not under xdist): the run is the measured round
             record = bench.pedantic(execute, rounds=1, iterations=1)
-            bench.extra_info.update({k.removeprefix("agentbench."): v for k, v in record.properties()})
+            props = state.redactor(record.properties())
+            bench.extra_info.update({k.removeprefix("agentbench."): v for k, v in props})
         else:
             record = execute()
     finally:
@@ -121,4 +122,4 @@ def pytest_agentbench_run_done(record: Any, item: pytest.Item) -> None:
     if state.writer is None:
         worker = getattr(item.config, "workerinput", {}).get("workerid")
         state.writer = JsonlWriter(worker_results_path(state.results_dir, worker))
-    state.writer.write(record_to_dict(record))
+    state.writer.write(record_to_dict(record, redactor=state.redactor))

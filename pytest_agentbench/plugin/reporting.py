@@ -1,4 +1,8 @@
-"""What the terminal and the test reports show: the header, failure texts, the agentbench summary."""
+"""What the terminal and the test reports show: the header, failure texts, the agentbench summary.
+
+Every test report and every summary line passes through the session's redactor
+(:mod:`pytest_agentbench.results.redact`) here, so the terminal, JUnit XML and xdist never see a secret.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.plugin.session import SESSION
+from pytest_agentbench.results.redact import Redactor
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -16,16 +21,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     from pytest_agentbench.reports.summary import format_summary
 
-    tr = terminalreporter
+    tr, hide = terminalreporter, state.redactor.text
     tr.write_sep("=", "agentbench")
     for problem in state.result_problems:
-        tr.write_line(f"warning: {problem}", yellow=True)
+        tr.write_line(hide(f"warning: {problem}"), yellow=True)
     for line in state.reconciliation:
-        tr.write_line(line, red="MISMATCH" in line or "not readable" in line)
+        tr.write_line(hide(line), red="MISMATCH" in line or "not readable" in line)
     width = min(100, config.get_terminal_writer().fullwidth)
-    tr.write_line(format_summary(state.records, width=width, aliases=[s.alias for s in state.specs]))
+    tr.write_line(hide(format_summary(state.records, width=width, aliases=[s.alias for s in state.specs])))
     for path in state.outputs:
-        tr.write_line(f"written: {path}")
+        tr.write_line(hide(f"written: {path}"))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -40,7 +45,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.longrepr = str(excinfo.value)
         elif excinfo.errisinstance(InfrastructureError):
             report.longrepr = f"{type(excinfo.value).__name__} (infrastructure, not the model): {excinfo.value}"
+    state = item.config.stash.get(SESSION, None)
+    if state is not None:
+        redact_report(report, state.redactor)
     return report
+
+
+def redact_report(report: pytest.TestReport, redactor: Redactor) -> None:
+    """The failure text, every section (transcript, gates, captured output and logs) and the user properties."""
+    if not redactor:
+        return
+    longrepr = report.longrepr
+    if isinstance(longrepr, str):
+        report.longrepr = redactor.text(longrepr)
+    elif isinstance(longrepr, tuple):  # a skip: (path, line, reason)
+        report.longrepr = redactor(longrepr)
+    elif longrepr is not None and redactor.finds(str(longrepr)):
+        report.longrepr = redactor.text(str(longrepr))  # a traceback that shows a secret: as plain text
+    report.sections = [(title, redactor.text(content)) for title, content in report.sections]
+    report.user_properties = [(name, redactor(value)) for name, value in report.user_properties]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.errors import AgentbenchError, ConfigError
-from pytest_agentbench.models.registry import MODELS_FILE, ModelSpec, select_usable
+from pytest_agentbench.models.registry import MODELS_FILE, ModelSpec, load_models, select_usable
 from pytest_agentbench.plugin.options import resolve_settings
 from pytest_agentbench.plugin.settings import Settings
+from pytest_agentbench.results.redact import Redactor
 
 _WORKER_ENDPOINTS = "agentbench_endpoints"
 _WORKER_RESULTS = "agentbench_results"  # (results folder, completed pairs for --resume), from the controller
@@ -46,13 +47,14 @@ class AgentbenchSession:
     outputs: list[str] = field(default_factory=list)  # files written, for the terminal summary
     metrics_before: dict[str, Any] = field(default_factory=dict)  # alias -> /metrics snapshot at server start
     reconciliation: list[str] = field(default_factory=list)  # client vs server token totals, per alias
+    redactor: Redactor = field(default_factory=Redactor)  # every output's secrets (results.redact), set at configure
 
     def ensure_endpoints(self) -> tuple[dict[str, str], str | None]:
         """Start the servers once, in the process that owns them; remember a failure."""
         if self.urls is None and self.start_error is None:
             from pytest_agentbench.serving.endpoints import Endpoints
 
-            self.endpoints = Endpoints()
+            self.endpoints = Endpoints(redactor=self.redactor)
             try:
                 self.urls = self.endpoints.start(self.specs)
             except (AgentbenchError, OSError) as exc:
@@ -124,7 +126,9 @@ class AgentbenchSession:
         parts = worker_files(self.results_dir)
         if not parts:
             return
-        merged = merge_jsonl(parts, self.results_dir / RESULTS_FILE, on_problem=self.result_problems.append)
+        merged = self.redactor(
+            merge_jsonl(parts, self.results_dir / RESULTS_FILE, on_problem=self.result_problems.append)
+        )
         this_session = [r for r in merged if str(r.get("timestamp", "")) >= self.session_start]
         self.records = merged if self.settings.resume else this_session
         self.reconcile(self.records)
@@ -136,30 +140,35 @@ class AgentbenchSession:
             from pytest_agentbench.reports.html import write_html
 
             aliases = [s.alias for s in self.specs]
-            html = write_html(self.records, self.settings.html, "agentbench report", aliases=aliases)
+            html = write_html(
+                self.records, self.settings.html, "agentbench report", aliases=aliases, redactor=self.redactor
+            )
             self.outputs.append(str(html))
 
 
 SESSION = pytest.StashKey[AgentbenchSession]()
 
 
-def _load_specs(settings: Settings) -> list[ModelSpec]:
+def _load_specs(settings: Settings) -> tuple[list[ModelSpec], list[ModelSpec]]:
+    """Every alias of the models file (their keys are redacted) and the selected, usable ones."""
     if not settings.models:
-        return []
+        return [], []
     if settings.models_file is None:
         raise pytest.UsageError(
             f"--models={','.join(settings.models)} needs a models file: none found at "
             f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH"
         )
     try:
-        return select_usable(settings.models_file, settings.models)
+        known = load_models(settings.models_file)
+        return list(known.values()), select_usable(settings.models_file, settings.models, known=known)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
-    state = AgentbenchSession(settings=settings, specs=_load_specs(settings))
+    known, specs = _load_specs(settings)
+    state = AgentbenchSession(settings=settings, specs=specs, redactor=Redactor.from_environment(known))
     if settings.sandbox == "docker":
         from pytest_agentbench.sandbox import docker_status
 

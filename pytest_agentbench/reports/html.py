@@ -7,7 +7,8 @@ file is opened. Sections: the summary table (the same rows as the terminal
 summary), pass rate per alias, run-latency box + strip plot, tokens and cost
 per run, outcome classes per alias, and every run with its gates and (folded)
 transcript. Every piece of text from a record is HTML-escaped: a transcript
-may contain ``<script>``.
+may contain ``<script>``. :func:`write_html` redacts secrets from the records and the
+page (:mod:`pytest_agentbench.results.redact`; by default the environment's).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pytest_agentbench.reports.summary import (
     summary_rows,
 )
 from pytest_agentbench.reports.svg import box_strip, e, hbar_chart, legend, stacked_chart, tick_seconds
+from pytest_agentbench.results.redact import Redactor
 
 __all__ = ["render_html", "write_html"]
 
@@ -288,9 +290,16 @@ def write_html(
     title: str = "agentbench report",
     *,
     aliases: Sequence[str] | None = None,
+    redactor: Redactor | None = None,
 ) -> Path:
-    """Write the self-contained report to ``path`` (folders created); returns the path."""
+    """Write the self-contained report to ``path`` (folders created); returns the path.
+
+    ``redactor``: the session's secrets; without one, the environment's secret-looking variables.
+    Applied to the records and again to the page, escaped forms included.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(records, title, aliases=aliases), encoding="utf-8")
+    redactor = Redactor.from_environment() if redactor is None else redactor
+    page = render_html(redactor(list(records)), redactor.text(title), aliases=aliases)
+    path.write_text(redactor.text(page), encoding="utf-8")
     return path

@@ -50,7 +50,7 @@ from pytest_agentbench.packets.gates import GateResult
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.reports.stats import median
 from pytest_agentbench.results.jsonsafe import json_safe
-from pytest_agentbench.results.redact import redact, spec_secrets
+from pytest_agentbench.results.redact import Redactor
 from pytest_agentbench.sandbox.base import SandboxInfo
 
 __all__ = ["SCHEMA_VERSION", "TRANSCRIPT_CHARS", "RunRecord", "new_run_id", "record_to_dict", "run_cost"]
@@ -130,8 +130,13 @@ def record_to_dict(
     transcript: bool = True,
     transcript_chars: int = TRANSCRIPT_CHARS,
     finished_at: datetime | None = None,
+    redactor: Redactor | None = None,
 ) -> dict[str, Any]:
-    """One JSON-serialisable record for a finished run (see the module docstring for the schema)."""
+    """One JSON-serialisable record for a finished run (see the module docstring for the schema).
+
+    Every string in it passes through ``redactor`` (the session's); without one, a redactor built
+    from this alias's ``api_key_env`` and the secret-looking environment variables.
+    """
     agent, spec = record.agent, record.spec
     finished = finished_at or datetime.now(UTC)
     extra = record.extra or {}
@@ -164,7 +169,9 @@ def record_to_dict(
     }
     if transcript:
         out["transcript"] = clip(agent.transcript(), transcript_chars)
-    return redact(json_safe(out), spec_secrets(spec))
+    if redactor is None:
+        redactor = Redactor.from_environment([spec])
+    return redactor(json_safe(out))
 
 
 def run_cost(record: RunRecord) -> dict[str, Any]:

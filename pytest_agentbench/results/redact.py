@@ -1,46 +1,151 @@
-"""Secrets kept out of what the harness writes: an alias's API key redacted, URLs stripped of credentials.
+"""Secrets kept out of everything a run writes: one :class:`Redactor` per session, URLs stripped of credentials.
 
-The value of an alias's ``api_key_env`` (when at least four characters long)
-is replaced by ``***`` anywhere in a record, keys and values alike (a
-transcript may have echoed the environment); :func:`public_url` keeps only
-``scheme://host:port/path`` of a URL, dropping a ``user:password@`` or a
-``?key=`` that could carry a secret. pytest-free.
+What counts as a secret (:meth:`Redactor.from_environment`, read once when the
+session starts):
+
+* the value of every ``api_key_env`` named in ``models.yaml`` - every alias, not
+  only the selected ones (a transcript may print another provider's key);
+* the value of every environment variable whose *name* looks secret: it contains
+  ``KEY``, ``TOKEN``, ``SECRET``, ``PASSWORD`` or ``PASSWD`` (any case).
+
+The noise rule: a value is a secret only if it has at least
+:data:`MIN_SECRET_LEN` (8) characters and at least 4 distinct ones (after
+stripping blanks). ``TOKENIZERS_PARALLELISM=false``, ``MAX_TOKENS=4096``,
+``KEYBOARD=us`` or a placeholder key such as ``EMPTY`` or ``xxxxxxxx`` would
+otherwise turn common words and numbers all over the reports into ``***``; a
+real provider key is far longer. Each secret is replaced by ``***`` as written
+and in its JSON-, HTML- and URL-escaped forms (the longest first, so a secret
+that contains another is hidden whole).
+
+The output boundaries, each applying the session's redactor (``AgentbenchSession.redactor``):
+
+* :func:`pytest_agentbench.results.record.record_to_dict` - the JSONL records; benchmark JSON,
+  the HTML report and the terminal summary are built from these;
+* ``AgentbenchSession.finish`` - the merged records again (older or ``--resume`` lines) before
+  benchmark JSON, HTML and summary; :func:`pytest_agentbench.reports.html.write_html` - the page text;
+* ``plugin.reporting.pytest_runtest_makereport`` - every test report: the failure text, the report
+  sections ("agentbench transcript", "agentbench gates", captured output and logs) and the
+  user properties; terminal output (``-rA``), JUnit XML and xdist all read those reports;
+* ``plugin.fixtures`` - pytest-benchmark's ``extra_info``;
+* ``plugin.reporting.pytest_terminal_summary`` - every line of the agentbench summary;
+* :class:`pytest_agentbench.serving.vllm.process.VLLMServer` - the command line it logs, and the
+  whole server log rewritten when the server stops (so start errors quoting its tail are clean).
+
+:func:`public_url` keeps only ``scheme://host:port/path`` of a URL, dropping a
+``user:password@`` or a ``?key=`` that could carry a secret. pytest-free.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
-from collections.abc import Sequence
-from typing import Any
-from urllib.parse import urlsplit
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
 
-__all__ = ["REDACTED", "public_url", "redact", "spec_secrets"]
+__all__ = ["MIN_SECRET_LEN", "REDACTED", "Redactor", "looks_secret_name", "public_url", "worth_redacting"]
 
 #: What a secret is replaced by.
 REDACTED = "***"
-_MIN_SECRET_LEN = 4
+#: Shorter values are never treated as secrets (see the noise rule above).
+MIN_SECRET_LEN = 8
+_MIN_DISTINCT_CHARS = 4
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD", re.IGNORECASE)
 
 
-def spec_secrets(spec: Any) -> list[str]:
-    """The secrets of an alias: the value of its ``api_key_env`` variable, if set and not trivially short."""
-    name = getattr(spec, "api_key_env", None)
-    value = os.environ.get(name, "") if name else ""
-    return [value] if len(value) >= _MIN_SECRET_LEN else []
+class _HasKeyEnv(Protocol):
+    api_key_env: str | None
 
 
-def redact(obj: Any, secrets: Sequence[str]) -> Any:
-    """``obj`` (JSON-like: dicts, lists, strings) with every occurrence of each secret replaced by ``***``."""
-    if not secrets:
+def looks_secret_name(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret (``*KEY*``, ``*TOKEN*``, ...)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def worth_redacting(value: str) -> bool:
+    """The noise rule: at least 8 characters, at least 4 distinct ones (blanks stripped)."""
+    value = value.strip()
+    return len(value) >= MIN_SECRET_LEN and len(set(value)) >= _MIN_DISTINCT_CHARS
+
+
+class Redactor:
+    """Replaces every known secret by ``***`` in text and in JSON-like data. Build it once per session."""
+
+    def __init__(self, secrets: Iterable[str] = (), *, names: Iterable[str] = ()) -> None:
+        values = {s.strip() for s in secrets if s and worth_redacting(s)}
+        forms = {form for s in values for form in _forms(s)}
+        #: the variables the secrets came from (names only, for diagnostics; never the values)
+        self.names: tuple[str, ...] = tuple(sorted(set(names)))
+        self._count = len(values)
+        self._pattern = (
+            re.compile("|".join(re.escape(f) for f in sorted(forms, key=lambda f: (-len(f), f)))) if forms else None
+        )
+
+    @classmethod
+    def from_environment(cls, specs: Iterable[_HasKeyEnv] = (), environ: Mapping[str, str] | None = None) -> Redactor:
+        """The secrets of a session: every alias's ``api_key_env`` value plus every secret-looking variable."""
+        environ = os.environ if environ is None else environ
+        names = {spec.api_key_env for spec in specs if getattr(spec, "api_key_env", None)}
+        names |= {name for name in environ if looks_secret_name(name)}
+        found = {name for name in names if worth_redacting(environ.get(name, ""))}
+        return cls((environ[name] for name in found), names=found)
+
+    def __len__(self) -> int:
+        """How many distinct secret values it hides."""
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def __repr__(self) -> str:
+        return f"<Redactor: {self._count} secret(s) from {', '.join(self.names) or 'explicit values'}>"
+
+    def finds(self, text: str) -> bool:
+        """Whether ``text`` holds any secret (in any of its escaped forms)."""
+        return self._pattern is not None and self._pattern.search(text) is not None
+
+    def text(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(REDACTED, text)
+
+    def __call__(self, obj: Any) -> Any:
+        """``obj`` (dicts, lists, tuples, strings; keys too) with every secret replaced; other values as they are."""
+        if self._pattern is None:
+            return obj
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, dict):
+            return {self(k): self(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self(v) for v in obj]
+        if isinstance(obj, tuple):
+            return tuple(self(v) for v in obj)
         return obj
-    if isinstance(obj, str):
-        for s in secrets:
-            obj = obj.replace(s, REDACTED)
-        return obj
-    if isinstance(obj, dict):
-        return {redact(k, secrets): redact(v, secrets) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [redact(v, secrets) for v in obj]
-    return obj
+
+    def file(self, path: Path | str) -> bool:
+        """Rewrite a text file with its secrets replaced (atomically); True if it held any."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError:
+            return False
+        if not self.finds(text):
+            return False
+        tmp = path.with_name(path.name + ".redacting")
+        tmp.write_text(self.text(text), encoding="utf-8", errors="surrogateescape")
+        os.replace(tmp, path)
+        return True
+
+
+def _forms(secret: str) -> set[str]:
+    """A secret as written and as JSON, HTML and URLs escape it."""
+    as_json = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return {secret, html.escape(secret), quote(secret, safe=""), *as_json}
 
 
 def public_url(url: str) -> str:

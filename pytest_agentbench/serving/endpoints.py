@@ -12,9 +12,10 @@ from typing import Any
 
 from pytest_agentbench.errors import ServerError
 from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.results.redact import Redactor
 
 
-def _start(spec: ModelSpec, stack: contextlib.ExitStack) -> str:
+def _start(spec: ModelSpec, stack: contextlib.ExitStack, redactor: Redactor | None) -> str:
     engine = spec.serve.engine if spec.serve else "vllm"
     if engine == "scripted":
         from pytest_agentbench.serving.scripted import ScriptedServer
@@ -25,15 +26,19 @@ def _start(spec: ModelSpec, stack: contextlib.ExitStack) -> str:
         from pytest_agentbench.serving.vllm.process import VLLMServer
         from pytest_agentbench.serving.vllm.spec import spec_from_alias
 
-        vllm = stack.enter_context(VLLMServer(spec_from_alias(spec)))
+        vllm = stack.enter_context(VLLMServer(spec_from_alias(spec), redactor=redactor))
         return vllm.base_url
     raise ServerError(f"{spec.where}.serve.engine: unknown engine {engine!r}")
 
 
 class Endpoints:
-    """alias -> base URL; starts servers for ``serve:`` aliases, stops them on close."""
+    """alias -> base URL; starts servers for ``serve:`` aliases, stops them on close.
 
-    def __init__(self) -> None:
+    ``redactor``: the session's secrets, kept out of the server logs we write.
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self._redactor = redactor
         self._stack = contextlib.ExitStack()
         self.urls: dict[str, str] = {}
 
@@ -41,7 +46,7 @@ class Endpoints:
         try:
             for spec in specs:
                 if spec.serve is not None:
-                    self.urls[spec.alias] = _start(spec, self._stack)
+                    self.urls[spec.alias] = _start(spec, self._stack, self._redactor)
                 elif spec.base_url:
                     self.urls[spec.alias] = spec.base_url
         except BaseException:

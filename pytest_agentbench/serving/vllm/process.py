@@ -13,7 +13,11 @@ exits; any failure stops the process group and raises :class:`ServerError`
 quoting the command, the log path, the log tail and a likely cause
 (:func:`~pytest_agentbench.serving.vllm.diagnosis.diagnose`). ``stop()`` sends
 SIGTERM to the group, waits, then SIGKILL; it is idempotent and also registered
-with :mod:`atexit`. This module owns the process lifecycle: the spec lives in
+with :mod:`atexit`. Secrets (a ``redactor``, by default the environment's, see
+:mod:`pytest_agentbench.results.redact`) are kept out of what we write: the command
+line at the top of the log is redacted as written, and the whole log, which the server
+itself writes, is rewritten redacted when it stops - before a start error quotes its
+tail. This module owns the process lifecycle: the spec lives in
 :mod:`.spec`, the argv and environment in :mod:`.command`, the failure
 diagnosis in :mod:`.diagnosis`.
 
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_agentbench.errors import ConfigError, ServerError, ServerStartError
+from pytest_agentbench.results.redact import Redactor
 from pytest_agentbench.serving import http
 from pytest_agentbench.serving.vllm.command import HOST, INSTALL_HINT, build_command
 from pytest_agentbench.serving.vllm.diagnosis import start_error
@@ -127,8 +132,10 @@ class VLLMServer:
         *,
         poll_interval_s: float = 0.5,
         port_retries: int = 2,
+        redactor: Redactor | None = None,
     ) -> None:
         self.spec = spec if isinstance(spec, ServeSpec) else ServeSpec.from_dict(spec)
+        self._redactor = Redactor.from_environment() if redactor is None else redactor
         self.poll_interval_s = poll_interval_s
         self.port_retries = port_retries
         self._proc: subprocess.Popen[bytes] | None = None
@@ -235,7 +242,7 @@ class VLLMServer:
         self._argv, self._port = argv, port
         self._log_path = self._log_file(port)
         with self._log_path.open("ab") as log:
-            log.write(f"# agentbench: {shlex.join(argv)}\n".encode())
+            log.write(f"# agentbench: {self._redactor.text(shlex.join(argv))}\n".encode())
             log.flush()
             try:
                 self._proc = subprocess.Popen(
@@ -248,8 +255,9 @@ class VLLMServer:
                     close_fds=True,
                 )
             except OSError as exc:
+                command = self._redactor.text(shlex.join(argv))
                 raise ServerError(
-                    f"cannot run the vLLM server: {exc}\n  command: {shlex.join(argv)}\n  fix: {INSTALL_HINT}"
+                    f"cannot run the vLLM server: {exc}\n  command: {command}\n  fix: {INSTALL_HINT}"
                 ) from exc
         atexit.register(self.stop)
         self._started_at = time.monotonic()
@@ -301,7 +309,8 @@ class VLLMServer:
         log_path = self._log_path
         # Stop first so the log is complete, then read it.
         self.stop()
-        raise start_error(self.spec.name, what, command=self._argv, log_path=log_path, timed_out=timeout)
+        command = [self._redactor.text(arg) for arg in self._argv]
+        raise start_error(self.spec.name, what, command=command, log_path=log_path, timed_out=timeout)
 
     def stop(self) -> int | None:
         """SIGTERM the process group, wait ``stop_timeout_s``, then SIGKILL. Returns the exit code."""
@@ -313,6 +322,8 @@ class VLLMServer:
         if proc is None:
             return None
         _end_group(proc, self.spec.stop_timeout_s)
+        if self._log_path is not None:
+            self._redactor.file(self._log_path)  # the server wrote it: now that it is complete, hide secrets
         return proc.returncode
 
 
