@@ -229,3 +229,49 @@ def test_benchmark_extra_info_keeps_infrastructure_runs_out_of_rounds_and_pass_r
     mixed = benchmark_json([good, infra_record("dead")], machine_info={}, commit_info={})["benchmarks"][0]
     assert mixed["stats"]["rounds"] == 1 and mixed["stats"]["data"] == [5.0]
     assert (mixed["extra_info"]["agentbench.pass_rate"], mixed["extra_info"]["agentbench.infrastructure"]) == (1.0, 1)
+
+
+@pytest.mark.parametrize("where", ["nothing listening", "TLS to a plain-HTTP server"])
+def test_an_endpoint_that_cannot_be_reached_is_infrastructure_and_nothing_is_graded(where: str) -> None:
+    """Through the runner: no gate runs, the record is not passed and not counted (DNS fails the same
+    way, as the SDK's APIConnectionError; not tested here: it would ask a resolver)."""
+    from pytest_agentbench.models.adapter import ModelAdapter
+    from pytest_agentbench.runner import run_packet
+    from pytest_agentbench.sandbox import LocalSandbox
+    from pytest_agentbench.serving.scripted import ScriptedServer
+
+    from .test_results import make_spec, packet
+
+    spec = make_spec("gone")
+    with closed_port() as port, ScriptedServer({"conversations": []}) as plain:
+        tls = plain.base_url.replace("http:", "https:")
+        url = f"http://127.0.0.1:{port}/v1" if where == "nothing listening" else tls
+        adapter = ModelAdapter(spec, base_url=url, sleep=lambda s: None)
+        try:
+            record = run_packet(packet(), spec, adapter, lambda p: LocalSandbox(p.workspace))
+        finally:
+            adapter.close()
+        assert plain.requests == []
+    assert (record.agent.outcome, record.agent.failure) == ("infrastructure", "connection_error")
+    assert record.gates == [] and not record.passed and not record.agent.counted
+    assert len(record.agent.failures_by_class()) == 1  # retried per policy, then given up: one class
+
+
+def test_a_refused_key_on_the_first_call_is_infrastructure() -> None:
+    """401 is ``auth_error`` where the taxonomy has it (issue 15, deadlines part), else ``server_error``:
+    either way the model was never asked."""
+    from pytest_agentbench.agents.config import AgentConfig
+    from pytest_agentbench.agents.loop import run_agent
+    from pytest_agentbench.models.adapter import ModelAdapter
+    from pytest_agentbench.sandbox import LocalSandbox
+    from pytest_agentbench.serving.scripted import ScriptedServer
+
+    from .conftest import BUGFIX
+    from .test_results import make_spec
+
+    script = {"conversations": [{"responses": [{"status": 401, "error": "invalid api key"}]}]}
+    with ScriptedServer(script) as server, LocalSandbox(BUGFIX / "repo") as box:
+        adapter = ModelAdapter(make_spec("api"), base_url=server.base_url, sleep=lambda s: None)
+        result = run_agent("x", box, adapter, AgentConfig())
+        adapter.close()
+    assert result.outcome == "infrastructure" and result.failure in ("auth_error", "server_error")
