@@ -40,6 +40,7 @@ _EXPORTS = {
     "SandboxError": "errors",
     "ServerError": "errors",
     "ServerStartError": "errors",
+    "EndpointUnreachable": "errors",
     "UsageError": "errors",
 }
 __all__ = sorted(_EXPORTS)

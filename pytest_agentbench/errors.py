@@ -14,8 +14,10 @@ a missed *gate* is the test's failure (an ``AssertionError``).
     ├── InfrastructureError          the harness failed: a pytest *error*, not a failure
     │   ├── SandboxError             the sandbox could not do what was asked
     │   │   └── PathRefused          a path outside the workspace (the caller's mistake)
-    │   └── ServerError              a model server the harness owns failed
-    │       └── ServerStartError     ... did not become ready (command, log tail, likely cause)
+    │   ├── ServerError              a model server the harness owns failed
+    │   │   └── ServerStartError     ... did not become ready (command, log tail, likely cause)
+    │   └── EndpointUnreachable      an alias's endpoint never answered a run (alias, URL, class):
+    │                                the run is recorded as ``infrastructure``, not counted
     └── ModelCallError               a model call failed for good; ``failure`` is its FailureClass
                                      (timeout, rate_limited, ...; retried per class: models.taxonomy)
 
@@ -53,6 +55,7 @@ __all__ = [
     "FAILURE_CLASSES",
     "AgentbenchError",
     "ConfigError",
+    "EndpointUnreachable",
     "FailureClass",
     "GateFailed",
     "InfrastructureError",
@@ -140,6 +143,33 @@ class ServerStartError(ServerError):
             "port_in_use": self.port_in_use,
         }
         return (_rebuild_start_error, (str(self), fields))
+
+
+_UNREACHABLE_FIX = {
+    "connection_error": "is a server listening there, and is base_url in models.yaml right?",
+    "auth_error": "check the key in the alias's api_key_env variable",
+    "rate_limited": "the provider refused every attempt: wait, or raise its quota or retries.rate_limited",
+    "server_error": "the server answered every attempt with an error: see its log",
+}
+
+
+class EndpointUnreachable(InfrastructureError):
+    """An alias's endpoint never answered a run: nothing to judge the model on (``agents.loop`` has the rule).
+
+    Raised by the plugin after the run's record (outcome ``infrastructure``) was written, so the test
+    is an *error*; ``failure`` is the class of the call that failed, ``detail`` its message.
+    """
+
+    def __init__(self, alias: str, url: str, failure: str, detail: str) -> None:
+        fix = _UNREACHABLE_FIX.get(failure, "check that the server works")
+        super().__init__(
+            f"alias {alias!r}: the endpoint {url} never answered ({detail}); the gates were not run and "
+            f"the run is not counted against the model. Fix: {fix}"
+        )
+        self.alias, self.url, self.failure, self.detail = alias, url, failure, detail
+
+    def __reduce__(self) -> tuple[Any, ...]:  # several fields: pickle (xdist) needs help
+        return (type(self), (self.alias, self.url, self.failure, self.detail))
 
 
 def _rebuild_start_error(message: str, fields: dict[str, Any]) -> ServerStartError:

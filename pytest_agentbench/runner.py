@@ -4,6 +4,9 @@
 in it, then runs the gates in the same sandbox, and wraps what came out in a
 ``RunRecord``; the sandbox is closed on every path. Model failures are part of
 the record; sandbox failures propagate as :class:`~pytest_agentbench.errors.SandboxError`.
+A run whose model never answered (outcome ``infrastructure``, rule in
+``agents.transcript``) is recorded with no gate results: the untouched workspace
+would only "miss" them, which says nothing about the model.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def run_packet(
     sandbox = make_sandbox(packet)
     try:
         result = run_agent(packet.prompt, sandbox, model, config)
-        gates = run_gates(packet, sandbox)
+        gates = run_gates(packet, sandbox) if result.counted else []
         info = sandbox.info
     finally:
         sandbox.close()

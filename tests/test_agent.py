@@ -118,24 +118,34 @@ def test_wall_budget() -> None:
 
 
 @pytest.mark.parametrize(
-    ("step", "failure"),
+    ("step", "failure", "first_call_outcome"),
     [
-        ({"status": 500, "error": "boom"}, "server_error"),
-        ({"status": 429, "error": "slow down", "headers": {"Retry-After": "1"}}, "rate_limited"),
-        ({"status": 400, "error": "This model's maximum context length is 4096 tokens"}, "context_overflow"),
-        ({"content": "", "finish_reason": "content_filter"}, "refusal"),
+        ({"status": 500, "error": "boom"}, "server_error", "infrastructure"),
+        ({"status": 429, "error": "slow down", "headers": {"Retry-After": "1"}}, "rate_limited", "infrastructure"),
+        (
+            {"status": 400, "error": "This model's maximum context length is 4096 tokens"},
+            "context_overflow",
+            "model_error",
+        ),
+        ({"content": "", "finish_reason": "content_filter"}, "refusal", "model_error"),
     ],
 )
-def test_model_failures_are_classified(step: dict[str, Any], failure: str) -> None:
+def test_model_failures_are_classified(step: dict[str, Any], failure: str, first_call_outcome: str) -> None:
+    """Issue 15 changed this: a first call that gets no answer of the model is ``infrastructure``, not
+    ``model_error``; a context overflow or a refusal is the model's own answer. After one answer, every
+    failure is ``model_error``."""
     result, _ = run([step])
-    assert result.outcome == "model_error" and result.failure == failure
+    assert (result.outcome, result.failure, result.answered) == (first_call_outcome, failure, False)
+    result, _ = run([call("list_files"), step])
+    assert (result.outcome, result.failure, result.answered) == ("model_error", failure, True)
 
 
 def test_connection_error() -> None:
     with LocalSandbox(BUGFIX / "repo") as box:
-        adapter = ModelAdapter(spec(), base_url="http://127.0.0.1:9/v1")
+        adapter = ModelAdapter(spec(), base_url="http://127.0.0.1:9/v1", sleep=lambda s: None)
         result = run_agent("x", box, adapter, AgentConfig())
-    assert result.failure == "connection_error"
+    assert (result.outcome, result.failure, result.counted) == ("infrastructure", "connection_error", False)
+    assert "outcome: infrastructure (connection_error)" in result.transcript()
 
 
 def test_system_prompt_folded_for_templates_without_system_role() -> None:

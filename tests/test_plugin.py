@@ -108,11 +108,15 @@ def test_bad_packet_is_a_collection_error_naming_file_and_key(pytester: pytest.P
     result.stdout.fnmatch_lines(["*packet.yaml: kind: expected one of bug-fix*found 'bugfix'*"])
 
 
-def test_dead_endpoint_fails_with_connection_error_class(pytester: pytest.Pytester, folder: Path) -> None:
+def test_dead_endpoint_is_an_error_naming_alias_and_url(pytester: pytest.Pytester, folder: Path) -> None:
+    """Issue 15 changed this from a FAIL (model_error) to an ERROR: the model never answered
+    (tests/test_infrastructure.py has the whole story: record, summary, reports)."""
     (folder / "models.yaml").write_text("models:\n  dead:\n    model: m\n    base_url: http://127.0.0.1:9/v1\n")
     result = pytester.runpytest("--models=dead", "--packets", "packets", "--sandbox=local")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*model call failed (connection_error)*"])
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*EndpointUnreachable (infrastructure, not the model): alias 'dead': the endpoint http://127.0.0.1:9/v1*"]
+    )
 
 
 def test_api_key_never_appears_in_output_or_files(

@@ -173,3 +173,19 @@ def test_headless_chromium_renders_it(tmp_path: Path) -> None:
     assert png.is_file(), result.stdout + result.stderr
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # not a blank page
+
+
+def test_infrastructure_runs_are_shown_apart() -> None:
+    """Issue 15: a note, a section of their own, out of the runs table, the charts and the pass rate."""
+    from .test_infrastructure import infra_record
+
+    records = [record_to_dict(make_record("good")), infra_record("dead")]
+    text = render_html(records)
+    parse(text)
+    runs = text[text.index("<h2>Runs</h2>") : text.index("<h2>Infrastructure errors</h2>")]
+    apart = text[text.index("<h2>Infrastructure errors</h2>") :]
+    assert "1 run(s) never got an answer from their endpoint" in text
+    assert ">good<" in runs and ">dead<" not in runs
+    assert ">dead<" in apart and "http://127.0.0.1:9/v1" in apart and "Connection refused" in apart
+    assert "no answer: 1 infrastructure error(s)" in text and "100% (1/1)" in text
+    assert "Infrastructure errors" not in render_html(records[:1])

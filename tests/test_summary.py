@@ -128,3 +128,27 @@ def test_alias_order_can_be_given_and_unused_aliases_show_empty() -> None:
 
 def test_no_records() -> None:
     assert format_summary([]) == "agentbench summary: no runs recorded"
+
+
+def test_infrastructure_runs_are_left_out_of_every_row_and_counted_apart() -> None:
+    """Issue 15: a run whose endpoint never answered does not lower the alias's pass rate."""
+    from .test_infrastructure import infra_record
+
+    records = [
+        record_to_dict(make_record("good")),
+        infra_record("good", failure="server_error"),
+        infra_record("dead"),
+        infra_record("dead"),
+    ]
+    text = format_summary(records, aliases=["good", "dead"])
+    assert text.splitlines()[0] == "agentbench summary: 4 runs (3 infrastructure errors, not counted), 2 aliases"
+    assert cells(text, "runs") == ["1", "0"]
+    assert cells(text, "pass rate") == ["100% (1/1)", "n/a (no answer)"]
+    assert cells(text, "infrastructure errors") == ["1 (server_error)", "2 (connection_error)"]
+    assert cells(text, "failure classes") == ["none", "none"]  # not model failures
+    assert cells(text, "latency p50 / p90 (run)")[1] == "n/a" and cells(text, "tokens/run in / out")[1] == "n/a"
+    assert "infrastructure errors: runs whose endpoint never answered" in text
+    assert [run_category(r) for r in records[1:]] == ["infrastructure"] * 3
+    good, dead = summarize(records)
+    assert (good.runs, good.pass_rate, dict(dead.infrastructure)) == (1, 1.0, {"connection_error": 2})
+    assert "infrastructure" not in format_summary(records[:1])  # no row, no note without such runs

@@ -5,6 +5,11 @@ The loop runs on the host; only commands touch the sandbox. A bad tool call
 error message for the model, never a crash. Budgets: turns, wall time, and an
 output-token cap per model call. The tools are in ``tools.py``, what a run leaves
 (turns, outcome, transcript) in ``transcript.py``.
+
+A failed model call ends the run as ``model_error`` with its class - unless the
+model never answered: a first call that fails with a class of
+``transcript.NO_ANSWER_FAILURES`` (unreachable, auth, rate limit, 5xx) ends it as
+``infrastructure``, which the runner does not grade (the rule and why: ``transcript``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from typing import Any, Protocol
 
 from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.tools import TOOLS, ToolError, Tools
-from pytest_agentbench.agents.transcript import AgentResult, Outcome, ToolOutcome, Turn, clip
+from pytest_agentbench.agents.transcript import (
+    INFRASTRUCTURE,
+    NO_ANSWER_FAILURES,
+    AgentResult,
+    Outcome,
+    ToolOutcome,
+    Turn,
+    clip,
+)
 from pytest_agentbench.models.calls import Completion
 from pytest_agentbench.sandbox.base import Sandbox
 
@@ -78,7 +91,9 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
             turns.append(Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries))
             if exc.failure == "timeout" and deadline - time.monotonic() <= 0:
                 return done("agent_timeout", error=str(exc))
-            return done("model_error", failure=exc.failure, error=str(exc))
+            answered = any(t.error is None for t in turns)
+            outcome: Outcome = "model_error" if answered or exc.failure not in NO_ANSWER_FAILURES else INFRASTRUCTURE
+            return done(outcome, failure=exc.failure, error=str(exc))
         turn = _turn_of(index, completion)
         turns.append(turn)
         messages.append(_assistant_message(completion))

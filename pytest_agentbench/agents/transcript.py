@@ -7,9 +7,31 @@ from typing import Any, Literal, get_args
 
 from pytest_agentbench.models.calls import ToolCall, Usage
 
-#: How an agent run ends: ``finish`` called, a reply without tool calls, a budget, or a failed model call.
-Outcome = Literal["finished", "stopped", "max_turns", "agent_timeout", "model_error"]
+#: How an agent run ends: ``finish`` called, a reply without tool calls, a budget, a failed model call, or
+#: ``infrastructure``: the endpoint never answered, so the run says nothing about the model (see below).
+Outcome = Literal["finished", "stopped", "max_turns", "agent_timeout", "model_error", "infrastructure"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+INFRASTRUCTURE: Outcome = "infrastructure"
+
+#: The rule for ``infrastructure``. A model has *answered* a run once one call returned a completion (an
+#: HTTP 200 the adapter could read, whatever its content: tool calls, text, unparseable calls). A run
+#: whose **first** call fails for good with one of these classes never got an answer from the model,
+#: only from the plumbing in front of it, so it is an ``infrastructure`` run: a pytest error, not counted
+#: in pass rates, shown apart in every report, run again by ``--resume``:
+#:
+#: * ``connection_error``: nothing listening, DNS, TLS, a dropped connection - the model was never asked;
+#: * ``auth_error``: the key was refused (401/403) - a configuration fault, not the model's;
+#: * ``rate_limited``: the provider turned every attempt away (quota) - the model was never asked;
+#: * ``server_error``: every attempt got a 5xx (or an unreadable or refused reply) from a reachable server:
+#:   the serving stack is broken (a crashed engine, a bad chat template or parser); a team comparing
+#:   models would not want an outage to read as a 0 % model, and the error still fails CI.
+#:
+#: Counted against the model even on the first call: ``context_overflow`` (the packet does not fit the
+#: model's context: a property of the model), ``refusal`` (that *is* an answer) and ``timeout`` (the server
+#: took the request; a slow model and a stuck server cannot be told apart, and the run's budget decides).
+#: After the first answer every failure counts: a server that answers once and then dies gave the
+#: model its chance, and a deployment that breaks mid-run is part of what is measured.
+NO_ANSWER_FAILURES: frozenset[str] = frozenset({"connection_error", "auth_error", "rate_limited", "server_error"})
 
 
 @dataclass(frozen=True)
@@ -42,8 +64,18 @@ class AgentResult:
     turns: list[Turn]
     wall_s: float
     summary: str = ""
-    failure: str | None = None  # model-call failure class, when outcome == "model_error"
+    failure: str | None = None  # model-call failure class, when outcome is "model_error" or "infrastructure"
     error: str = ""
+
+    @property
+    def answered(self) -> bool:
+        """At least one model call returned a completion (a failed call ends the run, so: not only failures)."""
+        return any(t.error is None for t in self.turns)
+
+    @property
+    def counted(self) -> bool:
+        """Whether the run counts for or against the model (``infrastructure`` runs do not)."""
+        return self.outcome != INFRASTRUCTURE
 
     @property
     def usage(self) -> Usage:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.errors import ServerError
+from pytest_agentbench.errors import EndpointUnreachable, ServerError
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import format_gate_results
 from pytest_agentbench.packets.schema import Packet
@@ -14,6 +14,8 @@ from pytest_agentbench.plugin.collection import Case
 from pytest_agentbench.plugin.session import SESSION
 from pytest_agentbench.plugin.settings import Settings
 from pytest_agentbench.results.redact import public_url
+
+_NOT_GRADED = "not run: the endpoint never answered, so there is nothing of the model's to grade"
 
 
 @pytest.fixture
@@ -28,7 +30,8 @@ def agentbench_settings(request: pytest.FixtureRequest) -> Settings:
 
 @pytest.fixture
 def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any:
-    """Run the agent on the case's packet and alias, then its gates; returns the RunRecord."""
+    """Run the agent on the case's packet and alias, then its gates; returns the RunRecord. A run whose
+    endpoint never answered is recorded, then raised as EndpointUnreachable: in a fixture, an ERROR."""
     from pytest_agentbench.runner import run_packet
 
     config = request.config
@@ -74,12 +77,16 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     finally:
         model.close()
     item = request.node
+    endpoint = public_url(base_url)
+    record.extra.setdefault("endpoint", endpoint)
     item.user_properties.extend(record.properties())
-    item.user_properties.append(("agentbench.endpoint", public_url(base_url)))
+    item.user_properties.append(("agentbench.endpoint", endpoint))
     item.add_report_section("call", "agentbench transcript", record.agent.transcript())
-    item.add_report_section("call", "agentbench gates", format_gate_results(record.gates))
+    item.add_report_section("call", "agentbench gates", format_gate_results(record.gates) or _NOT_GRADED)
     record.extra.setdefault("nodeid", item.nodeid)
     hook.pytest_agentbench_run_done(record=record, item=item)
+    if not record.agent.counted:
+        raise EndpointUnreachable(spec.alias, endpoint, record.agent.failure or "?", record.agent.error)
     return record
 
 

@@ -6,9 +6,11 @@ Inline CSS and inline SVG (drawn with reports/svg.py): no JavaScript, nothing fe
 file is opened. Sections: the summary table (the same rows as the terminal
 summary), pass rate per alias, run-latency box + strip plot, tokens and cost
 per run, outcome classes per alias, and every run with its gates and (folded)
-transcript. Every piece of text from a record is HTML-escaped: a transcript
-may contain ``<script>``. :func:`write_html` redacts secrets from the records and the
-page (:mod:`pytest_agentbench.results.redact`; by default the environment's).
+transcript. Runs whose endpoint never answered (outcome ``infrastructure``) are in
+none of those: a note at the top and a section of their own list them. Every
+piece of text from a record is HTML-escaped: a transcript may contain ``<script>``.
+:func:`write_html` redacts secrets from the records and the page
+(:mod:`pytest_agentbench.results.redact`; by default the environment's).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pytest_agentbench.reports.summary import (
     NOT_STREAMED,
     AliasSummary,
     format_seconds,
+    is_infrastructure,
     summarize,
     summary_rows,
 )
@@ -105,7 +108,11 @@ def _pass_rate_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str
             _row_name(s),
             colors[s.alias],
             (s.pass_rate or 0.0) * 100 if s.runs else None,
-            f"{s.pass_rate:.0%} ({s.passed}/{s.runs})" if s.runs else "no runs",
+            f"{s.pass_rate:.0%} ({s.passed}/{s.runs})"
+            if s.runs
+            else f"no answer: {sum(s.infrastructure.values())} infrastructure error(s)"
+            if s.infrastructure
+            else "no runs",
         )
         for s in summaries
     ]
@@ -233,6 +240,26 @@ def _runs_table(records: Sequence[Mapping[str, Any]]) -> str:
     return f'<table class="runs">{head}{"".join(rows)}</table>'
 
 
+def _infrastructure_section(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The runs whose endpoint never answered, apart from the graded ones (nothing when there are none)."""
+    infra = [r for r in records if is_infrastructure(r)]
+    if not infra:
+        return []
+    rows = "".join(
+        f"<tr><td class=nw>{e((r.get('packet') or {}).get('id'))}</td><td>{e(r.get('alias'))}</td>"
+        f"<td>{e((r.get('extra') or {}).get('endpoint', ''))}</td><td>{e(r.get('failure'))}</td>"
+        f"<td><small>{e(r.get('error'))}</small></td></tr>"
+        for r in sorted(infra, key=lambda r: (str(r.get("alias")), str(r.get("timestamp"))))
+    )
+    return [
+        "<h2>Infrastructure errors</h2>",
+        '<p class="meta">The endpoint never answered these runs (unreachable, auth refused, rate limited or a '
+        "server error on every attempt of the first call): pytest errors, no gates run, left out of the pass "
+        "rates and every figure above; <code>--resume</code> runs them again.</p>",
+        f"<table><tr><th>packet</th><th>alias</th><th>endpoint</th><th>failure</th><th>error</th></tr>{rows}</table>",
+    ]
+
+
 def render_html(
     records: Sequence[Mapping[str, Any]], title: str = "agentbench report", *, aliases: Sequence[str] | None = None
 ) -> str:
@@ -257,6 +284,13 @@ def render_html(
     if not records:
         parts.append("<p>No runs recorded.</p></body></html>")
         return "".join(parts)
+    infra = sum(1 for r in records if is_infrastructure(r))
+    if infra:
+        parts.append(
+            f'<p class="note">{infra} run(s) never got an answer from their endpoint: infrastructure errors, '
+            "not counted for or against any model (see Infrastructure errors below).</p>"
+        )
+    graded = [r for r in records if not is_infrastructure(r)]
     ttft_note = "" if any(s.ttft_s for s in summaries) else f" TTFT: {NOT_STREAMED}."
     parts += [
         "<h2>Summary</h2>",
@@ -278,7 +312,8 @@ def render_html(
         "agent_timeout); or the failure class of the model call that ended the run.</p>",
         _category_chart(summaries),
         "<h2>Runs</h2>",
-        _runs_table(records),
+        _runs_table(graded),
+        *_infrastructure_section(records),
         "</body></html>",
     ]
     return "".join(parts)

@@ -20,6 +20,9 @@ Conventions, also printed under the table:
   ``n/a (not streamed)``, never 0.
 * Unknown cost prints ``unknown``, never $0; means are over runs whose cost is
   known, and say so when some were not.
+* Runs whose endpoint never answered (outcome ``infrastructure``, the rule in
+  ``agents.transcript``) are left out of every row and counted apart in an
+  ``infrastructure errors`` row: a flaky network must not lower a model's score.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_agentbench.agents.transcript import INFRASTRUCTURE
 from pytest_agentbench.capacity.cost import (
     SelfHostedCost,
     break_even_calls_per_hour,
@@ -46,6 +50,7 @@ __all__ = [
     "AliasSummary",
     "format_seconds",
     "format_summary",
+    "is_infrastructure",
     "run_category",
     "summarize",
     "summary_rows",
@@ -58,8 +63,16 @@ _CELL_MAX = 22
 _GAP = 2
 
 
+def is_infrastructure(record: Mapping[str, Any]) -> bool:
+    """The run's endpoint never answered: not counted for or against the model."""
+    return record.get("outcome") == INFRASTRUCTURE
+
+
 def run_category(record: Mapping[str, Any]) -> str:
-    """One word for how a run ended: ``passed``, a model failure class, a budget, or ``gates missed``."""
+    """One word for how a run ended: ``passed``, a model failure class, a budget, ``gates missed``, or
+    ``infrastructure`` (the endpoint never answered)."""
+    if is_infrastructure(record):
+        return INFRASTRUCTURE
     if record.get("passed"):
         return "passed"
     if record.get("failure"):
@@ -77,7 +90,8 @@ class AliasSummary:
     alias: str
     model: str = ""
     test_double: bool = False
-    runs: int = 0
+    runs: int = 0  # counted runs: every field below but ``infrastructure`` is over these
+    infrastructure: Counter[str] = field(default_factory=Counter)  # uncounted runs by failure class
     passed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
@@ -134,6 +148,9 @@ def _add(s: AliasSummary, rec: Mapping[str, Any]) -> None:
     client = rec.get("client") or {}
     s.model = s.model or str(rec.get("model") or "")
     s.test_double = s.test_double or bool(rec.get("test_double"))
+    if is_infrastructure(rec):
+        s.infrastructure[str(rec.get("failure") or "?")] += 1
+        return
     s.runs += 1
     s.passed += bool(rec.get("passed"))
     s.outcomes[str(rec.get("outcome"))] += 1
@@ -252,7 +269,9 @@ def summary_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
             row(f"  {key}", lambda s, k=key: str(counter(s)[k]) if counter(s)[k] else "-")
 
     row("runs", lambda s: str(s.runs))
-    row("pass rate", lambda s: f"{s.pass_rate:.0%} ({s.passed}/{s.runs})" if s.runs else "n/a")
+    row("pass rate", _pass_rate_cell)
+    if any(s.infrastructure for s in summaries):
+        row("infrastructure errors", infrastructure_cell)
     section("outcomes", sorted({k for s in summaries for k in s.outcomes}), lambda s: s.outcomes, "-")
     section("gates missed", sorted({k for s in summaries for k in s.gates_missed}), lambda s: s.gates_missed, "none")
     section("failure classes", sorted({k for s in summaries for k in s.failures}), lambda s: s.failures, "none")
@@ -284,6 +303,20 @@ def summary_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
     row("$ per 1,000 runs", lambda s: _cost_cell(s, 1000.0))
     rows.extend(_break_even_rows(summaries))
     return rows
+
+
+def _pass_rate_cell(s: AliasSummary) -> str:
+    if s.runs:
+        return f"{s.pass_rate:.0%} ({s.passed}/{s.runs})"
+    return "n/a (no answer)" if s.infrastructure else "n/a"
+
+
+def infrastructure_cell(s: AliasSummary) -> str:
+    """``3 (connection_error)``: the runs left out because the endpoint never answered, by class."""
+    n = sum(s.infrastructure.values())
+    if not n:
+        return "-"
+    return f"{n} ({', '.join(sorted(s.infrastructure))})"
 
 
 def _header(s: AliasSummary) -> list[str]:
@@ -325,6 +358,12 @@ def _notes(summaries: Sequence[AliasSummary], width: int) -> list[str]:
             "call (per run); above that rate self-hosting is cheaper, if the GPU capacity "
             "(concurrency x 3600 / mean model-call latency) reaches it."
         )
+    if any(s.infrastructure for s in summaries):
+        notes.append(
+            "infrastructure errors: runs whose endpoint never answered (unreachable, auth refused, rate limited "
+            "or a server error on every attempt of the first call); they are pytest errors, left out of the pass "
+            "rate and every other row, and --resume runs them again."
+        )
     if any(s.test_double for s in summaries):
         notes.append(
             "(test double): a scripted server replaying fixed responses, not a model; its numbers "
@@ -351,7 +390,11 @@ def format_summary(
     label_w = min(_LABEL_MAX, max(len("alias"), *(len(label) for label, _ in rows)), max(12, width // 3))
     col_w = _column_widths(summaries, rows, label_w, width)
     n = len(records)
-    lines = [f"{title}: {n} run{'s' if n != 1 else ''}, {len(summaries)} alias{'es' if len(summaries) != 1 else ''}"]
+    infra = sum(1 for r in records if is_infrastructure(r))
+    apart = f" ({infra} infrastructure error{'s' if infra != 1 else ''}, not counted)" if infra else ""
+    lines = [
+        f"{title}: {n} run{'s' if n != 1 else ''}{apart}, {len(summaries)} alias{'es' if len(summaries) != 1 else ''}"
+    ]
     for chunk in _chunks(col_w, label_w, width):
         lines.append("")
         lines.extend(

@@ -4,7 +4,10 @@ One benchmark per (packet, alias): its rounds are the runs' client-side wall
 times, its ``stats`` follow pytest-benchmark's own rules (quartiles,
 outliers), its ``extra_info`` carries the ``agentbench.*`` metrics, and the
 file has pytest-benchmark's ``machine_info`` / ``commit_info`` (from
-:mod:`platform` and ``git``, no cpuinfo probe).
+:mod:`platform` and ``git``, no cpuinfo probe). Runs whose endpoint never
+answered (outcome ``infrastructure``) are no rounds and not in the pass rate:
+``extra_info`` counts them apart (``agentbench.infrastructure``); a pair with
+nothing else keeps their wall times as rounds, and a ``pass_rate`` of ``None``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.agents.transcript import INFRASTRUCTURE
 from pytest_agentbench.reports.stats import percentile
 from pytest_agentbench.results.jsonsafe import json_safe
 
@@ -145,8 +149,14 @@ def _benchmark_stats(data: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _benchmark_extra_info(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    first = runs[0]
+def _mean(values: Sequence[float]) -> float | None:
+    return statistics.mean(values) if values else None
+
+
+def _benchmark_extra_info(
+    runs: Sequence[Mapping[str, Any]], infrastructure: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    first = (runs or infrastructure)[0]
     calls = [c for r in runs for c in (r.get("client") or {}).get("calls", [])]
     ttfts = [c["ttft_s"] for c in calls if c.get("ttft_s") is not None]
     costs = [(r.get("cost") or {}).get("usd") for r in runs]
@@ -164,13 +174,14 @@ def _benchmark_extra_info(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "agentbench.test_double": bool(first.get("test_double")),
         "agentbench.runs": len(runs),
         "agentbench.passed": passed,
-        "agentbench.pass_rate": passed / len(runs),
+        "agentbench.pass_rate": passed / len(runs) if runs else None,
+        "agentbench.infrastructure": len(infrastructure),
         "agentbench.outcomes": ",".join(f"{k}:{v}" for k, v in sorted(outcomes.items())),
-        "agentbench.turns_mean": statistics.mean(r.get("turns", 0) for r in runs),
+        "agentbench.turns_mean": _mean([r.get("turns", 0) for r in runs]),
         "agentbench.model_calls": sum(r.get("model_calls", 0) for r in runs),
-        "agentbench.prompt_tokens_mean": statistics.mean(t.get("prompt", 0) for t in tokens),
-        "agentbench.completion_tokens_mean": statistics.mean(t.get("completion", 0) for t in tokens),
-        "agentbench.usage_reported": all(t.get("usage_reported", False) for t in tokens),
+        "agentbench.prompt_tokens_mean": _mean([t.get("prompt", 0) for t in tokens]),
+        "agentbench.completion_tokens_mean": _mean([t.get("completion", 0) for t in tokens]),
+        "agentbench.usage_reported": bool(runs) and all(t.get("usage_reported", False) for t in tokens),
         "agentbench.call_wall_p50_s": percentile([c["wall_s"] for c in calls], 50),
         "agentbench.ttft_p50_s": percentile(ttfts, 50),  # None: not measured (not streamed)
         "agentbench.cost_usd_mean": statistics.mean(known) if known and len(known) == len(costs) else None,
@@ -182,7 +193,9 @@ def _benchmark_entry(packet: str, alias: str, runs: Sequence[Mapping[str, Any]],
     """One pytest-benchmark ``benchmarks[]`` entry: the runs of one (packet, alias) pair."""
     param = f"{packet}-{alias}"
     name = f"test_packet[{param}]"
-    walls = [float((r.get("client") or {}).get("wall_s", 0.0)) for r in runs]
+    infrastructure = [r for r in runs if r.get("outcome") == INFRASTRUCTURE]
+    counted = [r for r in runs if r.get("outcome") != INFRASTRUCTURE]
+    walls = [float((r.get("client") or {}).get("wall_s", 0.0)) for r in counted or infrastructure]
     stats = _benchmark_stats(walls)
     if not include_data:
         stats.pop("data")
@@ -192,7 +205,7 @@ def _benchmark_entry(packet: str, alias: str, runs: Sequence[Mapping[str, Any]],
         "fullname": next((r["nodeid"] for r in runs if r.get("nodeid")), name),
         "params": {"packet": packet, "alias": alias},
         "param": param,
-        "extra_info": _benchmark_extra_info(runs),
+        "extra_info": _benchmark_extra_info(counted, infrastructure),
         "options": dict(_OPTIONS),
         "stats": stats,
     }

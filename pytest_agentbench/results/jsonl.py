@@ -215,12 +215,13 @@ def completed_pairs(path: Path | str, *, on_problem: Problem | None = None) -> s
     ``path`` is a results file or a results folder (its ``results.jsonl`` and
     ``results-*.jsonl``); a missing path gives an empty set. A record is a
     finished run whatever its outcome (a model failure is a result); runs the
-    harness itself broke never wrote one and are run again.
+    harness itself broke never wrote one, and runs whose endpoint never answered
+    (outcome ``infrastructure``) judged nothing: both are run again.
     """
     pairs: set[tuple[str, str]] = set()
     for source in _result_sources(Path(path)):
         for rec in load_records(source, on_problem=on_problem):
             packet, alias = (rec.get("packet") or {}).get("id"), rec.get("alias")
-            if packet and alias:
+            if packet and alias and rec.get("outcome") != "infrastructure":
                 pairs.add((str(packet), str(alias)))
     return pairs

@@ -7,7 +7,10 @@ Every packet run writes ``agentbench.*`` properties into its ``<testcase>``
 (``RunRecord.properties()``: alias, passed, outcome, failure, wall_s, tokens,
 ...). The per-alias rows come from those; a testcase without them (an
 infrastructure error before the run finished, a skip) is counted in
-``no_record`` for the alias its test id ends with. Needs ``junitparser``
+``no_record`` for the alias its test id ends with. A run whose endpoint never
+answered (``outcome`` ``infrastructure``: a pytest error with a record) is not
+one of the alias's ``runs`` and not in its pass rate: it is counted apart, by
+failure class, under ``infrastructure``. Needs ``junitparser``
 (extra ``pytest-agentbench[junit]``).
 """
 
@@ -20,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.agents.transcript import INFRASTRUCTURE
 from pytest_agentbench.errors import JunitMergeWarning
 
 __all__ = ["JunitMergeWarning", "alias_rows", "format_alias_table", "merge_junit"]
@@ -119,6 +123,7 @@ def alias_rows(cases: Sequence[tuple[str, dict[str, str], str]]) -> list[dict[st
                 "runs": 0,
                 "passed": 0,
                 "no_record": 0,
+                "infrastructure": Counter(),
                 "tests": Counter(),
                 "outcomes": Counter(),
                 "failures": Counter(),
@@ -134,6 +139,9 @@ def alias_rows(cases: Sequence[tuple[str, dict[str, str], str]]) -> list[dict[st
             continue
         row["model"] = row["model"] or props.get("model", "")
         row["test_double"] = row["test_double"] or props.get("test_double") == "True"
+        if props.get("outcome") == INFRASTRUCTURE:  # the endpoint never answered: not counted
+            row["infrastructure"][props.get("failure") or "?"] += 1
+            continue
         row["runs"] += 1
         row["passed"] += props.get("passed") == "True"
         row["outcomes"][props.get("outcome") or "?"] += 1
@@ -149,7 +157,7 @@ def alias_rows(cases: Sequence[tuple[str, dict[str, str], str]]) -> list[dict[st
         row["pass_rate"] = row["passed"] / row["runs"] if row["runs"] else None
         row["wall_s_mean"] = statistics.mean(values) if values else None
         row["wall_s_p50"] = statistics.median(values) if values else None
-        for key in ("tests", "outcomes", "failures"):
+        for key in ("tests", "outcomes", "failures", "infrastructure"):
             row[key] = dict(sorted(row[key].items()))
     return list(rows.values())
 
@@ -162,7 +170,17 @@ def format_alias_table(rows: Sequence[dict[str, Any]]) -> str:
     """A plain-text table, one line per alias: runs, pass rate, outcomes, failure classes, wall time, tokens."""
     if not rows:
         return "no agentbench test cases found"
-    header = ["alias", "runs", "pass rate", "outcomes", "failure classes", "wall p50", "tokens in/out", "no record"]
+    header = [
+        "alias",
+        "runs",
+        "pass rate",
+        "outcomes",
+        "failure classes",
+        "wall p50",
+        "tokens in/out",
+        "infrastructure",
+        "no record",
+    ]
     body = []
     for r in rows:
         alias = r["alias"] + (" (test double)" if r.get("test_double") else "")
@@ -177,6 +195,7 @@ def format_alias_table(rows: Sequence[dict[str, Any]]) -> str:
                 _counts(r["failures"]),
                 wall,
                 f"{r['prompt_tokens']:,}/{r['completion_tokens']:,}",
+                _counts(r.get("infrastructure") or {}),
                 str(r["no_record"]),
             ]
         )

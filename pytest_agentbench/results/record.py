@@ -11,6 +11,7 @@ properties a packet test sets, :func:`new_run_id` names a run, and
      "packet": {"id": "bugfix-median", "kind": "bug-fix", "version": 1},
      "alias": "local-coder", "model": "...", "test_double": false,
      "outcome": "finished", "failure": null, "failures_by_class": {}, "error": "", "passed": true,
+     "counted": true,
      "gates": [{"id", "guard", "passed", "exit", "expected", "timed_out", "duration_s", ...}],
      "turns": 5, "model_calls": 5, "invalid_tool_calls": 0,
      "client": {"wall_s": 12.1, "agent_wall_s": 9.8, "model_wall_s": 7.2,
@@ -21,6 +22,11 @@ properties a packet test sets, :func:`new_run_id` names a run, and
      "sandbox": {"kind": "local", "isolation": "process-group+netns", "details": {...}},
      "versions": {"agentbench": "0.1.0", "python": "3.11.9"},
      "worker": "gw0", "nodeid": null, "transcript": "..."}
+
+``outcome`` is ``"infrastructure"`` (with ``counted: false``, ``passed: false``,
+no gates, and the endpoint under ``extra.endpoint``) when the alias's endpoint
+never answered the run (rule: ``agents.transcript.NO_ANSWER_FAILURES``): reports
+leave it out of pass rates and show it apart, and ``--resume`` runs it again.
 
 Where numbers come from: everything under ``client`` is measured by the harness
 (wall clocks around the run and around each HTTP call; token counts as the
@@ -76,7 +82,8 @@ class RunRecord:
 
     @property
     def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
+        """Every gate held; never for an ``infrastructure`` run (no gates ran: nothing to judge)."""
+        return self.agent.counted and all(g.passed for g in self.gates)
 
     def properties(self) -> list[tuple[str, str | int | float | bool]]:
         """JSON-primitive ``agentbench.*`` properties for JUnit ``<properties>``."""
@@ -154,6 +161,7 @@ def record_to_dict(
         "failures_by_class": _failures_by_class(agent),
         "error": clip(agent.error or "", _OUTPUT_TAIL_CHARS),
         "passed": record.passed,
+        "counted": agent.counted,
         "gates": [_gate_dict(g) for g in record.gates],
         "turns": len(agent.turns),
         "model_calls": agent.model_calls,
