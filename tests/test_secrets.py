@@ -106,9 +106,11 @@ def leaky_folder(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.slow
 @pytest.mark.parametrize("xdist", [False, True], ids=["one-process", "xdist"])
 def test_no_planted_secret_reaches_any_output_of_a_run(
-    pytester: pytest.Pytester, leaky_folder: tuple[Path, dict[str, str]], xdist: bool
+    pytester: pytest.Pytester, leaky_folder: tuple[Path, dict[str, str]], xdist: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, secrets = leaky_folder
+    # run inside an xdist worker (pytest -n 2), the child would inherit its marker and pytest-benchmark stay off
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     # under xdist the worker's reports and records cross to the controller, which writes benchmark.json
     extra = ["-n", "1"] if xdist else ["--benchmark-json=bench.json"] if _has("pytest_benchmark") else []
     if xdist:
