@@ -8,12 +8,10 @@ import pytest
 
 from pytest_agentbench.errors import EndpointUnreachable, ServerError
 from pytest_agentbench.models.registry import ModelSpec
-from pytest_agentbench.packets.gates import format_gate_results
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.plugin.collection import Case
 from pytest_agentbench.plugin.session import SESSION
 from pytest_agentbench.plugin.settings import Settings
-from pytest_agentbench.results.redact import public_url
 
 _NOT_GRADED = "not run: the endpoint never answered, so there is nothing of the model's to grade"
 
@@ -32,6 +30,8 @@ def agentbench_settings(request: pytest.FixtureRequest) -> Settings:
 def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any:
     """Run the agent on the case's packet and alias, then its gates; returns the RunRecord. A run whose
     endpoint never answered is recorded, then raised as EndpointUnreachable: in a fixture, an ERROR."""
+    from pytest_agentbench.packets.gates import format_gate_results
+    from pytest_agentbench.results.redact import public_url
     from pytest_agentbench.runner import run_packet
 
     config = request.config
