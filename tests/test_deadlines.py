@@ -8,7 +8,11 @@ cleanly (finished records merged, the sandbox's processes killed), with or witho
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +28,8 @@ from pytest_agentbench.models.deadline import CallGuard
 from pytest_agentbench.models.registry import ModelSpec, parse_retries
 from pytest_agentbench.sandbox import LocalSandbox
 from pytest_agentbench.serving.scripted import ScriptedServer
+
+from .conftest import REPO, importorskip_extra
 
 pytest_plugins = ["pytester"]
 
@@ -45,6 +51,16 @@ HOLDING = {
     "empty-deltas": (kept_alive("empty_delta"), True),
     "trickled-body": ({"content": "never finished", "trickle_every_s": 0.1}, False),  # ~270 bytes: ~27 s
 }
+
+
+def tiny_packet(root: Path, pid: str, prompt: str = "write done.txt") -> None:
+    """A packet that costs nothing to check: one file, one gate that wants done.txt."""
+    (root / pid / "ws").mkdir(parents=True)
+    (root / pid / "ws" / "README").write_text("x\n")
+    (root / pid / "packet.yaml").write_text(
+        f"id: {pid}\nkind: bug-fix\ntitle: t\nprompt: {prompt}\nworkspace: ws/\n"
+        "gates: [{id: done, run: test -f done.txt}]\n"
+    )
 
 
 def spec(**kw: Any) -> ModelSpec:
@@ -118,12 +134,7 @@ def test_the_agent_stops_with_agent_timeout_at_its_wall_budget(tmp_path: Path) -
 
 def test_a_kept_alive_stream_cannot_hold_a_pytest_run_past_agent_timeout(pytester: pytest.Pytester) -> None:
     """The reported case, through the plugin: SSE pings every 0.2 s against --agent-timeout 2."""
-    pytester.path.joinpath("packets", "p", "ws").mkdir(parents=True)
-    pytester.path.joinpath("packets", "p", "ws", "README").write_text("x\n")
-    pytester.path.joinpath("packets", "p", "packet.yaml").write_text(
-        "id: p\nkind: bug-fix\ntitle: t\nprompt: write done.txt\nworkspace: ws/\n"
-        "gates: [{id: done, run: test -f done.txt}]\n"
-    )
+    tiny_packet(pytester.path / "packets", "p")
     (pytester.path / "keepalive.yaml").write_text(json.dumps({"conversations": [{"responses": [kept_alive()]}]}))
     pytester.makefile(
         ".yaml",
@@ -199,3 +210,85 @@ def test_auth_error_cannot_be_configured_to_retry() -> None:
         spec(retries={"auth_error": 2})
     assert "models.yaml: models.t.retries.auth_error: auth_error is never retried" in str(exc.value)
     assert spec(retries={"auth_error": 0}).retries["auth_error"].attempts == 0
+
+
+# -- SIGTERM -------------------------------------------------------------------------------------
+
+SLEEP = "sleep 347.25"  # a command only this test runs: found in /proc by its command line
+
+
+def _sleepers() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip() == SLEEP.encode():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _sigterm_packets(root: Path) -> dict[str, Any]:
+    """Packet a-fast finishes at once; b-slow's agent runs SLEEP. Returns the script of both."""
+    tiny_packet(root / "packets", "a-fast", prompt="FAST")
+    tiny_packet(root / "packets", "b-slow", prompt="SLOW")
+    write = {"name": "write_file", "arguments": {"path": "done.txt", "content": "done"}}
+    finish = {"name": "finish", "arguments": {"summary": "wrote done.txt"}}
+    sleep = {"name": "run", "arguments": {"command": SLEEP}}
+    return {
+        "conversations": [
+            {"match": "FAST", "responses": [{"tool_calls": [write, finish]}]},
+            {"match": "SLOW", "responses": [{"tool_calls": [sleep]}]},
+        ]
+    }
+
+
+@pytest.mark.parametrize("workers", [None, pytest.param(2, marks=pytest.mark.slow)], ids=["no-xdist", "xdist-2"])
+def test_sigterm_stops_the_session_cleanly_without_serve(tmp_path: Path, workers: int | None) -> None:
+    """No ``serve:``: the alias is an endpoint the test runs. SIGTERM to pytest while the agent's command sleeps.
+
+    Under xdist the signal goes to the controller only; the workers stop through xdist's shutdown.
+    """
+    if workers:
+        importorskip_extra("xdist", "xdist")
+    with ScriptedServer(_sigterm_packets(tmp_path)) as server:
+        (tmp_path / "models.yaml").write_text(f"models:\n  s:\n    model: scripted\n    base_url: {server.base_url}\n")
+        temp = tmp_path / "tmp"  # the sandboxes' temp folders go here, and only theirs
+        temp.mkdir()
+        path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": path}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--models=s", "--packets", "packets", "--sandbox=local"]
+            + ["-p", "no:cacheprovider", "--agentbench-results", "res"]
+            + (["-n", str(workers)] if workers else ["-p", "no:xdist"]),
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            parts = tmp_path / "res"
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and proc.poll() is None:
+                if list(parts.glob("results-*.jsonl")) and _sleepers():
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            assert list(parts.glob("results-*.jsonl")) and _sleepers(), "the slow run's command never started"
+            assert [p.name for p in temp.iterdir() if p.name.startswith("agentbench-")], "no sandbox folder?"
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+            stopped_in = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    assert stopped_in < (30 if workers else 10), stopped_in  # xdist: execnet interrupts a busy worker after 5 s
+    assert _sleepers() == [], "the sandbox's command outlived the session"
+    assert [p.name for p in temp.iterdir() if p.name.startswith("agentbench-")] == [], "a sandbox was left"
+    merged = [json.loads(line) for line in (tmp_path / "res" / "results.jsonl").read_text().splitlines()]
+    assert [(r["packet"]["id"], r["passed"]) for r in merged] == [("a-fast", True)]  # finished, merged
+    assert "SIGTERM: stopping cleanly" in out
