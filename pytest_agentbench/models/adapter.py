@@ -268,8 +268,8 @@ class ModelAdapter:
         if spec.api_key_env:
             return f"{spec.where}: {why}; the key comes from ${spec.api_key_env}: check that it holds a valid key"
         return (
-            f"{spec.where}: {why}; no api_key_env set, so no key was sent: add `api_key_env: VAR` "
-            f"naming the environment variable that holds the key"
+            f"{spec.where}: {why}; no api_key_env set, so only a placeholder key was sent: add "
+            f"`api_key_env: VAR` naming the environment variable that holds the key"
         )
 
     def complete(
