@@ -19,7 +19,8 @@ a missed *gate* is the test's failure (an ``AssertionError``).
     │   └── EndpointUnreachable      an alias's endpoint never answered a run (alias, URL, class):
     │                                the run is recorded as ``infrastructure``, not counted
     └── ModelCallError               a model call failed for good; ``failure`` is its FailureClass
-                                     (timeout, rate_limited, ...; retried per class: models.taxonomy)
+                                     (timeout, rate_limited, auth_error, ...; retried per class:
+                                     models.taxonomy; a 401/403 is auth_error and never retried)
 
     GateFailed(AssertionError)       one or more gates did not hold: the test fails with their story
 
@@ -48,6 +49,7 @@ FailureClass = Literal[
     "rate_limited",
     "server_error",
     "connection_error",
+    "auth_error",
 ]
 FAILURE_CLASSES: tuple[FailureClass, ...] = get_args(FailureClass)
 

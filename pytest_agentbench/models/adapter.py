@@ -10,6 +10,13 @@ A call that fails is classified into a failure class
 (configurable per alias under ``retries:``), and, when retries run out, raised
 as :class:`~pytest_agentbench.errors.ModelCallError`: a *result* the
 agent records, not a crash.
+
+Deadlines: each attempt ends by the earlier of the run's deadline (``timeout=``
+of :meth:`ModelAdapter.complete`) and the alias's ``timeout_s``, whatever the
+server sends - a stream kept alive by pings or a trickled body is cut at the
+deadline (:mod:`pytest_agentbench.models.deadline`) and classed ``timeout``.
+A 401/403 is ``auth_error``, never retried, its message naming the alias and
+the variable that holds its key.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 from pytest_agentbench.errors import FailureClass, ModelCallError
 from pytest_agentbench.models.calls import Completion, Usage
+from pytest_agentbench.models.deadline import CallGuard, attach_response
 from pytest_agentbench.models.parsers import parse_message
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.models.taxonomy import classified_errors
@@ -143,7 +151,7 @@ class ModelAdapter:
     """Calls one alias. Cheap to build; holds one HTTP client; a context manager that closes it."""
 
     def __init__(self, spec: ModelSpec, base_url: str | None = None, *, sleep: Callable[[float], None] = time.sleep):
-        from openai import OpenAI
+        from openai import DefaultHttpxClient, OpenAI
 
         self.spec = spec
         self.base_url = base_url or spec.base_url
@@ -151,7 +159,11 @@ class ModelAdapter:
             raise ValueError(f"{spec.where}: no base_url and no started server")
         self.policies = spec.retries
         self._sleep = sleep
-        self._client = OpenAI(base_url=self.base_url, api_key=spec.api_key(), max_retries=0, timeout=spec.timeout_s)
+        # The response hook hands each call's socket to its deadline guard (models.deadline).
+        http = DefaultHttpxClient(event_hooks={"response": [attach_response]})
+        self._client = OpenAI(
+            base_url=self.base_url, api_key=spec.api_key(), max_retries=0, timeout=spec.timeout_s, http_client=http
+        )
 
     def _request(
         self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]], max_tokens: int | None
@@ -174,13 +186,30 @@ class ModelAdapter:
             kwargs["stream_options"] = {"include_usage": True}
         return kwargs
 
-    def _attempt(self, kwargs: dict[str, Any], timeout: float | None) -> _Raw:
+    def _attempt(self, kwargs: dict[str, Any], deadline: float | None) -> _Raw:
+        """One request, ended by ``deadline`` (``time.monotonic``) or the alias's ``timeout_s``, whichever is first."""
+        now = time.monotonic()
+        budget = self.spec.timeout_s if deadline is None else min(self.spec.timeout_s, deadline - now)
+        guard = CallGuard(now + budget)
+        try:
+            with guard:
+                return self._exchange(kwargs, max(0.1, budget))
+        except ModelCallError as exc:
+            if not guard.fired:
+                raise
+            bound = "the time left in the run" if budget < self.spec.timeout_s else "the alias's timeout_s"
+            raise ModelCallError(
+                "timeout",
+                f"no complete answer within {max(0.0, budget):.1f} s ({bound}): the server kept the connection "
+                f"open without finishing (cut at the deadline; the client saw: {str(exc).split(': ', 1)[-1]})",
+            ) from exc
+
+    def _exchange(self, kwargs: dict[str, Any], limit: float) -> _Raw:
         from openai import Stream
         from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
         body = dict(kwargs)
         body.update(body.pop("extra_body", None) or {})
-        limit = max(0.1, min(timeout, self.spec.timeout_s)) if timeout else self.spec.timeout_s
         start = time.perf_counter()
         with classified_errors():
             # client.post, not chat.completions.create: the same request, errors and response types,
@@ -195,7 +224,10 @@ class ModelAdapter:
                 options={"timeout": limit},
             )
             if body.get("stream"):
-                return _collect_stream(response, start)
+                try:
+                    return _collect_stream(response, start)
+                finally:
+                    response.close()
         if not response.choices:
             raise ModelCallError("server_error", "the response has no choices")
         choice = response.choices[0]
@@ -212,10 +244,13 @@ class ModelAdapter:
         retried: list[FailureClass] = []
         while True:
             attempt_start = time.perf_counter()
-            remaining = deadline - time.monotonic() if deadline else None
             try:
-                return self._attempt(kwargs, remaining), retried, attempt_start
+                return self._attempt(kwargs, deadline), retried, attempt_start
             except ModelCallError as exc:
+                if exc.failure == "auth_error":  # a refused key stays refused: never retried
+                    raise ModelCallError(
+                        "auth_error", self._auth_message(exc), status=exc.status, retries=tuple(retried)
+                    ) from exc
                 policy = self.policies[exc.failure]
                 tries = retried.count(exc.failure)
                 wait = policy.delay(tries, exc.retry_after)
@@ -226,6 +261,16 @@ class ModelAdapter:
                     ) from exc
                 retried.append(exc.failure)
                 self._sleep(wait)
+
+    def _auth_message(self, exc: ModelCallError) -> str:
+        spec = self.spec
+        why = f"the server at {self.base_url} refused the request (HTTP {exc.status}: {str(exc).split(': ', 1)[-1]})"
+        if spec.api_key_env:
+            return f"{spec.where}: {why}; the key comes from ${spec.api_key_env}: check that it holds a valid key"
+        return (
+            f"{spec.where}: {why}; no api_key_env set, so only a placeholder key was sent: add "
+            f"`api_key_env: VAR` naming the environment variable that holds the key"
+        )
 
     def complete(
         self,

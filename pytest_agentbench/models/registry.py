@@ -32,7 +32,7 @@ from pytest_agentbench._schema import (
 )
 from pytest_agentbench.errors import FAILURE_CLASSES, ConfigError, FailureClass, ModelsFileError
 from pytest_agentbench.models.parsers import validate_parser_names as _validate_parsers
-from pytest_agentbench.models.taxonomy import DEFAULT_RETRIES, RetryPolicy
+from pytest_agentbench.models.taxonomy import DEFAULT_RETRIES, NEVER_RETRIED, RetryPolicy
 
 if TYPE_CHECKING:
     from pytest_agentbench.capacity.cost import CostSpec
@@ -186,6 +186,8 @@ def parse_retries(raw: Mapping[Any, Any], where: str) -> dict[FailureClass, Retr
                 f"{where}: unknown failure class {cls!r}; expected one of {', '.join(FAILURE_CLASSES)}"
             )
         policies[cls] = _retry_policy(value, policies[cls], f"{where}.{cls}")
+        if cls in NEVER_RETRIED and policies[cls].attempts:
+            raise ModelsFileError(f"{where}.{cls}: {cls} is never retried (a refused key stays refused); remove it")
     return policies
 
 

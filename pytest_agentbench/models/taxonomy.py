@@ -1,7 +1,7 @@
 """The failure taxonomy of a model call: what can go wrong, and how often each kind is retried.
 
 The vocabulary lives with the error tree in ``errors.py``: ``FailureClass`` (the
-seven classes a failed call falls into, ``FAILURE_CLASSES`` derived from it) and
+eight classes a failed call falls into, ``FAILURE_CLASSES`` derived from it) and
 ``ModelCallError`` (a failure that is a *result* the agent records, not a crash).
 This module owns how each class is retried (:class:`RetryPolicy`,
 :data:`DEFAULT_RETRIES`) and :func:`classify_exception`, the one place
@@ -48,7 +48,8 @@ class RetryPolicy:
 
 
 #: Defaults: transient classes are retried; a context overflow, a refusal or an invalid
-#: tool call would only fail the same way again (the agent tells the model instead).
+#: tool call would only fail the same way again (the agent tells the model instead), and a
+#: refused key (``auth_error``) is never retried, whatever ``retries:`` says.
 DEFAULT_RETRIES: Mapping[FailureClass, RetryPolicy] = MappingProxyType(
     {
         "rate_limited": RetryPolicy(attempts=4, backoff_s=1.0),
@@ -58,8 +59,12 @@ DEFAULT_RETRIES: Mapping[FailureClass, RetryPolicy] = MappingProxyType(
         "context_overflow": RetryPolicy(),
         "refusal": RetryPolicy(),
         "invalid_tool_call": RetryPolicy(),
+        "auth_error": RetryPolicy(),
     }
 )
+
+#: Classes no ``retries:`` entry may make retried: the same request can only fail the same way.
+NEVER_RETRIED: frozenset[FailureClass] = frozenset({"auth_error"})
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -74,8 +79,9 @@ def _retry_after(exc: BaseException) -> float | None:
 def classify_exception(exc: BaseException) -> ModelCallError:
     """Map a foreign exception to the failure taxonomy.
 
-    ``openai`` SDK errors by kind and HTTP status; an undecodable body
-    (``ValueError``) and anything else (transport, ``OSError``) is a ``server_error``.
+    ``openai`` SDK errors by kind and HTTP status (401/403: ``auth_error``); an undecodable
+    body (``ValueError``) and anything else (transport, ``OSError``) is a ``server_error``.
+    A timeout of the transport itself (e.g. a read that stalls mid-stream) is a ``timeout``.
     """
     import openai
 
@@ -88,6 +94,8 @@ def classify_exception(exc: BaseException) -> ModelCallError:
     if isinstance(exc, openai.RateLimitError):
         return ModelCallError("rate_limited", text, status=status, retry_after=_retry_after(exc))
     if isinstance(exc, openai.APIStatusError):
+        if status in (401, 403):
+            return ModelCallError("auth_error", text, status=status)
         lowered = text.lower()
         if status in (400, 413, 422) and any(h in lowered for h in _CONTEXT_HINTS):
             return ModelCallError("context_overflow", text, status=status)

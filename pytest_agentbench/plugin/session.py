@@ -184,31 +184,49 @@ def pytest_configure(config: pytest.Config) -> None:
     elif workerinput is None:
         state.init_results(config.rootpath)
     config.stash[SESSION] = state
-    if workerinput is None and any(spec.serve for spec in state.specs):
-        _stop_servers_on_sigterm()
+    _stop_cleanly_on_sigterm(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "agentbench-xdist")
 
 
-def _stop_servers_on_sigterm() -> None:
-    """SIGTERM ends pytest like Ctrl-C, so the servers we started are stopped and results merged."""
+_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
+
+
+def _stop_cleanly_on_sigterm(config: pytest.Config) -> None:
+    """SIGTERM ends pytest like Ctrl-C, in every process (controller and xdist workers, servers or not).
+
+    The run in progress unwinds: its sandbox is closed and its commands killed; the finished records
+    are merged and the servers we started are stopped. A second SIGTERM while that clean-up runs is
+    ignored (SIGKILL stops at once). A handler someone else installed is left alone; ours is removed
+    again in ``pytest_unconfigure`` (pytester runs in-process).
+    """
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
 
-        def interrupt(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt(f"signal {signum}")
+    def during_cleanup(signum: int, frame: Any) -> None:
+        pass  # not SIG_IGN: that would be inherited by the commands the clean-up may still start
 
-        signal.signal(signal.SIGTERM, interrupt)
+    def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, during_cleanup)
+        raise KeyboardInterrupt("SIGTERM: stopping cleanly (finished runs are kept)")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.stash[_PREVIOUS_SIGTERM] = signal.SIG_DFL
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(SESSION, None)
     if state is not None:
         state.close()
+    if _PREVIOUS_SIGTERM in config.stash:
+        import signal
+
+        signal.signal(signal.SIGTERM, config.stash[_PREVIOUS_SIGTERM])
 
 
 class _XdistController:

@@ -18,6 +18,11 @@ Script format (YAML or a dict; a folder of YAML files is merged)::
           - {no_usage: true, content: "a server that sends no usage"}
           - {content: "abc", stream_drop_after: 2}         # streaming: the connection drops after 2 chunks
           - {content: "abc", stream_stall_after: 1, stream_stall_s: 30}   # streaming: stalls after 1 chunk
+          - {content: "abc", stream_keepalive: comment, stream_keepalive_every_s: 1}   # streaming: after
+                # stream_keepalive_after (default 1) chunks, ": ping" SSE comments (or `empty_delta`
+                # chunks) every second for stream_keepalive_for_s (default: until the client hangs up)
+          - {content: "abc", trickle_every_s: 0.5}     # not streamed: the body one byte every 0.5 s
+          - {status: 401, error: "invalid api key"}    # as a provider answers a wrong key
           - attempts:                                  # successive requests for the same turn (retries)
               - {status: 503}
               - {content: "second try works"}
@@ -32,6 +37,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -72,7 +78,12 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(
-        self, status: int, body: bytes, ctype: str = "application/json", headers: dict[str, str] | None = None
+        self,
+        status: int,
+        body: bytes,
+        ctype: str = "application/json",
+        headers: dict[str, str] | None = None,
+        trickle_s: float = 0.0,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -80,10 +91,19 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, str(v))
         self.end_headers()
-        self.wfile.write(body)
+        if not trickle_s:
+            self.wfile.write(body)
+            return
+        try:  # a server that trickles its answer: the client must give up by its own deadline
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(trickle_s)
+        except OSError:  # the client hung up
+            self.close_connection = True
 
-    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(obj).encode(), headers=headers)
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None, trickle_s: float = 0.0) -> None:
+        self._send(status, json.dumps(obj).encode(), headers=headers, trickle_s=trickle_s)
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") in ("/v1/models", "/models"):
@@ -173,6 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
                 bool((body.get("stream_options") or {}).get("include_usage")),
                 drop_after=step.get("stream_drop_after"),
                 stall=(step.get("stream_stall_after"), float(step.get("stream_stall_s", 0))),
+                keepalive=_Keepalive.of(step),
             )
             return
         response = {
@@ -184,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if not step.get("no_usage"):
             response["usage"] = usage
-        self._json(200, response)
+        self._json(200, response, trickle_s=float(step.get("trickle_every_s") or 0))
 
     def _stream(
         self,
@@ -195,6 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         include_usage: bool,
         drop_after: int | None = None,
         stall: tuple[int | None, float] = (None, 0.0),
+        keepalive: _Keepalive | None = None,
     ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -211,6 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Drop
             if stall[0] is not None and sent[0] == stall[0]:
                 time.sleep(stall[1])
+            if keepalive is not None and sent[0] == keepalive.after:
+                keepalive.send(self.wfile, lambda: _empty_chunk(cid, model))
             sent[0] += 1
             obj = {
                 "id": cid,
@@ -225,6 +249,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             self._chunks(chunk, message, finish)
+        except _Hangup:  # the client gave up during a keep-alive: nothing more to send
+            self.close_connection = True
+            return
         except _Drop:  # a connection dropped mid-stream: no [DONE], the socket just closes
             self.close_connection = True
             self.wfile.flush()
@@ -265,6 +292,58 @@ class _Handler(BaseHTTPRequestHandler):
             )
             chunk({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
         chunk({}, finish)
+
+
+class _Hangup(Exception):
+    """The client closed the connection while the server was keeping the stream alive."""
+
+
+def _empty_chunk(cid: str, model: str) -> bytes:
+    """A chunk with an empty delta: what some servers send to keep a stream open."""
+    obj = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": {}, "finish_reason": None}],
+    }
+    return f"data: {json.dumps(obj)}\n\n".encode()
+
+
+@dataclass(frozen=True)
+class _Keepalive:
+    """A stream kept open without progress: SSE comments or empty deltas every ``every_s``."""
+
+    kind: str
+    every_s: float
+    after: int
+    for_s: float | None
+
+    @classmethod
+    def of(cls, step: dict[str, Any]) -> _Keepalive | None:
+        kind = step.get("stream_keepalive")
+        if not kind:
+            return None
+        if kind not in ("comment", "empty_delta"):
+            raise ValueError(f"stream_keepalive must be 'comment' or 'empty_delta', not {kind!r}")
+        for_s = step.get("stream_keepalive_for_s")
+        return cls(
+            kind,
+            float(step.get("stream_keepalive_every_s", 1.0)),
+            int(step.get("stream_keepalive_after", 1)),
+            None if for_s is None else float(for_s),
+        )
+
+    def send(self, out: Any, empty_chunk: Any) -> None:
+        """Keep the stream alive until ``for_s`` is over; raise :class:`_Hangup` when the client leaves."""
+        end = None if self.for_s is None else time.monotonic() + self.for_s
+        try:
+            while end is None or time.monotonic() < end:
+                out.write(b": ping\n\n" if self.kind == "comment" else empty_chunk())
+                out.flush()
+                time.sleep(self.every_s)
+        except OSError as exc:
+            raise _Hangup from exc
 
 
 class _Server(ThreadingHTTPServer):
