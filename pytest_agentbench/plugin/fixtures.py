@@ -37,12 +37,7 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     config = request.config
     state = config.stash[SESSION]
     packet, spec = agentbench_case.packet, agentbench_case.spec
-    urls, error = state.ensure_endpoints()
-    if error:
-        raise ServerError(f"model endpoints could not be started: {error}")
-    base_url = urls.get(spec.alias) or spec.base_url
-    if not base_url:
-        raise ServerError(f"{spec.where}: no endpoint for this alias")
+    base_url = _endpoint_of(state, spec)
     hook = config.hook
     model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
 
@@ -88,6 +83,17 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     if not record.agent.counted:
         raise EndpointUnreachable(spec.alias, endpoint, record.agent.failure or "?", record.agent.error)
     return record
+
+
+def _endpoint_of(state: Any, spec: ModelSpec) -> str:
+    """The base URL this run talks to: the server the session started for the alias, else its base_url."""
+    urls, error = state.ensure_endpoints()
+    if error:
+        raise ServerError(f"model endpoints could not be started: {error}")
+    base_url = urls.get(spec.alias) or spec.base_url
+    if not base_url:
+        raise ServerError(f"{spec.where}: no endpoint for this alias")
+    return str(base_url)
 
 
 def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:

@@ -257,7 +257,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(2)
             return
-        if include_usage and usage is not None:
+        self._end_stream(cid, model, usage if include_usage else None)
+
+    def _end_stream(self, cid: str, model: str, usage: dict[str, Any] | None) -> None:
+        """The usage chunk (when asked for and known), then ``[DONE]``."""
+        if usage is not None:
             obj = {
                 "id": cid,
                 "object": "chat.completion.chunk",
