@@ -34,7 +34,7 @@ from pytest_agentbench._schema import (
     load_yaml_mapping,
     type_name,
 )
-from pytest_agentbench.errors import PacketError, PacketWarning
+from pytest_agentbench.errors import ConfigError, PacketError, PacketWarning
 
 PACKET_FILE = "packet.yaml"
 KINDS = ("bug-fix", "refactor", "test-generation", "docs-update", "cli-feature")
@@ -301,6 +301,46 @@ def find_packet_files(folders: Iterable[Path]) -> list[Path]:
             ):
                 found.append(file)
     return sorted(set(found))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One ``packet.yaml`` loaded on its own: the packet, or why it does not load; its warnings either way."""
+
+    file: Path
+    packet: Packet | None = None
+    error: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+def load_each(files: Iterable[Path], *, prompt_warn_bytes: int | None = PROMPT_WARN_BYTES) -> list[Loaded]:
+    """Load every file on its own, in order: one that does not load, or repeats an id, never stops the rest."""
+    out: list[Loaded] = []
+    seen: dict[str, Path] = {}
+    for file in files:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PacketWarning)
+            try:
+                packet: Packet | None = load_packet(file, prompt_warn_bytes=prompt_warn_bytes)
+                error = ""
+            except ConfigError as exc:
+                packet, error = None, str(exc)
+        notes = tuple(str(w.message) for w in caught if issubclass(w.category, PacketWarning))
+        for other in caught:
+            if not issubclass(other.category, PacketWarning):
+                warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+        if packet is not None and packet.id in seen:
+            packet, error = (
+                None,
+                (
+                    f"{file}: id: duplicate packet id {packet.id!r}, also used by {seen[packet.id]}; "
+                    "packet ids must be unique"
+                ),
+            )
+        elif packet is not None:
+            seen[packet.id] = file
+        out.append(Loaded(file, packet, error, notes))
+    return out
 
 
 def discover_packets(folders: Iterable[Path | str]) -> list[Packet]:
