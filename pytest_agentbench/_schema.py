@@ -145,7 +145,8 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> in
     if key in memo:
         return memo[key]
     if key in open_:
-        raise ComposerError(None, None, "an '*alias' refers to a value that contains it (a cycle)", node.start_mark)
+        cycle = "an '*alias' refers to a value that contains it (a cycle): write the value out instead"
+        raise ComposerError(None, None, cycle, node.start_mark)
     open_.add(key)
     size = 1
     if isinstance(node, yaml.SequenceNode):
@@ -154,9 +155,8 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> in
         size += sum(_expanded_size(k, memo, open_) + _expanded_size(v, memo, open_) for k, v in node.value)
     open_.discard(key)
     if size > MAX_VALUES:
-        raise ComposerError(
-            None, None, f"'*alias' references expand this to more than {MAX_VALUES:,} values", node.start_mark
-        )
+        bomb = f"'*alias' references expand this to more than {MAX_VALUES:,} values: write the values out"
+        raise ComposerError(None, None, bomb, node.start_mark)
     memo[key] = size
     return size
 
@@ -187,7 +187,10 @@ def _yaml_error(exc: yaml.YAMLError, text: str) -> str:
     else:
         loc = ""
     problem = getattr(exc, "problem", None) or str(exc)
-    return f"invalid YAML{loc}: {problem}"
+    hint = ""
+    if isinstance(exc, (yaml.scanner.ScannerError, yaml.parser.ParserError)):
+        hint = "; check the indentation, colons and quotes on that line and the one before"
+    return f"invalid YAML{loc}: {problem}{hint}"
 
 
 def load_yaml_mapping(path: Path, where: Where) -> dict[str, Any]:
@@ -207,7 +210,7 @@ def load_yaml_mapping(path: Path, where: Where) -> dict[str, Any]:
     except RecursionError:
         raise where.fail("invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
-        raise where.fail(f"expected a mapping at the top level, found {type_name(data)}")
+        raise where.fail(f"expected a mapping at the top level (lines of 'key: value'), found {type_name(data)}")
     return data
 
 

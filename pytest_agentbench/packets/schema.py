@@ -231,7 +231,7 @@ def _load_prompt(data: dict[str, Any], where: Where, root: Path) -> str:
             f"{pfile} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} cannot be read; save it as UTF-8"
         ) from None
     if not prompt.strip():
-        raise at.fail(f"{pfile} is empty")
+        raise at.fail(f"{pfile} is empty: write the task in it, or use 'prompt'")
     check_no_nul(prompt, at)
     return prompt
 
