@@ -543,3 +543,18 @@ def test_no_value_in_any_key_crashes_the_models_loader(tmp_path: Path) -> None:
 
 def test_find_packet_files_sees_every_variant(suite: Path) -> None:
     assert len(find_packet_files([suite])) == len(PACKET_VARIANTS) + 1
+
+
+def test_a_path_inside_a_packet_is_a_usage_error_with_the_fix(pytester: pytest.Pytester) -> None:
+    root = write_packet(pytester.path / "packets" / "good", GOOD.format(id="good"))
+    (root / "repo" / "test_calc.py").write_text(
+        "from calc import add\n\n\ndef test_sub():\n    assert add(3, 2) == 1\n"
+    )
+    result = pytester.runpytest("packets/good/repo", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*packets/good/repo is inside the task packet*pytest -p no:agentbench packets/good/repo"]
+    )
+    pytester.runpytest(
+        "-p", "no:agentbench", "-p", "no:cacheprovider", "--rootdir", str(root / "repo"), str(root / "repo")
+    ).assert_outcomes(passed=1)

@@ -39,7 +39,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     """Never collect inside a packet (its workspace tests and hidden files are not ours).
 
     Below a ``--packets`` folder only ``packet.yaml`` files are collected, even in a
-    packet still being written (no packet.yaml yet).
+    packet still being written (no packet.yaml yet). (A path inside a packet given on the
+    command line is a usage error with the fix, ``-p no:agentbench``: see ``options.py``.)
     """
     if collection_path.name == PACKET_FILE:
         return None

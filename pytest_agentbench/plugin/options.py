@@ -6,7 +6,9 @@ nothing and exit 5 without a word. The default ``task_packets`` may be absent (a
 runs only its own tests). Under ``CI=true``, a run that would collect packets with no alias
 selected is one too: every packet would be skipped and the job would pass (exit 0) having run
 nothing. It is decided here, before collection, so that the xdist controller refuses the run
-before any worker starts.
+before any worker starts. So is a path inside a packet given on the command line (``pytest
+repo/tests`` in a packet's folder): nothing inside a packet is ever collected, and a silent
+exit 5 would hide why; the message gives ``-p no:agentbench``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.models.registry import MODELS_FILE
-from pytest_agentbench.packets.schema import PACKET_FILE, PROMPT_WARN_BYTES, find_packet_files
+from pytest_agentbench.packets.schema import PACKET_FILE, PROMPT_WARN_BYTES, find_packet_files, packet_root_of
 from pytest_agentbench.plugin.settings import SANDBOX_KINDS, Settings, split_list
 
 
@@ -180,6 +182,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
 
     resume = (here / opt.agentbench_resume).resolve() if opt.agentbench_resume else None
     prompt_warn = _prompt_warn_bytes(config.getini("agentbench_prompt_warn_kb"))
+    _refuse_args_inside_packets(config)
     if not models and _in_ci():
         _refuse_packets_without_models(config, packets)
     results_dir = path_of(opt.agentbench_results, "agentbench_results")
@@ -238,6 +241,22 @@ def _refuse_packets_without_models(config: pytest.Config, packets: tuple[Path, .
             "alias, so every packet would be skipped and the job would pass having run nothing; pass "
             "--models=ALIAS (or the ini key agentbench_models), or leave the packets out of this job"
         )
+
+
+def _refuse_args_inside_packets(config: pytest.Config) -> None:
+    """``pytest <a path inside a packet>`` would collect nothing: say why and how to run it in place."""
+    if config.option.help or config.args_source != pytest.Config.ArgsSource.ARGS:
+        return
+    here = config.invocation_params.dir
+    for arg in config.args:
+        path = (here / arg.split("::")[0]).resolve()
+        root = packet_root_of(path) if path.name != PACKET_FILE else None
+        if root is not None:
+            raise pytest.UsageError(
+                f"{arg} is inside the task packet {root}: with the agentbench plugin active nothing inside a "
+                "packet is collected (its workspace tests are the agent's material, its hidden tests belong "
+                f"to the gates); to run them in place: pytest -p no:agentbench {arg}"
+            )
 
 
 def _below(path: Path, roots: list[Path]) -> bool:
