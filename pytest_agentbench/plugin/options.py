@@ -151,14 +151,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         candidates = [config.rootpath / MODELS_FILE, here / MODELS_FILE]
         models_file = next((c.resolve() for c in candidates if c.is_file()), None)
 
-    if opt.agentbench_packets:
-        packets = tuple((here / p).resolve() for p in split_list(opt.agentbench_packets))
-        _check_packet_folders(config, packets, "--packets")
-    elif config.getini("agentbench_packets"):
-        packets = tuple(Path(p).resolve() for p in config.getini("agentbench_packets"))
-        _check_packet_folders(config, packets, "ini agentbench_packets")
-    else:
-        packets = ((config.rootpath / "task_packets").resolve(),)
+    packets = _resolve_packets(config)
 
     sandbox = opt.agentbench_sandbox or config.getini("agentbench_sandbox") or "auto"
     if sandbox not in SANDBOX_KINDS:
@@ -199,6 +192,20 @@ def resolve_settings(config: pytest.Config) -> Settings:
         resume=resume,
         prompt_warn_bytes=prompt_warn,
     )
+
+
+def _resolve_packets(config: pytest.Config) -> tuple[Path, ...]:
+    """--packets > ini agentbench_packets (each checked: it exists and holds a packet) > task_packets/."""
+    if config.option.agentbench_packets:
+        here = config.invocation_params.dir
+        packets = tuple((here / p).resolve() for p in split_list(config.option.agentbench_packets))
+        _check_packet_folders(config, packets, "--packets")
+    elif config.getini("agentbench_packets"):
+        packets = tuple(Path(p).resolve() for p in config.getini("agentbench_packets"))
+        _check_packet_folders(config, packets, "ini agentbench_packets")
+    else:
+        packets = ((config.rootpath / "task_packets").resolve(),)
+    return packets
 
 
 def _check_packet_folders(config: pytest.Config, folders: tuple[Path, ...], option: str) -> None:
