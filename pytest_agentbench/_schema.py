@@ -1,20 +1,37 @@
 """Small strict-validation helpers shared by the packet and models loaders.
 
 Every failure raises the caller's ``ConfigError`` subclass with *where* (file
-and key path), *what was found* and *what was expected*.
+and key path), *what was found* and *what was expected*. The YAML reader here
+is stricter than ``yaml.safe_load``: a file must be UTF-8 (an error gives the
+line of the first bad byte), a key may appear only once in a mapping (YAML
+would keep the last value silently), and ``*alias`` references may neither
+form a cycle nor expand the file past :data:`MAX_VALUES` values (a "billion
+laughs" file would otherwise hang every consumer that walks the data). Strings may not hold a NUL
+byte (no command, path or URL can carry one), numbers must be finite.
+
+:func:`mask_secrets` hides what looks like an API key (``sk-...``, long random
+tokens) in a message, so an error about models.yaml never echoes a key that
+was typed into the wrong place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 
 from pytest_agentbench.errors import ConfigError
 
 E = TypeVar("E", bound=ConfigError)
+
+#: Values one YAML file may expand to through ``*alias`` references; far above any real packet or models.yaml.
+MAX_VALUES = 100_000
 
 
 class Where:
@@ -49,22 +66,151 @@ def type_name(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
+# -- secrets in messages -----------------------------------------------------------------------------------------
+
+_KEY_PREFIX = re.compile(
+    r"(?:sk|pk|rk)[-_][A-Za-z0-9_-]{6,}|gh[pousr]_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{10,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{12,}|AIza[0-9A-Za-z_-]{20,}|hf_[A-Za-z0-9]{10,}"
+    r"|glpat-[A-Za-z0-9_-]{10,}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_.-]+"
+)
+_KEY_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_+=-])(?:" + _KEY_PREFIX.pattern + ")")
+_TOKEN = re.compile(r"[A-Za-z0-9_+=-]{20,}")
+REDACTED = "<redacted: looks like a key>"
+
+
+def looks_like_secret(token: str) -> bool:
+    """A known key prefix (``sk-``, ``ghp_``, ``AKIA``, ...), or a long random-looking token.
+
+    Random-looking: 20+ characters mixing upper case, lower case and digits (base62/64
+    keys), or 32+ hex digits. Words joined by ``_``/``-`` (file names, aliases) are not.
+    """
+    if _KEY_PREFIX.fullmatch(token):
+        return True
+    if len(token) >= 32 and re.fullmatch(r"[0-9a-fA-F]+", token) and re.search(r"\d", token):
+        return bool(re.search(r"[a-fA-F]", token))
+    if len(token) < 20:
+        return False
+    classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"\d"))
+    return classes == 3 and max(len(part) for part in re.split(r"[_-]", token)) >= 12
+
+
+def mask_secrets(text: str, keep: Iterable[str] = ()) -> str:
+    """``text`` with every key-looking token replaced by :data:`REDACTED`; the strings in ``keep`` stay as
+    they are (a file path in the message)."""
+    kept = [k for k in keep if k]
+    if kept:
+        pattern = "(" + "|".join(re.escape(k) for k in sorted(kept, key=len, reverse=True)) + ")"
+        return "".join(part if part in kept else mask_secrets(part) for part in re.split(pattern, text))
+    text = _KEY_IN_TEXT.sub(REDACTED, text)
+    return _TOKEN.sub(lambda m: REDACTED if looks_like_secret(m.group(0)) else m.group(0), text)
+
+
+# -- reading YAML ------------------------------------------------------------------------------------------------
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys, cycles and documents that expand past :data:`MAX_VALUES`."""
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # '<<: *base' then overriding a key of base is not a duplicate
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:
+                    continue  # an unhashable key: the base constructor says so
+                if first is not key_node.start_mark:
+                    raise ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first at line {first.line + 1}): YAML would keep only "
+                        "the last value, silently; remove or rename one of them",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded; a cycle or too many is a YAML error."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in open_:
+        cycle = "an '*alias' refers to a value that contains it (a cycle): write the value out instead"
+        raise ComposerError(None, None, cycle, node.start_mark)
+    open_.add(key)
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo, open_) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo, open_) + _expanded_size(v, memo, open_) for k, v in node.value)
+    open_.discard(key)
+    if size > MAX_VALUES:
+        bomb = f"'*alias' references expand this to more than {MAX_VALUES:,} values: write the values out"
+        raise ComposerError(None, None, bomb, node.start_mark)
+    memo[key] = size
+    return size
+
+
+def _decode(raw: bytes, where: Where) -> str:
+    """UTF-8 text, or an error naming the line and column of the first byte that is not."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise where.fail(
+            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column} cannot be read; "
+            "save the file as UTF-8"
+        ) from None
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        loc = f" at line {mark.line + 1}, column {mark.column + 1}"
+    elif isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        return (
+            f"invalid YAML at line {line}: character #x{exc.character:04x} is not allowed in YAML "
+            "(a control character?); remove it"
+        )
+    else:
+        loc = ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    hint = ""
+    if isinstance(exc, (yaml.scanner.ScannerError, yaml.parser.ParserError)):
+        hint = "; check the indentation, colons and quotes on that line and the one before"
+    return f"invalid YAML{loc}: {problem}{hint}"
+
+
 def load_yaml_mapping(path: Path, where: Where) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise where.fail("file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise where.fail("is a folder, not a file") from None
+    except OSError as exc:
         raise where.fail(f"cannot read it: {exc}") from None
+    text = _decode(raw, where)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise where.fail(f"invalid YAML{loc}: {problem}") from None
+        raise where.fail(_yaml_error(exc, text)) from None
+    except RecursionError:
+        raise where.fail("invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
-        raise where.fail(f"expected a mapping at the top level, found {type_name(data)}")
+        raise where.fail(f"expected a mapping at the top level (lines of 'key: value'), found {type_name(data)}")
     return data
 
 
@@ -96,7 +242,17 @@ def get_str(
         raise (where / key).fail(f"expected a string, found {type_name(value)} ({value!r})")
     if nonempty and not value.strip():
         raise (where / key).fail("must not be empty")
+    check_no_nul(value, where / key)
     return value
+
+
+def check_no_nul(value: str, where: Where) -> None:
+    """No command, path, URL or HTTP header can carry a NUL byte: refuse one at load, not mid-run."""
+    if "\0" in value:
+        raise where.fail(
+            f"contains a NUL byte (\\0) at character {value.index(chr(0)) + 1}: no command, path or URL "
+            'can hold one; remove it (a stray "\\0" or "\\x00" in a double-quoted string?)'
+        )
 
 
 def get_number(
@@ -107,6 +263,7 @@ def get_number(
     *,
     integer: bool = False,
     minimum: float | None = None,
+    maximum: float | None = None,
 ) -> Any:
     if key not in data or data[key] is None:
         return default
@@ -114,8 +271,12 @@ def get_number(
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
         raise (where / key).fail(f"expected {kind}, found {type_name(value)} ({value!r})")
+    if not math.isfinite(value):
+        raise (where / key).fail(f"expected a finite number, found {value!r}; write a plain number such as 10")
     if minimum is not None and value < minimum:
         raise (where / key).fail(f"expected {kind} >= {minimum}, found {value!r}")
+    if maximum is not None and value > maximum:
+        raise (where / key).fail(f"expected {kind} <= {maximum:g}, found {value!r}")
     return value
 
 

@@ -24,6 +24,7 @@ a missed *gate* is the test's failure (an ``AssertionError``).
 
     GateFailed(AssertionError)       one or more gates did not hold: the test fails with their story
 
+    PacketWarning(UserWarning)       a packet loads but may not work as meant (a prompt over the size cap)
     ResultsWarning(UserWarning)      a results line could not be read (skipped)
     JunitMergeWarning(UserWarning)   a JUnit file could not be read (left out of a merge)
 
@@ -65,6 +66,7 @@ __all__ = [
     "ModelCallError",
     "ModelsFileError",
     "PacketError",
+    "PacketWarning",
     "PathRefused",
     "ResultsWarning",
     "SandboxError",
@@ -224,6 +226,10 @@ class GateFailed(AssertionError):
                 parts.append("  output (tail):")
                 parts.extend("    " + line for line in tail.splitlines())
         super().__init__("\n".join(parts))
+
+
+class PacketWarning(UserWarning):
+    """A packet loads but may not work as meant (e.g. a prompt over the size cap); the message says why."""
 
 
 class ResultsWarning(UserWarning):

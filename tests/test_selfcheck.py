@@ -221,3 +221,46 @@ def test_main_usage_errors(tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
     assert main([str(tmp_path), "--sandbox", "local"]) == 2
     assert "no packet.yaml below" in capsys.readouterr().err
+
+
+# -- paths that do not exist, and references made without `git add -N` -----------------------------------------
+
+
+def test_gate_whose_path_does_not_exist_is_no_valid_fail_before(tmp_path):
+    typo = {
+        "id": "hidden-tests",
+        "run": "python -m pytest -q -p no:cacheprovider .gates/test_add.py",
+        "add": {"hidden/test_add.py": ".gates/test_ad.py"},  # the destination is not what `run` names
+    }
+    hidden = {"hidden/test_add.py": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"}
+    result = check(make_packet(tmp_path, [typo, IMPORTS_GUARD], hidden=hidden))
+    before, after = result.gates[0].issues()
+    assert before[0] == "before" and "only because '.gates/test_add.py' does not exist" in before[1]
+    assert "proves nothing" in before[1] and "fix the path in `run`" in before[1]
+    assert after[0] == "after" and "'.gates/test_add.py' does not exist" in after[1]
+    assert "BAD" in format_table([result])
+
+
+def test_gate_whose_file_the_reference_creates_is_valid(tmp_path):
+    """A test-generation gate runs a file the change must create: missing before, present after, valid."""
+    creates = {"id": "new-check", "run": "python check_new.py"}
+    fix = {"calc.py": FIXED, "check_new.py": CHECK_ADD}
+    result = check(make_packet(tmp_path, [creates, IMPORTS_GUARD], fix=fix))
+    assert result.valid, result.problems
+
+
+def test_reference_made_without_git_add_n_gets_the_hint(tmp_path):
+    root = make_packet(tmp_path, [FIXED_GATE, IMPORTS_GUARD], patch="")
+    scratch = tmp_path / "scratch2"
+    subprocess.run(["cp", "-r", str(root / "repo"), str(scratch)], check=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run(git + argv, cwd=scratch, check=True, capture_output=True)
+    (scratch / "adder.py").write_text(FIXED)  # the new module...
+    (scratch / "calc.py").write_text("from adder import add  # noqa: F401\n")
+    diff = subprocess.run(git + ["diff"], cwd=scratch, check=True, capture_output=True, text=True).stdout
+    (root / "solution.patch").write_text(diff)  # ...that `git diff` without `git add -N` leaves out
+    problems = check(root).problems
+    hint = [p for p in problems if "cannot import 'adder'" in p]
+    assert hint, problems
+    assert "git add -N ." in hint[0] and "(this reference adds no new file)" in hint[0]

@@ -1,6 +1,6 @@
 """The ``agentbench`` command: checks and tools that need no pytest run; one module per subcommand.
 
-agentbench validate [--models-file models.yaml] [--packets task_packets]
+agentbench validate [DIR ...] [--models-file models.yaml] [--packets DIR] [--prompt-warn-kb KB]
 agentbench check-packets [DIR ...] [--sandbox auto|docker|local]
 agentbench report results.jsonl [--html report.html]
 agentbench merge-junit a.xml b.xml [-o merged.xml]

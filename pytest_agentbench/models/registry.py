@@ -9,25 +9,36 @@ The file is parsed once, into types: an alias is a :class:`ModelSpec` whose
 ``serve:`` block is a :class:`ServeConfig`, whose ``cost:`` is the parsed price
 and whose ``retries:`` are :class:`~pytest_agentbench.models.taxonomy.RetryPolicy`
 objects merged over the defaults, so no consumer re-reads a raw mapping.
+
+Loading errors name the file, the key and the fix, like the packet loader's
+(the same strict YAML reader: UTF-8 with the line of a bad byte, no duplicate
+keys - so no duplicate alias -, finite numbers, no NUL bytes), and never echo
+a value that looks like a key: :func:`load_models` masks ``sk-...`` and long
+random tokens in every message (``_schema.mask_secrets``), in case a key was
+typed where its variable's name belongs.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pytest_agentbench._schema import (
     Where,
     check_keys,
+    check_no_nul,
     get_bool,
     get_mapping,
     get_number,
     get_str,
     load_yaml_mapping,
+    mask_secrets,
     type_name,
 )
 from pytest_agentbench.errors import FAILURE_CLASSES, ConfigError, FailureClass, ModelsFileError
@@ -75,6 +86,8 @@ _SERVE_KEYS = {
     "python",
 }
 _RETRY_KEYS = ("attempts", "backoff_s", "max_backoff_s", "honour_retry_after")
+#: Longest timeout accepted (a week): larger values overflow the OS's timers.
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -200,8 +213,16 @@ def _retry_policy(value: Any, default: RetryPolicy, where: str) -> RetryPolicy:
     unknown = set(value) - set(_RETRY_KEYS)
     if unknown:
         raise ModelsFileError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(_RETRY_KEYS)}"
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; allowed: {', '.join(_RETRY_KEYS)}"
         )
+    for key in ("attempts", "backoff_s", "max_backoff_s"):
+        number = value.get(key)
+        if key in value and (isinstance(number, bool) or not isinstance(number, (int, float))):
+            raise ModelsFileError(f"{where}.{key}: expected a number, found {type_name(number)} ({number!r})")
+        if key in value and not math.isfinite(number):
+            raise ModelsFileError(f"{where}.{key}: expected a finite number, found {number!r}")
+    if "attempts" in value and not isinstance(value["attempts"], int):
+        raise ModelsFileError(f"{where}.attempts: expected a whole number of attempts, found {value['attempts']!r}")
     try:
         policy = RetryPolicy(**{**default.__dict__, **value})
     except TypeError as exc:
@@ -224,19 +245,17 @@ def _load_serve(raw: dict[str, Any], where: Where, base: Path) -> ServeConfig:
             raise (where / "script").fail(f"script {script!r} not found (looked for {path})")
         script = str(path)
     args, env = get_mapping(raw, "args", where), get_mapping(raw, "env", where)
-    get_number(raw, "startup_timeout_s", where, None, minimum=1)
+    get_number(raw, "startup_timeout_s", where, None, minimum=1, maximum=MAX_TIMEOUT_S)
     get_number(raw, "tensor_parallel_size", where, None, integer=True, minimum=1)
     if raw.get("devices") is not None and not isinstance(raw["devices"], (str, int)):
         raise (where / "devices").fail(
             f'expected a string like "0", "0,1" or "MIG-<uuid>", found {type_name(raw["devices"])}'
         )
-    model_path = raw.get("model_path")
-    if "model_path" in raw:
-        model_path = (
-            str((base / str(raw["model_path"])).resolve())
-            if not str(raw["model_path"]).startswith("/")
-            else str(raw["model_path"])
-        )
+    if isinstance(raw.get("devices"), str):
+        check_no_nul(raw["devices"], where / "devices")
+    model_path = get_str(raw, "model_path", where, None)
+    if model_path is not None and not model_path.startswith("/"):
+        model_path = str((base / model_path).resolve())
     return ServeConfig(
         engine=engine,
         script=script,
@@ -246,7 +265,7 @@ def _load_serve(raw: dict[str, Any], where: Where, base: Path) -> ServeConfig:
         args=args,
         env=env,
         startup_timeout_s=raw.get("startup_timeout_s"),
-        python=raw.get("python"),
+        python=get_str(raw, "python", where, None),
     )
 
 
@@ -269,8 +288,8 @@ def _load_endpoint(data: dict[str, Any], raw: dict[str, Any], where: Where) -> d
             raise (where / "serve").fail(f"expected a mapping, found {type_name(serve_raw)}")
         serve = _load_serve(serve_raw, where / "serve", Path(where.file).parent)
     base_url = get_str(data, "base_url", where, None)
-    if base_url is not None and not _VAR_RE.search(base_url) and not re.match(r"^https?://", base_url):
-        raise (where / "base_url").fail(f"expected an http(s) URL such as http://127.0.0.1:8000/v1, found {base_url!r}")
+    if base_url is not None and not _VAR_RE.search(base_url):
+        _check_url(base_url, raw.get("base_url"), where / "base_url")
     if base_url is None and serve is None:
         raise where.fail(
             "needs 'base_url' (an existing OpenAI-compatible endpoint) or 'serve' (a server the plugin starts)"
@@ -282,6 +301,25 @@ def _load_endpoint(data: dict[str, Any], raw: dict[str, Any], where: Where) -> d
             f" found {api_key_env!r} - never put the key itself in models.yaml"
         )
     return {"serve": serve, "base_url": base_url.rstrip("/") if base_url else None, "api_key_env": api_key_env}
+
+
+def _check_url(url: str, written: Any, where: Where) -> None:
+    """An http(s) URL with a host and a usable port, checked here and not when the first call fails."""
+    origin = f" (from {written!r})" if written != url else ""
+    example = "expected an http(s) URL such as http://127.0.0.1:8000/v1"
+    if not re.match(r"^https?://", url):
+        raise where.fail(f"{example}, found {url!r}{origin}")
+    if re.search(r"\s", url):
+        raise where.fail(f"{url!r}{origin} contains white space: {example}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # e.g. "Port out of range 0-65535"
+        raise where.fail(f"{url!r}{origin} is not a usable URL ({exc}): give a port from 1 to 65535") from None
+    if not parts.hostname:
+        raise where.fail(f"{url!r}{origin} names no host: {example}")
+    if port == 0:
+        raise where.fail(f"{url!r}{origin}: port 0 cannot be connected to: give a port from 1 to 65535")
 
 
 def _load_chat_options(data: dict[str, Any], where: Where) -> dict[str, Any]:
@@ -328,7 +366,7 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
         if "temperature" in data and data["temperature"] is None
         else get_number(data, "temperature", where, 0.0, minimum=0),
         max_tokens=get_number(data, "max_tokens", where, None, integer=True, minimum=1),
-        timeout_s=float(get_number(data, "timeout_s", where, 300.0, minimum=0.1)),
+        timeout_s=float(get_number(data, "timeout_s", where, 300.0, minimum=0.1, maximum=MAX_TIMEOUT_S)),
         **chat,
         strict_tools=get_bool(data, "strict_tools", where, False),
         extra_body=get_mapping(data, "extra_body", where),
@@ -340,8 +378,18 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
 
 
 def load_models(path: Path | str) -> dict[str, ModelSpec]:
-    """Read and validate a ``models.yaml``; returns aliases in file order."""
+    """Read and validate a ``models.yaml``; returns aliases in file order.
+
+    Raises :class:`ModelsFileError` naming the file, the key and the fix, with key-looking values masked.
+    """
     path = Path(path)
+    try:
+        return _load_models(path)
+    except ModelsFileError as exc:
+        raise ModelsFileError(mask_secrets(str(exc), keep=[str(path)])) from None
+
+
+def _load_models(path: Path) -> dict[str, ModelSpec]:
     where = Where(path, error=ModelsFileError)
     data = load_yaml_mapping(path, where)
     check_keys(data, where, required={"models"}, optional={"defaults"})
@@ -351,7 +399,11 @@ def load_models(path: Path | str) -> dict[str, ModelSpec]:
     defaults = get_mapping(data, "defaults", where)
     specs: dict[str, ModelSpec] = {}
     for alias, raw in models.items():
-        merged = dict(defaults, **raw) if isinstance(raw, dict) else raw
+        if not isinstance(alias, str):
+            raise (where / "models").fail(
+                f"alias {alias!r} is {type_name(alias)}: an alias is a name such as local-coder"
+            )
+        merged = {**defaults, **raw} if isinstance(raw, dict) else raw
         specs[str(alias)] = _load_alias(str(alias), merged, where / "models" / str(alias))
     return specs
 

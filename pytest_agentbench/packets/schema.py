@@ -2,12 +2,22 @@
 
 A packet is a folder with ``packet.yaml`` (see DESIGN.md / docs/packets.md).
 Loading is strict: unknown keys, wrong types, missing files and duplicate ids
-are errors that name the file, the key and what was expected.
+are errors that name the file, the key and what was expected. So are a file
+that is not UTF-8 (the line of the first bad byte), a duplicate YAML key, a NUL
+byte in any string (a gate command could not run), a non-finite number and a
+prompt file that is a folder or not text.
+
+A prompt larger than ``prompt_warn_bytes`` (default :data:`PROMPT_WARN_BYTES`)
+loads, with a :class:`~pytest_agentbench.errors.PacketWarning`: it may not fit
+a model's context, but whether it does depends on the alias, not the packet.
+pytest reads the cap from the ini key ``agentbench_prompt_warn_kb``;
+``agentbench validate`` and ``check-packets`` from ``--prompt-warn-kb``.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -16,6 +26,7 @@ from typing import Any
 from pytest_agentbench._schema import (
     Where,
     check_keys,
+    check_no_nul,
     get_bool,
     get_mapping,
     get_number,
@@ -23,11 +34,16 @@ from pytest_agentbench._schema import (
     load_yaml_mapping,
     type_name,
 )
-from pytest_agentbench.errors import PacketError
+from pytest_agentbench.errors import ConfigError, PacketError, PacketWarning
 
 PACKET_FILE = "packet.yaml"
 KINDS = ("bug-fix", "refactor", "test-generation", "docs-update", "cli-feature")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+#: A prompt above this many bytes (UTF-8) loads with a warning: ~16,000 tokens, half of a 32k context
+#: that the system prompt, the tool schemas and every later turn share.
+PROMPT_WARN_BYTES = 64 * 1024
+#: Longest timeout accepted (a week): larger values overflow the OS's timers, and no gate needs them.
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 _PACKET_KEYS = {
     "id",
@@ -114,23 +130,30 @@ def _load_gate(raw: Any, where: Where, root: Path) -> Gate:
             raise (where / "add").fail(
                 f"expected 'packet/relative/src: workspace/relative/dst' strings, found {src!r}: {dst!r}"
             )
-        _inside(root, src, where / "add" / src, must_exist=True, what="hidden file")
+        check_no_nul(src, where / "add")
+        check_no_nul(dst, where / "add" / src)
+        source = _inside(root, src, where / "add" / src, must_exist=True, what="hidden file")
+        if not source.is_file():
+            raise (where / "add" / src).fail(f"hidden file {src!r} must be a file, found a folder or a special file")
         if PurePosixPath(dst).is_absolute() or ".." in PurePosixPath(dst).parts:
             raise (where / "add" / src).fail(f"destination {dst!r} must be relative to the workspace, without '..'")
         add.append((src, dst))
     return Gate(
         id=gid,
         run=run,
-        expect_exit=get_number(raw, "expect_exit", where, 0, integer=True, minimum=0),
-        timeout_s=float(get_number(raw, "timeout_s", where, 120.0, minimum=0.1)),
+        expect_exit=get_number(raw, "expect_exit", where, 0, integer=True, minimum=0, maximum=255),
+        timeout_s=float(get_number(raw, "timeout_s", where, 120.0, minimum=0.1, maximum=MAX_TIMEOUT_S)),
         add=tuple(add),
         guard=get_bool(raw, "guard", where, False),
         description=get_str(raw, "description", where, "") or "",
     )
 
 
-def load_packet(path: Path | str) -> Packet:
-    """Load and validate one packet from its folder or its ``packet.yaml``."""
+def load_packet(path: Path | str, *, prompt_warn_bytes: int | None = PROMPT_WARN_BYTES) -> Packet:
+    """Load and validate one packet from its folder or its ``packet.yaml``.
+
+    A prompt over ``prompt_warn_bytes`` (None: no cap) warns with :class:`PacketWarning`.
+    """
     path = Path(path)
     file = path if path.name == PACKET_FILE else path / PACKET_FILE
     root = file.parent
@@ -155,6 +178,7 @@ def load_packet(path: Path | str) -> Packet:
     version = get_number(data, "version", where, 1, integer=True, minimum=1)
     title = get_str(data, "title", where, required=True)
     prompt = _load_prompt(data, where, root)  # checked in file order: the first problem is the one reported
+    _warn_if_large(prompt, prompt_warn_bytes, where / ("prompt" if "prompt" in data else "prompt_file"))
     workspace = _load_workspace(data, where, root)
     limits = _load_limits(data, where)
     gates = _load_gates(data, where, root)
@@ -163,9 +187,13 @@ def load_packet(path: Path | str) -> Packet:
         reference = _inside(
             root, get_str(data, "reference", where) or "", where / "reference", must_exist=True, what="reference"
         )
+        if not reference.is_file():
+            raise (where / "reference").fail(
+                f"{reference} is not a file: give the patch file (`git diff` of the workspace)"
+            )
     tags = data.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise (where / "tags").fail("expected a list of strings")
+        raise (where / "tags").fail(f"expected a list of strings, found {type_name(tags)}")
     get_str(data, "description", where, "")
     return Packet(
         id=pid,
@@ -188,17 +216,37 @@ def _load_prompt(data: dict[str, Any], where: Where, root: Path) -> str:
         raise where.fail("give exactly one of 'prompt' (the text) or 'prompt_file' (a file in the packet)")
     if has_prompt:
         return get_str(data, "prompt", where, required=True) or ""
+    at = where / "prompt_file"
     pfile = _inside(
-        root,
-        get_str(data, "prompt_file", where, required=True) or "",
-        where / "prompt_file",
-        must_exist=True,
-        what="prompt file",
+        root, get_str(data, "prompt_file", where, required=True) or "", at, must_exist=True, what="prompt file"
     )
-    prompt = pfile.read_text(encoding="utf-8")
+    if not pfile.is_file():  # a folder, or a FIFO that would block the read forever
+        raise at.fail(f"{pfile} is not a regular file: give the file that holds the prompt (e.g. PROMPT.md)")
+    raw = pfile.read_bytes()
+    try:
+        prompt = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise at.fail(
+            f"{pfile} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} cannot be read; save it as UTF-8"
+        ) from None
     if not prompt.strip():
-        raise (where / "prompt_file").fail(f"{pfile} is empty")
+        raise at.fail(f"{pfile} is empty: write the task in it, or use 'prompt'")
+    check_no_nul(prompt, at)
     return prompt
+
+
+def _warn_if_large(prompt: str, cap: int | None, where: Where) -> None:
+    size = len(prompt.encode("utf-8"))
+    if cap is not None and size > cap:
+        warnings.warn(
+            PacketWarning(
+                f"{where}: the prompt is {size / 1024:,.0f} KiB (about {size // 4:,} tokens), over the "
+                f"{cap / 1024:,.0f} KiB warning cap: it may not fit a model's context; shorten it, or raise "
+                "the cap (ini agentbench_prompt_warn_kb, or --prompt-warn-kb) if that is intended"
+            ),
+            stacklevel=3,
+        )
 
 
 def _load_workspace(data: dict[str, Any], where: Where, root: Path) -> Path:
@@ -206,6 +254,7 @@ def _load_workspace(data: dict[str, Any], where: Where, root: Path) -> Path:
     workspace = _inside(root, ws_rel, where / "workspace", must_exist=True, what="workspace folder")
     if not workspace.is_dir():
         raise (where / "workspace").fail(f"{ws_rel!r} must be a folder (the repo copied into the sandbox)")
+
     return workspace
 
 
@@ -215,7 +264,9 @@ def _load_limits(data: dict[str, Any], where: Where) -> Limits:
     d = Limits()
     return Limits(
         max_turns=get_number(lim_raw, "max_turns", where / "limits", d.max_turns, integer=True, minimum=1),
-        timeout_s=float(get_number(lim_raw, "timeout_s", where / "limits", d.timeout_s, minimum=1)),
+        timeout_s=float(
+            get_number(lim_raw, "timeout_s", where / "limits", d.timeout_s, minimum=1, maximum=MAX_TIMEOUT_S)
+        ),
         max_output_tokens=get_number(
             lim_raw, "max_output_tokens", where / "limits", d.max_output_tokens, integer=True, minimum=1
         ),
@@ -250,6 +301,46 @@ def find_packet_files(folders: Iterable[Path]) -> list[Path]:
             ):
                 found.append(file)
     return sorted(set(found))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One ``packet.yaml`` loaded on its own: the packet, or why it does not load; its warnings either way."""
+
+    file: Path
+    packet: Packet | None = None
+    error: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+def load_each(files: Iterable[Path], *, prompt_warn_bytes: int | None = PROMPT_WARN_BYTES) -> list[Loaded]:
+    """Load every file on its own, in order: one that does not load, or repeats an id, never stops the rest."""
+    out: list[Loaded] = []
+    seen: dict[str, Path] = {}
+    for file in files:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PacketWarning)
+            try:
+                packet: Packet | None = load_packet(file, prompt_warn_bytes=prompt_warn_bytes)
+                error = ""
+            except ConfigError as exc:
+                packet, error = None, str(exc)
+        notes = tuple(str(w.message) for w in caught if issubclass(w.category, PacketWarning))
+        for other in caught:
+            if not issubclass(other.category, PacketWarning):
+                warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+        if packet is not None and packet.id in seen:
+            packet, error = (
+                None,
+                (
+                    f"{file}: id: duplicate packet id {packet.id!r}, also used by {seen[packet.id]}; "
+                    "packet ids must be unique"
+                ),
+            )
+        elif packet is not None:
+            seen[packet.id] = file
+        out.append(Loaded(file, packet, error, notes))
+    return out
 
 
 def discover_packets(folders: Iterable[Path | str]) -> list[Packet]:

@@ -18,14 +18,15 @@ command. Nothing here imports pytest.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pytest_agentbench.errors import ConfigError, SandboxError
+from pytest_agentbench.errors import SandboxError
 from pytest_agentbench.packets.gates import GateResult, run_gates
-from pytest_agentbench.packets.schema import Packet, find_packet_files, load_packet
+from pytest_agentbench.packets.schema import PROMPT_WARN_BYTES, Packet, find_packet_files, load_each
 from pytest_agentbench.sandbox.base import Sandbox
 
 #: Builds a fresh sandbox holding a copy of the given workspace folder.
@@ -38,6 +39,30 @@ APPLY_TIMEOUT_S = 60.0
 TAIL_LINES = 12
 
 
+#: How a gate's output says that a file it runs does not exist: pytest (exit 4), python (exit 2), bash (127).
+_NOT_FOUND = (
+    re.compile(r"ERROR: file (?:or directory )?not found: (\S+)"),
+    re.compile(r"can't open file '([^']+)': \[Errno 2\]"),
+    re.compile(r"^bash: (?:line \d+: )?([^:\n]+): No such file or directory", re.MULTILINE),
+)
+_NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+_GIT_ADD_N = (
+    "`git diff` leaves new files out unless they are added first: in a fresh copy of the workspace, "
+    "`git add -N .` then `git diff > solution.patch`"
+)
+
+
+def missing_path(result: GateResult | None) -> str | None:
+    """The path a failed gate could not find (its command names a file that does not exist), if that is why."""
+    if result is None or result.passed or result.error:
+        return None
+    for pattern in _NOT_FOUND:
+        match = pattern.search(result.output)
+        if match:
+            return match.group(1)
+    return None
+
+
 @dataclass(frozen=True)
 class GateCheck:
     """One gate's outcome before and after the reference change, and what is wrong with it."""
@@ -46,42 +71,68 @@ class GateCheck:
     guard: bool
     before: GateResult | None = None
     after: GateResult | None = None  # None: the reference was missing or did not apply
+    #: The files the reference patch creates (None: no reference); a hint when a module is missing after it.
+    reference_adds: tuple[str, ...] | None = None
 
     def issues(self) -> list[tuple[str, str]]:
         """``(phase, reason)`` for every way this gate breaks the rules; phase is ``before`` or ``after``."""
         found = []
-        if self.before is not None:
-            if self.before.error:
-                found.append(
-                    ("before", f"gate {self.id!r} could not run on the untouched workspace: {self.before.error}")
-                )
-            elif self.guard and not self.before.passed:
-                found.append(
-                    (
-                        "before",
-                        f"guard {self.id!r} fails on the untouched workspace "
-                        f"({_outcome(self.before)}): a guard must already hold before the change",
-                    )
-                )
-            elif not self.guard and self.before.passed:
-                found.append(
-                    (
-                        "before",
-                        f"gate {self.id!r} already passes on the untouched workspace: it cannot "
-                        "tell a correct change from no change (make it a guard, or make it test "
-                        "the change)",
-                    )
-                )
+        before = self._before_issue()
+        if before:
+            found.append(("before", before))
         if self.after is not None and not self.after.passed:
-            role = "guard" if self.guard else "gate"
-            found.append(
-                (
-                    "after",
-                    f"{role} {self.id!r} fails with the reference applied "
-                    f"({_outcome(self.after)}): no correct change could pass it",
-                )
-            )
+            found.append(("after", self._after_issue(self.after)))
         return found
+
+    def _before_issue(self) -> str | None:
+        before = self.before
+        if before is None:
+            return None
+        if before.error:
+            return f"gate {self.id!r} could not run on the untouched workspace: {before.error}"
+        missing = missing_path(before)
+        if self.guard and not before.passed:
+            why = f": {missing!r} does not exist" if missing else ""
+            return (
+                f"guard {self.id!r} fails on the untouched workspace ({_outcome(before)}){why}: "
+                "a guard must already hold before the change"
+            )
+        if not self.guard and before.passed:
+            return (
+                f"gate {self.id!r} already passes on the untouched workspace: it cannot "
+                "tell a correct change from no change (make it a guard, or make it test the change)"
+            )
+        if missing and not self.guard and (self.after is None or missing_path(self.after) == missing):
+            # Failing because the command names a file nobody creates proves nothing: say the path.
+            return (
+                f"gate {self.id!r} fails on the untouched workspace only because {missing!r} does not exist "
+                f"({_outcome(before)}), and the reference does not create it: that failure proves nothing; "
+                "fix the path in `run` (or the destination in `add`)"
+            )
+        return None
+
+    def _after_issue(self, after: GateResult) -> str:
+        role = "guard" if self.guard else "gate"
+        missing = missing_path(after)
+        if missing:
+            return (
+                f"{role} {self.id!r} fails with the reference applied: {missing!r} does not exist "
+                f"({_outcome(after)}); fix the path in `run` (or the destination in `add`), or, if the "
+                f"reference should create it, {_GIT_ADD_N}{self._adds_nothing()}"
+            )
+        reason = (
+            f"{role} {self.id!r} fails with the reference applied ({_outcome(after)}): no correct change could pass it"
+        )
+        module = _NO_MODULE.search(after.output)
+        if module:
+            reason += (
+                f"; it cannot import {module.group(1)!r}: if your change adds that module as a new file, "
+                f"the reference lacks it - {_GIT_ADD_N}{self._adds_nothing()}"
+            )
+        return reason
+
+    def _adds_nothing(self) -> str:
+        return " (this reference adds no new file)" if self.reference_adds == () else ""
 
     @property
     def problems(self) -> list[str]:
@@ -98,6 +149,8 @@ class PacketCheck:
     problems: tuple[str, ...] = ()
     #: Output tails of the runs that went wrong, for the author (``gate id, phase`` -> text).
     details: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Things that do not make the packet invalid but may hurt it (a prompt over the size cap).
+    warnings: tuple[str, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -164,6 +217,21 @@ def apply_reference(packet: Packet, sandbox: Sandbox) -> str | None:
     )
 
 
+def reference_adds(packet: Packet) -> tuple[str, ...] | None:
+    """The files the reference patch creates (``--- /dev/null``), or None without a readable reference."""
+    if packet.reference is None:
+        return None
+    try:
+        lines = packet.reference.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return tuple(
+        new.removeprefix("+++ ").removeprefix("b/")
+        for old, new in zip(lines, lines[1:], strict=False)
+        if old.startswith("--- /dev/null") and new.startswith("+++ ")
+    )
+
+
 def _run_phase(packet: Packet, make_sandbox: MakeSandbox, with_reference: bool) -> tuple[list[GateResult], str]:
     """The gate results in one fresh sandbox, with or without the reference; ``([], why)`` if it won't apply."""
     sandbox = make_sandbox(packet.workspace)
@@ -196,11 +264,12 @@ def check_packet(packet: Packet, make_sandbox: MakeSandbox) -> PacketCheck:
                     after, why = phases[1].result()
                     if why:
                         problems.append(why)
-            except SandboxError as exc:
+            except (SandboxError, OSError) as exc:
                 problems.append(f"could not check: the sandbox failed: {exc}")
     by_id_before = {r.id: r for r in before}
     by_id_after = {r.id: r for r in after}
-    gates = tuple(GateCheck(g.id, g.guard, by_id_before.get(g.id), by_id_after.get(g.id)) for g in packet.gates)
+    adds = reference_adds(packet)
+    gates = tuple(GateCheck(g.id, g.guard, by_id_before.get(g.id), by_id_after.get(g.id), adds) for g in packet.gates)
     details: dict[tuple[str, str], str] = {}
     for gate in gates:
         for phase, reason in gate.issues():
@@ -211,31 +280,30 @@ def check_packet(packet: Packet, make_sandbox: MakeSandbox) -> PacketCheck:
     return PacketCheck(packet.id, packet.root, gates, tuple(problems), details)
 
 
-def check_paths(folders: Iterable[Path | str], make_sandbox: MakeSandbox, jobs: int = 1) -> list[PacketCheck]:
-    """Load every packet below ``folders`` and check it; a packet that does not load is an invalid check."""
-    files = find_packet_files([Path(f) for f in folders])
-    loaded: list[Packet] = []
+def check_paths(
+    folders: Iterable[Path | str],
+    make_sandbox: MakeSandbox,
+    jobs: int = 1,
+    *,
+    prompt_warn_bytes: int | None = PROMPT_WARN_BYTES,
+) -> list[PacketCheck]:
+    """Load every packet below ``folders`` and check it; one that does not load is an invalid check, and the
+    others are still checked."""
+    loaded: list[tuple[Packet, tuple[str, ...]]] = []
     checks: list[PacketCheck] = []
-    seen: dict[str, Path] = {}
-    for file in files:
-        try:
-            packet = load_packet(file)
-        except ConfigError as exc:
-            checks.append(PacketCheck(file.parent.name, file.parent, problems=(f"does not load: {exc}",)))
-            continue
-        if packet.id in seen:
-            checks.append(
-                PacketCheck(
-                    packet.id,
-                    packet.root,
-                    problems=(f"duplicate packet id {packet.id!r}, also used by {seen[packet.id]}",),
-                )
-            )
-            continue
-        seen[packet.id] = packet.file
-        loaded.append(packet)
+    for item in load_each(find_packet_files([Path(f) for f in folders]), prompt_warn_bytes=prompt_warn_bytes):
+        if item.packet is None:
+            problem = f"does not load: {item.error}"
+            checks.append(PacketCheck(item.file.parent.name, item.file.parent, problems=(problem,)))
+        else:
+            loaded.append((item.packet, item.warnings))
+
+    def one(entry: tuple[Packet, tuple[str, ...]]) -> PacketCheck:
+        check = check_packet(entry[0], make_sandbox)
+        return replace(check, warnings=entry[1]) if entry[1] else check
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        checks.extend(pool.map(lambda p: check_packet(p, make_sandbox), loaded))
+        checks.extend(pool.map(one, loaded))
     return sorted(checks, key=lambda c: (c.packet_id, str(c.path)))
 
 
@@ -278,6 +346,9 @@ def format_table(checks: Sequence[PacketCheck], *, details: bool = True) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     invalid = [c for c in checks if not c.valid]
+    for check in checks:
+        for note in check.warnings:
+            lines.extend(["", f"{check.packet_id}: warning: {note}"])
     for check in invalid:
         lines.append("")
         lines.append(f"{check.packet_id} ({check.path}) is INVALID:")

@@ -1,4 +1,15 @@
-"""Collection: every ``packet.yaml`` becomes a module whose one test runs over the selected aliases."""
+"""Collection: every ``packet.yaml`` becomes a module whose one test runs over the selected aliases.
+
+A packet that does not load is a pytest *collection error* naming the file, the key and the fix,
+not a failed test: it is the packet author's mistake, not a result of any model, so it must not
+count against an alias in pass rates, JUnit or results.jsonl, and the run should go red before it
+spends model time. The other packets are still collected; the message says how to run them
+meanwhile (``--ignore=<packet folder>``, or ``--continue-on-collection-errors``).
+
+(Under ``CI=true`` a run that would collect packets but selects no alias is a usage error,
+raised before collection by ``options.py``: skipping every packet would exit 0, and a CI job
+would pass having run nothing.)
+"""
 
 from __future__ import annotations
 
@@ -28,7 +39,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     """Never collect inside a packet (its workspace tests and hidden files are not ours).
 
     Below a ``--packets`` folder only ``packet.yaml`` files are collected, even in a
-    packet still being written (no packet.yaml yet).
+    packet still being written (no packet.yaml yet). (A path inside a packet given on the
+    command line is a usage error with the fix, ``-p no:agentbench``: see ``options.py``.)
     """
     if collection_path.name == PACKET_FILE:
         return None
@@ -71,7 +83,7 @@ class PacketModule(pytest.Module):
     def collect(self) -> Any:
         state = self.config.stash[SESSION]
         try:
-            self.packet = load_packet(self.path)
+            self.packet = load_packet(self.path, prompt_warn_bytes=state.settings.prompt_warn_bytes)
         except ConfigError as exc:
             raise self.CollectError(str(exc)) from None
         other = state.packet_ids.setdefault(self.packet.id, self.path)
@@ -84,8 +96,21 @@ class PacketModule(pytest.Module):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         if isinstance(excinfo.value, self.CollectError):
-            return str(excinfo.value)
+            return f"{excinfo.value}\n{self._how_to_run_the_rest()}"
         return super().repr_failure(excinfo)
+
+    def _how_to_run_the_rest(self) -> str:
+        if self.config.option.continue_on_collection_errors:
+            return "This packet is left out; the others run (--continue-on-collection-errors)."
+        try:
+            folder = self.path.parent.relative_to(self.config.invocation_params.dir)
+        except ValueError:
+            folder = self.path.parent
+        return (
+            "A broken packet stops the run before any model is called. To run the other packets meanwhile: "
+            f"--ignore={folder} (or --continue-on-collection-errors); `agentbench validate` lists every "
+            "packet's verdict."
+        )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

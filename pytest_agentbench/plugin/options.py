@@ -1,13 +1,27 @@
-"""Options and ini keys, resolved once (CLI > ini > defaults) into the frozen :class:`Settings`."""
+"""Options and ini keys, resolved once (CLI > ini > defaults) into the frozen :class:`Settings`.
+
+Usage errors name the option and the fix: a ``--packets`` folder (or ini ``agentbench_packets``)
+that does not exist or holds no ``packet.yaml`` is one, since pytest would otherwise collect
+nothing and exit 5 without a word. The default ``task_packets`` may be absent (a repo that
+runs only its own tests). Under ``CI=true``, a run that would collect packets with no alias
+selected is one too: every packet would be skipped and the job would pass (exit 0) having run
+nothing. It is decided here, before collection, so that the xdist controller refuses the run
+before any worker starts. So is a path inside a packet given on the command line (``pytest
+repo/tests`` in a packet's folder): nothing inside a packet is ever collected, and a silent
+exit 5 would hide why; the message gives ``-p no:agentbench``.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_agentbench.models.registry import MODELS_FILE
+from pytest_agentbench.packets.schema import PACKET_FILE, PROMPT_WARN_BYTES, find_packet_files, packet_root_of
 from pytest_agentbench.plugin.settings import SANDBOX_KINDS, Settings, split_list
 
 
@@ -102,6 +116,12 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_packets", "task packet folders, relative to the ini file", "paths", []),
     ("agentbench_sandbox", "sandbox kind: auto | docker | local", None, "auto"),
     ("agentbench_agent_timeout", "agent wall-clock budget in seconds", None, ""),
+    (
+        "agentbench_prompt_warn_kb",
+        f"warn about packet prompts larger than this many KiB (default {PROMPT_WARN_BYTES // 1024}; 0: never)",
+        None,
+        "",
+    ),
 )
 
 
@@ -131,12 +151,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         candidates = [config.rootpath / MODELS_FILE, here / MODELS_FILE]
         models_file = next((c.resolve() for c in candidates if c.is_file()), None)
 
-    if opt.agentbench_packets:
-        packets = tuple((here / p).resolve() for p in split_list(opt.agentbench_packets))
-    elif config.getini("agentbench_packets"):
-        packets = tuple(Path(p).resolve() for p in config.getini("agentbench_packets"))
-    else:
-        packets = ((config.rootpath / "task_packets").resolve(),)
+    packets = _resolve_packets(config)
 
     sandbox = opt.agentbench_sandbox or config.getini("agentbench_sandbox") or "auto"
     if sandbox not in SANDBOX_KINDS:
@@ -159,6 +174,10 @@ def resolve_settings(config: pytest.Config) -> Settings:
         return (_ini_base(config) / config.getini(ini)).resolve() if config.getini(ini) else None
 
     resume = (here / opt.agentbench_resume).resolve() if opt.agentbench_resume else None
+    prompt_warn = _prompt_warn_bytes(config.getini("agentbench_prompt_warn_kb"))
+    _refuse_args_inside_packets(config)
+    if not models and _in_ci():
+        _refuse_packets_without_models(config, packets)
     results_dir = path_of(opt.agentbench_results, "agentbench_results")
     if results_dir is None and resume is not None:
         results_dir = resume.parent if resume.suffix == ".jsonl" else resume
@@ -171,4 +190,93 @@ def resolve_settings(config: pytest.Config) -> Settings:
         results_dir=results_dir,
         html=path_of(opt.agentbench_html, "agentbench_html"),
         resume=resume,
+        prompt_warn_bytes=prompt_warn,
     )
+
+
+def _resolve_packets(config: pytest.Config) -> tuple[Path, ...]:
+    """--packets > ini agentbench_packets (each checked: it exists and holds a packet) > task_packets/."""
+    if config.option.agentbench_packets:
+        here = config.invocation_params.dir
+        packets = tuple((here / p).resolve() for p in split_list(config.option.agentbench_packets))
+        _check_packet_folders(config, packets, "--packets")
+    elif config.getini("agentbench_packets"):
+        packets = tuple(Path(p).resolve() for p in config.getini("agentbench_packets"))
+        _check_packet_folders(config, packets, "ini agentbench_packets")
+    else:
+        packets = ((config.rootpath / "task_packets").resolve(),)
+    return packets
+
+
+def _check_packet_folders(config: pytest.Config, folders: tuple[Path, ...], option: str) -> None:
+    """Each folder exists and holds a packet; else a usage error naming it (not exit 5 in silence)."""
+    if config.option.help:
+        return
+    for folder in folders:
+        if not folder.is_dir():
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise pytest.UsageError(
+                f"{option}: {folder} {what}; pass the folder that holds your packets (each a folder with "
+                "a packet.yaml), or one packet's folder"
+            )
+        if not find_packet_files([folder]):
+            raise pytest.UsageError(
+                f"{option}: {folder} holds no packet.yaml; each packet is a folder with a packet.yaml "
+                "(docs/packets.md; copy examples/packet-template/ to start one)"
+            )
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def _refuse_packets_without_models(config: pytest.Config, packets: tuple[Path, ...]) -> None:
+    """CI=true, no alias, and packets this run would collect: a usage error (collect-only is fine)."""
+    if config.option.help or config.option.collectonly:
+        return
+    here = config.invocation_params.dir
+    args = [(here / a.split("::")[0]).resolve() for a in config.args] or [here]
+    ignored = [(here / i).resolve() for i in (config.option.ignore or [])]
+    explicit = args if config.args_source == pytest.Config.ArgsSource.ARGS else []
+    roots = [*packets, *explicit]
+    folders = [a for a in args if a.is_dir()]
+    files = find_packet_files(folders) + [a for a in args if a.name == PACKET_FILE and a.is_file()]
+    under = [f for f in files if _below(f, roots) and not _below(f, ignored)]
+    if under:
+        raise pytest.UsageError(
+            f"CI=true: this run would collect {len(under)} packet(s) (e.g. {under[0]}) but selects no model "
+            "alias, so every packet would be skipped and the job would pass having run nothing; pass "
+            "--models=ALIAS (or the ini key agentbench_models), or leave the packets out of this job"
+        )
+
+
+def _refuse_args_inside_packets(config: pytest.Config) -> None:
+    """``pytest <a path inside a packet>`` would collect nothing: say why and how to run it in place."""
+    if config.option.help or config.args_source != pytest.Config.ArgsSource.ARGS:
+        return
+    here = config.invocation_params.dir
+    for arg in config.args:
+        path = (here / arg.split("::")[0]).resolve()
+        root = packet_root_of(path) if path.name != PACKET_FILE else None
+        if root is not None:
+            raise pytest.UsageError(
+                f"{arg} is inside the task packet {root}: with the agentbench plugin active nothing inside a "
+                "packet is collected (its workspace tests are the agent's material, its hidden tests belong "
+                f"to the gates); to run them in place: pytest -p no:agentbench {arg}"
+            )
+
+
+def _below(path: Path, roots: list[Path]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+def _prompt_warn_bytes(raw: str) -> int | None:
+    if not raw:
+        return PROMPT_WARN_BYTES
+    try:
+        kb = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"ini agentbench_prompt_warn_kb: expected a number of KiB, found {raw!r}") from None
+    if not math.isfinite(kb) or kb < 0:
+        raise pytest.UsageError(f"ini agentbench_prompt_warn_kb: expected a number of KiB >= 0, found {raw!r}")
+    return int(kb * 1024) if kb > 0 else None

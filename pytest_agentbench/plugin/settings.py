@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_agentbench.packets.schema import PROMPT_WARN_BYTES
 from pytest_agentbench.sandbox.kinds import SANDBOX_KINDS
 
 __all__ = ["SANDBOX_KINDS", "Settings", "split_list"]
@@ -20,6 +21,7 @@ class Settings:
     results_dir: Path | None = None  # --agentbench-results; None: .agentbench/runs/<time>-<pid>
     html: Path | None = None  # --agentbench-html
     resume: Path | None = None  # --resume: a results folder or results.jsonl
+    prompt_warn_bytes: int | None = PROMPT_WARN_BYTES  # ini agentbench_prompt_warn_kb; None: no cap
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:
