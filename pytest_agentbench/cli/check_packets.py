@@ -33,14 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sandbox",
         choices=SANDBOX_KINDS,
         default="auto",
-        help="where the gates run (default: auto = docker if an engine answers, else local)",
+        help="where the gates run: docker, local (bubblewrap), unsafe-local (no isolation) "
+        "(default: auto = docker if an engine answers, else local)",
     )
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="check N packets at once")
     parser.add_argument("-q", "--quiet", action="store_true", help="leave out the output tails of failed runs")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pytest_agentbench.sandbox import make_sandbox
+    from pytest_agentbench.errors import SandboxUnavailable
+    from pytest_agentbench.sandbox import make_sandbox, resolve_kind
 
     folders = [Path(f) for f in args.folders]
     missing = [str(f) for f in folders if not f.is_dir()]
@@ -50,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
     if not find_packet_files(folders):
         print(f"check-packets: no packet.yaml below {', '.join(map(str, folders))}", file=sys.stderr)
         return 2
-    checks = check_paths(folders, partial(make_sandbox, args.sandbox), jobs=args.jobs)
+    try:
+        kind = resolve_kind(args.sandbox)
+    except SandboxUnavailable as exc:
+        print(f"check-packets: {exc}", file=sys.stderr)
+        return 2
+    checks = check_paths(folders, partial(make_sandbox, kind), jobs=args.jobs)
     print(format_table(checks, details=not args.quiet))
     return 0 if all(c.valid for c in checks) else 1
 
