@@ -2,10 +2,11 @@
 
     print(format_summary(load_records("results.jsonl")))
 
-One column per alias; rows: runs, pass rate, outcomes, gates missed, failure
-classes (of the model call that ended a run), invalid tool calls, retried
-model calls, latency, TTFT, throughput, tokens, cost, break-even. Too many aliases
-for the width wrap into several tables.
+One column per alias; rows: runs, isolation (container / bubblewrap / unsafe-local;
+a comparison that mixes levels, or has unsafe-local runs, is warned about above the
+table), pass rate, outcomes, gates missed, failure classes (of the model call that
+ended a run), invalid tool calls, retried model calls, latency, TTFT, throughput,
+tokens, cost, break-even. Too many aliases for the width wrap into several tables.
 
 Conventions, also printed under the table:
 
@@ -40,6 +41,7 @@ from pytest_agentbench.capacity.cost import (
     self_hosted_capacity_calls_per_hour,
 )
 from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.reports.isolation import isolation_cell, isolation_of, isolation_warnings
 from pytest_agentbench.reports.stats import percentile
 
 __all__ = [
@@ -96,6 +98,7 @@ class AliasSummary:
     costs: list[float | None] = field(default_factory=list)
     cost_kind: str | None = None
     cost_spec: dict[str, Any] | None = None
+    isolation: Counter[str] = field(default_factory=Counter)
 
     @property
     def pass_rate(self) -> float | None:
@@ -135,6 +138,7 @@ def _add(s: AliasSummary, rec: Mapping[str, Any]) -> None:
     s.model = s.model or str(rec.get("model") or "")
     s.test_double = s.test_double or bool(rec.get("test_double"))
     s.runs += 1
+    s.isolation[isolation_of(rec)] += 1
     s.passed += bool(rec.get("passed"))
     s.outcomes[str(rec.get("outcome"))] += 1
     s.categories[run_category(rec)] += 1
@@ -252,6 +256,7 @@ def summary_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
             row(f"  {key}", lambda s, k=key: str(counter(s)[k]) if counter(s)[k] else "-")
 
     row("runs", lambda s: str(s.runs))
+    row("isolation", lambda s: isolation_cell(s.isolation))
     row("pass rate", lambda s: f"{s.pass_rate:.0%} ({s.passed}/{s.runs})" if s.runs else "n/a")
     section("outcomes", sorted({k for s in summaries for k in s.outcomes}), lambda s: s.outcomes, "-")
     section("gates missed", sorted({k for s in summaries for k in s.gates_missed}), lambda s: s.gates_missed, "none")
@@ -352,6 +357,8 @@ def format_summary(
     col_w = _column_widths(summaries, rows, label_w, width)
     n = len(records)
     lines = [f"{title}: {n} run{'s' if n != 1 else ''}, {len(summaries)} alias{'es' if len(summaries) != 1 else ''}"]
+    for warning in isolation_warnings(records):
+        lines.extend(textwrap.wrap(warning, width=width, subsequent_indent="  "))
     for chunk in _chunks(col_w, label_w, width):
         lines.append("")
         lines.extend(

@@ -112,6 +112,28 @@ def host_uid() -> int | None:
     return HOST_UID_WHEN_ROOT if os.geteuid() == 0 else None
 
 
+def _traversable(folder: Path, uid: int) -> bool:
+    """Can ``uid`` reach below ``folder`` (search permission on it and every folder above)?"""
+    for part in (folder, *folder.parents):
+        st = part.stat()
+        if not (st.st_mode & 0o001 or (st.st_uid == uid and st.st_mode & 0o100)):
+            return False
+    return True
+
+
+def temp_base(uid: int | None) -> Path | None:
+    """Where the sandbox's private folders go: the default temp folder, or /tmp when ``uid``
+    (the host uid bwrap runs as) cannot reach below the default one (e.g. TMPDIR under /root)."""
+    if uid is None:
+        return None
+    default = Path(tempfile.gettempdir()).resolve()
+    if _traversable(default, uid):
+        return None
+    if _traversable(Path("/tmp"), uid):
+        return Path("/tmp")
+    raise OSError(f"neither {default} nor /tmp can be reached by uid {uid}, which the sandbox runs as")
+
+
 def _root_layout() -> list[str]:
     """/usr read-only, and the host's /bin, /sbin, /lib* as the same links (merged /usr) or folders."""
     args = ["--ro-bind", "/usr", "/usr"]
@@ -193,7 +215,10 @@ def _probe() -> tuple[bool, str]:
     if not Path(exe).is_file():
         return False, f"bubblewrap: AGENTBENCH_BWRAP={exe} is not a file: {FIX}"
     uid = host_uid()
-    private = Path(tempfile.mkdtemp(prefix="agentbench-probe-"))
+    try:
+        private = Path(tempfile.mkdtemp(prefix="agentbench-probe-", dir=temp_base(uid)))
+    except OSError as exc:
+        return False, f"bubblewrap: {exc}: {FIX}"
     try:
         for name in ("workspace", "home", "tmp"):
             (private / name).mkdir()

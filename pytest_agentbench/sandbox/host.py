@@ -32,7 +32,7 @@ from pytest_agentbench.sandbox.git import init_git_repo
 
 TEMP_PREFIX = "agentbench-sbx-"
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
-_REAPED = False
+_REAPED: set[Path] = set()
 
 
 def _alive(pid: int) -> bool:
@@ -57,13 +57,14 @@ def reap_dead_sessions(tmp: Path | None = None) -> list[Path]:
     return gone
 
 
-def private_dir() -> Path:
-    """A new ``agentbench-sbx-<our pid>-*`` folder (mode 0700); the first call reaps dead sessions' ones."""
-    global _REAPED
-    if not _REAPED:
-        _REAPED = True
-        reap_dead_sessions()
-    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+def private_dir(base: Path | None = None) -> Path:
+    """A new ``agentbench-sbx-<our pid>-*`` folder (mode 0700) in ``base`` (default: the temp folder);
+    the first call in a folder reaps the dead sessions' ones there."""
+    where = Path(base or tempfile.gettempdir())
+    if where not in _REAPED:
+        _REAPED.add(where)
+        reap_dead_sessions(where)
+    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=where))
 
 
 def _drain(stream: IO[bytes], cap: int, sink: list[bytes], flags: list[bool]) -> None:
@@ -146,9 +147,10 @@ class HostSandbox:
     """A workspace copy in a private temp folder; subclasses say how a command is started."""
 
     kind = "?"
+    temp_base: Path | None = None  # where the private folder goes (None: the temp folder)
 
     def __init__(self, workspace_src: Path | None = None, *, output_cap: int = DEFAULT_OUTPUT_CAP, keep: bool = False):
-        self._tmp = private_dir()
+        self._tmp = private_dir(self.temp_base)
         self.root = self._tmp / "workspace"
         self.output_cap = output_cap
         self._keep = keep

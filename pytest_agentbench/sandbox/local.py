@@ -29,6 +29,7 @@ from pytest_agentbench.sandbox.bwrap import (
     host_uid,
     parse_size,
     run_as,
+    temp_base,
     write_etc,
 )
 from pytest_agentbench.sandbox.host import HostSandbox
@@ -55,6 +56,7 @@ class LocalSandbox(HostSandbox):
         self._memory = parse_size(memory)
         self._pids = pids
         self._uid = host_uid()
+        self.temp_base = temp_base(self._uid)
         super().__init__(workspace_src, output_cap=output_cap, keep=keep)
 
     def _prepare(self) -> None:
