@@ -26,6 +26,7 @@ from pytest_agentbench.sandbox.contract import CHECKS, Check, SandboxFactory, Tr
 # sorted: xdist needs the same order on every worker
 BACKENDS = [pytest.param("docker", marks=pytest.mark.docker), "local", "unsafe-local"]
 DOCKER_LIMITS = {"memory": "512m", "cpus": 1.0, "pids": 128}
+SLOW_CHECKS = {"hostile_fork_bomb"}  # runs into its 5 s timeout on purpose
 
 
 @pytest.fixture(params=BACKENDS)
@@ -94,6 +95,8 @@ def as_test(check: Check) -> Callable[..., None]:
         def test(trial: Trial, request: pytest.FixtureRequest) -> None:
             run(check, trial, request)
 
+    if check.name in SLOW_CHECKS:
+        test = pytest.mark.slow(test)
     test.__name__ = test.__qualname__ = f"test_{check.name}"
     test.check = check  # type: ignore[attr-defined]
     return test

@@ -95,6 +95,7 @@ def test_hostile_agents_cannot_pass_a_packet_they_did_not_fix(
     assert "WARNING" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_unsafe_local_is_gamed_by_the_same_agents_and_says_so(pytester: pytest.Pytester, hostile_folder: Path) -> None:
     """The control: without isolation both attacks win. This is what unsafe-local means."""
     result, records = _run_hostile(pytester, hostile_folder, "unsafe-local")
