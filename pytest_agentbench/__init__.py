@@ -29,6 +29,7 @@ _EXPORTS = {
     "RunRecord": "results.record",
     "run_packet": "runner",
     "LocalSandbox": "sandbox",
+    "UnsafeLocalSandbox": "sandbox",
     "Sandbox": "sandbox",
     "ExecResult": "sandbox",
     "make_sandbox": "sandbox",

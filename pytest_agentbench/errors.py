@@ -13,7 +13,8 @@ a missed *gate* is the test's failure (an ``AssertionError``).
     │   └── UsageError               a command-line flag (agentbench size ...)
     ├── InfrastructureError          the harness failed: a pytest *error*, not a failure
     │   ├── SandboxError             the sandbox could not do what was asked
-    │   │   └── PathRefused          a path outside the workspace (the caller's mistake)
+    │   │   ├── PathRefused          a path outside the workspace (the caller's mistake)
+    │   │   └── SandboxUnavailable   the chosen sandbox cannot run on this machine (names the fix)
     │   ├── ServerError              a model server the harness owns failed
     │   │   └── ServerStartError     ... did not become ready (command, log tail, likely cause)
     │   └── EndpointUnreachable      an alias's endpoint never answered a run (alias, URL, class):
@@ -70,6 +71,7 @@ __all__ = [
     "PathRefused",
     "ResultsWarning",
     "SandboxError",
+    "SandboxUnavailable",
     "ServerError",
     "ServerStartError",
     "UsageError",
@@ -106,6 +108,10 @@ class SandboxError(InfrastructureError):
 
 class PathRefused(SandboxError):
     """A path given to the sandbox is outside the workspace, or not a file: the caller's mistake."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The sandbox kind asked for cannot run here (no engine, no bubblewrap): the message names the fix."""
 
 
 class ServerError(InfrastructureError):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -245,17 +247,24 @@ def _sigterm_packets(root: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("workers", [None, pytest.param(2, marks=pytest.mark.slow)], ids=["no-xdist", "xdist-2"])
-def test_sigterm_stops_the_session_cleanly_without_serve(tmp_path: Path, workers: int | None) -> None:
+def test_sigterm_stops_the_session_cleanly_without_serve(
+    tmp_path: Path, workers: int | None, request: pytest.FixtureRequest
+) -> None:
     """No ``serve:``: the alias is an endpoint the test runs. SIGTERM to pytest while the agent's command sleeps.
 
     Under xdist the signal goes to the controller only; the workers stop through xdist's shutdown.
     """
     if workers:
         importorskip_extra("xdist", "xdist")
+    cleanup: list[Path] = []
+    request.addfinalizer(lambda: [shutil.rmtree(p, ignore_errors=True) for p in cleanup])
     with ScriptedServer(_sigterm_packets(tmp_path)) as server:
         (tmp_path / "models.yaml").write_text(f"models:\n  s:\n    model: scripted\n    base_url: {server.base_url}\n")
-        temp = tmp_path / "tmp"  # the sandboxes' temp folders go here, and only theirs
-        temp.mkdir()
+        # the sandboxes' temp folders go here, and only theirs; bubblewrap as root runs the sandbox as
+        # uid 65534, which must reach it (tmp_path's /tmp/pytest-of-root is 0700), else it uses /tmp
+        temp = Path(tempfile.mkdtemp(prefix="agentbench-test-sigterm-", dir="/tmp"))
+        temp.chmod(0o755)
+        cleanup.append(temp)
         path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
         env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": path}
         proc = subprocess.Popen(

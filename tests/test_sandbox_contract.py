@@ -1,8 +1,8 @@
-"""One contract for every sandbox backend: ``local`` and ``docker`` pass the same tests.
+"""One contract for every sandbox backend: ``docker``, ``local`` and ``unsafe-local`` run the same tests.
 
 The checks are library code, :mod:`pytest_agentbench.sandbox.contract`; this
 file runs each one against both backends as ``test_<check name>``. A backend's
-known gap is ``xfail(strict=True)`` with the reason, or - where running the
+known gap (``unsafe-local`` has them) is ``xfail(strict=True)`` with the reason, or - where running the
 check would harm the host (the fork bomb; the 10 GB allocation unless
 ``AGENTBENCH_HOSTILE_ON_HOST=1``) - xfailed without running.
 
@@ -24,8 +24,9 @@ from pytest_agentbench.sandbox.base import Sandbox  # noqa: E402 (after the asse
 from pytest_agentbench.sandbox.contract import CHECKS, Check, SandboxFactory, Trial, make_workspace  # noqa: E402
 
 # sorted: xdist needs the same order on every worker
-BACKENDS = [pytest.param("docker", marks=pytest.mark.docker), "local"]
+BACKENDS = [pytest.param("docker", marks=pytest.mark.docker), "local", "unsafe-local"]
 DOCKER_LIMITS = {"memory": "512m", "cpus": 1.0, "pids": 128}
+SLOW_CHECKS = {"hostile_fork_bomb"}  # runs into its 5 s timeout on purpose
 
 
 @pytest.fixture(params=BACKENDS)
@@ -48,6 +49,10 @@ def factory(backend: str) -> SandboxFactory:
             from pytest_agentbench.sandbox.docker import DockerSandbox
 
             return DockerSandbox(src, **{**DOCKER_LIMITS, **kwargs})  # type: ignore[arg-type]
+        if backend == "unsafe-local":
+            from pytest_agentbench.sandbox.unsafe_local import UnsafeLocalSandbox
+
+            return UnsafeLocalSandbox(src, **kwargs)  # type: ignore[arg-type]
         from pytest_agentbench.sandbox.local import LocalSandbox
 
         return LocalSandbox(src, **kwargs)  # type: ignore[arg-type]
@@ -90,6 +95,8 @@ def as_test(check: Check) -> Callable[..., None]:
         def test(trial: Trial, request: pytest.FixtureRequest) -> None:
             run(check, trial, request)
 
+    if check.name in SLOW_CHECKS:
+        test = pytest.mark.slow(test)
     test.__name__ = test.__qualname__ = f"test_{check.name}"
     test.check = check  # type: ignore[attr-defined]
     return test

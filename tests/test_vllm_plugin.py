@@ -85,7 +85,10 @@ def test_sigterm_stops_the_server_and_keeps_finished_runs(
         (slow / "packet.yaml")
         .read_text()
         .replace("id: bugfix-median", "id: b-slow")
-        .replace("run: python -m pytest -q -p no:cacheprovider tests\n", "run: sleep 300\n    timeout_s: 400\n")
+        .replace(
+            "run: python -m pytest -q -p no:cacheprovider tests\n    timeout_s: 60\n",
+            "run: sleep 300\n    timeout_s: 400\n",
+        )
     )
     (pytester.path / "models.yaml").write_text(f"""\
 models:

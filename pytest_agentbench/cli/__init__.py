@@ -1,7 +1,7 @@
 """The ``agentbench`` command: checks and tools that need no pytest run; one module per subcommand.
 
 agentbench validate [DIR ...] [--models-file models.yaml] [--packets DIR] [--prompt-warn-kb KB]
-agentbench check-packets [DIR ...] [--sandbox auto|docker|local]
+agentbench check-packets [DIR ...] [--sandbox auto|docker|local|unsafe-local]
 agentbench report results.jsonl [--html report.html]
 agentbench merge-junit a.xml b.xml [-o merged.xml]
 agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]

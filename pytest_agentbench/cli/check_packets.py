@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sandbox",
         choices=SANDBOX_KINDS,
         default="auto",
-        help="where the gates run (default: auto = docker if an engine answers, else local)",
+        help="where the gates run: docker, local (bubblewrap), unsafe-local (no isolation) "
+        "(default: auto = docker if an engine answers, else local)",
     )
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="check N packets at once")
     parser.add_argument("-q", "--quiet", action="store_true", help="leave out the output tails of failed runs")
@@ -42,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pytest_agentbench.sandbox import make_sandbox
+    from pytest_agentbench.errors import SandboxUnavailable
+    from pytest_agentbench.sandbox import make_sandbox, resolve_kind
 
     folders = [Path(f) for f in args.folders]
     missing = [str(f) for f in folders if not f.is_dir()]
@@ -54,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
     present = [f for f in folders if f.is_dir() and str(f) not in empty]
     if not present:
         return 2
-    checks = check_paths(
-        present, partial(make_sandbox, args.sandbox), jobs=args.jobs, prompt_warn_bytes=prompt_cap(args)
-    )
+    try:
+        kind = resolve_kind(args.sandbox)
+    except SandboxUnavailable as exc:
+        print(f"check-packets: {exc}", file=sys.stderr)
+        return 2
+    checks = check_paths(present, partial(make_sandbox, kind), jobs=args.jobs, prompt_warn_bytes=prompt_cap(args))
     print(format_table(checks, details=not args.quiet))
     if missing or empty:
         return 2

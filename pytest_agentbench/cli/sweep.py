@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_agentbench.capacity.cost import HOURS_PER_MONTH_24X7, WORKING_HOURS_PER_MONTH
 from pytest_agentbench.errors import ConfigError, InfrastructureError
+from pytest_agentbench.sandbox.kinds import SANDBOX_KINDS
 from pytest_agentbench.serving.vllm.admin import DEV_MODE_ENV
 
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds this parser
@@ -76,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--packets", action="append", metavar="DIR", help="packet folder(s) (default task_packets)")
     p.add_argument("--packet", action="append", metavar="ID", help="only these packet ids (repeatable)")
-    p.add_argument("--sandbox", choices=("auto", "docker", "local"), default="auto")
+    p.add_argument("--sandbox", choices=SANDBOX_KINDS, default="auto")
     p.add_argument(
         "--slo-ttft-p50",
         type=_positive(float, "--slo-ttft-p50"),

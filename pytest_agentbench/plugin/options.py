@@ -65,8 +65,8 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         dict(
             dest="agentbench_sandbox",
             choices=SANDBOX_KINDS,
-            help="where commands run: docker, local, or auto = docker if an engine answers, else local "
-            "(ini: agentbench_sandbox; default: auto)",
+            help="where commands run: docker, local (bubblewrap), unsafe-local (no isolation, reported as "
+            "such), or auto = docker if an engine answers, else local (ini: agentbench_sandbox; default: auto)",
         ),
     ),
     (
@@ -114,7 +114,7 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_models", "model aliases to run (comma or space separated)", None, ""),
     ("agentbench_models_file", "path of models.yaml, relative to the ini file", None, ""),
     ("agentbench_packets", "task packet folders, relative to the ini file", "paths", []),
-    ("agentbench_sandbox", "sandbox kind: auto | docker | local", None, "auto"),
+    ("agentbench_sandbox", "sandbox kind: auto | docker | local | unsafe-local", None, "auto"),
     ("agentbench_agent_timeout", "agent wall-clock budget in seconds", None, ""),
     (
         "agentbench_prompt_warn_kb",

@@ -169,12 +169,14 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     known, specs = _load_specs(settings)
     state = AgentbenchSession(settings=settings, specs=specs, redactor=Redactor.from_environment(known))
-    if settings.sandbox == "docker":
-        from pytest_agentbench.sandbox import docker_status
+    if settings.sandbox != "auto" or settings.models:  # auto is resolved only where a run may need it
+        from pytest_agentbench.errors import SandboxUnavailable
+        from pytest_agentbench.sandbox import resolve_kind
 
-        ok, why = docker_status()
-        if not ok:
-            raise pytest.UsageError(f"--sandbox=docker: {why}")
+        try:
+            resolve_kind(settings.sandbox)
+        except SandboxUnavailable as exc:
+            raise pytest.UsageError(str(exc)) from None
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and _WORKER_ENDPOINTS in workerinput:
         state.urls, state.start_error = workerinput[_WORKER_ENDPOINTS]

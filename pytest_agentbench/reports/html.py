@@ -3,14 +3,14 @@
     write_html(load_records("results.jsonl"), "agentbench.html", "nightly")
 
 Inline CSS and inline SVG (drawn with reports/svg.py): no JavaScript, nothing fetched when the
-file is opened. Sections: the summary table (the same rows as the terminal
-summary), pass rate per alias, run-latency box + strip plot, tokens and cost
-per run, outcome classes per alias, and every run with its gates and (folded)
-transcript. Runs whose endpoint never answered (outcome ``infrastructure``) are in
-none of those: a note at the top and a section of their own list them. Every
-piece of text from a record is HTML-escaped: a transcript may contain ``<script>``.
-:func:`write_html` redacts secrets from the records and the page
-(:mod:`pytest_agentbench.results.redact`; by default the environment's).
+file is opened. Sections: the isolation warnings (mixed levels, unsafe-local runs),
+the summary table (the same rows as the terminal summary, isolation included), pass
+rate per alias, run-latency box + strip plot, tokens and cost per run, outcome classes
+per alias, and every run with its gates and (folded) transcript. Runs whose endpoint
+never answered (outcome ``infrastructure``) are in none of those: a note at the top and
+a section of their own list them. Every piece of text from a record is HTML-escaped: a
+transcript may contain ``<script>``. :func:`write_html` redacts secrets from the records
+and the page (:mod:`pytest_agentbench.results.redact`; by default the environment's).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.reports.isolation import isolation_warnings
 from pytest_agentbench.reports.summary import (
     NOT_STREAMED,
     AliasSummary,
@@ -45,7 +46,7 @@ max-width:1180px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d8dde6;
 padding-bottom:4px}
 .meta{color:#5a6578;margin:0 0 8px}.note{background:#fff8e1;border-left:4px solid #edc948;padding:6px 10px;
-margin:8px 0}
+margin:8px 0}.note.warn{background:#fdecea;border-left-color:#c62828;font-weight:600}
 table{border-collapse:collapse;margin:6px 0}th,td{border:1px solid #d8dde6;padding:3px 8px;vertical-align:top}
 th{background:#f1f4f8;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.nw{white-space:nowrap}
 tr.sub td:first-child{padding-left:22px;color:#5a6578}tr.sec td{background:#fafbfc;font-weight:600}
@@ -281,6 +282,7 @@ def render_html(
             f'<p class="note">Test double(s): {e(doubles)} replay fixed responses from a scripted server; '
             "they are not models, and their numbers measure the harness only.</p>"
         )
+    parts += [f'<p class="note warn">{e(w)}</p>' for w in isolation_warnings(records)]
     if not records:
         parts.append("<p>No runs recorded.</p></body></html>")
         return "".join(parts)

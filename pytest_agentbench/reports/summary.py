@@ -2,10 +2,11 @@
 
     print(format_summary(load_records("results.jsonl")))
 
-One column per alias; rows: runs, pass rate, outcomes, gates missed, failure
-classes (of the model call that ended a run), invalid tool calls, retried
-model calls, latency, TTFT, throughput, tokens, cost, break-even. Too many aliases
-for the width wrap into several tables.
+One column per alias; rows: runs, isolation (container / bubblewrap / unsafe-local;
+a comparison that mixes levels, or has unsafe-local runs, is warned about above the
+table), pass rate, outcomes, gates missed, failure classes (of the model call that
+ended a run), invalid tool calls, retried model calls, latency, TTFT, throughput,
+tokens, cost, break-even. Too many aliases for the width wrap into several tables.
 
 Conventions, also printed under the table:
 
@@ -44,6 +45,7 @@ from pytest_agentbench.capacity.cost import (
     self_hosted_capacity_calls_per_hour,
 )
 from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.reports.isolation import isolation_cell, isolation_of, isolation_warnings
 from pytest_agentbench.reports.stats import percentile
 
 __all__ = [
@@ -110,6 +112,7 @@ class AliasSummary:
     costs: list[float | None] = field(default_factory=list)
     cost_kind: str | None = None
     cost_spec: dict[str, Any] | None = None
+    isolation: Counter[str] = field(default_factory=Counter)
 
     @property
     def pass_rate(self) -> float | None:
@@ -152,6 +155,7 @@ def _add(s: AliasSummary, rec: Mapping[str, Any]) -> None:
         s.infrastructure[str(rec.get("failure") or "?")] += 1
         return
     s.runs += 1
+    s.isolation[isolation_of(rec)] += 1
     s.passed += bool(rec.get("passed"))
     s.outcomes[str(rec.get("outcome"))] += 1
     s.categories[run_category(rec)] += 1
@@ -269,6 +273,7 @@ def summary_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
             row(f"  {key}", lambda s, k=key: str(counter(s)[k]) if counter(s)[k] else "-")
 
     row("runs", lambda s: str(s.runs))
+    row("isolation", lambda s: isolation_cell(s.isolation))
     row("pass rate", _pass_rate_cell)
     if any(s.infrastructure for s in summaries):
         row("infrastructure errors", infrastructure_cell)
@@ -395,6 +400,8 @@ def format_summary(
     lines = [
         f"{title}: {n} run{'s' if n != 1 else ''}{apart}, {len(summaries)} alias{'es' if len(summaries) != 1 else ''}"
     ]
+    for warning in isolation_warnings(records):
+        lines.extend(textwrap.wrap(warning, width=width, subsequent_indent="  "))
     for chunk in _chunks(col_w, label_w, width):
         lines.append("")
         lines.extend(

@@ -19,7 +19,7 @@ properties a packet test sets, :func:`new_run_id` names a run, and
                 "tokens": {"prompt": 4100, "completion": 380, "cached": 0, "usage_reported": true}},
      "server": null,
      "cost": {"usd": 0.0180, "kind": "commercial", "spec": {...}, "describe": "...", "basis": "..."},
-     "sandbox": {"kind": "local", "isolation": "process-group+netns", "details": {...}},
+     "sandbox": {"kind": "local", "isolation": "bubblewrap", "details": {...}},
      "versions": {"agentbench": "0.1.0", "python": "3.11.9"},
      "worker": "gw0", "nodeid": null, "transcript": "..."}
 

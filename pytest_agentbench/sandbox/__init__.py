@@ -1,20 +1,26 @@
 """Sandboxes: where the agent's commands and the gates run.
 
-base.py       the Sandbox protocol, ExecResult, SandboxInfo, path confinement
-local.py      the local backend (a temp copy, own process group, no network where allowed)
-docker/       the Docker backend: engine, exec stream, shell scripts, DockerSandbox
-image.py      the agentbench-base image, built without a registry and cached by recipe hash
-git.py        the workspace's git set-up, shared by both backends
-contract/     the sandbox contract as library code: any backend can prove itself against it
-kinds.py      the sandbox kinds a user can ask for
+base.py          the Sandbox protocol, ExecResult, SandboxInfo, path confinement
+kinds.py         the sandbox kinds a user can ask for, and the isolation each gives
+host.py          what the host-side sandboxes share: private temp folder, capture, kill, files, reaping
+local.py         the local backend: every command in a bubblewrap sandbox
+bwrap.py         local's bubblewrap command line, its limits, and whether it runs here
+unsafe_local.py  the unsafe-local backend (a temp copy, own process group): explicit choice only
+docker/          the Docker backend: engine, exec stream, shell scripts, DockerSandbox
+image.py         the agentbench-base image, built without a registry and cached by recipe hash
+git.py           the workspace's git set-up, shared by every backend
+contract/        the sandbox contract as library code: any backend can prove itself against it
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_agentbench.errors import SandboxUnavailable
 from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, ExecResult, Sandbox, SandboxInfo, confine
+from pytest_agentbench.sandbox.bwrap import bwrap_status
 from pytest_agentbench.sandbox.local import LocalSandbox
+from pytest_agentbench.sandbox.unsafe_local import UnsafeLocalSandbox
 
 __all__ = [
     "DEFAULT_OUTPUT_CAP",
@@ -22,9 +28,12 @@ __all__ = [
     "LocalSandbox",
     "Sandbox",
     "SandboxInfo",
+    "UnsafeLocalSandbox",
+    "bwrap_status",
     "confine",
     "docker_status",
     "make_sandbox",
+    "resolve_kind",
 ]
 
 
@@ -40,15 +49,45 @@ def docker_status() -> tuple[bool, str]:
 _AUTO: str | None = None
 
 
-def make_sandbox(kind: str, workspace: Path) -> Sandbox:
-    """A new sandbox of ``kind`` (auto | docker | local) holding a copy of ``workspace``."""
+def resolve_kind(kind: str) -> str:
+    """The backend ``kind`` runs on (``auto`` resolved once per process), or ``SandboxUnavailable`` with the fix."""
     global _AUTO
-    if kind == "auto":
+    if kind == "docker":
+        ok, why = docker_status()
+        if not ok:
+            raise SandboxUnavailable(f"--sandbox=docker: {why}")
+    elif kind == "local":
+        ok, why = bwrap_status()
+        if not ok:
+            raise SandboxUnavailable(f"--sandbox=local: {why}")
+    elif kind == "auto":
         if _AUTO is None:
-            _AUTO = "docker" if docker_status()[0] else "local"
-        kind = _AUTO
+            _AUTO = _choose_auto()
+        return _AUTO
+    elif kind != "unsafe-local":
+        raise SandboxUnavailable(f"--sandbox={kind}: unknown kind; expected auto, docker, local or unsafe-local")
+    return kind
+
+
+def _choose_auto() -> str:
+    docker_ok, docker_why = docker_status()
+    if docker_ok:
+        return "docker"
+    local_ok, local_why = bwrap_status()
+    if local_ok:
+        return "local"
+    raise SandboxUnavailable(f"--sandbox=auto: no sandbox can run here. docker: {docker_why}. local: {local_why}")
+
+
+def make_sandbox(kind: str, workspace: Path) -> Sandbox:
+    """A new sandbox of ``kind`` (auto | docker | local | unsafe-local) holding a copy of ``workspace``."""
+    kind = resolve_kind(kind) if kind == "auto" else kind
     if kind == "docker":
         from pytest_agentbench.sandbox.docker import DockerSandbox
 
         return DockerSandbox(workspace)
-    return LocalSandbox(workspace)
+    if kind == "unsafe-local":
+        return UnsafeLocalSandbox(workspace)
+    if kind == "local":
+        return LocalSandbox(workspace)
+    raise SandboxUnavailable(f"--sandbox={kind}: unknown kind; expected auto, docker, local or unsafe-local")

@@ -48,8 +48,8 @@ class ExecResult:
 class SandboxInfo:
     """What ran the commands, for reports and JUnit properties."""
 
-    kind: str  # "local" | "docker"
-    isolation: str  # e.g. "process-group", "process-group+netns", "container"
+    kind: str  # "docker" | "local" | "unsafe-local" (or a third party's)
+    isolation: str  # "container" | "bubblewrap" | "unsafe-local": what every report names
     details: dict[str, str] = field(default_factory=dict)
 
 

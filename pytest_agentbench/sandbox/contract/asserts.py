@@ -7,6 +7,7 @@ what a check asserts on), shared by the command, file and hostile checks.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 from pytest_agentbench.errors import SandboxError
@@ -43,10 +44,21 @@ def assert_usable(sb: Sandbox) -> None:
     assert sb.read_file("after.txt") == b"ok"
 
 
-def pid_gone(sb: Sandbox, pid: int) -> bool:
-    """No such process, or a zombie (killed; whether its parent reaped it yet is not ours)."""
-    alive = sh(sb, f's=$(cat /proc/{pid}/stat 2>/dev/null) || exit 1; case "$s" in *") Z "*) exit 1;; esac')
-    return alive.exit_code != 0
+#: A loop for a command to leave behind: one line appended to ``beats`` every 0.2 s, stopping by
+#: itself after ~10 s (so a backend that lets it live does not keep it forever).
+BEATING = "for i in $(seq 50); do echo b >> beats; sleep 0.2; done"
+
+
+def assert_stopped_beating(sb: Sandbox, wait_s: float = 1.0) -> None:
+    """The ``beats`` file a :data:`BEATING` loop appends to no longer grows: the loop is gone.
+
+    Watched from the host through ``read_file``, not by pid: a backend may give every command
+    its own PID namespace, where a pid from one command means nothing in the next.
+    """
+    before = sb.read_file("beats")
+    assert before, "the loop never ran"
+    time.sleep(wait_s)
+    assert sb.read_file("beats") == before, "a process the command started still runs after it ended"
 
 
 def assert_head_and_tail(text: str, cap: int, first: str, last: str, total: int) -> None:

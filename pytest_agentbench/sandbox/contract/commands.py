@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_agentbench.errors import PathRefused, SandboxError
 from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, Sandbox
-from pytest_agentbench.sandbox.contract.asserts import assert_head_and_tail, pid_gone, raises, sh
+from pytest_agentbench.sandbox.contract.asserts import BEATING, assert_head_and_tail, assert_stopped_beating, raises, sh
 from pytest_agentbench.sandbox.contract.trial import Checks, Trial
 
 CHECKS = Checks()
@@ -126,9 +126,9 @@ def check_output_before_the_timeout_is_kept(t: Trial) -> None:
 
 @CHECKS.add()
 def check_background_child_does_not_outlive_the_command(t: Trial) -> None:
-    r = sh(t.sandbox, "sleep 300 >/dev/null 2>&1 & echo $!")
-    pid = int(r.stdout)
-    assert pid_gone(t.sandbox, pid)
+    r = sh(t.sandbox, f"({BEATING}) >/dev/null 2>&1 & sleep 0.5; echo $!")
+    assert r.exit_code == 0 and int(r.stdout) > 0, r
+    assert_stopped_beating(t.sandbox)
 
 
 @CHECKS.add(fresh=True)

@@ -2,10 +2,10 @@
 
 A fork bomb, 1 GB of output, endless output, ``sleep 100000``, a command that
 ignores SIGTERM, a 10 GB allocation, writing /usr or outside the workspace,
-and the network. The ``local`` backend cannot contain some of them: those are
-its gaps (:class:`~pytest_agentbench.sandbox.contract.trial.Gap`), not run
+and the network. The ``unsafe-local`` backend cannot contain some of them: those
+are its gaps (:class:`~pytest_agentbench.sandbox.contract.trial.Gap`), not run
 where running them would harm the host (the fork bomb; the 10 GB allocation unless
-``AGENTBENCH_HOSTILE_ON_HOST=1``).
+``AGENTBENCH_HOSTILE_ON_HOST=1``). ``local`` (bubblewrap) and ``docker`` contain them all.
 """
 
 from __future__ import annotations
@@ -18,18 +18,27 @@ import uuid
 from pathlib import Path
 
 from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP
-from pytest_agentbench.sandbox.contract.asserts import assert_head_and_tail, assert_usable, pid_gone, sh
+from pytest_agentbench.sandbox.contract.asserts import (
+    BEATING,
+    assert_head_and_tail,
+    assert_stopped_beating,
+    assert_usable,
+    sh,
+)
 from pytest_agentbench.sandbox.contract.trial import Checks, Gap, Trial
 
 CHECKS = Checks()
 
 
+UNSAFE = "unsafe-local"
+
+
 def _local_gap(reason: str, *, run: bool = True) -> Gap:
-    return Gap(f"local backend: {reason}", run=run)
+    return Gap(f"unsafe-local backend: {reason}", run=run)
 
 
 def _fork_bomb_gap(t: Trial) -> Gap | None:
-    if t.kind != "local":
+    if t.kind != UNSAFE:
         return None
     reason = "no pids limit (root ignores RLIMIT_NPROC, no cgroup); not run: it would exhaust the host's pids"
     return _local_gap(reason, run=False)
@@ -76,11 +85,10 @@ def check_hostile_sleep_forever(t: Trial) -> None:
 @CHECKS.add()
 def check_hostile_ignores_sigterm(t: Trial) -> None:
     sandbox = t.sandbox
-    script = "trap '' TERM; echo $$ > ignorer.pid; while :; do sleep 1; done"
-    r = sandbox.exec(["bash", "-c", script], 2)
+    r = sandbox.exec(["bash", "-c", f"trap '' TERM; {BEATING}"], 2)
     assert (r.exit_code, r.timed_out) == (124, True)
     assert r.duration_s < 2 + 6
-    assert pid_gone(sandbox, int(sandbox.read_file("ignorer.pid")))
+    assert_stopped_beating(sandbox)
     assert_usable(sandbox)
 
 
@@ -92,7 +100,7 @@ def _mem_available_gib() -> float:
 
 
 def _allocation_gap(t: Trial) -> Gap | None:
-    if t.kind != "local":
+    if t.kind != UNSAFE:
         return None
     if not os.environ.get("AGENTBENCH_HOSTILE_ON_HOST") or _mem_available_gib() < 16:
         return _local_gap(
@@ -113,14 +121,15 @@ def check_hostile_ten_gigabyte_allocation(t: Trial) -> None:
 
 
 def _write_outside_gap(t: Trial) -> Gap | None:
-    if t.kind == "local" and (str(t.param).startswith("..") or os.geteuid() == 0):
+    if t.kind == UNSAFE and (str(t.param).startswith("..") or os.geteuid() == 0):
         return _local_gap("commands run as the invoking user, who can write here")
     return None
 
 
 @CHECKS.add(params=["/usr/agentbench-evil", "../agentbench-evil"], gap=_write_outside_gap)
 def check_hostile_write_outside_the_workspace(t: Trial) -> None:
-    sandbox, local = t.sandbox, t.kind == "local"
+    sandbox = t.sandbox
+    local = "root" in sandbox.info.details  # a host-side backend: its workspace is a host folder
     name = f"{t.param}-{uuid.uuid4().hex[:8]}"
     host_path = Path(name) if name.startswith("/") else None
     if local and host_path is None:
@@ -197,7 +206,7 @@ print("took %.2fs" % (time.monotonic() - t))
 
 
 def _network_gap(t: Trial) -> Gap | None:
-    if t.kind == "local" and "netns" not in t.sandbox.info.isolation:
+    if t.kind == UNSAFE and "unshare" not in t.sandbox.info.details.get("network", ""):
         return _local_gap("no network namespace here (unshare -n needs root or user namespaces)")
     return None
 

@@ -7,7 +7,8 @@ that let a later process reap it, copying the workspace in as a tar owned by
 the agent and making it a git repo, running each command as ``timeout -k
 KILL_AFTER_S T sh -c WRAPPER argv...`` with a host-side deadline of
 ``T + KILL_AFTER_S + WATCHDOG_GRACE_S`` after which the container is killed
-and restarted (files kept), reading and writing files through the container's
+and restarted (files kept), killing every process a command left (``setsid``
+ones included) when it ends, reading and writing files through the container's
 shell, and removing the container on close, on an exception in the
 constructor, or when the sandbox is collected unclosed.
 """
@@ -39,6 +40,7 @@ from pytest_agentbench.sandbox.docker.engine import (
     sdk_errors,
 )
 from pytest_agentbench.sandbox.docker.shell import (
+    FIND_KEEPER,
     READ,
     WRAPPER,
     WRITE,
@@ -100,6 +102,7 @@ class DockerSandbox:
         self._owns_client = client is None
         self._client = client if client is not None else connect()
         self._container: Any = None
+        self._keeper = ""
         self._finalizer: weakref.finalize | None = None
         try:
             reap_once(self._client)
@@ -109,6 +112,7 @@ class DockerSandbox:
                 self._copy_in(Path(workspace_src))
             with sdk_errors("starting the container"):
                 self._container.start()
+            self._find_keeper()
             self._init_git()
         except BaseException:
             self.close()
@@ -157,6 +161,14 @@ class DockerSandbox:
         if not ok:
             raise SandboxError(f"docker refused to copy {src} into the container")
 
+    def _find_keeper(self) -> None:
+        """The pid of the container's ``sleep infinity``: the one process a command's sweep must spare."""
+        raw = self._run(["sh", "-c", FIND_KEEPER], WORKSPACE, None, FILE_OP_TIMEOUT_S, None)
+        pids = raw.stdout.decode().split()
+        if raw.code != 0 or len(pids) != 1:
+            raise SandboxError(f"docker sandbox: cannot find the container's keeper process (found {pids or 'none'})")
+        self._keeper = pids[0]
+
     def _init_git(self) -> None:
         raw = self._run(["sh", "-c", INIT_SCRIPT], WORKSPACE, None, FILE_OP_TIMEOUT_S, None, env=SETUP_IDENTITY)
         if raw.code != 0:
@@ -199,6 +211,7 @@ class DockerSandbox:
         with sdk_errors("restarting the container after a command overran its timeout"):
             self._container.kill()
             self._container.start()
+        self._find_keeper()
 
     def exec(self, argv: Sequence[str], timeout: float, *, cwd: str = ".", stdin: str | None = None) -> ExecResult:
         self._check_open()
@@ -208,7 +221,7 @@ class DockerSandbox:
             raise SandboxError(f"exec timeout must be positive, got {timeout}")
         half = max(1, self.output_cap // 2)
         wrapped = ["timeout", "-k", str(KILL_AFTER_S), f"{timeout:.3f}", "sh", "-c", WRAPPER, "sh"]
-        wrapped += [self._tag, f"{WORKSPACE}/{confine(cwd)}", str(half), *argv]
+        wrapped += [self._tag, f"{WORKSPACE}/{confine(cwd)}", str(half), self._keeper, *argv]
         backstop = 2 * half + 1 + 4096  # the wrapper sends at most 2 * half + 1 (+ the trailer)
         start = time.monotonic()
         data = stdin.encode() if stdin is not None else None

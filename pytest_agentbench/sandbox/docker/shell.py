@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from pytest_agentbench.errors import PathRefused, SandboxError
 
-# Run as ``sh -c WRAPPER sh TAG CWD HALF argv...`` with HALF = cap // 2.
+# Run as ``sh -c WRAPPER sh TAG CWD HALF KEEPER argv...`` with HALF = cap // 2 and
+# KEEPER the pid of the container's ``sleep infinity``.
 # - CWD is entered physically and must be below /workspace (symlinks resolved).
 # - The command gets its own session and process group (setsid) and the
 #   wrapper's stdin. On timeout's SIGTERM, or when the command ends, that whole
-#   group is SIGKILLed: nothing it left in the background survives it.
+#   group is SIGKILLed, and then every other process in the container but init,
+#   KEEPER and the wrapper's own group (a ``setsid``/``nohup`` survivor that left
+#   the group): nothing the command started survives it, into gate time least of all.
 # - Its stdout and stderr go through fifos to drainers that keep the first
 #   HALF bytes (head) and the last HALF + 1 (tail), and count the rest (dd):
 #   a flood is drained *inside* the container and never crosses the engine.
@@ -28,7 +31,18 @@ from pytest_agentbench.errors import PathRefused, SandboxError
 # - Last, a trailer line ``TAG out=N err=M`` (bytes after the head) goes to
 #   stderr, or ``TAG error=WHAT`` if the wrapper could not run the command.
 WRAPPER = """\
-tag=$1 cwd=$2 h=$3; shift 3; p=
+tag=$1 cwd=$2 h=$3 keep=$4; shift 4; p=
+sweep() {
+  read -r w_me 2>/dev/null </proc/$$/stat; w_me=${w_me##*) }; set -- $w_me; w_me=$3; w_n=1 w_r=0
+  while [ "$w_n" -gt 0 ] && [ "$w_r" -lt 50 ]; do
+    w_n=0 w_r=$((w_r + 1))
+    for w_d in /proc/[0-9]*; do
+      w_q=${w_d#/proc/}; case "$w_q" in 1|"$keep") continue;; esac
+      read -r w_s 2>/dev/null <"$w_d/stat" || continue; w_s=${w_s##*) }; set -- $w_s
+      [ "$3" = "$w_me" ] || [ "$1" = Z ] || { kill -KILL "$w_q" 2>/dev/null && w_n=$((w_n + 1)); }
+    done
+  done
+}
 trap '[ -n "$p" ] && kill -KILL -"$p" 2>/dev/null' TERM
 cd -P -- "$cwd" 2>/dev/null || { printf '\\n%s error=cwd-missing\\n' "$tag" >&2; exit 125; }
 case "$PWD" in /workspace|/workspace/*) ;; *) printf '\\n%s error=cwd-outside\\n' "$tag" >&2; exit 125;; esac
@@ -41,6 +55,7 @@ setsid "$@" <&3 3<&- >"$d/o" 2>"$d/e" & p=$!
 exec 3<&-
 wait "$p"; rc=$?
 kill -KILL -"$p" 2>/dev/null
+sweep
 wait "$o" "$e"
 no=0 ne=0
 while read -r a b _; do [ "$b" = bytes ] && no=$a; done 2>/dev/null <"$d/no"
@@ -90,3 +105,10 @@ def raise_wrapper_error(error: str | None, cwd: str) -> None:
     if error == "no-fifos":
         raise SandboxError("docker sandbox: cannot create fifos in the container's /tmp (is its disk full?)")
     raise SandboxError(f"docker sandbox: the command wrapper failed ({error})")
+
+
+# Prints the pid of init's only child right after the container starts: its ``sleep infinity``.
+FIND_KEEPER = (
+    'for d in /proc/[0-9]*; do read -r s <"$d/stat" || continue; s=${s##*) }; set -- $s; '
+    '[ "$2" = 1 ] && echo "${d#/proc/}"; done; exit 0'
+)
