@@ -14,13 +14,33 @@ contract/        the sandbox contract as library code: any backend can prove its
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pytest_agentbench.errors import SandboxUnavailable
-from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, ExecResult, Sandbox, SandboxInfo, confine
-from pytest_agentbench.sandbox.bwrap import bwrap_status
-from pytest_agentbench.sandbox.local import LocalSandbox
-from pytest_agentbench.sandbox.unsafe_local import UnsafeLocalSandbox
+
+if TYPE_CHECKING:
+    from pytest_agentbench.sandbox.base import Sandbox
+
+# The backends load on first use: sandbox.kinds (imported by the plugin's options) must stay cheap.
+_EXPORTS = {
+    "DEFAULT_OUTPUT_CAP": "base",
+    "ExecResult": "base",
+    "Sandbox": "base",
+    "SandboxInfo": "base",
+    "confine": "base",
+    "bwrap_status": "bwrap",
+    "LocalSandbox": "local",
+    "UnsafeLocalSandbox": "unsafe_local",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_OUTPUT_CAP",
@@ -57,6 +77,8 @@ def resolve_kind(kind: str) -> str:
         if not ok:
             raise SandboxUnavailable(f"--sandbox=docker: {why}")
     elif kind == "local":
+        from pytest_agentbench.sandbox.bwrap import bwrap_status
+
         ok, why = bwrap_status()
         if not ok:
             raise SandboxUnavailable(f"--sandbox=local: {why}")
@@ -73,6 +95,8 @@ def _choose_auto() -> str:
     docker_ok, docker_why = docker_status()
     if docker_ok:
         return "docker"
+    from pytest_agentbench.sandbox.bwrap import bwrap_status
+
     local_ok, local_why = bwrap_status()
     if local_ok:
         return "local"
@@ -87,7 +111,11 @@ def make_sandbox(kind: str, workspace: Path) -> Sandbox:
 
         return DockerSandbox(workspace)
     if kind == "unsafe-local":
+        from pytest_agentbench.sandbox.unsafe_local import UnsafeLocalSandbox
+
         return UnsafeLocalSandbox(workspace)
     if kind == "local":
+        from pytest_agentbench.sandbox.local import LocalSandbox
+
         return LocalSandbox(workspace)
     raise SandboxUnavailable(f"--sandbox={kind}: unknown kind; expected auto, docker, local or unsafe-local")
