@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -180,8 +181,13 @@ sb.exec(["sh", "-c", "echo sleeping > marker; sleep 300"], 600)
 """
 
 
-def test_sigkilled_session_leaves_no_process_and_its_folder_is_reaped() -> None:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+def test_sigkilled_session_leaves_no_process_and_its_folder_is_reaped(request: pytest.FixtureRequest) -> None:
+    # A temp folder of its own (reachable by the sandbox's uid 65534): under xdist another worker's
+    # sandboxes reap dead sessions' folders in the shared temp folder - this test's included.
+    private = Path(tempfile.mkdtemp(prefix="agentbench-test-reap-", dir="/tmp"))
+    private.chmod(0o755)
+    request.addfinalizer(lambda: shutil.rmtree(private, ignore_errors=True))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), TMPDIR=str(private))
     holder = subprocess.Popen([sys.executable, "-c", _HOLDER], env=env, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None
     root = Path(holder.stdout.readline().strip())
