@@ -147,7 +147,7 @@ def test_auto_without_docker_or_bubblewrap_names_both_fixes(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{pytester.path}/no-docker.sock")
     pytester.makefile(".yaml", models="models:\n  a:\n    model: m\n    base_url: http://127.0.0.1:9/v1\n")
-    result = pytester.runpytest("--models=a", "--models-file", "models.yaml", "--co")
+    result = pytester.runpytest("--models=a", "--models-file", "models.yaml")  # --co would not ask
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "--sandbox=auto: no sandbox can run here" in err and "docker:" in err and "bubblewrap" in err, err

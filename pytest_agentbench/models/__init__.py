@@ -8,3 +8,8 @@ parsers/      tool-call formats (native + leaked-call recovery, hermes, qwen3_xm
               and reasoning splits (think_tags)
 probe.py      the six-check battery behind ``agentbench probe``
 """
+
+from __future__ import annotations
+
+#: The file name the plugin and the commands look for (here, so reading it costs no import of the registry).
+MODELS_FILE = "models.yaml"

@@ -48,7 +48,6 @@ from pytest_agentbench.models.taxonomy import DEFAULT_RETRIES, NEVER_RETRIED, Re
 if TYPE_CHECKING:
     from pytest_agentbench.capacity.cost import CostSpec
 
-MODELS_FILE = "models.yaml"
 Engine = Literal["vllm", "scripted"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_agentbench.errors import ConfigError
-from pytest_agentbench.models.registry import ModelSpec, load_models
 from pytest_agentbench.packets.schema import PACKET_FILE, Packet, load_packet, packet_root_of
 from pytest_agentbench.plugin.session import SESSION
+
+if TYPE_CHECKING:
+    from pytest_agentbench.models.registry import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         known = ""
         if state.settings.models_file is not None:
             try:
+                from pytest_agentbench.models.registry import load_models
+
                 aliases = ", ".join(load_models(state.settings.models_file))
                 known = f" (known in {state.settings.models_file}: {aliases})"
             except ConfigError:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_agentbench.errors import EndpointUnreachable, ServerError
-from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.plugin.collection import Case
 from pytest_agentbench.plugin.session import SESSION
 from pytest_agentbench.plugin.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_agentbench.models.registry import ModelSpec
 
 _NOT_GRADED = "not run: the endpoint never answered, so there is nothing of the model's to grade"
 

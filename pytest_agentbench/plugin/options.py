@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.models.registry import MODELS_FILE
+from pytest_agentbench.models import MODELS_FILE
 from pytest_agentbench.packets.schema import PACKET_FILE, PROMPT_WARN_BYTES, find_packet_files, packet_root_of
 from pytest_agentbench.plugin.settings import SANDBOX_KINDS, Settings, split_list
 

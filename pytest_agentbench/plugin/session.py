@@ -10,15 +10,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_agentbench.errors import AgentbenchError, ConfigError
-from pytest_agentbench.models.registry import MODELS_FILE, ModelSpec, load_models, select_usable
+from pytest_agentbench.models import MODELS_FILE
 from pytest_agentbench.plugin.options import resolve_settings
 from pytest_agentbench.plugin.settings import Settings
 from pytest_agentbench.results.redact import Redactor
+
+if TYPE_CHECKING:
+    from pytest_agentbench.models.registry import ModelSpec
 
 _WORKER_ENDPOINTS = "agentbench_endpoints"
 _WORKER_RESULTS = "agentbench_results"  # (results folder, completed pairs for --resume), from the controller
@@ -158,6 +161,8 @@ def _load_specs(settings: Settings) -> tuple[list[ModelSpec], list[ModelSpec]]:
             f"--models={','.join(settings.models)} needs a models file: none found at "
             f"{MODELS_FILE} in the rootdir or current folder; pass --models-file PATH"
         )
+    from pytest_agentbench.models.registry import load_models, select_usable
+
     try:
         known = load_models(settings.models_file)
         return list(known.values()), select_usable(settings.models_file, settings.models, known=known)
@@ -169,7 +174,9 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     known, specs = _load_specs(settings)
     state = AgentbenchSession(settings=settings, specs=specs, redactor=Redactor.from_environment(known))
-    if settings.sandbox != "auto" or settings.models:  # auto is resolved only where a run may need it
+    # A chosen kind is checked at once; auto only where a run may need it (not for --collect-only:
+    # asking the Docker engine costs ~0.1 s).
+    if settings.sandbox != "auto" or (settings.models and not config.option.collectonly):
         from pytest_agentbench.errors import SandboxUnavailable
         from pytest_agentbench.sandbox import resolve_kind
 
