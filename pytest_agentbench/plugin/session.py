@@ -122,13 +122,14 @@ class AgentbenchSession:
 
     def finish(self, rootpath: Path) -> None:
         """Controller only: merge the workers' JSONL, then write benchmark JSON and the HTML report."""
-        from pytest_agentbench.results.benchmark import default_commit_info, write_benchmark_json
         from pytest_agentbench.results.jsonl import RESULTS_FILE, merge_jsonl, worker_files
 
         assert self.results_dir is not None
         parts = worker_files(self.results_dir)
-        if not parts:
+        if not parts:  # nothing ran (e.g. --collect-only)
             return
+        from pytest_agentbench.results.benchmark import default_commit_info, write_benchmark_json
+
         merged = self.redactor(
             merge_jsonl(parts, self.results_dir / RESULTS_FILE, on_problem=self.result_problems.append)
         )
