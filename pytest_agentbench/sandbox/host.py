@@ -35,7 +35,8 @@ _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
 _REAPED: set[Path] = set()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +52,7 @@ def reap_dead_sessions(tmp: Path | None = None) -> list[Path]:
     gone = []
     for folder in base.glob(TEMP_PREFIX + "*"):
         match = _TEMP_NAME.match(folder.name)
-        if match and folder.is_dir() and not _alive(int(match.group(1))):
+        if match and folder.is_dir() and not pid_alive(int(match.group(1))):
             shutil.rmtree(folder, ignore_errors=True)
             gone.append(folder)
     return gone

@@ -14,7 +14,6 @@ first sandbox (:func:`reap_once`).
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import threading
@@ -22,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pytest_agentbench.errors import SandboxError
+from pytest_agentbench.sandbox.host import pid_alive
 from pytest_agentbench.sandbox.image import script_path
 
 LABEL_RUN = "agentbench.run"
@@ -92,16 +92,6 @@ def sdk_errors(what: str) -> Iterator[None]:
 
 
 # -- stale containers --------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_stale_containers(client: Any) -> list[str]:
     """Remove sandbox containers of this host whose owning process is dead; return their ids."""
     host = socket.gethostname()
@@ -116,7 +106,7 @@ def reap_stale_containers(client: Any) -> list[str]:
             pid = int(labels[LABEL_PID])
         except (KeyError, ValueError):
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             remove_container(client, container.id)
             removed.append(container.id)
     return removed
