@@ -644,3 +644,22 @@ def test_real_vllm_two_levels_tokens_reconcile(
         assert s["ttft_p50_s"] is not None and s["kv_cache_usage_max"] is not None
     # the sweep itself is quick; the server start (~30-50 s, minutes on a busy machine) is most of the time
     assert sum(lv["wall_s"] for lv in data["levels"]) < 60, f"{elapsed:.0f} s in all"
+
+
+def test_session_token_line_equal_explained_or_mismatch() -> None:
+    from types import SimpleNamespace
+
+    from pytest_agentbench.capacity.reconcile import token_reconciliation_line
+
+    def rec(prompt: int, completion: int, **failures: int) -> dict:
+        return {"alias": "a", "client": {"tokens": {"prompt": prompt, "completion": completion}},
+                "failures_by_class": failures}  # fmt: skip
+
+    other = {"alias": "b", "client": {"tokens": {"prompt": 999, "completion": 999}}, "failures_by_class": {}}
+    delta = SimpleNamespace(prompt_tokens=30, generation_tokens=5)
+    assert token_reconciliation_line("a", [rec(10, 2), rec(20, 3), other], delta).endswith(": equal")
+    cut = token_reconciliation_line("a", [rec(10, 2), rec(15, 2, timeout=1)], delta)
+    assert "server counts more: 1 call(s) were cut" in cut and "MISMATCH" not in cut
+    # the server counting more with no cut call, or less than the client, stays a mismatch
+    assert "MISMATCH" in token_reconciliation_line("a", [rec(10, 2), rec(15, 2)], delta)
+    assert "MISMATCH" in token_reconciliation_line("a", [rec(40, 2, timeout=1)], delta)

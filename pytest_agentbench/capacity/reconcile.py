@@ -151,15 +151,30 @@ def token_reconciliation_line(alias: str, records: Sequence[Mapping[str, Any]], 
 
     *records* are ``record_to_dict`` dicts (those of other aliases are ignored); *delta* is a
     ``MetricsDelta`` over the session. The totals must be equal; the line says ``equal`` or
-    ``MISMATCH`` (and what else moves the counters).
+    ``MISMATCH`` (and what else moves the counters). One case is not a mismatch: calls cut at the
+    run's deadline or dropped mid-answer (``timeout``, ``connection_error``) were counted by the
+    server, but no usage reached the client, so the server may count more - the line says so.
     """
     mine = [r for r in records if r.get("alias") == alias]
     client_in = sum(r["client"]["tokens"]["prompt"] for r in mine)
     client_out = sum(r["client"]["tokens"]["completion"] for r in mine)
     same = (client_in, client_out) == (delta.prompt_tokens, delta.generation_tokens)
-    verdict = "equal" if same else "MISMATCH"
+    cut = sum(int((r.get("failures_by_class") or {}).get(cls, 0)) for r in mine for cls in _CUT_CLASSES)
+    server_more = delta.prompt_tokens >= client_in and delta.generation_tokens >= client_out
+    if same:
+        verdict = "equal"
+    elif cut and server_more:
+        verdict = (
+            f"server counts more: {cut} call(s) were cut at the deadline or dropped mid-answer "
+            "(the server counted their tokens; no usage reached the client)"
+        )
+    else:
+        verdict = "MISMATCH (a resumed run or traffic from outside this session counts too)"
     return (
         f"{alias}: tokens client {client_in:,} in / {client_out:,} out; server /metrics "
         f"{delta.prompt_tokens:,} in / {delta.generation_tokens:,} out: {verdict}"
-        + ("" if same else " (a resumed run or traffic from outside this session counts too)")
     )
+
+
+#: Failure classes of a call the server may have worked on without the client seeing its usage.
+_CUT_CLASSES = ("timeout", "connection_error")
