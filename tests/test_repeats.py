@@ -103,6 +103,35 @@ def test_completed_trials_reads_repeats_and_old_records_as_repeat_1(tmp_path: Pa
     assert [record_repeat(r) for r in lines] == [1, 3, 4, 1, 2]
 
 
+def test_record_carries_repeat_and_the_sampling_the_alias_sends(tmp_path: Path) -> None:
+    from pytest_agentbench.models.registry import ModelSpec
+    from pytest_agentbench.results.record import sampling_settings
+
+    seeded = ModelSpec("s", "m", tmp_path / "models.yaml", temperature=0.7, extra_body={"seed": 7, "top_k": 5})
+    assert sampling_settings(seeded) == {"temperature": 0.7, "seed": 7}
+    default = ModelSpec("d", "m", tmp_path / "models.yaml", temperature=None)
+    assert sampling_settings(default) == {"temperature": None}  # none sent: the server's default, not 0
+
+
+def _pytest_benchmark_compare_reads(path: Path) -> None:
+    """``pytest-benchmark compare`` shows one benchmark per pair with the trials as rounds."""
+    importorskip_extra("pytest_benchmark", "benchmark")
+    import subprocess
+    import sys
+
+    copy = path.with_name("0001_repeats.json")
+    shutil.copy(path, copy)
+    cli = Path(sys.executable).with_name("pytest-benchmark")
+    done = subprocess.run(
+        [str(cli), "compare", str(copy), "--columns=rounds"], capture_output=True, text=True, timeout=120
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "Failed to load" not in out, out
+    for param in ("bugfix-median-a", "bugfix-median-b", f"{TWIN}-a", f"{TWIN}-b"):
+        assert f"test_packet[{param}]" in out, out
+    assert "-r1]" not in out
+
+
 def _record(repeat: int, wall: float, passed: bool) -> dict:
     return {
         "packet": {"id": "p", "kind": "bug-fix"},
@@ -151,6 +180,7 @@ def test_repeats_under_xdist_then_resume_runs_only_the_missing_trials(pytester: 
         (f"{p}-{a}", 5) for p in ("bugfix-median", TWIN) for a in ("a", "b")
     ]
     result.stdout.fnmatch_lines(["*pass rate*(10/10)*(0/10)*"])  # per alias: 10 trials each, counted once
+    _pytest_benchmark_compare_reads(folder / "res" / "benchmark.json")
 
     # An interrupted run: only some trials got their record (each is fsynced when it finishes).
     lost = {("bugfix-median", "a", 4), (TWIN, "b", 2), (TWIN, "b", 5)}
