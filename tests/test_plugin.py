@@ -30,6 +30,7 @@ def test_help_lists_the_option_group(pytester: pytest.Pytester) -> None:
             "*--packets=DIR*",
             "*--sandbox=*",
             "*--agent-timeout=SECONDS*",
+            "*--repeats=N*",
             "*agentbench_models_file*",
         ]
     )

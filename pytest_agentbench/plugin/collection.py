@@ -29,8 +29,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Case:
+    """One trial: a packet on an alias, the ``repeat``-th of ``--repeats`` (1-based)."""
+
     packet: Packet
     spec: ModelSpec
+    repeat: int = 1
+
+    @property
+    def trial(self) -> tuple[str, str, int]:
+        """(packet id, alias, repeat): what ``--resume`` matches against finished records."""
+        return (self.packet.id, self.spec.alias, self.repeat)
+
+
+def case_id(packet_id: str, alias: str, repeat: int, repeats: int) -> str:
+    """``<packet>-<alias>``, plus ``-r<repeat>`` when the run has more than one repeat."""
+    return f"{packet_id}-{alias}" if repeats == 1 else f"{packet_id}-{alias}-r{repeat}"
 
 
 def _under(path: Path, roots: tuple[Path, ...] | list[Path]) -> bool:
@@ -138,15 +151,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             "agentbench_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=[packet.id]
         )
         return
+    # Alias order as selected, then repeat 1..N: the same on every xdist worker.
+    repeats = state.settings.repeats
+    cases = [Case(packet, spec, r) for spec in state.specs for r in range(1, repeats + 1)]
     metafunc.parametrize(
         "agentbench_case",
-        [Case(packet, spec) for spec in state.specs],
-        ids=[f"{packet.id}-{spec.alias}" for spec in state.specs],
+        cases,
+        ids=[case_id(packet.id, c.spec.alias, c.repeat, repeats) for c in cases],
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """--resume: deselect (packet, alias) pairs that already have a record."""
+    """--resume: deselect (packet, alias, repeat) trials that already have a record."""
     done = config.stash[SESSION].done
     if not done:
         return
@@ -154,7 +170,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         callspec = getattr(item, "callspec", None)
         case = callspec.params.get("agentbench_case") if callspec is not None else None
-        finished = isinstance(case, Case) and (case.packet.id, case.spec.alias) in done
+        finished = isinstance(case, Case) and case.trial in done
         (skip if finished else keep).append(item)
     if skip:
         config.hook.pytest_deselected(items=skip)

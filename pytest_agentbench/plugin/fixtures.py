@@ -56,6 +56,7 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
             agent_timeout=state.settings.agent_timeout,
         )
+        record.repeat = agentbench_case.repeat
         delta = window.close()  # None when there is no /metrics or a scrape failed: no server numbers then
         if delta is not None:
             # Other xdist workers share the server: their traffic is in this window too.

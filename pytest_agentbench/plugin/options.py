@@ -102,8 +102,17 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         dict(
             dest="agentbench_resume",
             metavar="PATH",
-            help="skip (packet, alias) pairs that already have a record in PATH (a results folder or "
+            help="skip (packet, alias, repeat) trials that already have a record in PATH (a results folder or "
             "its results.jsonl); new runs are added to that folder",
+        ),
+    ),
+    (
+        "--repeats",
+        dict(
+            dest="agentbench_repeats",
+            metavar="N",
+            help="run every (packet, alias) N independent times, each its own test item "
+            "(test_packet[<packet>-<alias>-r1] ... -rN; ini: agentbench_repeats; default: 1)",
         ),
     ),
 )
@@ -116,6 +125,7 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_packets", "task packet folders, relative to the ini file", "paths", []),
     ("agentbench_sandbox", "sandbox kind: auto | docker | local | unsafe-local", None, "auto"),
     ("agentbench_agent_timeout", "agent wall-clock budget in seconds", None, ""),
+    ("agentbench_repeats", "independent trials per (packet, alias) (default 1)", None, ""),
     (
         "agentbench_prompt_warn_kb",
         f"warn about packet prompts larger than this many KiB (default {PROMPT_WARN_BYTES // 1024}; 0: never)",
@@ -191,7 +201,26 @@ def resolve_settings(config: pytest.Config) -> Settings:
         html=path_of(opt.agentbench_html, "agentbench_html"),
         resume=resume,
         prompt_warn_bytes=prompt_warn,
+        repeats=_repeats(config),
     )
+
+
+def _repeats(config: pytest.Config) -> int:
+    """--repeats > ini agentbench_repeats > 1: an integer >= 1, else a usage error naming the option."""
+    raw, where = config.option.agentbench_repeats, "--repeats"
+    if raw is None:
+        raw, where = config.getini("agentbench_repeats"), "ini agentbench_repeats"
+        if not str(raw).strip():
+            return 1
+    try:
+        n = int(str(raw).strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise pytest.UsageError(
+            f"{where}: expected a whole number of trials >= 1, found {str(raw)!r}; e.g. --repeats 5"
+        )
+    return n
 
 
 def _resolve_packets(config: pytest.Config) -> tuple[Path, ...]:

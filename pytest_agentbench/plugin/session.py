@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pytest_agentbench.models.registry import ModelSpec
 
 _WORKER_ENDPOINTS = "agentbench_endpoints"
-_WORKER_RESULTS = "agentbench_results"  # (results folder, completed pairs for --resume), from the controller
+_WORKER_RESULTS = "agentbench_results"  # (results folder, completed trials for --resume), from the controller
 
 
 @dataclass
@@ -42,7 +42,7 @@ class AgentbenchSession:
     start_error: str | None = None
     packet_ids: dict[str, Path] = field(default_factory=dict)
     results_dir: Path | None = None  # where this process appends its JSONL (chosen by the controller)
-    done: frozenset[tuple[str, str]] = frozenset()  # (packet, alias) pairs --resume skips
+    done: frozenset[tuple[str, str, int]] = frozenset()  # (packet, alias, repeat) trials --resume skips
     writer: Any = None  # this process's JsonlWriter, opened on the first record
     session_start: str = ""  # ISO time: the summary shows this session's runs (all of them with --resume)
     records: list[dict[str, Any]] | None = None  # merged records (controller, after sessionfinish)
@@ -99,9 +99,9 @@ class AgentbenchSession:
             rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         )
         if self.settings.resume is not None:
-            from pytest_agentbench.results.jsonl import completed_pairs
+            from pytest_agentbench.results.jsonl import completed_trials
 
-            self.done = frozenset(completed_pairs(self.settings.resume))
+            self.done = frozenset(completed_trials(self.settings.resume))
 
     def reconcile(self, records: list[dict[str, Any]]) -> None:
         """Session totals: the client's token sums against the server's counter deltas (must be equal)."""
@@ -126,6 +126,10 @@ class AgentbenchSession:
 
         assert self.results_dir is not None
         parts = worker_files(self.results_dir)
+        merged_before = self.results_dir / RESULTS_FILE
+        if self.settings.resume is not None and merged_before.is_file():
+            # Resuming from a results.jsonl alone (e.g. a CI artifact): keep its trials in the new merge.
+            parts = [merged_before, *parts]
         if not parts:  # nothing ran (e.g. --collect-only)
             return
         from pytest_agentbench.results.benchmark import default_commit_info, write_benchmark_json
@@ -190,7 +194,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state.urls, state.start_error = workerinput[_WORKER_ENDPOINTS]
     if workerinput is not None and _WORKER_RESULTS in workerinput:
         results_dir, done = workerinput[_WORKER_RESULTS]
-        state.results_dir, state.done = Path(results_dir), frozenset(map(tuple, done))
+        state.results_dir, state.done = Path(results_dir), frozenset((str(p), str(a), int(r)) for p, a, r in done)
     elif workerinput is None:
         state.init_results(config.rootpath)
     config.stash[SESSION] = state

@@ -22,6 +22,7 @@ class Settings:
     html: Path | None = None  # --agentbench-html
     resume: Path | None = None  # --resume: a results folder or results.jsonl
     prompt_warn_bytes: int | None = PROMPT_WARN_BYTES  # ini agentbench_prompt_warn_kb; None: no cap
+    repeats: int = 1  # --repeats: independent trials per (packet, alias), each its own test item
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:

@@ -1,7 +1,9 @@
 """Run records as pytest-benchmark storage JSON, so ``pytest-benchmark compare`` reads them. pytest-free.
 
 One benchmark per (packet, alias): its rounds are the runs' client-side wall
-times, its ``stats`` follow pytest-benchmark's own rules (quartiles,
+times (the ``--repeats`` trials of the pair, in repeat order; the name and
+``fullname`` drop the ``-r<N>`` of the trials' test ids, so a run with repeats
+and one without compare as the same benchmark), its ``stats`` follow pytest-benchmark's own rules (quartiles,
 outliers), its ``extra_info`` carries the ``agentbench.*`` metrics, and the
 file has pytest-benchmark's ``machine_info`` / ``commit_info`` (from
 :mod:`platform` and ``git``, no cpuinfo probe). Runs whose endpoint never
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +27,7 @@ from typing import Any
 
 from pytest_agentbench.agents.transcript import INFRASTRUCTURE
 from pytest_agentbench.reports.stats import percentile
+from pytest_agentbench.results.jsonl import record_repeat
 from pytest_agentbench.results.jsonsafe import json_safe
 
 __all__ = [
@@ -173,6 +177,7 @@ def _benchmark_extra_info(
         "agentbench.model": first.get("model"),
         "agentbench.test_double": bool(first.get("test_double")),
         "agentbench.runs": len(runs),
+        "agentbench.repeats": len({record_repeat(r) for r in runs}),
         "agentbench.passed": passed,
         "agentbench.pass_rate": passed / len(runs) if runs else None,
         "agentbench.infrastructure": len(infrastructure),
@@ -193,6 +198,7 @@ def _benchmark_entry(packet: str, alias: str, runs: Sequence[Mapping[str, Any]],
     """One pytest-benchmark ``benchmarks[]`` entry: the runs of one (packet, alias) pair."""
     param = f"{packet}-{alias}"
     name = f"test_packet[{param}]"
+    runs = sorted(runs, key=record_repeat)  # stable: the attempts of one repeat keep their order
     infrastructure = [r for r in runs if r.get("outcome") == INFRASTRUCTURE]
     counted = [r for r in runs if r.get("outcome") != INFRASTRUCTURE]
     walls = [float((r.get("client") or {}).get("wall_s", 0.0)) for r in counted or infrastructure]
@@ -202,13 +208,19 @@ def _benchmark_entry(packet: str, alias: str, runs: Sequence[Mapping[str, Any]],
     return {
         "group": packet,
         "name": name,
-        "fullname": next((r["nodeid"] for r in runs if r.get("nodeid")), name),
+        "fullname": next((_pair_nodeid(r) for r in runs if r.get("nodeid")), name),
         "params": {"packet": packet, "alias": alias},
         "param": param,
         "extra_info": _benchmark_extra_info(counted, infrastructure),
         "options": dict(_OPTIONS),
         "stats": stats,
     }
+
+
+def _pair_nodeid(record: Mapping[str, Any]) -> str:
+    """The trial's node id without its ``-r<N>`` repeat suffix: the (packet, alias) pair's id."""
+    nodeid = str(record["nodeid"])
+    return re.sub(rf"-r{record_repeat(record)}\]$", "]", nodeid) if "repeat" in record else nodeid
 
 
 def benchmark_json(

@@ -4,7 +4,7 @@
 worker loses at most the line it was writing. Under xdist each worker writes
 its own file (:func:`worker_results_path`) and the controller merges them with
 :func:`merge_jsonl`, which skips a truncated or corrupt line with a warning;
-:func:`completed_pairs` reads a results file or folder back for ``--resume``.
+:func:`completed_trials` reads a results file or folder back for ``--resume``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ __all__ = [
     "Problem",
     "ResultsWarning",
     "completed_pairs",
+    "completed_trials",
     "load_records",
     "merge_jsonl",
     "merge_records",
+    "record_repeat",
     "worker_files",
     "worker_results_path",
 ]
@@ -209,19 +211,34 @@ def _result_sources(path: Path) -> list[Path]:
     return [path] if path.is_file() else []
 
 
-def completed_pairs(path: Path | str, *, on_problem: Problem | None = None) -> set[tuple[str, str]]:
-    """``{(packet_id, alias)}`` that already have a record: what ``--resume`` skips.
+def completed_trials(path: Path | str, *, on_problem: Problem | None = None) -> set[tuple[str, str, int]]:
+    """``{(packet_id, alias, repeat)}`` that already have a record: what ``--resume`` skips.
 
     ``path`` is a results file or a results folder (its ``results.jsonl`` and
     ``results-*.jsonl``); a missing path gives an empty set. A record is a
     finished run whatever its outcome (a model failure is a result); runs the
     harness itself broke never wrote one, and runs whose endpoint never answered
-    (outcome ``infrastructure``) judged nothing: both are run again.
+    (outcome ``infrastructure``) judged nothing: both are run again. A record
+    without ``repeat`` (written before ``--repeats`` existed), or with one that is
+    not a whole number >= 1, counts as repeat 1.
     """
-    pairs: set[tuple[str, str]] = set()
+    trials: set[tuple[str, str, int]] = set()
     for source in _result_sources(Path(path)):
         for rec in load_records(source, on_problem=on_problem):
             packet, alias = (rec.get("packet") or {}).get("id"), rec.get("alias")
             if packet and alias and rec.get("outcome") != "infrastructure":
-                pairs.add((str(packet), str(alias)))
-    return pairs
+                trials.add((str(packet), str(alias), record_repeat(rec)))
+    return trials
+
+
+def record_repeat(record: Mapping[str, Any]) -> int:
+    """The record's ``repeat`` (1-based); 1 where it has none or an unusable one."""
+    repeat = record.get("repeat")
+    if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat >= 1:
+        return repeat
+    return 1
+
+
+def completed_pairs(path: Path | str, *, on_problem: Problem | None = None) -> set[tuple[str, str]]:
+    """``{(packet_id, alias)}`` with at least one finished trial (see :func:`completed_trials`)."""
+    return {(packet, alias) for packet, alias, _ in completed_trials(path, on_problem=on_problem)}

@@ -10,6 +10,7 @@ properties a packet test sets, :func:`new_run_id` names a run, and
     {"schema_version": 1, "run_id": "3f2a...", "timestamp": "2026-...+00:00", "started_at": "...",
      "packet": {"id": "bugfix-median", "kind": "bug-fix", "version": 1},
      "alias": "local-coder", "model": "...", "test_double": false,
+     "repeat": 1, "sampling": {"temperature": 0.0, "seed": 7},
      "outcome": "finished", "failure": null, "failures_by_class": {}, "error": "", "passed": true,
      "counted": true,
      "gates": [{"id", "guard", "passed", "exit", "expected", "timed_out", "duration_s", ...}],
@@ -22,6 +23,11 @@ properties a packet test sets, :func:`new_run_id` names a run, and
      "sandbox": {"kind": "local", "isolation": "bubblewrap", "details": {...}},
      "versions": {"agentbench": "0.1.0", "python": "3.11.9"},
      "worker": "gw0", "nodeid": null, "transcript": "..."}
+
+``repeat`` is the trial's number (1-based) among ``--repeats N``; ``sampling`` holds the sampling
+settings the alias sends: ``temperature`` (``null``: none sent, the server's default) and ``seed``
+only where the alias has one in ``extra_body``. Records written before repeats existed have no
+``repeat``: readers take them as repeat 1.
 
 ``outcome`` is ``"infrastructure"`` (with ``counted: false``, ``passed: false``,
 no gates, and the endpoint under ``extra.endpoint``) when the alias's endpoint
@@ -59,7 +65,15 @@ from pytest_agentbench.results.jsonsafe import json_safe
 from pytest_agentbench.results.redact import Redactor
 from pytest_agentbench.sandbox.base import SandboxInfo
 
-__all__ = ["SCHEMA_VERSION", "TRANSCRIPT_CHARS", "RunRecord", "new_run_id", "record_to_dict", "run_cost"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "TRANSCRIPT_CHARS",
+    "RunRecord",
+    "new_run_id",
+    "record_to_dict",
+    "run_cost",
+    "sampling_settings",
+]
 
 SCHEMA_VERSION = 1
 #: Characters of transcript kept per record (head and tail, the cut is marked).
@@ -79,6 +93,7 @@ class RunRecord:
     sandbox: SandboxInfo
     wall_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    repeat: int = 1  # which of the --repeats trials of this (packet, alias) this is, 1-based
 
     @property
     def passed(self) -> bool:
@@ -94,6 +109,7 @@ class RunRecord:
             ("agentbench.kind", self.packet.kind),
             ("agentbench.alias", self.spec.alias),
             ("agentbench.model", self.spec.model),
+            ("agentbench.repeat", self.repeat),
             ("agentbench.test_double", self.spec.test_double),
             ("agentbench.outcome", self.agent.outcome),
             ("agentbench.failure", self.agent.failure or ""),
@@ -156,6 +172,8 @@ def record_to_dict(
         "alias": spec.alias,
         "model": spec.model,
         "test_double": bool(spec.test_double),
+        "repeat": record.repeat,
+        "sampling": sampling_settings(spec),
         "outcome": agent.outcome,
         "failure": agent.failure,
         "failures_by_class": _failures_by_class(agent),
@@ -180,6 +198,15 @@ def record_to_dict(
     if redactor is None:
         redactor = Redactor.from_environment([spec])
     return redactor(json_safe(out))
+
+
+def sampling_settings(spec: ModelSpec) -> dict[str, Any]:
+    """What the alias sends that decides sampling: ``temperature`` (None: none sent), ``seed`` if it has one."""
+    out: dict[str, Any] = {"temperature": spec.temperature}
+    seed = (spec.extra_body or {}).get("seed")
+    if seed is not None:
+        out["seed"] = seed
+    return out
 
 
 def run_cost(record: RunRecord) -> dict[str, Any]:
