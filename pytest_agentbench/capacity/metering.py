@@ -11,7 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_agentbench.agents.loop import Model
 
 __all__ = ["InFlight", "MeteredModel", "MetricsSampler"]
 
@@ -61,7 +64,7 @@ class MeteredModel:
     (request building, HTTP, SSE parsing, tool-call parsing); waiting is not CPU.
     """
 
-    def __init__(self, inner: Any, in_flight: InFlight, cpu: list[float]):
+    def __init__(self, inner: Model, in_flight: InFlight, cpu: list[float]):
         self.inner = inner
         self.in_flight = in_flight
         self.cpu = cpu
@@ -81,6 +84,9 @@ class MeteredModel:
         finally:
             self.cpu.append(time.thread_time() - start)  # list.append is atomic under the GIL
             self.in_flight.leave()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class MetricsSampler(threading.Thread):

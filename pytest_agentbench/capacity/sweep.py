@@ -54,6 +54,7 @@ from pytest_agentbench.errors import InfrastructureError, ServerError
 from pytest_agentbench.reports.sweep import level_done_line
 
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds the sweep's parser
+    from pytest_agentbench.agents.loop import Model
     from pytest_agentbench.models.registry import ModelSpec
     from pytest_agentbench.packets.schema import Packet
     from pytest_agentbench.results.record import RunRecord
@@ -68,7 +69,7 @@ def _loadavg() -> tuple[float, float, float] | None:
         return None
 
 
-def _default_make_model(spec: ModelSpec, base_url: str) -> Any:
+def _default_make_model(spec: ModelSpec, base_url: str) -> Model:
     from pytest_agentbench.models.adapter import ModelAdapter
 
     return ModelAdapter(spec, base_url)
@@ -114,7 +115,7 @@ class Sweep:
         config: SweepConfig,
         base_url: str,
         *,
-        make_model: Callable[[ModelSpec, str], Any] | None = None,
+        make_model: Callable[[ModelSpec, str], Model] | None = None,
         make_sandbox: Callable[[Packet], Any] | None = None,
         on_run: Callable[[RunRecord, int], None] | None = None,
         progress: Callable[[str], None] | None = None,
@@ -201,9 +202,7 @@ class Sweep:
         except Exception as exc:  # a failing server shows in the levels; say it here too
             self.notes.append(f"warm-up call failed: {exc}")
         finally:
-            close = getattr(model, "close", None)
-            if close is not None:
-                close()
+            model.close()
 
     # -- one level -----------------------------------------------------------
     def run_level(self, devs: int) -> LevelResult:
@@ -224,9 +223,7 @@ class Sweep:
         )
         measured = self._drive(level)
         for m in level.models:
-            close = getattr(m.inner, "close", None)
-            if close is not None:
-                close()
+            m.close()
         server = None
         if before is not None:
             from pytest_agentbench.serving.vllm.metrics import diff
