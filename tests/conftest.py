@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from .fake_vllm import FAKE_API_SERVER
+
 REPO = Path(__file__).resolve().parent.parent
 BUGFIX = REPO / "task_packets" / "bugfix-median"
 SCRIPTS = REPO / "examples" / "scripted"
@@ -85,3 +87,15 @@ def tiny_model(vllm_python: str) -> Path:
         timeout=300,
     )
     return TINY_MODEL_DIR
+
+
+@pytest.fixture
+def fake_vllm(tmp_path: Path) -> Path:
+    """A folder to put on PYTHONPATH that provides ``python -m vllm.entrypoints.openai.api_server``."""
+    root = tmp_path / "fakepkgs"
+    pkg = root / "vllm" / "entrypoints" / "openai"
+    pkg.mkdir(parents=True)
+    for folder in (root / "vllm", root / "vllm" / "entrypoints", pkg):
+        (folder / "__init__.py").write_text("")
+    (pkg / "api_server.py").write_text(FAKE_API_SERVER)
+    return root

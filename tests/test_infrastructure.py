@@ -24,7 +24,7 @@ import pytest
 
 from pytest_agentbench.errors import EndpointUnreachable, InfrastructureError
 from pytest_agentbench.results.benchmark import benchmark_json
-from pytest_agentbench.results.jsonl import completed_pairs, load_records
+from pytest_agentbench.results.jsonl import completed_trials, load_records
 from pytest_agentbench.results.record import record_to_dict
 
 from .conftest import importorskip_extra
@@ -177,7 +177,7 @@ def test_unreachable_alias_is_an_error_apart_and_a_flaky_one_a_failure(
     )
     assert flaky["gates"] and not flaky["passed"]  # answered once: graded, and it counts
     assert good["passed"] and good["counted"]
-    assert ("bugfix-median", "dead") not in completed_pairs(results)
+    assert ("bugfix-median", "dead", 1) not in completed_trials(results)
 
     # benchmark JSON: the dead pair's extra_info says so, and has no pass rate
     info = {b["params"]["alias"]: b["extra_info"] for b in bench["benchmarks"]}

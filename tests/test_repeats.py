@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_agentbench.results.benchmark import benchmark_json
-from pytest_agentbench.results.jsonl import RESULTS_FILE, completed_pairs, completed_trials, record_repeat
+from pytest_agentbench.results.jsonl import RESULTS_FILE, completed_trials, record_repeat
 
 from .conftest import importorskip_extra
 
@@ -99,7 +99,6 @@ def test_completed_trials_reads_repeats_and_old_records_as_repeat_1(tmp_path: Pa
     ]
     (tmp_path / RESULTS_FILE).write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert completed_trials(tmp_path) == {("p", "a", 1), ("p", "a", 3), ("p", "b", 1), ("p", "b", 2)}
-    assert completed_pairs(tmp_path) == {("p", "a"), ("p", "b")}
     assert [record_repeat(r) for r in lines] == [1, 3, 4, 1, 2]
 
 

@@ -35,7 +35,7 @@ from pytest_agentbench.results.jsonl import (
     RESULTS_FILE,
     JsonlWriter,
     ResultsWarning,
-    completed_pairs,
+    completed_trials,
     load_records,
     merge_jsonl,
     worker_files,
@@ -455,14 +455,14 @@ def test_merge_sorts_by_time_dedups_by_run_id_and_survives_garbage(tmp_path: Pat
     assert not list(d.glob(".*.tmp"))
 
 
-def test_completed_pairs_for_resume(tmp_path: Path) -> None:
-    assert completed_pairs(tmp_path / "nothing-yet") == set()
+def test_completed_trials_for_resume(tmp_path: Path) -> None:
+    assert completed_trials(tmp_path / "nothing-yet") == set()
     d = tmp_path / "results"
     JsonlWriter(worker_results_path(d, "gw0")).write(_rec("1", "2026-01-01T00:00:00+00:00", "p1", "a"))
     JsonlWriter(worker_results_path(d, "gw1")).write(_rec("2", "2026-01-01T00:00:01+00:00", "p2", "b"))
-    assert completed_pairs(d) == {("p1", "a"), ("p2", "b")}
+    assert completed_trials(d) == {("p1", "a", 1), ("p2", "b", 1)}  # no repeat: trial 1
     merge_jsonl(worker_files(d), d / RESULTS_FILE)
-    assert completed_pairs(d / RESULTS_FILE) == {("p1", "a"), ("p2", "b")}
+    assert completed_trials(d / RESULTS_FILE) == {("p1", "a", 1), ("p2", "b", 1)}
 
 
 WRITER = textwrap.dedent("""

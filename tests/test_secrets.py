@@ -26,7 +26,7 @@ from pytest_agentbench.sandbox.kinds import SANDBOX_KINDS
 from pytest_agentbench.serving.vllm.process import VLLMServer
 
 from .conftest import BUGFIX, importorskip_extra
-from .test_server_command import FAKE_API_SERVER, fake_spec
+from .fake_vllm import fake_spec
 
 pytest_plugins = ["pytester"]
 
@@ -171,17 +171,6 @@ def test_test_reports_are_redacted_for_any_test(pytester: pytest.Pytester, monke
     assert secret not in out and secret not in (pytester.path / "out.xml").read_text()
     assert "stdout has ***" in out and "log has ***" in out and "assert '***' == 'something else'" in out
     assert 'name="seen" value="***"' in (pytester.path / "out.xml").read_text()
-
-
-@pytest.fixture
-def fake_vllm(tmp_path: Path) -> Path:
-    root = tmp_path / "fakepkgs"
-    pkg = root / "vllm" / "entrypoints" / "openai"
-    pkg.mkdir(parents=True)
-    for folder in (root / "vllm", root / "vllm" / "entrypoints", pkg):
-        (folder / "__init__.py").write_text("")
-    (pkg / "api_server.py").write_text(FAKE_API_SERVER)
-    return root
 
 
 def test_vllm_start_error_and_log_never_show_a_secret(fake_vllm: Path, tmp_path: Path) -> None:

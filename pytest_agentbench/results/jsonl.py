@@ -26,7 +26,6 @@ __all__ = [
     "JsonlWriter",
     "Problem",
     "ResultsWarning",
-    "completed_pairs",
     "completed_trials",
     "load_records",
     "merge_jsonl",
@@ -237,8 +236,3 @@ def record_repeat(record: Mapping[str, Any]) -> int:
     if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat >= 1:
         return repeat
     return 1
-
-
-def completed_pairs(path: Path | str, *, on_problem: Problem | None = None) -> set[tuple[str, str]]:
-    """``{(packet_id, alias)}`` with at least one finished trial (see :func:`completed_trials`)."""
-    return {(packet, alias) for packet, alias, _ in completed_trials(path, on_problem=on_problem)}
