@@ -9,16 +9,14 @@ form a cycle nor expand the file past :data:`MAX_VALUES` values (a "billion
 laughs" file would otherwise hang every consumer that walks the data). Strings may not hold a NUL
 byte (no command, path or URL can carry one), numbers must be finite.
 
-:func:`mask_secrets` hides what looks like an API key (``sk-...``, long random
-tokens) in a message, so an error about models.yaml never echoes a key that
-was typed into the wrong place.
+(Masking key-looking text in models.yaml errors is ``results.redact.mask_secrets``,
+beside the rest of the package's secret handling.)
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,45 +62,6 @@ def type_name(value: object) -> str:
         float: "a number",
         type(None): "nothing (null)",
     }.get(type(value), type(value).__name__)
-
-
-# -- secrets in messages -----------------------------------------------------------------------------------------
-
-_KEY_PREFIX = re.compile(
-    r"(?:sk|pk|rk)[-_][A-Za-z0-9_-]{6,}|gh[pousr]_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{10,}"
-    r"|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{12,}|AIza[0-9A-Za-z_-]{20,}|hf_[A-Za-z0-9]{10,}"
-    r"|glpat-[A-Za-z0-9_-]{10,}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_.-]+"
-)
-_KEY_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_+=-])(?:" + _KEY_PREFIX.pattern + ")")
-_TOKEN = re.compile(r"[A-Za-z0-9_+=-]{20,}")
-REDACTED = "<redacted: looks like a key>"
-
-
-def looks_like_secret(token: str) -> bool:
-    """A known key prefix (``sk-``, ``ghp_``, ``AKIA``, ...), or a long random-looking token.
-
-    Random-looking: 20+ characters mixing upper case, lower case and digits (base62/64
-    keys), or 32+ hex digits. Words joined by ``_``/``-`` (file names, aliases) are not.
-    """
-    if _KEY_PREFIX.fullmatch(token):
-        return True
-    if len(token) >= 32 and re.fullmatch(r"[0-9a-fA-F]+", token) and re.search(r"\d", token):
-        return bool(re.search(r"[a-fA-F]", token))
-    if len(token) < 20:
-        return False
-    classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"\d"))
-    return classes == 3 and max(len(part) for part in re.split(r"[_-]", token)) >= 12
-
-
-def mask_secrets(text: str, keep: Iterable[str] = ()) -> str:
-    """``text`` with every key-looking token replaced by :data:`REDACTED`; the strings in ``keep`` stay as
-    they are (a file path in the message)."""
-    kept = [k for k in keep if k]
-    if kept:
-        pattern = "(" + "|".join(re.escape(k) for k in sorted(kept, key=len, reverse=True)) + ")"
-        return "".join(part if part in kept else mask_secrets(part) for part in re.split(pattern, text))
-    text = _KEY_IN_TEXT.sub(REDACTED, text)
-    return _TOKEN.sub(lambda m: REDACTED if looks_like_secret(m.group(0)) else m.group(0), text)
 
 
 # -- reading YAML ------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ Loading errors name the file, the key and the fix, like the packet loader's
 (the same strict YAML reader: UTF-8 with the line of a bad byte, no duplicate
 keys - so no duplicate alias -, finite numbers, no NUL bytes), and never echo
 a value that looks like a key: :func:`load_models` masks ``sk-...`` and long
-random tokens in every message (``_schema.mask_secrets``), in case a key was
+random tokens in every message (``results.redact.mask_secrets``), in case a key was
 typed where its variable's name belongs.
 """
 
@@ -38,12 +38,12 @@ from pytest_agentbench._schema import (
     get_number,
     get_str,
     load_yaml_mapping,
-    mask_secrets,
     type_name,
 )
 from pytest_agentbench.errors import FAILURE_CLASSES, ConfigError, FailureClass, ModelsFileError
 from pytest_agentbench.models.parsers import validate_parser_names as _validate_parsers
 from pytest_agentbench.models.taxonomy import DEFAULT_RETRIES, NEVER_RETRIED, RetryPolicy
+from pytest_agentbench.results.redact import mask_secrets
 
 if TYPE_CHECKING:
     from pytest_agentbench.capacity.cost import CostSpec

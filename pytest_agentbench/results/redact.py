@@ -32,7 +32,9 @@ The output boundaries, each applying the session's redactor (``AgentbenchSession
   whole server log rewritten when the server stops (so start errors quoting its tail are clean).
 
 :func:`public_url` keeps only ``scheme://host:port/path`` of a URL, dropping a
-``user:password@`` or a ``?key=`` that could carry a secret. pytest-free.
+``user:password@`` or a ``?key=`` that could carry a secret. :func:`mask_secrets` works where the
+values are not known (a models.yaml error message, before any session): it masks text that *looks*
+like a key (known prefixes such as ``sk-``, long random tokens). pytest-free.
 """
 
 from __future__ import annotations
@@ -46,7 +48,17 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
-__all__ = ["MIN_SECRET_LEN", "REDACTED", "Redactor", "looks_secret_name", "public_url", "worth_redacting"]
+__all__ = [
+    "MASKED",
+    "MIN_SECRET_LEN",
+    "REDACTED",
+    "Redactor",
+    "looks_like_secret",
+    "looks_secret_name",
+    "mask_secrets",
+    "public_url",
+    "worth_redacting",
+]
 
 #: What a secret is replaced by.
 REDACTED = "***"
@@ -153,3 +165,42 @@ def public_url(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+# -- key-looking text, where the values are not known (e.g. a models.yaml error message) ----
+
+_KEY_PREFIX = re.compile(
+    r"(?:sk|pk|rk)[-_][A-Za-z0-9_-]{6,}|gh[pousr]_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{10,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{12,}|AIza[0-9A-Za-z_-]{20,}|hf_[A-Za-z0-9]{10,}"
+    r"|glpat-[A-Za-z0-9_-]{10,}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_.-]+"
+)
+_KEY_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_+=-])(?:" + _KEY_PREFIX.pattern + ")")
+_TOKEN = re.compile(r"[A-Za-z0-9_+=-]{20,}")
+MASKED = "<redacted: looks like a key>"
+
+
+def looks_like_secret(token: str) -> bool:
+    """A known key prefix (``sk-``, ``ghp_``, ``AKIA``, ...), or a long random-looking token.
+
+    Random-looking: 20+ characters mixing upper case, lower case and digits (base62/64
+    keys), or 32+ hex digits. Words joined by ``_``/``-`` (file names, aliases) are not.
+    """
+    if _KEY_PREFIX.fullmatch(token):
+        return True
+    if len(token) >= 32 and re.fullmatch(r"[0-9a-fA-F]+", token) and re.search(r"\d", token):
+        return bool(re.search(r"[a-fA-F]", token))
+    if len(token) < 20:
+        return False
+    classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"\d"))
+    return classes == 3 and max(len(part) for part in re.split(r"[_-]", token)) >= 12
+
+
+def mask_secrets(text: str, keep: Iterable[str] = ()) -> str:
+    """``text`` with every key-looking token replaced by :data:`MASKED`; the strings in ``keep`` stay as
+    they are (a file path in the message)."""
+    kept = [k for k in keep if k]
+    if kept:
+        pattern = "(" + "|".join(re.escape(k) for k in sorted(kept, key=len, reverse=True)) + ")"
+        return "".join(part if part in kept else mask_secrets(part) for part in re.split(pattern, text))
+    text = _KEY_IN_TEXT.sub(MASKED, text)
+    return _TOKEN.sub(lambda m: MASKED if looks_like_secret(m.group(0)) else m.group(0), text)
