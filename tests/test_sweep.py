@@ -663,3 +663,38 @@ def test_session_token_line_equal_explained_or_mismatch() -> None:
     # the server counting more with no cut call, or less than the client, stays a mismatch
     assert "MISMATCH" in token_reconciliation_line("a", [rec(10, 2), rec(15, 2)], delta)
     assert "MISMATCH" in token_reconciliation_line("a", [rec(40, 2, timeout=1)], delta)
+
+
+@pytest.mark.parametrize(
+    ("client_s", "status"),
+    [
+        (0.119, "ok"),  # the case: interpolated p50 175 ms, mean 106 ms, but 119 ms is inside the bucket
+        (0.249, "ok"),
+        (0.085, "ok"),  # 15 ms below the bucket: within the 20 ms tolerance
+        (0.060, "mismatch"),  # 40 ms below the bucket the server's median is in
+        (0.300, "mismatch"),  # 50 ms above it (tolerance max(10 % of 175 ms, 20 ms))
+    ],
+)
+def test_reconcile_ttft_compares_against_the_bucket_the_server_resolves(client_s: float, status: str) -> None:
+    srv = server(ttft_p50_s=0.175, ttft_mean_s=0.106, ttft_p50_bucket_s=[0.1, 0.25])
+    check = by_name(reconcile(4, client(ttft_p50_s=client_s), srv))["ttft"]
+    assert check.status == status, check.detail
+    assert "100.0 ms-250.0 ms" in check.detail  # the resolution is said
+
+
+def test_reconcile_ttft_open_top_bucket() -> None:
+    srv = server(ttft_p50_s=20.0, ttft_p50_bucket_s=[20.0, None])
+    assert by_name(reconcile(4, client(ttft_p50_s=95.0), srv))["ttft"].status == "ok"
+    assert by_name(reconcile(4, client(ttft_p50_s=5.0), srv))["ttft"].status == "mismatch"
+
+
+def test_histogram_median_bucket_is_the_one_holding_the_middle_observation() -> None:
+    from pytest_agentbench.serving.vllm.metrics import Histogram, LatencyStats
+
+    inf = float("inf")
+    hist = Histogram(buckets=((0.04, 1.0), (0.1, 3.0), (0.25, 8.0), (0.5, 10.0), (inf, 10.0)), count=10.0, sum=1.06)
+    assert hist.quantile_bucket(0.5) == (0.1, 0.25)
+    assert hist.quantile_bucket(0.0) == (0.0, 0.04)
+    assert LatencyStats.from_histogram(hist).p50_bucket == (0.1, 0.25)
+    assert Histogram(buckets=((0.1, 0.0), (inf, 4.0)), count=4.0, sum=2.0).quantile_bucket(0.5) == (0.1, inf)
+    assert Histogram(buckets=(), count=0.0, sum=0.0).quantile_bucket(0.5) is None

@@ -10,6 +10,7 @@ the results they fill: :class:`LevelResult` per N and :class:`SweepResult` with 
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -87,9 +88,11 @@ def server_stats(delta: Any, samples: Mapping[str, Any]) -> dict[str, Any]:
     ttft = delta.ttft.p50 if delta.ttft is not None and delta.ttft.count else None
     ttft_mean = delta.ttft.mean if delta.ttft is not None and delta.ttft.count else None
     tpot = delta.tpot.p50 if delta.tpot is not None and delta.tpot.count else None
+    bucket = delta.ttft.p50_bucket if delta.ttft is not None and delta.ttft.count else None
     return {
         "ttft_p50_s": ttft,
         "ttft_mean_s": ttft_mean,
+        "ttft_p50_bucket_s": None if bucket is None else [bucket[0], None if math.isinf(bucket[1]) else bucket[1]],
         "tpot_p50_s": tpot,
         "decode_tok_s_p50": 1.0 / tpot if tpot else None,
         "prompt_tokens": delta.prompt_tokens,

@@ -113,21 +113,45 @@ def _tokens_check(client: Mapping[str, Any], server: Mapping[str, Any] | None) -
 
 
 def _ttft_check(client: Mapping[str, Any], server: Mapping[str, Any] | None, rel_tol: float, abs_tol_s: float) -> Check:
+    """Client p50 against what the server's histogram resolves: the bucket that holds its median.
+
+    The server's p50 is interpolated inside one histogram bucket (vLLM's TTFT buckets are e.g.
+    0.1-0.25 s), so a client p50 anywhere in that bucket agrees with it; only a client p50 outside the
+    bucket by more than the tolerance is a disagreement. Without bucket bounds (older records), the
+    interpolated p50 +- tolerance is the rule.
+    """
     c_ttft = client.get("ttft_p50_s")
     s_ttft = (server or {}).get("ttft_p50_s")
     if server is None or s_ttft is None:
         return Check("ttft", "skipped", "no server TTFT histogram")
     if c_ttft is None:
         return Check("ttft", "mismatch", "the client measured no TTFT (no streamed call finished)")
-    gap = abs(c_ttft - s_ttft)
-    tol = max(rel_tol * s_ttft, abs_tol_s)
     mean = server.get("ttft_mean_s")
+    lo, hi = _bucket(server.get("ttft_p50_bucket_s"), s_ttft)
+    tol = max(rel_tol * s_ttft, abs_tol_s)
+    gap = max(0.0, lo - c_ttft, c_ttft - hi)
+    if (lo, hi) == (s_ttft, s_ttft):
+        where = f"server p50 {_ms(s_ttft)}"
+    else:
+        where = f"server p50 {_ms(s_ttft)}, resolved by its histogram only to {_ms(lo)}-{_ms(hi)}"
     text = (
-        f"client p50 {c_ttft * 1000:.1f} ms vs server p50 {s_ttft * 1000:.1f} ms"
-        + (f" (server mean {mean * 1000:.1f} ms)" if mean is not None else "")
-        + f": {gap * 1000:.1f} ms apart (tolerance {tol * 1000:.1f} ms)"
+        f"client p50 {_ms(c_ttft)} vs {where}"
+        + (f" (server mean {_ms(mean)})" if mean is not None else "")
+        + (f": {gap * 1000:.1f} ms outside (tolerance {tol * 1000:.1f} ms)" if gap else ": consistent")
     )
     return Check("ttft", "ok" if gap <= tol + 1e-9 else "mismatch", text)
+
+
+def _bucket(raw: Any, p50: float) -> tuple[float, float]:
+    """The median's bucket as ``(low, high)`` seconds; the point itself when the record has none."""
+    if isinstance(raw, (list, tuple)) and len(raw) == 2 and isinstance(raw[0], (int, float)):
+        high = float("inf") if raw[1] is None else float(raw[1])
+        return float(raw[0]), high
+    return p50, p50
+
+
+def _ms(seconds: float) -> str:
+    return "+Inf" if seconds == float("inf") else f"{seconds * 1000:.1f} ms"
 
 
 def _client_cpu_check(client: Mapping[str, Any]) -> Check:

@@ -115,6 +115,22 @@ class Histogram:
             estimate = min(estimate, self.sum / (self.count * (1.0 - q)))
         return estimate
 
+    def quantile_bucket(self, q: float) -> tuple[float, float] | None:
+        """The bounds ``(lower, upper)`` of the bucket that holds the ``q`` quantile: all the histogram
+        resolves about it (``upper`` is ``inf`` above the highest finite bound); ``None`` when empty."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be within 0..1, got {q}")
+        if self.count <= 0 or not self.buckets:
+            return None
+        rank, lower, below = q * self.count, 0.0, 0.0
+        for le, cumulative in self.buckets:
+            if cumulative >= rank and cumulative > below:
+                return (min(lower, le), le)
+            if not math.isinf(le):
+                lower = le
+            below = cumulative
+        return (lower, math.inf)
+
     def _interpolate(self, rank: float) -> float:
         lower, below = 0.0, 0.0
         for le, cumulative in self.buckets:
@@ -140,6 +156,8 @@ class LatencyStats:
     p50: float | None
     p90: float | None
     p99: float | None
+    #: The histogram bucket that holds the median: the server's p50 is somewhere in it, no finer.
+    p50_bucket: tuple[float, float] | None = None
 
     @classmethod
     def from_histogram(cls, hist: Histogram) -> LatencyStats:
@@ -150,6 +168,7 @@ class LatencyStats:
             p50=hist.quantile(0.50),
             p90=hist.quantile(0.90),
             p99=hist.quantile(0.99),
+            p50_bucket=hist.quantile_bucket(0.50),
         )
 
 
