@@ -14,6 +14,7 @@ a missed *gate* is the test's failure (an ``AssertionError``).
     ├── InfrastructureError          the harness failed: a pytest *error*, not a failure
     │   ├── SandboxError             the sandbox could not do what was asked
     │   │   ├── PathRefused          a path outside the workspace (the caller's mistake)
+    │   │   ├── IntegrityError       the workspace could not be checked before the gates
     │   │   └── SandboxUnavailable   the chosen sandbox cannot run on this machine (names the fix)
     │   ├── ServerError              a model server the harness owns failed
     │   │   └── ServerStartError     ... did not become ready (command, log tail, likely cause)
@@ -68,6 +69,7 @@ __all__ = [
     "ModelsFileError",
     "PacketError",
     "PacketWarning",
+    "IntegrityError",
     "PathRefused",
     "ResultsWarning",
     "SandboxError",
@@ -108,6 +110,10 @@ class SandboxError(InfrastructureError):
 
 class PathRefused(SandboxError):
     """A path given to the sandbox is outside the workspace, or not a file: the caller's mistake."""
+
+
+class IntegrityError(SandboxError):
+    """The workspace could not be checked before the gates (``packets.integrity``): they must not run on it."""
 
 
 class SandboxUnavailable(SandboxError):

@@ -18,6 +18,7 @@ from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.loop import Model, run_agent
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import run_gates
+from pytest_agentbench.packets.integrity import Reset
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.results.record import RunRecord, new_run_id
 from pytest_agentbench.sandbox.base import Sandbox
@@ -45,7 +46,8 @@ def run_packet(
     sandbox = make_sandbox(packet)
     try:
         result = run_agent(packet.prompt, sandbox, model, config)
-        gates = run_gates(packet, sandbox) if result.counted else []
+        resets: list[Reset] = []
+        gates = run_gates(packet, sandbox, resets=resets) if result.counted else []
         info = sandbox.info
     finally:
         sandbox.close()
@@ -57,4 +59,5 @@ def run_packet(
         gates=gates,
         sandbox=info,
         wall_s=time.monotonic() - start,
+        extra={"workspace_reset": [r.to_dict() for r in resets]} if resets else {},
     )

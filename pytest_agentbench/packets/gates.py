@@ -1,7 +1,9 @@
 """Gates: the packet's checks, run in the sandbox after the agent stops.
 
 Hidden files named in a gate's ``add`` are copied in only at gate time, so the
-agent never sees them. A failed gate is an assertion, not an error:
+agent never sees them. Before the first gate, ``packets.integrity`` undoes what would
+change how the gates run (a planted ``conftest.py``, a ``pytest.py`` shadowing pytest ...),
+and each gate runs under its clean environment (``integrity.gate_argv``). A failed gate is an assertion, not an error:
 :class:`GateFailed` subclasses ``AssertionError`` and its message shows gate
 id, command, expected vs actual exit and the tail of the output.
 """
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_agentbench.errors import GateFailed
+from pytest_agentbench.packets.integrity import IntegrityError, Reset, gate_argv, secure_workspace
 from pytest_agentbench.packets.schema import Gate, Packet
 from pytest_agentbench.sandbox.base import ExecResult, Sandbox
 
@@ -69,7 +72,7 @@ def run_gate(packet: Packet, gate: Gate, sandbox: Sandbox) -> GateResult:
     except OSError as exc:
         return GateResult(gate.id, gate.run, gate.expect_exit, -1, False, 0.0, "", gate.guard, error=str(exc))
     try:
-        res: ExecResult = sandbox.exec(["bash", "-c", gate.run], gate.timeout_s)
+        res: ExecResult = sandbox.exec(gate_argv(gate.run), gate.timeout_s)
     finally:
         remove_hidden_files(gate, sandbox)
     passed = res.exit_code == gate.expect_exit and not res.timed_out
@@ -86,8 +89,18 @@ def run_gate(packet: Packet, gate: Gate, sandbox: Sandbox) -> GateResult:
     )
 
 
-def run_gates(packet: Packet, sandbox: Sandbox) -> list[GateResult]:
-    """Run every gate in order, each on the workspace plus its own hidden files."""
+def run_gates(packet: Packet, sandbox: Sandbox, *, resets: list[Reset] | None = None) -> list[GateResult]:
+    """Check the workspace (``packets.integrity``), then run every gate in order, each on the workspace
+    plus its own hidden files. What the check undid is appended to ``resets`` when given; a workspace
+    that could not be checked fails every gate with the reason, unrun."""
+    try:
+        undone = secure_workspace(packet, sandbox)
+    except IntegrityError as exc:
+        return [
+            GateResult(g.id, g.run, g.expect_exit, -1, False, 0.0, "", g.guard, error=str(exc)) for g in packet.gates
+        ]
+    if resets is not None:
+        resets.extend(undone)
     return [run_gate(packet, gate, sandbox) for gate in packet.gates]
 
 

@@ -58,6 +58,8 @@ _PACKET_KEYS = {
     "reference",
     "description",
     "tags",
+    "protect",
+    "allow",
 }
 _LIMIT_KEYS = {"max_turns", "timeout_s", "max_output_tokens"}
 _GATE_KEYS = {"id", "run", "expect_exit", "timeout_s", "add", "guard", "description"}
@@ -95,6 +97,10 @@ class Packet:
     gates: tuple[Gate, ...]
     reference: Path | None = None
     tags: tuple[str, ...] = ()
+    #: Workspace globs put back before the gates (restored if changed, removed if new): see packets.integrity.
+    protect: tuple[str, ...] = ()
+    #: Workspace globs the agent may create or change although they are test configuration or shadow a module.
+    allow: tuple[str, ...] = ()
 
     @property
     def file(self) -> Path:
@@ -191,9 +197,7 @@ def load_packet(path: Path | str, *, prompt_warn_bytes: int | None = PROMPT_WARN
             raise (where / "reference").fail(
                 f"{reference} is not a file: give the patch file (`git diff` of the workspace)"
             )
-    tags = data.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise (where / "tags").fail(f"expected a list of strings, found {type_name(tags)}")
+    tags = _strings(data, "tags", where)
     get_str(data, "description", where, "")
     return Packet(
         id=pid,
@@ -206,8 +210,29 @@ def load_packet(path: Path | str, *, prompt_warn_bytes: int | None = PROMPT_WARN
         limits=limits,
         gates=gates,
         reference=reference,
-        tags=tuple(tags),
+        tags=tags,
+        protect=_globs(data, "protect", where),
+        allow=_globs(data, "allow", where),
     )
+
+
+def _strings(data: dict[str, Any], key: str, where: Where) -> tuple[str, ...]:
+    values = data.get(key) or []
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise (where / key).fail(f"expected a list of strings, found {type_name(values)}")
+    return tuple(values)
+
+
+def _globs(data: dict[str, Any], key: str, where: Where) -> tuple[str, ...]:
+    """Workspace-relative globs (``tests/**``, ``conftest.py``): relative, no ``..``."""
+    globs = _strings(data, key, where)
+    for glob in globs:
+        if not glob or PurePosixPath(glob).is_absolute() or ".." in PurePosixPath(glob).parts:
+            raise (where / key).fail(
+                f"expected globs relative to the workspace (e.g. 'tests/**'), found {glob!r}: "
+                "no absolute paths, no '..'"
+            )
+    return globs
 
 
 def _load_prompt(data: dict[str, Any], where: Where, root: Path) -> str:

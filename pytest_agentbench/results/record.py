@@ -22,12 +22,16 @@ properties a packet test sets, :func:`new_run_id` names a run, and
      "cost": {"usd": 0.0180, "kind": "commercial", "spec": {...}, "describe": "...", "basis": "..."},
      "sandbox": {"kind": "local", "isolation": "bubblewrap", "details": {...}},
      "versions": {"agentbench": "0.1.0", "python": "3.11.9"},
+     "workspace_reset": [{"path": "pytest.py", "action": "removed", "why": "would be imported instead of ..."}],
      "worker": "gw0", "nodeid": null, "transcript": "..."}
 
 ``repeat`` is the trial's number (1-based) among ``--repeats N``; ``sampling`` holds the sampling
 settings the alias sends: ``temperature`` (``null``: none sent, the server's default) and ``seed``
 only where the alias has one in ``extra_body``. Records written before repeats existed have no
 ``repeat``: readers take them as repeat 1.
+
+``workspace_reset`` lists what was undone in the workspace before the gates ran (a planted
+``conftest.py``, a module shadowing pytest ...; the rules: ``packets.integrity``); empty when nothing was.
 
 ``outcome`` is ``"infrastructure"`` (with ``counted: false``, ``passed: false``,
 no gates, and the endpoint under ``extra.endpoint``) when the alias's endpoint
@@ -191,6 +195,7 @@ def record_to_dict(
         "versions": _versions(),
         "worker": extra.get("worker") or os.environ.get("PYTEST_XDIST_WORKER"),
         "nodeid": extra.get("nodeid"),
+        "workspace_reset": [dict(r) for r in extra.get("workspace_reset") or []],
         "extra": _extra_dict(extra),
     }
     if transcript:
@@ -260,9 +265,12 @@ def _sandbox_dict(info: SandboxInfo) -> dict[str, Any]:
     }
 
 
+_OWN_FIELDS = ("server_metrics", "worker", "nodeid", "workspace_reset")
+
+
 def _extra_dict(extra: Mapping[str, Any]) -> dict[str, Any]:
     """The primitive ``record.extra`` entries that have no field of their own."""
-    return {str(k): v for k, v in extra.items() if k not in ("server_metrics", "worker", "nodeid") and _is_primitive(v)}
+    return {str(k): v for k, v in extra.items() if k not in _OWN_FIELDS and _is_primitive(v)}
 
 
 def _gate_dict(g: Any) -> dict[str, Any]:
