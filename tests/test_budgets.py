@@ -78,7 +78,7 @@ def test_token_budget_ends_the_run_at_the_call_that_spends_it() -> None:
     assert b.over_by <= 400  # bounded by the prompt of the last call
 
 
-def test_the_clamp_never_goes_below_one_and_a_spent_budget_makes_no_call() -> None:
+def test_an_exactly_spent_budget_makes_no_further_call() -> None:
     # exactly spent after call 2 (2 x 500 = 1,000): no third call, no max_tokens=0 ever sent
     result, requests = run([step()] * 4, AgentConfig(max_total_tokens=1000, max_output_tokens=300))
     assert result.outcome == "token_budget" and len(requests) == 2
@@ -108,13 +108,19 @@ def test_wall_mode_without_token_budget_is_todays_behaviour() -> None:
     result, requests = run([step()] * 5, AgentConfig(max_turns=2))
     assert result.outcome == "max_turns" and max_tokens_sent(requests) == [4096, 4096]
     b = result.budget
-    assert (b.mode, b.ended_by, b.max_total_tokens, b.safety_timeout_s, b.over_by) == (
-        "wall",
-        "turns",
-        None,
-        None,
-        None,
-    )
+    assert b.to_dict() | {"tokens_used": 0} == {
+        "mode": "wall",
+        "max_turns": 2,
+        "max_total_tokens": None,
+        "max_total_tokens_from": None,
+        "timeout_s": 600.0,
+        "safety_timeout_s": None,
+        "ended_by": "turns",
+        "tokens_used": 0,
+        "over_by": None,
+        "enforced": True,
+        "note": "",
+    }
     assert b.tokens_used == 1000 and b.enforced
 
 
@@ -172,6 +178,22 @@ def test_a_server_without_usage_and_no_token_budget_is_enforced_but_unknown() ->
     assert "could not be enforced" not in result.budget.note
 
 
+def test_a_server_that_ignores_the_clamp_is_measured_not_assumed() -> None:
+    # asked for at most 1,200 tokens, the hostile server says it sent 2,000: over by what it reported
+    result, requests = run([step(400, 2000)] * 3, AgentConfig(max_total_tokens=1200))
+    assert max_tokens_sent(requests) == [1200] and result.outcome == "token_budget"
+    assert (result.budget.tokens_used, result.budget.over_by) == (2400, 1200)
+
+
+def test_impossible_usage_makes_the_budget_unenforced_not_refunded() -> None:
+    # a negative count would hand tokens back and let the run go on past its budget
+    result, requests = run([step(), step(-10_000, 5)] + [step()] * 3, AgentConfig(max_total_tokens=1200, max_turns=4))
+    assert result.outcome == "max_turns" and max_tokens_sent(requests) == [1200, 700, 4096, 4096]
+    b = result.budget
+    assert b.enforced is False and b.tokens_used is None
+    assert "call 1 reported impossible usage (-10000 prompt, 5 completion tokens)" in b.note
+
+
 # --------------------------------------------------------------------------- the record
 
 
@@ -226,6 +248,9 @@ def test_budget_config_option_beats_packet_beats_default() -> None:
     assert (got.max_total_tokens, got.max_total_tokens_from, got.wall_limit_s) == (7000, "option", 40.0)
     with pytest.raises(ValueError, match="budget must be one of wall, tokens"):
         budget_config("speed", **base, max_total_tokens=None)  # type: ignore[arg-type]
+    for factor in (0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="safety_factor must be a finite number >= 1"):
+            budget_config("tokens", **base, max_total_tokens=None, safety_factor=factor)
 
 
 # --------------------------------------------------------------------------- packet limits

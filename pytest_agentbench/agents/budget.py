@@ -4,9 +4,10 @@ The :class:`TokenLedger` sums ``prompt + completion`` tokens as the server repor
 answered call (never re-counted locally). Before each call the loop asks it for the call's
 ``max_tokens``: the per-call cap clamped to what is left of the budget, so no completion can take
 the run over. The prompt of a call is only known once it is answered, so the last call's prompt can
-still take the run over by at most its own size; the account says by how much (``over_by``).
+still take the run over by at most its own size (more only if the server ignores ``max_tokens``); the
+account says by how much (``over_by``: measured, never assumed).
 
-A server that sends no usage leaves the sum unknown: from that call on the budget cannot be
+A server that sends no usage (or negative counts) leaves the sum unknown: from that call on the budget cannot be
 enforced, the clamp stops (what is left is unknown) and the account says so (``enforced: false``
 with a ``note``) - turns and the wall clock still bind. It never pretends the run stayed within.
 
@@ -65,18 +66,28 @@ class TokenLedger:
         self.note = ""
 
     def add(self, usage: Usage, call_index: int) -> None:
-        """Count one answered call; a call without usage makes the sum unknown for the rest of the run."""
-        if not usage.reported:
-            if self.known:
-                self.known = False
-                self.note = f"call {call_index} reported no usage, so the tokens used are unknown from then on" + (
-                    ": the token budget could not be enforced (turns and the wall clock still bound the run); "
-                    "use a server that reports usage (for streaming: stream_options include_usage)"
-                    if self.limit is not None
-                    else ""
-                )
+        """Count one answered call; a call without usage (or with impossible counts) makes the sum unknown
+        for the rest of the run."""
+        if not self.known:
             return
-        self.used += usage.prompt_tokens + usage.completion_tokens
+        if not usage.reported:
+            self._unknown(f"call {call_index} reported no usage")
+        elif usage.prompt_tokens < 0 or usage.completion_tokens < 0:
+            self._unknown(
+                f"call {call_index} reported impossible usage ({usage.prompt_tokens} prompt, "
+                f"{usage.completion_tokens} completion tokens)"
+            )
+        else:
+            self.used += usage.prompt_tokens + usage.completion_tokens
+
+    def _unknown(self, why: str) -> None:
+        self.known = False
+        self.note = f"{why}, so the tokens used are unknown from then on" + (
+            ": the token budget could not be enforced (turns and the wall clock still bound the run); "
+            "use a server that reports usage (for streaming: stream_options include_usage)"
+            if self.limit is not None
+            else ""
+        )
 
     @property
     def spent(self) -> bool:

@@ -13,6 +13,7 @@ Two budget modes (``--budget``; ledger and the record of what ended a run: ``age
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -76,6 +77,8 @@ def budget_config(
     """The config of one run from a packet's limits and the session's overrides (option > packet > default)."""
     if budget not in BUDGET_MODES:
         raise ValueError(f"budget must be one of {', '.join(BUDGET_MODES)}, not {budget!r}")
+    if not math.isfinite(safety_factor) or safety_factor < 1:
+        raise ValueError(f"safety_factor must be a finite number >= 1, not {safety_factor!r}")
     tokens, source = max_total_tokens, "packet" if max_total_tokens is not None else None
     if tokens_override is not None:
         tokens, source = tokens_override, "option"
