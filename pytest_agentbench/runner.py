@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pytest_agentbench.agents.config import AgentConfig
+from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, BudgetMode, budget_config
 from pytest_agentbench.agents.loop import Model, run_agent
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import run_gates
@@ -34,14 +34,25 @@ def run_packet(
     *,
     agent_timeout: float | None = None,
     run_id: str | None = None,
+    budget: BudgetMode = "wall",
+    max_total_tokens: int | None = None,
+    safety_factor: float = DEFAULT_SAFETY_FACTOR,
 ) -> RunRecord:
-    """Run the agent on ``packet`` in a fresh sandbox, then its gates; the sandbox is always closed."""
+    """Run the agent on ``packet`` in a fresh sandbox, then its gates; the sandbox is always closed.
+
+    ``agent_timeout`` and ``max_total_tokens`` override the packet's limits; ``budget`` picks what binds
+    (``wall``, or ``tokens`` with the wall clock a safety net at timeout x ``safety_factor``: ``agents.config``).
+    """
     start = time.monotonic()
     limits = packet.limits
-    config = AgentConfig(
+    config = budget_config(
+        budget,
         max_turns=limits.max_turns,
         timeout_s=agent_timeout if agent_timeout is not None else limits.timeout_s,
         max_output_tokens=limits.max_output_tokens,
+        max_total_tokens=limits.max_total_tokens,
+        tokens_override=max_total_tokens,
+        safety_factor=safety_factor,
     )
     sandbox = make_sandbox(packet)
     try:

@@ -2,7 +2,9 @@
 
 The loop runs on the host; only commands touch the sandbox. A bad tool call
 (unknown tool, bad arguments, a path outside the workspace) is answered with an
-error message for the model, never a crash. Budgets: turns, wall time, and an
+error message for the model, never a crash. Budgets: turns, tokens over the run
+(each call's ``max_tokens`` clamped to what is left: ``budget.py``), the wall clock
+(binding, or in ``tokens`` mode only a safety net: ``config.py``), and an
 output-token cap per model call. The tools are in ``tools.py``, what a run leaves
 (turns, outcome, transcript) in ``transcript.py``.
 
@@ -19,9 +21,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from pytest_agentbench.agents.budget import TokenLedger
 from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.tools import TOOLS, ToolError, Tools
 from pytest_agentbench.agents.transcript import (
+    ENDED_BY,
     INFRASTRUCTURE,
     NO_ANSWER_FAILURES,
     AgentResult,
@@ -72,30 +76,39 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
     from pytest_agentbench.errors import ModelCallError
 
     start = time.monotonic()
-    deadline = start + config.timeout_s
+    deadline = start + config.wall_limit_s
+    wall_out: Outcome = "safety_timeout" if config.budget == "tokens" else "agent_timeout"
+    ledger = TokenLedger(config.max_total_tokens)
     tools = Tools(sandbox, config, deadline)
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
     turns: list[Turn] = []
 
     def done(outcome: Outcome, **kw: Any) -> AgentResult:
-        return AgentResult(outcome=outcome, turns=turns, wall_s=time.monotonic() - start, **kw)
+        budget = ledger.account(config, ENDED_BY.get(outcome))
+        return AgentResult(outcome=outcome, turns=turns, wall_s=time.monotonic() - start, budget=budget, **kw)
 
     for index in range(config.max_turns):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return done("agent_timeout", error=f"wall budget of {config.timeout_s:.0f} s used up")
+            return done(wall_out, error=_wall_message(config))
+        if ledger.spent:
+            return done("token_budget", error=ledger.spent_message())
         t0 = time.monotonic()
         try:
-            completion = model.complete(messages, TOOLS, max_tokens=config.max_output_tokens, timeout=remaining)
+            cap = ledger.max_tokens(config.max_output_tokens)
+            completion = model.complete(messages, TOOLS, max_tokens=cap, timeout=remaining)
         except ModelCallError as exc:
             turns.append(Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries))
             if exc.failure == "timeout" and deadline - time.monotonic() <= 0:
-                return done("agent_timeout", error=str(exc))
+                return done(
+                    wall_out, error=str(exc) if wall_out == "agent_timeout" else f"{_wall_message(config)}: {exc}"
+                )
             answered = any(t.error is None for t in turns)
             outcome: Outcome = "model_error" if answered or exc.failure not in NO_ANSWER_FAILURES else INFRASTRUCTURE
             return done(outcome, failure=exc.failure, error=str(exc))
         turn = _turn_of(index, completion)
         turns.append(turn)
+        ledger.add(turn.usage, index)
         messages.append(_assistant_message(completion))
         if not completion.tool_calls and not turn.invalid_tool_calls:
             return done("stopped", summary=completion.text)
@@ -105,6 +118,15 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
         if finished is not None:
             return done("finished", summary=finished)
     return done("max_turns", error=f"no finish after {config.max_turns} turn(s)")
+
+
+def _wall_message(config: AgentConfig) -> str:
+    if config.budget == "tokens":
+        return (
+            f"wall-clock safety net of {config.wall_limit_s:g} s reached (budget mode tokens: timeout_s "
+            f"{config.timeout_s:g} s x the safety factor); the run was stuck or very slow"
+        )
+    return f"wall budget of {config.timeout_s:.0f} s used up"
 
 
 def _turn_of(index: int, completion: Completion) -> Turn:

@@ -5,13 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from pytest_agentbench.agents.budget import BudgetUse
 from pytest_agentbench.models.calls import ToolCall, Usage
 
-#: How an agent run ends: ``finish`` called, a reply without tool calls, a budget, a failed model call, or
+#: How an agent run ends: ``finish`` called, a reply without tool calls, a budget (turns, the wall clock,
+#: tokens, or in ``--budget=tokens`` mode the wall-clock safety net), a failed model call, or
 #: ``infrastructure``: the endpoint never answered, so the run says nothing about the model (see below).
-Outcome = Literal["finished", "stopped", "max_turns", "agent_timeout", "model_error", "infrastructure"]
+Outcome = Literal[
+    "finished",
+    "stopped",
+    "max_turns",
+    "agent_timeout",
+    "token_budget",
+    "safety_timeout",
+    "model_error",
+    "infrastructure",
+]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 INFRASTRUCTURE: Outcome = "infrastructure"
+#: The outcomes that are a budget running out, and which budget (the record's ``budget.ended_by``).
+ENDED_BY: dict[str, str] = {
+    "max_turns": "turns",
+    "agent_timeout": "wall",
+    "token_budget": "tokens",
+    "safety_timeout": "safety_timeout",
+}
+BUDGET_OUTCOMES: frozenset[str] = frozenset(ENDED_BY)
 
 #: The rule for ``infrastructure``. A model has *answered* a run once one call returned a completion (an
 #: HTTP 200 the adapter could read, whatever its content: tool calls, text, unparseable calls). A run
@@ -66,6 +85,7 @@ class AgentResult:
     summary: str = ""
     failure: str | None = None  # model-call failure class, when outcome is "model_error" or "infrastructure"
     error: str = ""
+    budget: BudgetUse | None = None  # what the run was allowed and used, which budget ended it (agents.budget)
 
     @property
     def answered(self) -> bool:
@@ -127,6 +147,8 @@ class AgentResult:
                 lines.append(f"[model call failed] {t.error}")
         if self.error:
             lines.append(f"error: {self.error}")
+        if self.budget is not None and self.budget.note:
+            lines.append(f"budget: {self.budget.note}")
         return "\n".join(lines)
 
 

@@ -42,6 +42,9 @@ _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 #: A prompt above this many bytes (UTF-8) loads with a warning: ~16,000 tokens, half of a 32k context
 #: that the system prompt, the tool schemas and every later turn share.
 PROMPT_WARN_BYTES = 64 * 1024
+#: Smallest ``max_total_tokens`` accepted: the system prompt and the tool schemas alone take ~500 tokens
+#: of every call, so a smaller budget ends any run after its first call (likely a unit slip: 200 for 200k).
+MIN_TOTAL_TOKENS = 1_000
 #: Longest timeout accepted (a week): larger values overflow the OS's timers, and no gate needs them.
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
@@ -61,15 +64,18 @@ _PACKET_KEYS = {
     "protect",
     "allow",
 }
-_LIMIT_KEYS = {"max_turns", "timeout_s", "max_output_tokens"}
+_LIMIT_KEYS = {"max_turns", "timeout_s", "max_output_tokens", "max_total_tokens"}
 _GATE_KEYS = {"id", "run", "expect_exit", "timeout_s", "add", "guard", "description"}
 
 
 @dataclass(frozen=True)
 class Limits:
+    """The agent's budgets (what each means, and ``--budget``: ``agents.config``, docs/packets.md "Budgets")."""
+
     max_turns: int = 30
     timeout_s: float = 600.0
-    max_output_tokens: int = 4096
+    max_output_tokens: int = 4096  # per model call
+    max_total_tokens: int | None = None  # prompt + completion over the run; None: none (a default in tokens mode)
 
 
 @dataclass(frozen=True)
@@ -294,6 +300,9 @@ def _load_limits(data: dict[str, Any], where: Where) -> Limits:
         ),
         max_output_tokens=get_number(
             lim_raw, "max_output_tokens", where / "limits", d.max_output_tokens, integer=True, minimum=1
+        ),
+        max_total_tokens=get_number(
+            lim_raw, "max_total_tokens", where / "limits", None, integer=True, minimum=MIN_TOTAL_TOKENS
         ),
     )
 

@@ -55,6 +55,9 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             model,
             lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
             agent_timeout=state.settings.agent_timeout,
+            budget=state.settings.budget,
+            max_total_tokens=state.settings.max_total_tokens,
+            safety_factor=state.settings.safety_timeout_factor,
         )
         record.repeat = agentbench_case.repeat
         delta = window.close()  # None when there is no /metrics or a scrape failed: no server numbers then

@@ -20,8 +20,15 @@ from typing import Any
 
 import pytest
 
+from pytest_agentbench.agents.config import BUDGET_MODES, DEFAULT_SAFETY_FACTOR
 from pytest_agentbench.models import MODELS_FILE
-from pytest_agentbench.packets.schema import PACKET_FILE, PROMPT_WARN_BYTES, find_packet_files, packet_root_of
+from pytest_agentbench.packets.schema import (
+    MIN_TOTAL_TOKENS,
+    PACKET_FILE,
+    PROMPT_WARN_BYTES,
+    find_packet_files,
+    packet_root_of,
+)
 from pytest_agentbench.plugin.settings import SANDBOX_KINDS, Settings, split_list
 
 
@@ -115,6 +122,34 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
             "(test_packet[<packet>-<alias>-r1] ... -rN; ini: agentbench_repeats; default: 1)",
         ),
     ),
+    (
+        "--budget",
+        dict(
+            dest="agentbench_budget",
+            choices=BUDGET_MODES,
+            help="what ends a run: wall = the wall clock (timeout_s), turns and any token budget; tokens = turns "
+            "and tokens only, the wall clock a safety net at timeout_s x --safety-timeout-factor, so a slow "
+            "server does not decide the score (ini: agentbench_budget; default: wall)",
+        ),
+    ),
+    (
+        "--max-total-tokens",
+        dict(
+            dest="agentbench_max_total_tokens",
+            metavar="N",
+            help="token budget per run (prompt + completion over all calls), overriding each packet's "
+            f"limits.max_total_tokens; at least {MIN_TOTAL_TOKENS:,} (ini: agentbench_max_total_tokens)",
+        ),
+    ),
+    (
+        "--safety-timeout-factor",
+        dict(
+            dest="agentbench_safety_timeout_factor",
+            metavar="X",
+            help="--budget=tokens: the wall-clock safety net is timeout_s times X, X >= 1 (ini: "
+            f"agentbench_safety_timeout_factor; default: {DEFAULT_SAFETY_FACTOR:g})",
+        ),
+    ),
 )
 #: The ini keys, as (name, help, type or None, default).
 _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
@@ -126,6 +161,14 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_sandbox", "sandbox kind: auto | docker | local | unsafe-local", None, "auto"),
     ("agentbench_agent_timeout", "agent wall-clock budget in seconds", None, ""),
     ("agentbench_repeats", "independent trials per (packet, alias) (default 1)", None, ""),
+    ("agentbench_budget", "what ends a run: wall | tokens (default wall)", None, ""),
+    ("agentbench_max_total_tokens", "token budget per run (prompt + completion), overriding the packets'", None, ""),
+    (
+        "agentbench_safety_timeout_factor",
+        f"budget tokens: the wall-clock safety net is timeout_s x this (default {DEFAULT_SAFETY_FACTOR:g})",
+        None,
+        "",
+    ),
     (
         "agentbench_prompt_warn_kb",
         f"warn about packet prompts larger than this many KiB (default {PROMPT_WARN_BYTES // 1024}; 0: never)",
@@ -202,6 +245,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         resume=resume,
         prompt_warn_bytes=prompt_warn,
         repeats=_repeats(config),
+        **_budget_settings(config),
     )
 
 
@@ -221,6 +265,52 @@ def _repeats(config: pytest.Config) -> int:
             f"{where}: expected a whole number of trials >= 1, found {str(raw)!r}; e.g. --repeats 5"
         )
     return n
+
+
+def _raw_setting(config: pytest.Config, dest: str, flag: str, ini: str) -> tuple[str, str] | None:
+    """The option's value and where it came from (CLI > ini), or None when neither gives one."""
+    raw = getattr(config.option, dest)
+    if raw is not None:
+        return str(raw), flag
+    raw = config.getini(ini)
+    return (str(raw), f"ini {ini}") if str(raw).strip() else None
+
+
+def _budget_settings(config: pytest.Config) -> dict[str, Any]:
+    """--budget, --max-total-tokens, --safety-timeout-factor (each CLI > ini > default), checked once."""
+    out: dict[str, Any] = {}
+    got = _raw_setting(config, "agentbench_budget", "--budget", "agentbench_budget")
+    if got is not None:
+        if got[0].strip() not in BUDGET_MODES:
+            raise pytest.UsageError(f"{got[1]}: expected one of {', '.join(BUDGET_MODES)}, found {got[0]!r}")
+        out["budget"] = got[0].strip()
+    got = _raw_setting(config, "agentbench_max_total_tokens", "--max-total-tokens", "agentbench_max_total_tokens")
+    if got is not None:
+        try:
+            tokens = int(got[0].strip().replace("_", ""))
+        except ValueError:
+            tokens = 0
+        if tokens < MIN_TOTAL_TOKENS:
+            raise pytest.UsageError(
+                f"{got[1]}: expected a whole number of tokens >= {MIN_TOTAL_TOKENS:,} (prompt + completion over a "
+                f"run; the system prompt and tools alone take ~500 a call), found {got[0]!r}; e.g. 200000"
+            )
+        out["max_total_tokens"] = tokens
+    got = _raw_setting(
+        config, "agentbench_safety_timeout_factor", "--safety-timeout-factor", "agentbench_safety_timeout_factor"
+    )
+    if got is not None:
+        try:
+            factor = float(got[0])
+        except ValueError:
+            factor = math.nan
+        if not math.isfinite(factor) or factor < 1:
+            raise pytest.UsageError(
+                f"{got[1]}: expected a finite number >= 1 (the safety net is timeout_s times it), found {got[0]!r}; "
+                f"e.g. {DEFAULT_SAFETY_FACTOR:g}"
+            )
+        out["safety_timeout_factor"] = factor
+    return out
 
 
 def _resolve_packets(config: pytest.Config) -> tuple[Path, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, BudgetMode
 from pytest_agentbench.packets.schema import PROMPT_WARN_BYTES
 from pytest_agentbench.sandbox.kinds import SANDBOX_KINDS
 
@@ -23,6 +24,9 @@ class Settings:
     resume: Path | None = None  # --resume: a results folder or results.jsonl
     prompt_warn_bytes: int | None = PROMPT_WARN_BYTES  # ini agentbench_prompt_warn_kb; None: no cap
     repeats: int = 1  # --repeats: independent trials per (packet, alias), each its own test item
+    budget: BudgetMode = "wall"  # --budget: what binds, the wall clock or turns and tokens (agents.config)
+    max_total_tokens: int | None = None  # --max-total-tokens: overrides every packet's limits.max_total_tokens
+    safety_timeout_factor: float = DEFAULT_SAFETY_FACTOR  # --budget=tokens: the wall-clock net = timeout x this
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:

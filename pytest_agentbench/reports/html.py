@@ -37,7 +37,14 @@ from pytest_agentbench.results.redact import Redactor
 __all__ = ["render_html", "write_html"]
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
-CATEGORY_COLORS = {"passed": "#59a14f", "gates missed": "#e15759", "max_turns": "#edc948", "agent_timeout": "#f28e2b"}
+CATEGORY_COLORS = {
+    "passed": "#59a14f",
+    "gates missed": "#e15759",
+    "max_turns": "#edc948",
+    "agent_timeout": "#f28e2b",
+    "token_budget": "#e8b04a",
+    "safety_timeout": "#d37295",
+}
 _OTHER_CATEGORY_COLORS = ("#b07aa1", "#9c755f", "#76b7b2", "#ff9da7", "#4e79a7", "#bab0ac")
 
 CSS = """
@@ -311,7 +318,7 @@ def render_html(
         _cost_chart(summaries, colors),
         "<h2>Outcome classes</h2>",
         '<p class="meta">passed; gates missed (the agent finished, a gate did not hold); a budget (max_turns, '
-        "agent_timeout); or the failure class of the model call that ended the run.</p>",
+        "agent_timeout, token_budget, safety_timeout); or the failure class of the model call that ended the run.</p>",
         _category_chart(summaries),
         "<h2>Runs</h2>",
         _runs_table(graded),

@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_agentbench.agents.transcript import INFRASTRUCTURE
+from pytest_agentbench.agents.transcript import BUDGET_OUTCOMES, INFRASTRUCTURE
 from pytest_agentbench.capacity.cost import (
     SelfHostedCost,
     break_even_calls_per_hour,
@@ -45,6 +45,7 @@ from pytest_agentbench.capacity.cost import (
     self_hosted_capacity_calls_per_hour,
 )
 from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.reports.budget import budget_rows
 from pytest_agentbench.reports.isolation import isolation_cell, isolation_of, isolation_warnings
 from pytest_agentbench.reports.stats import percentile
 
@@ -80,7 +81,7 @@ def run_category(record: Mapping[str, Any]) -> str:
     if record.get("failure"):
         return str(record["failure"])
     outcome = str(record.get("outcome"))
-    if outcome in ("max_turns", "agent_timeout"):
+    if outcome in BUDGET_OUTCOMES:  # max_turns, agent_timeout, token_budget, safety_timeout
         return outcome
     return "gates missed"
 
@@ -257,8 +258,9 @@ def _reference(summaries: Sequence[AliasSummary]) -> AliasSummary | None:
     return next((s for s in priced if not s.test_double), priced[0] if priced else None)
 
 
-def summary_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
-    """(label, one cell per alias) rows; a label starting with two spaces is a sub-row."""
+def summary_rows(summaries: Sequence[AliasSummary], records: Sequence[Mapping[str, Any]] = ()) -> list[Row]:
+    """(label, one cell per alias) rows; a label starting with two spaces is a sub-row. With ``records``,
+    the budget rows too (``reports.budget``)."""
     rows: list[Row] = []
 
     def row(label: str, fn: Any) -> None:
@@ -304,6 +306,7 @@ def summary_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
             else "n/a"
         ),
     )
+    rows.extend(budget_rows(records, [s.alias for s in summaries]) if records else [])
     row("$/run", _cost_cell)
     row("$ per 1,000 runs", lambda s: _cost_cell(s, 1000.0))
     rows.extend(_break_even_rows(summaries))
@@ -391,7 +394,7 @@ def format_summary(
     summaries = summarize(records, aliases)
     if not summaries:
         return f"{title}: no runs recorded"
-    rows = summary_rows(summaries)
+    rows = summary_rows(summaries, records)
     label_w = min(_LABEL_MAX, max(len("alias"), *(len(label) for label, _ in rows)), max(12, width // 3))
     col_w = _column_widths(summaries, rows, label_w, width)
     n = len(records)

@@ -15,6 +15,9 @@ properties a packet test sets, :func:`new_run_id` names a run, and
      "counted": true,
      "gates": [{"id", "guard", "passed", "exit", "expected", "timed_out", "duration_s", ...}],
      "turns": 5, "model_calls": 5, "invalid_tool_calls": 0,
+     "budget": {"mode": "tokens", "max_turns": 30, "max_total_tokens": 200000, "max_total_tokens_from": "packet",
+                "timeout_s": 600.0, "safety_timeout_s": 6000.0, "ended_by": null, "tokens_used": 4480,
+                "over_by": 0, "enforced": true, "note": ""},
      "client": {"wall_s": 12.1, "agent_wall_s": 9.8, "model_wall_s": 7.2,
                 "calls": [{"index": 0, "wall_s": 1.2, "ttft_s": null, "prompt_tokens": 812, ...}],
                 "tokens": {"prompt": 4100, "completion": 380, "cached": 0, "usage_reported": true}},
@@ -32,6 +35,18 @@ only where the alias has one in ``extra_body``. Records written before repeats e
 
 ``workspace_reset`` lists what was undone in the workspace before the gates ran (a planted
 ``conftest.py``, a module shadowing pytest ...; the rules: ``packets.integrity``); empty when nothing was.
+
+``budget`` says what the run was allowed and which budget ended it (``agents.budget``): ``mode`` is
+``wall`` (the wall clock binds: ``agent_timeout``) or ``tokens`` (turns and tokens bind, the wall clock
+is a safety net at ``safety_timeout_s``: ``safety_timeout``); ``ended_by`` is ``turns``, ``tokens``,
+``wall``, ``safety_timeout`` or ``null`` (the agent ended the run itself, or a model call failed);
+``tokens_used`` is prompt + completion over the run as the server reported them (``null``: some call
+reported no usage); ``over_by`` the tokens past ``max_total_tokens`` (the last call's prompt can take a
+run over; ``null``: no token budget, or unknown); ``enforced: false`` with a ``note`` when there was a
+token budget the server's usage could not enforce; ``max_total_tokens_from`` is ``packet``, ``option``
+(``--max-total-tokens``), ``default`` (tokens mode, none given) or ``null``. Records written before
+budgets existed have no ``budget``.
+The outcomes ``token_budget`` and ``safety_timeout`` are budgets, like ``max_turns`` and ``agent_timeout``.
 
 ``outcome`` is ``"infrastructure"`` (with ``counted: false``, ``passed: false``,
 no gates, and the endpoint under ``extra.endpoint``) when the alias's endpoint
@@ -133,8 +148,24 @@ class RunRecord:
             ("agentbench.ttft_p50_s", _median([t.ttft_s for t in self.agent.turns if t.ttft_s is not None])),
             ("agentbench.sandbox", self.sandbox.kind),
             ("agentbench.isolation", self.sandbox.isolation),
+            *_budget_properties(self.agent),
         ]
         return props
+
+
+def _budget_properties(agent: AgentResult) -> list[tuple[str, str | int | float | bool]]:
+    """``agentbench.ended_by`` (which budget ended the run, "" if none), ``total_tokens`` ("n/a": unknown)."""
+    budget = agent.budget
+    usage = agent.usage
+    total = budget.tokens_used if budget is not None else usage.prompt_tokens + usage.completion_tokens
+    if total is None or (budget is None and not usage.reported):
+        total = "n/a"
+    return [
+        ("agentbench.budget", budget.mode if budget is not None else ""),
+        ("agentbench.ended_by", (budget.ended_by if budget is not None else None) or ""),
+        ("agentbench.total_tokens", total),
+        ("agentbench.budget_enforced", budget.enforced if budget is not None else True),
+    ]
 
 
 def _median(values: list[float]) -> float | str:
@@ -188,6 +219,7 @@ def record_to_dict(
         "turns": len(agent.turns),
         "model_calls": agent.model_calls,
         "invalid_tool_calls": agent.invalid_tool_calls,
+        "budget": agent.budget.to_dict() if agent.budget is not None else None,
         "client": _client_dict(record),
         "server": _server_dict(extra.get("server_metrics")),
         "cost": run_cost(record),
