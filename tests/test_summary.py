@@ -36,8 +36,8 @@ def test_real_runs_side_by_side() -> None:
     assert head[0] == "agentbench summary: 2 runs, 2 aliases"
     assert "scripted-good" in text and "scripted-noop" in text
     assert text.count("(test double)") >= 2 and "not a model" in text
-    assert cells(text, "pass rate") == ["100% (1/1)", "0% (0/1)"]
-    assert cells(text, "  bugfix-median/regression") == ["-", "1"]
+    assert cells(text, "pass rate") == ["100% (1/1) [21, 100]", "0% (0/1) [0, 79]"]  # Wilson, n = 1
+    assert cells(text, "  bugfix-median") == ["2/2", "1/2"]  # gates passed / run, per packet
     assert cells(text, "failure classes") == ["none", "none"]
     assert cells(text, "  finished") == ["1", "1"]
     ttft = cells(text, "TTFT p50")
@@ -78,7 +78,8 @@ def test_unknown_cost_is_never_zero_and_partial_cost_says_so() -> None:
         record_to_dict(make_record("api", cost=COMMERCIAL, usage_reported=False)),
     ]
     text = format_summary(records)
-    assert cells(text, "$/run") == ["unknown", "$0.00045 (1/2 known)"]  # 100 x 3/1e6 + 10 x 15/1e6
+    assert cells(text, "$/run") == ["unknown", "$0.00045 (over 1 of 2 runs)"]  # 100 x 3/1e6 + 10 x 15/1e6
+    assert cells(text, "$ per solved run") == ["unknown", "$0.00045 (over 1 of 2 runs)"]
     assert "$0 " not in text and not text.rstrip().endswith("$0")
     assert "break-even" not in text  # only one kind of price present
 
@@ -94,7 +95,7 @@ def test_failure_classes_and_outcomes_are_counted() -> None:
     text = format_summary(records)
     assert cells(text, "  timeout") == ["2"] and cells(text, "  rate_limited") == ["1"]
     assert cells(text, "  model_error") == ["3"] and cells(text, "  max_turns") == ["1"]
-    assert cells(text, "pass rate") == ["20% (1/5)"]
+    assert cells(text, "pass rate") == ["20% (1/5) [4, 62]"]
     assert [run_category(r) for r in records] == ["rate_limited", "timeout", "timeout", "max_turns", "passed"]
     assert cells(text, "invalid tool calls") == ["0"] and cells(text, "retried model calls") == ["0"]
     records[-1]["invalid_tool_calls"] = 2
@@ -115,7 +116,9 @@ def test_many_aliases_wrap_into_tables_within_the_width() -> None:
         assert all(a in text for a in aliases)
         assert text.count("pass rate") >= 2  # several tables
     text = format_summary(records, width=100)
-    assert text.count("\nruns ") == 3  # 7 aliases of ~14 columns: 3 per 100-column table
+    assert text.count("\nruns ") == 2  # 7 aliases: 4 per 100-column block, then 3
+    heads = [line for line in text.splitlines() if line.startswith("alias ")]
+    assert [len(re.findall(r"alias-number-\d", h)) for h in heads] == [4, 3]
 
 
 def test_alias_order_can_be_given_and_unused_aliases_show_empty() -> None:
@@ -143,7 +146,7 @@ def test_infrastructure_runs_are_left_out_of_every_row_and_counted_apart() -> No
     text = format_summary(records, aliases=["good", "dead"])
     assert text.splitlines()[0] == "agentbench summary: 4 runs (3 infrastructure errors, not counted), 2 aliases"
     assert cells(text, "runs") == ["1", "0"]
-    assert cells(text, "pass rate") == ["100% (1/1)", "n/a (no answer)"]
+    assert cells(text, "pass rate") == ["100% (1/1) [21, 100]", "n/a (no answer)"]
     assert cells(text, "infrastructure errors") == ["1 (server_error)", "2 (connection_error)"]
     assert cells(text, "failure classes") == ["none", "none"]  # not model failures
     assert cells(text, "latency p50 / p90 (run)")[1] == "n/a" and cells(text, "tokens/run in / out")[1] == "n/a"
