@@ -98,9 +98,10 @@ def test_report_has_every_section_and_is_well_formed(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     page = parse(text)
     assert text.startswith("<!DOCTYPE html>") and "<title>nightly &lt;run&gt;</title>" in text
-    for heading in ("Summary", "Pass rate", "Run latency", "Tokens per run", "Cost per run", "Outcome classes", "Runs"):
+    headings = ("Summary", "Pass rate", "Per packet", "Run latency", "Tokens per run", "Cost per run")
+    for heading in (*headings, "Outcome classes", "Runs"):
         assert f"<h2>{heading}</h2>" in text
-    assert page.tags.count("svg") == 5
+    assert page.tags.count("svg") == 6  # pass rate, latency, tokens, $ per run, $ per solved run, outcomes
     for alias in ("scripted-good", "scripted-noop", "gpt-baseline", "local-coder"):
         assert alias in text
     assert "test double" in text and "not models" in text

@@ -440,12 +440,13 @@ def estimates_document(
 
 
 def write_estimates(
-    records: Sequence[Mapping[str, Any]], path: Path | str, aliases: Sequence[str] | None = None
+    estimates: Sequence[AliasEstimates], path: Path | str, records: Sequence[Mapping[str, Any]] = ()
 ) -> Path:
-    """Estimate from ``records`` and write ``estimates.json`` to ``path`` (atomically, indented)."""
+    """Write ``estimates.json`` to ``path`` (atomically; indented, so no line of it is a JSON object that a
+    JSONL reader could take for a run); ``records`` (those estimated from) count the runs left out."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = estimates_document(estimate_aliases(records, aliases), records)
+    doc = estimates_document(estimates, records)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
