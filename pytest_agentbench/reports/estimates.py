@@ -98,12 +98,14 @@ class AtK:
     packets: int
     of_packets: int
 
-    def text(self) -> str:
-        """``85%``, ``85% (4 of 5 packets)`` when some packets had fewer than k trials, or ``n/a``."""
+    def text(self, glue: str = " ") -> str:
+        """``85%``, ``85% (4 of 5 packets)`` when some packets had fewer than k trials, or ``n/a``.
+
+        ``glue`` joins the words of one part (a non-breaking space keeps them on one line in a table)."""
         if self.value is None:
             return "n/a"
         part = "" if self.packets == self.of_packets else f" ({self.packets} of {self.of_packets} packets)"
-        return f"{self.value:.0%}{part}"
+        return f"{self.value:.0%}" + part.replace(" ", glue)
 
 
 @dataclass(frozen=True)
@@ -125,27 +127,28 @@ class Spend:
         """``over 7 of 10 runs`` when some costs were unknown, else empty."""
         return f"over {self.known} of {self.runs} runs" if self.partial else ""
 
-    def per_run_text(self) -> str:
-        return _usd_text(self.per_run, self.over())
+    def per_run_text(self, glue: str = " ") -> str:
+        """``$0.018 [$0.015, $0.021] (over 7 of 10 runs)``, or ``unknown``; ``glue`` as in :meth:`AtK.text`."""
+        return _usd_text(self.per_run, self.over(), glue)
 
-    def per_solved_text(self) -> str:
+    def per_solved_text(self, glue: str = " ") -> str:
+        """Like :meth:`per_run_text`, or ``no solved run`` (never infinity, never $0)."""
         if not self.known:
             return "unknown"
         if not self.solved:
-            return "no solved run" + (f" ({self.over()})" if self.partial else "")
-        return _usd_text(self.per_solved, self.over())
+            return "no solved run" + (f" ({self.over().replace(' ', glue)})" if self.partial else "")
+        return _usd_text(self.per_solved, self.over(), glue)
 
 
-def _usd_text(est: Estimate, over: str) -> str:
-    """``$0.018 [$0.015, $0.021] (over 7 of 10 runs)``; spaces inside a part are non-breaking."""
+def _usd_text(est: Estimate, over: str, glue: str) -> str:
     if est.value is None:
         return "unknown"
     parts = [format_usd(est.value)]
     if est.n >= 2 and est.low is not None and est.high is not None:
         high = "unbounded" if math.isinf(est.high) else format_usd(est.high)
-        parts.append(f"[{format_usd(est.low)},\u00a0{high}]")
+        parts.append(f"[{format_usd(est.low)},{glue}{high}]")
     if over:
-        parts.append(f"({over.replace(' ', chr(0xA0))})")
+        parts.append(f"({over.replace(' ', glue)})")
     return " ".join(parts)
 
 

@@ -34,7 +34,6 @@ from pytest_agentbench.reports.summary import (
     summary_rows,
 )
 from pytest_agentbench.reports.svg import box_strip, e, hbar_chart, legend, stacked_chart, tick_seconds
-from pytest_agentbench.reports.texttable import NBSP
 from pytest_agentbench.results.jsonl import record_repeat
 from pytest_agentbench.results.redact import Redactor
 
@@ -170,7 +169,7 @@ def _spend_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str], *
             rows.append((_row_name(s), colors[s.alias], None, text))
             intervals.append(None)
             continue
-        rows.append((_row_name(s), colors[s.alias], est.value, text.replace(NBSP, " ")))
+        rows.append((_row_name(s), colors[s.alias], est.value, text))
         if est.n >= 2 and est.low is not None and est.high is not None:
             high = "unbounded" if math.isinf(est.high) else format_usd(est.high)
             intervals.append((est.low, est.high, f"95% interval: {format_usd(est.low)} - {high}"))

@@ -328,9 +328,9 @@ def summary_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
         ),
     )
     row("  p50 in+out [95% CI]", lambda s: _median_cell(s.estimate and s.estimate.tokens, lambda v: f"{v:,.0f}"))
-    row("$/run", lambda s: s.estimate.spend.per_run_text() if s.estimate else "unknown")
+    row("$/run", lambda s: s.estimate.spend.per_run_text(NBSP) if s.estimate else "unknown")
     row("  p50 [95% CI]", lambda s: _median_cell(s.estimate and s.estimate.cost_usd, format_usd))
-    row("$ per solved run", lambda s: s.estimate.spend.per_solved_text() if s.estimate else "unknown")
+    row("$ per solved run", lambda s: s.estimate.spend.per_solved_text(NBSP) if s.estimate else "unknown")
     row("$ per 1,000 runs", lambda s: _cost_cell(s, 1000.0))
     rows.extend(_break_even_rows(summaries))
     return rows
@@ -355,7 +355,7 @@ def _repeat_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
 
     def at(s: AliasSummary, hat: bool) -> str:
         value = s.estimate.at(trials, hat=hat) if s.estimate else None
-        return "n/a" if value is None else value.text().replace(" (", f"{NBSP}(", 1)
+        return "n/a" if value is None else value.text(NBSP)
 
     def flaky(s: AliasSummary) -> str:
         if s.estimate is None or not s.estimate.packets:

@@ -3,7 +3,8 @@
     lines = render_blocks(headers, rows, width=100)
 
 Every cell, label and header line is *wrapped*, never cut: at spaces first, else after a ``-``,
-``/``, ``_``, ``.`` or ``:`` before a letter inside a name (``deepseek-ai/`` + ``DeepSeek-Coder-V2``).
+``/`` or ``_`` inside a name, or after a ``.`` or ``:`` before a letter (``deepseek-ai/`` +
+``DeepSeek-Coder-V2``).
 A non-breaking space (U+00A0) glues words that belong together (``67% (2/3)``, an interval's two
 bounds) and prints as a space: the group breaks there only when it is wider than its column.
 Columns are as wide as their longest unbreakable piece, so a name is split only where it has a
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["FIT_COLUMNS", "GAP", "NBSP", "Row", "render_blocks", "wrap"]
+__all__ = ["FIT_COLUMNS", "GAP", "NBSP", "Row", "blocks", "column_widths", "longest_piece", "render_blocks", "wrap"]
 
 Row = tuple[str, list[str]]
 NBSP = "\u00a0"
@@ -25,7 +26,8 @@ GAP = 2
 #: Columns that share one block's width before the widths stop shrinking and blocks wrap instead.
 FIT_COLUMNS = 4
 _MIN_COL = 8
-_BREAK_AFTER = re.compile(r"(?<=[-/_.:])(?=[^-/_.:\d])")  # never inside a number: 2.5, gpt-4o
+# after - / _ ; after . or : only before a letter, so a number (2.5, 1:30) stays whole
+_BREAK_AFTER = re.compile(r"(?<=[-/_])(?=[^-/_.:])|(?<=[.:])(?=[^-/_.:\d])")
 
 
 def _pieces(word: str) -> list[str]:
