@@ -149,9 +149,9 @@ def test_medians_and_their_bootstrap_agree_with_scipy() -> None:
 
 
 def test_resamples_shrink_for_large_samples_only() -> None:
-    assert resamples_for(1) == resamples_for(200) == 2000
-    assert resamples_for(2000) == 200 and resamples_for(100_000) == 200
-    assert 200 < resamples_for(1000) < 2000
+    assert resamples_for(1) == resamples_for(50) == 2000
+    assert resamples_for(500) == 200 and resamples_for(100_000) == 200
+    assert 200 < resamples_for(100) < 2000 and resamples_for(10, budget=20_000) == 2000
 
 
 # --------------------------------------------------------------------------- spend
@@ -197,6 +197,32 @@ def test_per_solved_run_bootstrap_of_the_ratio_agrees_with_scipy_paired() -> Non
     ).confidence_interval
     assert a.spend.per_run.low == pytest.approx(ref_mean.low, abs=0.1 * (ref_mean.high - ref_mean.low))
     assert a.spend.per_run.high == pytest.approx(ref_mean.high, abs=0.1 * (ref_mean.high - ref_mean.low))
+
+
+def test_above_500_runs_the_large_sample_intervals_agree_with_scipys_bootstrap() -> None:
+    """No resampling above 500 runs: order statistics (median), normal (mean), delta method (ratio)."""
+    np = pytest.importorskip("numpy")
+    rng = random.Random(21)
+    runs = [(rng.lognormvariate(0, 0.5), rng.uniform(0.01, 0.05), rng.random() < 0.4) for _ in range(800)]
+    records = [rec("a", "p", i + 1, ok, wall=w, usd=u) for i, (w, u, ok) in enumerate(runs)]
+    (a,) = estimate_aliases(records)
+    walls, costs, wins = (np.array([r[i] for r in runs], dtype=float) for i in range(3))
+    checks = [
+        (a.latency_s, "order-statistics", (walls,), lambda x, axis: np.median(x, axis=axis), False),
+        (a.spend.per_run, "normal", (costs,), lambda x, axis: np.mean(x, axis=axis), False),
+        (a.spend.per_solved, "delta", (costs, wins), lambda x, y, axis: x.sum(axis) / y.sum(axis), True),
+    ]
+    for est, method, data, statistic, paired in checks:
+        ref = stats.bootstrap(
+            data, statistic, paired=paired, n_resamples=5000, method="percentile", random_state=4
+        ).confidence_interval
+        width = ref.high - ref.low
+        assert est.method == method and est.n == 800
+        assert est.low == pytest.approx(ref.low, abs=0.12 * width) and est.high == pytest.approx(
+            ref.high, abs=0.12 * width
+        )
+    (rare,) = estimate_aliases([rec("r", "p", i + 1, i == 0, usd=0.01) for i in range(600)])
+    assert rare.spend.per_solved.method == "delta" and math.isinf(rare.spend.per_solved.high)  # 1 pass in 600
 
 
 def test_no_solved_run_is_said_never_infinity_nor_zero() -> None:

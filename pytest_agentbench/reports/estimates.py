@@ -11,10 +11,13 @@ From the records (``results.record_to_dict``: ``alias``, ``packet.id``, ``repeat
   packet set, not for packets like it.
 * **pass@k**, **pass^k** for k <= N (N: trials per packet) - the unbiased estimators (Chen et al.
   2021; Yao et al. 2024) per packet; per alias the mean over the packets with at least k trials,
-  and how many packets that is (a resumed run may have fewer trials of some packets).
+  and how many packets that is (a resumed run may have fewer trials of some packets). Every k up
+  to 10, then 20, 50, 100, ... and N itself (:func:`reported_ks`).
 * **flaky packets** - packets that both passed and failed.
 * **medians** of run wall time (client), tokens (prompt + completion, runs whose server reported
-  usage) and cost per run (runs whose cost is known), each with a seeded percentile bootstrap.
+  usage) and cost per run (runs whose cost is known), each with a seeded percentile bootstrap
+  (above 500 runs, the large-sample interval the bootstrap converges to: pure Python resampling of
+  thousands of runs would cost seconds).
 * **spend** - $ per run (mean) and $ per *solved* run (total spend / passed runs), both over the runs
   whose cost is known, with a bootstrap over runs of the mean and of the ratio. Self-hosted runs are
   priced from the GPU $/h and the measured model-call time, commercial ones from token prices with
@@ -50,6 +53,7 @@ from pytest_agentbench.reports.intervals import (
     pass_at_k,
     pass_hat_k,
     wilson_interval,
+    z_value,
 )
 from pytest_agentbench.reports.stats import median
 from pytest_agentbench.results.jsonsafe import json_safe
@@ -64,6 +68,7 @@ __all__ = [
     "estimate_aliases",
     "estimates_document",
     "is_infrastructure",
+    "reported_ks",
     "resamples_for",
     "write_estimates",
 ]
@@ -71,10 +76,16 @@ __all__ = [
 #: The file :func:`write_estimates` writes next to ``results.jsonl``.
 ESTIMATES_FILE = "estimates.json"
 CONFIDENCE = 0.95
-#: Draws a bootstrap may make in all (resamples x runs): above 200 runs the resamples shrink so a
-#: 10,000-run report stays fast; never below :data:`_MIN_RESAMPLES`.
-_DRAW_BUDGET = 400_000
+#: Draws one bootstrap may make (resamples x runs), per alias and per (packet, alias): above 50 runs
+#: (10 per pair) the resamples shrink so a report over thousands of runs stays fast in pure Python
+#: (~0.4 us a draw); never below :data:`_MIN_RESAMPLES`, whose 2.5 % bound is the 5th of 200.
+_DRAW_BUDGET = 100_000
+_PAIR_DRAW_BUDGET = 20_000
 _MIN_RESAMPLES = 200
+#: Above this many runs (of a (packet, alias): _PAIR_LARGE), the large-sample limits of the bootstrap
+#: intervals (see ``_Bootstrap``).
+_LARGE = 500
+_PAIR_LARGE = 100
 #: The ratio of a resample without a solved run: finite, so the percentile's interpolation stays defined.
 _UNBOUNDED = 1e300
 
@@ -84,9 +95,21 @@ def is_infrastructure(record: Mapping[str, Any]) -> bool:
     return record.get("outcome") == INFRASTRUCTURE
 
 
-def resamples_for(n: int) -> int:
-    """Bootstrap resamples for ``n`` runs: 2,000 up to 200 runs, then fewer (at least 200)."""
-    return max(_MIN_RESAMPLES, min(BOOTSTRAP_RESAMPLES, _DRAW_BUDGET // max(1, n)))
+def resamples_for(n: int, budget: int = _DRAW_BUDGET) -> int:
+    """Bootstrap resamples for ``n`` runs: 2,000 up to ``budget`` / 2,000 runs, then fewer (at least 200)."""
+    return max(_MIN_RESAMPLES, min(BOOTSTRAP_RESAMPLES, budget // max(1, n)))
+
+
+def reported_ks(n: int) -> tuple[int, ...]:
+    """The k a report gives pass@k and pass^k for: 1..n up to 10, then 20, 50, 100, 200, 500, ... and n."""
+    ks = list(range(1, min(n, 10) + 1))
+    step = 20
+    while step < n:
+        ks.append(step)
+        step = step * 5 // 2 if str(step)[0] == "2" else step * 2
+    if n > 10:
+        ks.append(n)
+    return tuple(ks)
 
 
 @dataclass(frozen=True)
@@ -154,7 +177,7 @@ def _usd_text(est: Estimate, over: str, glue: str) -> str:
 
 @dataclass(frozen=True)
 class PairEstimates:
-    """One (packet, alias): its trials, pass@1 with interval, pass@k / pass^k for k = 1..trials, medians."""
+    """One (packet, alias): its trials, pass@1 with interval, pass@k / pass^k (k in :func:`reported_ks`), medians."""
 
     packet: str
     alias: str
@@ -182,7 +205,7 @@ class AliasEstimates:
     passes: int
     trials: int  # N: the most trials any of its packets had
     pass_at_1: Estimate
-    pass_at_k: tuple[AtK, ...]  # k = 1..N
+    pass_at_k: tuple[AtK, ...]  # k in reported_ks(N)
     pass_hat_k: tuple[AtK, ...]
     flaky: tuple[str, ...]
     latency_s: Estimate
@@ -192,9 +215,8 @@ class AliasEstimates:
     packets: tuple[PairEstimates, ...] = field(default=())
 
     def at(self, k: int, hat: bool = False) -> AtK | None:
-        """pass@k (``hat``: pass^k), or None where k is not in 1..N."""
-        values = self.pass_hat_k if hat else self.pass_at_k
-        return values[k - 1] if 1 <= k <= len(values) else None
+        """pass@k (``hat``: pass^k), or None where k is not one of :func:`reported_ks` of N."""
+        return next((x for x in (self.pass_hat_k if hat else self.pass_at_k) if x.k == k), None)
 
     def properties(self, prefix: str = "agentbench") -> list[tuple[str, int | float]]:
         """Numeric JUnit testsuite properties ``agentbench.<alias>.<figure>``; unknown figures are left out."""
@@ -202,7 +224,7 @@ class AliasEstimates:
         out: list[tuple[str, int | float]] = [(f"{p}.runs", self.runs), (f"{p}.passes", self.passes)]
         out.append((f"{p}.trials_per_packet", self.trials))
         out += _est_props(f"{p}.pass_at_1", self.pass_at_1)
-        for k in range(2, self.trials + 1):
+        for k in reported_ks(self.trials)[1:]:
             for name, at in ((f"pass_at_{k}", self.at(k)), (f"pass_hat_{k}", self.at(k, hat=True))):
                 if at is not None and at.value is not None:
                     out += [(f"{p}.{name}", round(at.value, 6)), (f"{p}.{name}_packets", at.packets)]
@@ -253,21 +275,59 @@ class _Runs:
 
 
 class _Bootstrap:
-    """Seeded bootstrap intervals, memoised: a packet that is an alias's only one costs nothing twice."""
+    """Seeded bootstrap intervals, memoised (a packet that is an alias's only one costs nothing twice).
+
+    Above :data:`_LARGE` runs, the large-sample intervals the percentile bootstrap converges to, which
+    cost no resampling: the order-statistic interval of the median, the normal one of the mean and the
+    delta-method one of a ratio (``Estimate.method`` says which).
+    """
 
     def __init__(self, confidence: float, seed: int):
         self.confidence, self.seed = confidence, seed
         self._memo: dict[tuple[str, tuple[float, ...]], Estimate] = {}
 
-    def __call__(
-        self, values: Sequence[float], statistic: Callable[[Sequence[float]], float | None], name: str
-    ) -> Estimate:
-        key = (name, tuple(values))
-        if key not in self._memo:
-            self._memo[key] = bootstrap_interval(
-                values, statistic, confidence=self.confidence, resamples=resamples_for(len(values)), seed=self.seed
+    def _boot(self, values: Sequence[float], statistic: Callable[..., float | None], key: str, budget: int) -> Estimate:
+        resamples = resamples_for(len(values), budget)
+        memo = (f"{key}/{resamples}", tuple(values))
+        if memo not in self._memo:
+            self._memo[memo] = bootstrap_interval(
+                values, statistic, confidence=self.confidence, resamples=resamples, seed=self.seed
             )
-        return self._memo[key]
+        return self._memo[memo]
+
+    def median(self, values: Sequence[float], budget: int = _DRAW_BUDGET, large: int = _LARGE) -> Estimate:
+        if len(values) <= large:
+            return self._boot(values, median, "median", budget)
+        data, n = sorted(values), len(values)
+        half = z_value(self.confidence) * math.sqrt(n) / 2
+        low, high = max(1, math.floor(n / 2 - half)), min(n, math.ceil(1 + n / 2 + half))
+        return Estimate(median(data), data[low - 1], data[high - 1], n, "order-statistics", self.confidence)
+
+    def mean(self, values: Sequence[float]) -> Estimate:
+        if len(values) <= _LARGE:
+            return self._boot(values, statistics.fmean, "mean", _DRAW_BUDGET)
+        m, half = statistics.fmean(values), z_value(self.confidence) * statistics.stdev(values) / math.sqrt(len(values))
+        return Estimate(m, m - half, m + half, len(values), "normal", self.confidence)
+
+    def ratio(self, costs: Sequence[float], passes: Sequence[float]) -> Estimate:
+        """sum(costs) / sum(passes), resampling runs jointly; a resample without a pass is unboundedly dear,
+        so the high bound is infinite where that happens more often than the tail (2.5 %)."""
+        n, won = len(costs), sum(passes)
+        tail = (1 - self.confidence) / 2
+        if n <= _LARGE:
+
+            def ratio(idx: Sequence[float]) -> float:
+                hits = sum(passes[int(i)] for i in idx)
+                return sum(costs[int(i)] for i in idx) / hits if hits else _UNBOUNDED
+
+            est = self._boot([float(i) for i in range(n)], ratio, f"ratio:{costs}:{passes}", _DRAW_BUDGET)
+            unbounded = est.high is not None and est.high >= _UNBOUNDED / 1e8  # the bound fell among those
+            return Estimate(est.value, est.low, math.inf if unbounded else est.high, n, est.method, est.confidence)
+        r = math.fsum(costs) / won
+        spread = statistics.stdev([c - r * p for c, p in zip(costs, passes, strict=True)])
+        half = z_value(self.confidence) * spread / math.sqrt(n) / (won / n)
+        high = math.inf if (1 - won / n) ** n > tail else r + half
+        return Estimate(r, max(0.0, r - half), high, n, "delta", self.confidence)
 
 
 def estimate_aliases(
@@ -305,12 +365,12 @@ def _alias(alias: str, by_packet: Mapping[str, _Runs], boot: _Bootstrap) -> Alia
         passes=sum(every.passed),
         trials=trials,
         pass_at_1=wilson_interval(sum(every.passed), len(every.passed), boot.confidence),
-        pass_at_k=tuple(_mean_at(pairs, k, hat=False) for k in range(1, trials + 1)),
-        pass_hat_k=tuple(_mean_at(pairs, k, hat=True) for k in range(1, trials + 1)),
+        pass_at_k=tuple(_mean_at(pairs, k, hat=False) for k in reported_ks(trials)),
+        pass_hat_k=tuple(_mean_at(pairs, k, hat=True) for k in reported_ks(trials)),
         flaky=tuple(p.packet for p in pairs if p.flaky),
-        latency_s=boot(every.wall_s, median, "median"),
-        tokens=boot(every.tokens, median, "median"),
-        cost_usd=boot(every.known_costs, median, "median"),
+        latency_s=boot.median(every.wall_s),
+        tokens=boot.median(every.tokens),
+        cost_usd=boot.median(every.known_costs),
         spend=_spend(every, boot),
         packets=pairs,
     )
@@ -324,16 +384,17 @@ def _pair(packet: str, alias: str, runs: _Runs, boot: _Bootstrap) -> PairEstimat
         trials=n,
         passes=c,
         pass_at_1=wilson_interval(c, n, boot.confidence),
-        pass_at_k={k: pass_at_k(n, c, k) for k in range(1, n + 1)},
-        pass_hat_k={k: pass_hat_k(n, c, k) for k in range(1, n + 1)},
-        latency_s=boot(runs.wall_s, median, "median"),
-        tokens=boot(runs.tokens, median, "median"),
-        cost_usd=boot(runs.known_costs, median, "median"),
+        pass_at_k={k: pass_at_k(n, c, k) for k in reported_ks(n)},
+        pass_hat_k={k: pass_hat_k(n, c, k) for k in reported_ks(n)},
+        latency_s=boot.median(runs.wall_s, _PAIR_DRAW_BUDGET, _PAIR_LARGE),
+        tokens=boot.median(runs.tokens, _PAIR_DRAW_BUDGET, _PAIR_LARGE),
+        cost_usd=boot.median(runs.known_costs, _PAIR_DRAW_BUDGET, _PAIR_LARGE),
     )
 
 
 def _mean_at(pairs: Sequence[PairEstimates], k: int, *, hat: bool) -> AtK:
-    values = [(p.pass_hat_k if hat else p.pass_at_k)[k] for p in pairs if p.trials >= k]
+    estimator = pass_hat_k if hat else pass_at_k
+    values = [estimator(p.trials, p.passes, k) for p in pairs if p.trials >= k]
     return AtK(k, statistics.fmean(values) if values else None, len(values), len(pairs))
 
 
@@ -342,20 +403,9 @@ def _spend(runs: _Runs, boot: _Bootstrap) -> Spend:
     known = [(c, p) for c, p in zip(runs.costs, runs.passed, strict=True) if c is not None]
     costs = [c for c, _ in known]
     solved = sum(p for _, p in known)
-    per_run = boot(costs, statistics.fmean, "mean")
-    if solved:
-        passes = [1.0 if p else 0.0 for _, p in known]
-
-        def ratio(idx: Sequence[float]) -> float:
-            won = sum(passes[int(i)] for i in idx)  # a resample without a solved run: unboundedly dear
-            return sum(costs[int(i)] for i in idx) / won if won else _UNBOUNDED
-
-        # resample the runs (by index) so each run's cost and outcome stay together
-        est = boot([float(i) for i in range(len(known))], ratio, f"ratio:{costs}:{passes}")
-        unbounded = est.high is not None and est.high >= _UNBOUNDED / 1e8  # the bound fell among those
-        per_solved = Estimate(
-            est.value, est.low, math.inf if unbounded else est.high, est.n, est.method, est.confidence
-        )
+    per_run = boot.mean(costs)
+    if solved:  # resample the runs (by index) so each run's cost and outcome stay together
+        per_solved = boot.ratio(costs, [1.0 if p else 0.0 for _, p in known])
     else:
         per_solved = Estimate(None, None, None, len(known), "bootstrap", boot.confidence)
     total = math.fsum(costs) if costs else None
@@ -432,9 +482,11 @@ def estimates_document(
                 "pass_at_k": "unbiased estimator (Chen et al. 2021) per packet; per alias the mean over packets "
                 "with >= k trials",
                 "pass_hat_k": "C(c, k) / C(n, k) per packet (all k trials pass); per alias the mean",
-                "medians": "percentile bootstrap over runs, seed 0, 2,000 resamples (fewer above 200 runs)",
+                "medians": "percentile bootstrap over runs, seed 0, 2,000 resamples (fewer above 50 runs of an "
+                "alias or 10 of a packet, at least 200); above 500 runs (100 of a packet) the order-statistic interval",
+                "usd_per_run": "mean over runs with a known cost; bootstrap as the medians (above 500 runs: normal)",
                 "usd_per_solved_run": "total spend / passed runs over the runs with a known cost; bootstrap over "
-                "runs of the ratio (a resample without a pass counts as unbounded)",
+                "runs of the ratio (a resample without a pass counts as unbounded; above 500 runs: delta method)",
             },
             "left_out_infrastructure_runs": infra,
             "aliases": [_alias_dict(a) for a in estimates],

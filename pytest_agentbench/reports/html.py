@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pytest_agentbench.reports.estimates import PairEstimates
+from pytest_agentbench.reports.estimates import PairEstimates, reported_ks
 from pytest_agentbench.reports.isolation import isolation_warnings
 from pytest_agentbench.reports.summary import (
     NOT_STREAMED,
@@ -232,7 +232,7 @@ def _packets_section(summaries: Sequence[AliasSummary]) -> list[str]:
     if trials > 1:
         rows = []
         for hat in (False, True):
-            for k in range(1, trials + 1):
+            for k in reported_ks(trials):
                 cells = []
                 for s in summaries:
                     at = s.estimate.at(k, hat=hat) if s.estimate else None
