@@ -404,7 +404,7 @@ def _notes(summaries: Sequence[AliasSummary], width: int) -> list[str]:
         "(wall clock around the run / each HTTP call, so network, queueing and prefill are included); "
         "tok/s = completion tokens / call wall time.",
         "Intervals are 95 %: the pass rate's is Wilson's over runs; medians and $/run are bootstrapped over "
-        "runs (seeded: the same records print the same figures).",
+        "runs (seeded: the same records print the same figures; above 500 runs, the large-sample limit).",
         "Cost from the alias's cost: mapping in models.yaml; 'unknown' = no mapping or no usage reported "
         "(never $0). Self-hosted cost = GPU $/h x model-call time / concurrency; commercial = tokens x price, "
         "cached input at its own price. $ per solved run = spend / passed runs, over the runs whose cost is known.",
