@@ -354,6 +354,7 @@ def test_repeats_session_shows_intervals_and_writes_junit_suite_properties(
     assert [(a["alias"], a["runs"], a["passes"]) for a in doc["aliases"]] == [("a", 3, 3), ("b", 3, 0)]
 
 
+@pytest.mark.slow
 def test_suite_properties_without_xdist(pytester: pytest.Pytester, folder: Path) -> None:
     result = pytester.runpytest(
         "--models=a", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider", "-p", "no:xdist",
