@@ -149,7 +149,7 @@ def test_unreachable_alias_is_an_error_apart_and_a_flaky_one_a_failure(
         # the terminal summary: the pass rate leaves the dead run out, and counts it apart
         summary = out[out.index("agentbench summary:") :]
         assert summary.startswith("agentbench summary: 3 runs (1 infrastructure error, not counted), 3 aliases")
-        assert cells(summary, "pass rate") == ["100% (1/1)", "n/a (no answer)", "0% (0/1)"]
+        assert cells(summary, "pass rate") == ["100% (1/1) [21, 100]", "n/a (no answer)", "0% (0/1) [0, 79]"]
         assert cells(summary, "runs") == ["1", "0", "1"]
         assert cells(summary, "infrastructure errors") == ["-", "1 (connection_error)", "-"]
         assert cells(summary, "  connection_error") == ["-", "-", "1"]  # the flaky run's class, counted

@@ -46,6 +46,7 @@ class AgentbenchSession:
     writer: Any = None  # this process's JsonlWriter, opened on the first record
     session_start: str = ""  # ISO time: the summary shows this session's runs (all of them with --resume)
     records: list[dict[str, Any]] | None = None  # merged records (controller, after sessionfinish)
+    estimates: list[Any] | None = None  # reports.estimates.AliasEstimates of those records, per alias
     result_problems: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)  # files written, for the terminal summary
     metrics_before: dict[str, Any] = field(default_factory=dict)  # alias -> /metrics snapshot at server start
@@ -143,11 +144,15 @@ class AgentbenchSession:
         bench = write_benchmark_json(
             self.records, self.results_dir / "benchmark.json", commit_info=default_commit_info(rootpath)
         )
-        self.outputs += [str(self.results_dir / RESULTS_FILE), str(bench)]
+        from pytest_agentbench.reports.estimates import ESTIMATES_FILE, estimate_aliases, write_estimates
+
+        aliases = [s.alias for s in self.specs]
+        self.estimates = estimate_aliases(self.records, aliases)
+        estimates = write_estimates(self.estimates, self.results_dir / ESTIMATES_FILE, self.records)
+        self.outputs += [str(self.results_dir / RESULTS_FILE), str(bench), str(estimates)]
         if self.settings.html is not None:
             from pytest_agentbench.reports.html import write_html
 
-            aliases = [s.alias for s in self.specs]
             html = write_html(
                 self.records, self.settings.html, "agentbench report", aliases=aliases, redactor=self.redactor
             )
@@ -258,10 +263,28 @@ class _XdistController:
         node.workerinput[_WORKER_ENDPOINTS] = state.ensure_endpoints()
 
 
+@pytest.hookimpl(tryfirst=True)  # before junitxml's, which writes the file the suite properties go into
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Controller only: merge the workers' JSONL, then write benchmark JSON and the HTML report."""
+    """Controller only: merge the workers' JSONL, then write benchmark JSON, estimates and the HTML report,
+    and add the per-alias estimates to the JUnit XML as testsuite properties."""
     config = session.config
     state = config.stash.get(SESSION, None)
     if state is None or hasattr(config, "workerinput") or state.results_dir is None:
         return
     state.finish(config.rootpath)
+    _junit_suite_properties(config, state)
+
+
+def _junit_suite_properties(config: pytest.Config, state: AgentbenchSession) -> None:
+    """``agentbench.<alias>.pass_at_1`` & co. on the ``<testsuite>``: the controller writes the XML
+    (``record_testsuite_property`` does not travel through xdist), so it adds them to its LogXML."""
+    if not state.estimates:
+        return
+    from _pytest.junitxml import xml_key  # pytest's LogXML of --junitxml; absent without the option
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    for est in state.estimates:
+        for name, value in est.properties():
+            xml.add_global_property(state.redactor.text(name), value)
