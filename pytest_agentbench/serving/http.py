@@ -152,7 +152,7 @@ def _as_http_error(exc: BaseException, url: str) -> HttpError:
     if isinstance(exc, ConnectionError | ssl.SSLError):
         return ConnectionLost(f"the connection to {url} broke: {exc}", url)
     if isinstance(exc, http.client.LineTooLong):
-        return ProtocolError(f"{url} sent a {exc} longer than 64 KiB", url)
+        return ProtocolError(f"{url} sent a line longer than 64 KiB ({exc})", url)
     if isinstance(exc, http.client.HTTPException | ValueError):  # BadStatusLine, > 100 headers, a bad chunk
         return ProtocolError(f"{url} answered something that is not HTTP/1.1 ({type(exc).__name__}: {exc})", url)
     return ConnectionLost(f"the connection to {url} failed: {type(exc).__name__}: {exc}", url)
@@ -251,6 +251,8 @@ class Client:
         self._query = f"?{parts.query}" if parts.query else ""
         self._headers = {"Accept": "application/json", "User-Agent": "pytest-agentbench", **(headers or {})}
         self._proxy = _env_proxy(self.scheme, self.host) if use_env_proxy else None
+        if self._proxy is not None and self.scheme == "http":  # absolute URLs to the proxy, with its credentials
+            self._headers.update(self._proxy[2])
         self._tls = ssl.create_default_context() if self.scheme == "https" else None
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
@@ -449,7 +451,7 @@ class EventStream:
                 yield payload
             buf = buf[start:]
             if len(buf) > MAX_EVENT_BYTES:
-                raise TooLarge(f"{url} sent an SSE event over {MAX_EVENT_BYTES >> 20} MiB", url)
+                raise TooLarge(f"{url} sent an SSE event over {MAX_EVENT_BYTES >> 10} KiB", url)
 
     def _lf(self, data: bytes) -> bytes:
         """CRLF and CR line ends as LF (a CRLF split across two reads included)."""
