@@ -53,6 +53,7 @@ from pytest_agentbench.models.taxonomy import classified_errors
 __all__ = ["ModelAdapter", "shape_messages", "shape_tools"]
 
 _PATH = "/chat/completions"
+_JSON = json.JSONDecoder()
 
 
 def shape_messages(spec: ModelSpec, messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -212,10 +213,10 @@ class _StreamState:
 def _collect_stream(events: Iterable[bytes], start: float, done: Callable[[], bool]) -> _Raw:
     """Assemble a streamed answer, timing each chunk as it arrives (before it is decoded)."""
     state = _StreamState()
-    clock, loads, take = time.perf_counter, json.loads, state.take
+    clock, decode, take = time.perf_counter, _JSON.decode, state.take
     for payload in events:
         now = clock()
-        take(loads(payload), now)
+        take(decode(payload.decode()), now)  # str, not bytes: json.loads would sniff the encoding each time
     return state.result(start, done())
 
 
