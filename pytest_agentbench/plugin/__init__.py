@@ -11,7 +11,7 @@ implementations live in one module per concern and are gathered here so pytest f
     reporting.py   report header, failure texts, the terminal summary
     hookspecs.py   our hook specifications (``pytest_agentbench_*``)
 
-Heavy imports (openai, docker) stay inside the functions that need them, so
+Heavy imports (docker, junitparser) stay inside the functions that need them, so
 ``import pytest_agentbench.plugin`` is cheap.
 """
 
