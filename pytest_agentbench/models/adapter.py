@@ -80,20 +80,22 @@ def shape_tools(spec: ModelSpec, tools: Sequence[Mapping[str, Any]]) -> list[dic
     return out
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
 def _usage(raw: Any) -> Usage:
+    """The server's ``usage`` as it said it: a missing count is 0; a negative one is kept, so the budget and
+    the cost can name it impossible rather than count it as 0; a count that is not an integer makes the
+    usage unreported (nothing to count on)."""
     if not isinstance(raw, dict):
         return Usage(reported=False)
     details = raw.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Usage(
-        prompt_tokens=_count(raw.get("prompt_tokens")),
-        completion_tokens=_count(raw.get("completion_tokens")),
-        cached_tokens=_count(cached),
+    values = (
+        raw.get("prompt_tokens"),
+        raw.get("completion_tokens"),
+        details.get("cached_tokens") if isinstance(details, dict) else None,
     )
+    if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in values):
+        return Usage(reported=False)
+    prompt, completion, cached = (v or 0 for v in values)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
 
 
 def _text(value: Any) -> str | None:
