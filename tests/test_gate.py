@@ -143,7 +143,8 @@ def test_two_always_pass_aliases_pass_and_the_gates_decide_the_exit_under_xdist(
     importorskip_extra("xdist", "xdist")
     coin_project(pytester)
     pytester.makeini("[pytest]\nagentbench_gate =\n    coin vs a max_drop=5\n")  # the CLI's gates replace these
-    result = pytester.runpytest("--models=a,a2,coin", *RUN, "-n", "2", "--agentbench-gate", "a2 vs a max_drop=5")
+    gate = ["--agentbench-gate", "a2 vs a max_drop=5"]
+    result = pytester.runpytest("--models=a,a2,coin", *RUN, "-n", "2", *gate, "--agentbench-results", "res")
     result.assert_outcomes(passed=40 + COIN_PASSES, failed=20 - COIN_PASSES)  # coin's misses are data here
     assert result.ret == pytest.ExitCode.OK
     out = result.stdout.str()
@@ -215,3 +216,11 @@ def test_without_gates_nothing_changes(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=20 + COIN_PASSES, failed=20 - COIN_PASSES)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "agentbench gate:" not in result.stdout.str() and "= agentbench gate =" not in result.stdout.str()
+
+    # --resume over the finished run: nothing left to run, the gates judge the records in the folder
+    again = pytester.runpytest("--models=a,a2,coin", *RUN, "--resume", "res", "--agentbench-gate", "coin vs a")
+    again.assert_outcomes(deselected=60)
+    assert again.ret == pytest.ExitCode.TESTS_FAILED  # not 5 (no tests ran): the gate failed
+    again.stdout.fnmatch_lines(
+        ["agentbench gate 'coin vs a': FAILED: coin is below a by more than 0 points (*n = 20 pairs*"]
+    )

@@ -11,9 +11,10 @@ says what each decided.
 **The gates decide the exit status.** A trial that failed its packet's gates is a result the
 regression gates weigh, not a broken job: with gates configured, a session whose only failures are
 such trials exits 0 when every gate passes, and a session where a gate fails exits 1 even when every
-test passed. Errors (a sandbox, a server, an endpoint that never answered), failures of tests that are
-not packet trials, collection errors and interruptions keep their non-zero status. Without gates
-nothing changes. The CLI's gates replace the ini's.
+test passed (or none was left to run: ``--resume`` over a finished run judges its records again).
+Errors (a sandbox, a server, an endpoint that never answered), failures of tests that are not packet
+trials, collection errors and interruptions keep their non-zero status. Without gates nothing
+changes. The CLI's gates replace the ini's.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class GatePlugin:
         failed = sum(v.failed for v in self.verdicts)
         of = f"{failed} of {len(self.verdicts)} gate(s) failed"
         if failed:
-            if session.exitstatus == pytest.ExitCode.OK:
+            if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):  # e.g. --resume
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             self.note = f"agentbench gate: {of}: the session fails (exit status {int(session.exitstatus)})"
         elif session.exitstatus == pytest.ExitCode.TESTS_FAILED:
