@@ -158,6 +158,13 @@ def test_two_always_pass_aliases_pass_and_the_gates_decide_the_exit_under_xdist(
             "weighed, so the exit status is 0",
         ]
     )
+    # --resume over the finished run: nothing left to run, the gates judge the records in the folder
+    again = pytester.runpytest("--models=a,a2,coin", *RUN, "--resume", "res", "--agentbench-gate", "coin vs a")
+    again.assert_outcomes(deselected=60)
+    assert again.ret == pytest.ExitCode.TESTS_FAILED  # not 5 (no tests ran): the gate failed
+    again.stdout.fnmatch_lines(
+        ["agentbench gate 'coin vs a': FAILED: coin is below a by more than 0 points (*n = 20 pairs*"]
+    )
 
 
 def _closed_port() -> int:
@@ -216,11 +223,3 @@ def test_without_gates_nothing_changes(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=20 + COIN_PASSES, failed=20 - COIN_PASSES)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "agentbench gate:" not in result.stdout.str() and "= agentbench gate =" not in result.stdout.str()
-
-    # --resume over the finished run: nothing left to run, the gates judge the records in the folder
-    again = pytester.runpytest("--models=a,a2,coin", *RUN, "--resume", "res", "--agentbench-gate", "coin vs a")
-    again.assert_outcomes(deselected=60)
-    assert again.ret == pytest.ExitCode.TESTS_FAILED  # not 5 (no tests ran): the gate failed
-    again.stdout.fnmatch_lines(
-        ["agentbench gate 'coin vs a': FAILED: coin is below a by more than 0 points (*n = 20 pairs*"]
-    )
