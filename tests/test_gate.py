@@ -219,7 +219,9 @@ def test_a_bad_ini_gate_names_the_ini_key(pytester: pytest.Pytester) -> None:
 
 def test_without_gates_nothing_changes(pytester: pytest.Pytester) -> None:
     coin_project(pytester)
-    result = pytester.runpytest("--models=a,coin", *RUN)
-    result.assert_outcomes(passed=20 + COIN_PASSES, failed=20 - COIN_PASSES)
+    misses = sum(random.Random(f"tiny-r{r}").random() >= 0.5 for r in range(1, 6))  # the coin's tails in 5
+    assert misses > 0
+    result = pytester.runpytest("--models=a,coin", *RUN[:-1], "5")
+    result.assert_outcomes(passed=10 - misses, failed=misses)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "agentbench gate:" not in result.stdout.str() and "= agentbench gate =" not in result.stdout.str()
