@@ -99,10 +99,19 @@ def test_report_has_every_section_and_is_well_formed(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     page = parse(text)
     assert text.startswith("<!DOCTYPE html>") and "<title>nightly &lt;run&gt;</title>" in text
-    headings = ("Summary", "Pass rate", "Per packet", "Run latency", "Tokens per run", "Cost per run")
+    headings = (
+        "Summary",
+        "Pass rate",
+        "Per packet",
+        "Paired comparison",
+        "Run latency",
+        "Tokens per run",
+        "Cost per run",
+    )
     for heading in (*headings, "Outcome classes", "Runs"):
         assert f"<h2>{heading}</h2>" in text
-    assert page.tags.count("svg") == 6  # pass rate, latency, tokens, $ per run, $ per solved run, outcomes
+    # pass rate, the paired differences, latency, tokens, $ per run, $ per solved run, outcomes
+    assert page.tags.count("svg") == 7
     for alias in ("scripted-good", "scripted-noop", "gpt-baseline", "local-coder"):
         assert alias in text
     assert "test double" in text and "not models" in text

@@ -114,6 +114,17 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         ),
     ),
     (
+        "--agentbench-gate",
+        dict(
+            action="append",
+            dest="agentbench_gate",
+            metavar="'CANDIDATE vs BASELINE max_drop=POINTS'",
+            help="after the run, fail the session when CANDIDATE's pass rate is below BASELINE's by more than "
+            "POINTS percentage points with 95 %% one-sided confidence (add confidence=0.9 to change it); "
+            "repeatable; the gates then decide the exit status (docs/comparing.md; ini: agentbench_gate, one per line)",
+        ),
+    ),
+    (
         "--repeats",
         dict(
             dest="agentbench_repeats",
@@ -169,6 +180,7 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
         None,
         "",
     ),
+    ("agentbench_gate", "regression gates, one per line: CANDIDATE vs BASELINE max_drop=POINTS", "linelist", []),
     (
         "agentbench_prompt_warn_kb",
         f"warn about packet prompts larger than this many KiB (default {PROMPT_WARN_BYTES // 1024}; 0: never)",

@@ -6,6 +6,8 @@ paired.py     paired tests of two aliases over the same trials
 budget.py     solved within budget and tokens to solve, per alias (rows for the summary)
 estimates.py  per alias and per (packet, alias): intervals, pass@k, flaky packets, $ per solved run
 summary.py    the per-alias comparison (terminal summary and its rows)
+compare.py    the paired comparison of two aliases (agentbench compare); compare_html.py its HTML section
+gate.py       the regression gate's rule (--agentbench-gate); planning.py the repeats a comparison needs
 texttable.py  plain-text tables that wrap names instead of cutting them
 html.py       the self-contained HTML report
 sweep.py      the sweep's text table and HTML page

@@ -6,7 +6,8 @@ Inline CSS and inline SVG (drawn with reports/svg.py): no JavaScript, nothing fe
 file is opened. Sections: the isolation warnings (mixed levels, unsafe-local runs),
 the summary table (the same rows as the terminal summary, isolation included), pass
 rate per alias, run-latency box + strip plot, tokens and cost per run, outcome classes
-per alias, and every run with its gates and (folded) transcript. Runs whose endpoint
+per alias, the paired comparison of each alias with the first (``reports/compare_html.py``), and every
+run with its gates and (folded) transcript. Runs whose endpoint
 never answered (outcome ``infrastructure``) are in none of those: a note at the top and
 a section of their own list them. Every piece of text from a record is HTML-escaped: a
 transcript may contain ``<script>``. :func:`write_html` redacts secrets from the records
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.reports.compare_html import paired_section
 from pytest_agentbench.reports.estimates import PairEstimates, reported_ks
 from pytest_agentbench.reports.isolation import isolation_warnings
 from pytest_agentbench.reports.summary import (
@@ -414,6 +416,7 @@ def render_html(
         '<p class="meta">passed; gates missed (the agent finished, a gate did not hold); a budget (max_turns, '
         "agent_timeout, token_budget, safety_timeout); or the failure class of the model call that ended the run.</p>",
         _category_chart(summaries),
+        *paired_section(records, [s.alias for s in summaries]),
         "<h2>Runs</h2>",
         _runs_table(graded),
         *_infrastructure_section(records),

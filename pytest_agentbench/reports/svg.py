@@ -3,9 +3,10 @@
 This module owns escaping (:func:`e`, through which every piece of text reaches a page), axis
 ticks, the ``<svg>`` wrapper and the charts themselves: horizontal bar charts with interval
 whiskers (:func:`whisker`), stacked bar charts, a box + strip plot and a legend (one row per alias:
-``reports/html.py``), and a line chart with a dashed threshold line and one marked point (one point
-per sweep level: ``reports/sweep.py``). Pure string building from the standard library: no
-JavaScript, nothing fetched when a page is opened.
+``reports/html.py``), an interval chart of signed differences around a zero line (one row per paired
+comparison: ``reports/compare_html.py``), and a line chart with a dashed threshold line and one marked
+point (one point per sweep level: ``reports/sweep.py``). Pure string building from the standard library:
+no JavaScript, nothing fetched when a page is opened.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "box_strip",
     "e",
     "hbar_chart",
+    "interval_chart",
     "legend",
     "line_chart",
     "nice_ticks",
@@ -359,3 +361,43 @@ def _line_series(f: _Frame, k: int, name: str, values: Sequence[float | None], c
     )
     parts.append(f'<text x="{lx + 22}" y="{f.top + 12}" font-size="10" fill="{e(color)}">{e(name)}</text>')
     return parts
+
+
+# --------------------------------------------------------------------------- interval chart
+
+
+def interval_chart(
+    rows: Sequence[tuple[str, str, float | None, float | None, float | None, str]],
+    fmt: Callable[[float], str],
+    unit: str,
+    label: str,
+) -> str:
+    """Signed differences with their intervals around a zero line, one row per (label, color, value, low, high,
+    text): a whisker from low to high and a dot at the value; ``None`` draws only the text. The axis is
+    symmetric, at least -10..10."""
+    ends = [abs(v) for _, _, *vals, _ in rows for v in vals if v is not None]
+    ticks = nice_ticks(max([10.0, *ends]), count=4)
+    top = ticks[-1]
+
+    def scale(v: float) -> float:
+        return _LABEL_W + (v + top) / (2 * top) * _CHART_W
+
+    height = 16 + len(rows) * _ROW_H + 40
+    bottom = 8 + len(rows) * _ROW_H
+    body = _x_axis([-t for t in reversed(ticks[1:])] + ticks, scale, 8, bottom, fmt, unit)
+    body.append(f'<line x1="{scale(0):.1f}" y1="4" x2="{scale(0):.1f}" y2="{bottom}" stroke="#1d2430"/>')
+    for i, (name, color, value, low, high, text) in enumerate(rows):
+        mid = 8 + i * _ROW_H + _ROW_H / 2
+        body.append(_row_label(name, mid + 4))
+        if value is None or low is None or high is None:
+            body.append(f'<text x="{_LABEL_W + 6}" y="{mid + 4}" fill="#7a8699">{e(text)}</text>')
+            continue
+        x0, x1 = scale(low), scale(high)
+        body.append(f'<line x1="{x0:.1f}" y1="{mid}" x2="{x1:.1f}" y2="{mid}" stroke="{color}" stroke-width="3"/>')
+        for x in (x0, x1):
+            body.append(f'<line x1="{x:.1f}" y1="{mid - 6}" x2="{x:.1f}" y2="{mid + 6}" stroke="{color}"/>')
+        body.append(
+            f'<circle cx="{scale(value):.1f}" cy="{mid}" r="5" fill="{color}"><title>{e(text)}</title></circle>'
+        )
+        body.append(f'<text x="{_LABEL_W + _CHART_W + 8}" y="{mid + 4}">{e(text)}</text>')
+    return svg(_LABEL_W + _CHART_W + _RIGHT_W, height, body, label)
