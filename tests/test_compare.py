@@ -398,3 +398,40 @@ def test_plugin_run_then_compare_finds_the_coin_flip_alias_significantly_worse(
     assert f"tiny       20        20           {COIN_PASSES}" in out
     html = (root / "r.html").read_text()
     assert "<h2>Paired comparison</h2>" in html and "coin solves fewer than a" in html
+
+
+def _screenshot_colours(tmp_path: Path, records: list[dict], name: str) -> dict[str, int]:
+    """Render the paired section alone in headless chromium; count its red (significant) and blue pixels."""
+    import subprocess
+
+    from .test_report import _png_pixels
+
+    section = "".join(paired_section(records, ["a", "b"]))
+    page = tmp_path / f"{name}.html"
+    page.write_text(f'<!DOCTYPE html><html><body style="margin:0;background:#fff">{section}</body></html>')
+    png = tmp_path / f"{name}.png"
+    result = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--force-device-scale-factor=1",
+         f"--screenshot={png}", "--window-size=1100,700", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert png.is_file(), result.stdout + result.stderr
+    width, height, rows, bpp = _png_pixels(png.read_bytes())
+    counts = {"red": 0, "blue": 0}
+    for row in rows:
+        for x in range(width):
+            r, g, b = row[x * bpp : x * bpp + 3]
+            if r > 170 and g < 80 and b < 80:
+                counts["red"] += 1
+            elif abs(r - 78) < 25 and abs(g - 121) < 25 and abs(b - 167) < 25:
+                counts["blue"] += 1
+    return counts
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (apt-get install chromium)")
+def test_headless_chromium_draws_a_significant_difference_red_and_noise_blue(tmp_path: Path) -> None:
+    drop = _screenshot_colours(tmp_path, coin_records(3, a=1.0, b=0.5), "drop")
+    same = _screenshot_colours(tmp_path, coin_records(4, a=0.5, b=0.5), "same")
+    assert drop["red"] > 200, drop  # the interval, drawn in the significant colour
+    assert same["red"] < 20 and same["blue"] > 200, same
