@@ -20,6 +20,7 @@ typed where its variable's name belongs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -151,6 +152,15 @@ class ModelSpec:
                 f"{self.where}: api_key_env names {self.api_key_env!r}, which is not set "
                 f"in the environment; export {self.api_key_env}=... or choose another alias"
             )
+
+    def for_repeat(self, repeat: int) -> ModelSpec:
+        """This alias for trial ``repeat`` (1-based) of ``--repeats``: a ``seed`` in ``extra_body`` becomes
+        ``seed + repeat - 1``, so the trials are independent draws and each stays reproducible (the record's
+        ``sampling.seed`` is the one sent). Without a seed, or for the first trial, the spec itself."""
+        seed = self.extra_body.get("seed")
+        if repeat <= 1 or not isinstance(seed, int) or isinstance(seed, bool):
+            return self
+        return dataclasses.replace(self, extra_body={**self.extra_body, "seed": seed + repeat - 1})
 
     def api_key(self) -> str:
         """The secret, read from the environment at call time; never stored on the spec."""

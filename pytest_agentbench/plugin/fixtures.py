@@ -38,7 +38,7 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
 
     config = request.config
     state = config.stash[SESSION]
-    packet, spec = agentbench_case.packet, agentbench_case.spec
+    packet, spec = agentbench_case.packet, agentbench_case.spec.for_repeat(agentbench_case.repeat)
     base_url = _endpoint_of(state, spec)
     hook = config.hook
     model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
