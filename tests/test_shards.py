@@ -244,6 +244,7 @@ def test_bad_shard_is_a_usage_error(
 def test_a_users_own_tests_land_in_exactly_one_shard(pytester: pytest.Pytester, folder: Path) -> None:
     pytester.makepyfile(test_mine="\n".join(f"def test_{i}(): pass" for i in range(8)))
     args = ["--collect-only", "-q", "--models=a,b", "--packets", "packets", "test_mine.py", "packets"]
+
     def nodeids(result: pytest.RunResult) -> list[str]:
         return [line for line in result.outlines if "::test_" in line]
 
