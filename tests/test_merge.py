@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from pytest_agentbench.cli import main
+from pytest_agentbench.cli import build_parser, main
 from pytest_agentbench.errors import UsageError
 from pytest_agentbench.results.jsonl import RESULTS_FILE
 from pytest_agentbench.scale.manifest import ShardManifest, write_manifest
 from pytest_agentbench.scale.merge import merge_folders
 from pytest_agentbench.scale.shards import Shard, ShardItem, assign, plan_digest
 
-from .conftest import importorskip_extra
+from .conftest import REPO, importorskip_extra
 
 pytest_plugins = ["pytester"]
 
@@ -279,3 +281,70 @@ def test_three_shards_run_apart_merge_like_the_unsharded_run(
 
     assert main(["merge", folders[0], folders[2], "--out", str(user / "partial")]) == 2
     assert "shard 2/3 missing" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the CI examples (examples/ci)
+
+CI = REPO / "examples" / "ci"
+
+
+def _pytest_args(pytester: pytest.Pytester, command: str, values: dict[str, str]) -> pytest.Config:
+    """The example's pytest command line with its CI variables filled in, parsed by pytest and this plugin."""
+    for name, value in values.items():
+        command = command.replace(name, value)
+    argv = shlex.split(command)
+    assert argv[0] == "pytest"
+    return pytester.parseconfig(*argv[1:])
+
+
+def _merge_args(command: str, values: dict[str, str]) -> Any:
+    for name, value in values.items():
+        command = command.replace(name, value)
+    argv = shlex.split(command)
+    assert argv[:2] == ["agentbench", "merge"]
+    return build_parser().parse_args(argv[1:])
+
+
+def test_github_actions_example_shards_and_merges(pytester: pytest.Pytester) -> None:
+    flow = yaml.safe_load((CI / "github-actions.yml").read_text())
+    shards = int(flow["env"]["SHARDS"])
+    jobs = flow["jobs"]
+    assert set(flow.get("on", flow.get(True))) >= {"workflow_dispatch"}  # YAML 1.1 reads a bare `on` as True
+    matrix = jobs["shard"]["strategy"]["matrix"]["shard"]
+    assert matrix == list(range(1, shards + 1)) and shards >= 2  # the shard count agrees in both places
+    assert jobs["shard"]["strategy"]["fail-fast"] is False
+    steps = jobs["shard"]["steps"]
+    (run,) = [s["run"] for s in steps if "--shard" in s.get("run", "")]
+    config = _pytest_args(pytester, run, {"${{ matrix.shard }}": "2", "$SHARDS": str(shards), "$MODELS": "a"})
+    assert config.option.agentbench_shard == f"2/{shards}"
+    assert config.option.agentbench_results == f"results/shard2of{shards}"
+    assert config.option.xmlpath == f"results/shard2of{shards}/junit.xml"
+    (upload,) = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["with"]["path"] == "results/" and "!cancelled()" in upload["if"]
+    assert upload["with"]["name"] == "agentbench-shard-${{ matrix.shard }}"
+
+    merge = jobs["merge"]
+    assert merge["needs"] == "shard" and "!cancelled()" in merge["if"]  # after the matrix, failed shards or not
+    (download,) = [s for s in merge["steps"] if s.get("uses", "").startswith("actions/download-artifact@")]
+    assert download["with"]["pattern"] == "agentbench-shard-*" and download["with"]["merge-multiple"] is True
+    (command,) = [s["run"] for s in merge["steps"] if "agentbench merge" in s.get("run", "")]
+    args = _merge_args(command, {"$SHARDS": str(shards), "${{ github.run_id }}": "1"})
+    assert args.folders == [f"{download['with']['path']}/shard*of{shards}"] and args.out == "merged"
+
+
+def test_gitlab_example_shards_and_merges(pytester: pytest.Pytester) -> None:
+    ci = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
+    job, merge = ci["agentbench"], ci["agentbench-merge"]
+    shards = job["parallel"]
+    assert isinstance(shards, int) and shards >= 2
+    assert ci["stages"].index(job["stage"]) < ci["stages"].index(merge["stage"])
+    (run,) = [line for line in job["script"] if "--shard" in line]
+    values = {"${CI_NODE_INDEX}": "3", "${CI_NODE_TOTAL}": str(shards), "$CI_NODE_INDEX": "3"}
+    config = _pytest_args(pytester, run, {**values, "$CI_NODE_TOTAL": str(shards), "$MODELS": "a"})
+    assert config.option.agentbench_shard == f"3/{shards}"
+    assert config.option.agentbench_results == f"results/shard3of{shards}"
+    assert job["artifacts"]["when"] == "always" and job["artifacts"]["paths"] == ["results/"]
+    assert merge["needs"] == [{"job": "agentbench", "artifacts": True}] and merge["when"] == "always"
+    (command,) = [line for line in merge["script"] if "agentbench merge" in line]
+    args = _merge_args(command, {"$CI_PIPELINE_ID": "1"})
+    assert args.folders == ["results/shard*of*"] and args.out == "merged"
