@@ -1,6 +1,6 @@
 """``agentbench k8s-job``: one Kubernetes Indexed Job runs the N shards of a benchmark. pytest-free.
 
-    docs = job_manifests(JobOptions(shards=8, image="registry.example/agentbench:1", models=("local-coder",),
+    docs = job_manifests(JobOptions(shards=8, image="our-org/our-bench:1", models=("local-coder",),
                                     models_yaml=Path("models.yaml").read_text()))
     print(to_yaml(docs))
 
