@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.agents.config import BUDGET_MODES, DEFAULT_SAFETY_FACTOR
+from pytest_agentbench.errors import UsageError
 from pytest_agentbench.models import MODELS_FILE
 from pytest_agentbench.packets.schema import (
     MIN_TOTAL_TOKENS,
@@ -30,6 +31,8 @@ from pytest_agentbench.packets.schema import (
     packet_root_of,
 )
 from pytest_agentbench.plugin.settings import SANDBOX_KINDS, Settings, split_list
+from pytest_agentbench.scale.manifest import check_results_folder
+from pytest_agentbench.scale.shards import Shard, parse_shard
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -134,6 +137,16 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         ),
     ),
     (
+        "--shard",
+        dict(
+            dest="agentbench_shard",
+            metavar="K/N",
+            help="run only shard K of N: a stable split of the (packet, alias, agent, repeat) trials balanced by "
+            "the packets' timeout_s; each shard writes its own results folder, `agentbench merge` joins them "
+            "(ini: agentbench_shard; docs/scale-out.md)",
+        ),
+    ),
+    (
         "--budget",
         dict(
             dest="agentbench_budget",
@@ -173,6 +186,7 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_agent_timeout", "agent wall-clock budget in seconds", None, ""),
     ("agentbench_repeats", "independent trials per (packet, alias) (default 1)", None, ""),
     ("agentbench_budget", "what ends a run: wall | tokens (default wall)", None, ""),
+    ("agentbench_shard", "run only shard K/N of the trials (e.g. 2/3)", None, ""),
     ("agentbench_max_total_tokens", "token budget per run (prompt + completion), overriding the packets'", None, ""),
     (
         "agentbench_safety_timeout_factor",
@@ -246,6 +260,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     results_dir = path_of(opt.agentbench_results, "agentbench_results")
     if results_dir is None and resume is not None:
         results_dir = resume.parent if resume.suffix == ".jsonl" else resume
+    shard = _shard(config, results_dir)
     return Settings(
         models=models,
         models_file=models_file,
@@ -257,6 +272,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         resume=resume,
         prompt_warn_bytes=prompt_warn,
         repeats=_repeats(config),
+        shard=shard,
         **_budget_settings(config),
     )
 
@@ -277,6 +293,22 @@ def _repeats(config: pytest.Config) -> int:
             f"{where}: expected a whole number of trials >= 1, found {str(raw)!r}; e.g. --repeats 5"
         )
     return n
+
+
+def _shard(config: pytest.Config, results_dir: Path | None) -> Shard | None:
+    """--shard > ini agentbench_shard: K/N, checked; a results folder holding another shard's results is refused."""
+    got = _raw_setting(config, "agentbench_shard", "--shard", "agentbench_shard")
+    if got is None:
+        return None
+    try:
+        shard = parse_shard(got[0], got[1])
+        if results_dir is not None:
+            opt = config.option
+            where = "--agentbench-results" if opt.agentbench_results else "--resume" if opt.agentbench_resume else None
+            check_results_folder(results_dir, shard, where or "ini agentbench_results")
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return shard
 
 
 def _raw_setting(config: pytest.Config, dest: str, flag: str, ini: str) -> tuple[str, str] | None:

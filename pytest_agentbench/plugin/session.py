@@ -96,8 +96,9 @@ class AgentbenchSession:
         from datetime import UTC, datetime
 
         self.session_start = datetime.now(UTC).isoformat(timespec="microseconds")
+        shard = f"-{self.settings.shard.suffix}" if self.settings.shard else ""  # -shard2of3: one folder per shard
         self.results_dir = self.settings.results_dir or (
-            rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}{shard}"
         )
         if self.settings.resume is not None:
             from pytest_agentbench.results.jsonl import completed_trials

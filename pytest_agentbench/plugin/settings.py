@@ -8,6 +8,7 @@ from pathlib import Path
 from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, BudgetMode
 from pytest_agentbench.packets.schema import PROMPT_WARN_BYTES
 from pytest_agentbench.sandbox.kinds import SANDBOX_KINDS
+from pytest_agentbench.scale.shards import Shard
 
 __all__ = ["SANDBOX_KINDS", "Settings", "split_list"]
 
@@ -27,6 +28,7 @@ class Settings:
     budget: BudgetMode = "wall"  # --budget: what binds, the wall clock or turns and tokens (agents.config)
     max_total_tokens: int | None = None  # --max-total-tokens: overrides every packet's limits.max_total_tokens
     safety_timeout_factor: float = DEFAULT_SAFETY_FACTOR  # --budget=tokens: the wall-clock net = timeout x this
+    shard: Shard | None = None  # --shard K/N: run only this shard's trials (scale.shards); None: all
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:
