@@ -1,8 +1,9 @@
 """One trial: a packet, an alias, a sandbox -> a ``RunRecord`` (:mod:`pytest_agentbench.results.record`). pytest-free.
 
 :func:`run_packet` composes a trial: it opens the sandbox, lets the agent work
-in it, then runs the gates in the same sandbox, and wraps what came out in a
-``RunRecord``; the sandbox is closed on every path. Model failures are part of
+in it, takes the agent's patch (:func:`~pytest_agentbench.sandbox.patch.take_patch`: before any
+hidden file is copied in, and never failing the run), then runs the gates in the same sandbox,
+and wraps what came out in a ``RunRecord``; the sandbox is closed on every path. Model failures are part of
 the record; sandbox failures propagate as :class:`~pytest_agentbench.errors.SandboxError`.
 A run whose model never answered (outcome ``infrastructure``, rule in
 ``agents.transcript``) is recorded with no gate results: the untouched workspace
@@ -21,6 +22,7 @@ from pytest_agentbench.packets.gates import run_gates
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.results.record import RunRecord, new_run_id
 from pytest_agentbench.sandbox.base import Sandbox
+from pytest_agentbench.sandbox.patch import take_patch
 
 __all__ = ["run_packet"]
 
@@ -45,6 +47,7 @@ def run_packet(
     sandbox = make_sandbox(packet)
     try:
         result = run_agent(packet.prompt, sandbox, model, config)
+        patch = take_patch(sandbox, packet.workspace) if result.counted else None
         gates = run_gates(packet, sandbox) if result.counted else []
         info = sandbox.info
     finally:
@@ -57,4 +60,6 @@ def run_packet(
         gates=gates,
         sandbox=info,
         wall_s=time.monotonic() - start,
+        patch=patch,
+        agent_config=config,
     )

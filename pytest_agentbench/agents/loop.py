@@ -88,13 +88,16 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
         try:
             completion = model.complete(messages, TOOLS, max_tokens=config.max_output_tokens, timeout=remaining)
         except ModelCallError as exc:
-            turns.append(Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries))
+            turns.append(
+                Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries, started_s=t0 - start)
+            )
             if exc.failure == "timeout" and deadline - time.monotonic() <= 0:
                 return done("agent_timeout", error=str(exc))
             answered = any(t.error is None for t in turns)
             outcome: Outcome = "model_error" if answered or exc.failure not in NO_ANSWER_FAILURES else INFRASTRUCTURE
             return done(outcome, failure=exc.failure, error=str(exc))
         turn = _turn_of(index, completion)
+        turn.started_s = t0 - start
         turns.append(turn)
         messages.append(_assistant_message(completion))
         if not completion.tool_calls and not turn.invalid_tool_calls:

@@ -36,8 +36,10 @@ def request(
     data: bytes | None = None,
     json_body: Any = None,
     timeout: float = 10.0,
+    max_bytes: int | None = None,
 ) -> HttpAnswer:
-    """One request without proxies; ``json_body`` is sent as JSON (vLLM's /tokenize wants the content type).
+    """One request without proxies; ``json_body`` is sent as JSON (vLLM's /tokenize wants the content type);
+    at most ``max_bytes`` of the body are read (None: all of it).
 
     Raises ``OSError`` (``URLError`` included) when nothing answers.
     """
@@ -47,6 +49,6 @@ def request(
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with _OPENER.open(req, timeout=timeout) as response:
-            return HttpAnswer(int(response.status), response.read())
+            return HttpAnswer(int(response.status), response.read(max_bytes) if max_bytes else response.read())
     except urllib.error.HTTPError as exc:
-        return HttpAnswer(int(exc.code), exc.read() if exc.fp else b"")
+        return HttpAnswer(int(exc.code), (exc.read(max_bytes) if max_bytes else exc.read()) if exc.fp else b"")
