@@ -3,6 +3,7 @@
 agentbench validate [DIR ...] [--models-file models.yaml] [--packets DIR] [--prompt-warn-kb KB]
 agentbench check-packets [DIR ...] [--sandbox auto|docker|local|unsafe-local]
 agentbench report results.jsonl [--html report.html]
+agentbench export --format swebench [results.jsonl ...] [-o preds.jsonl] [--model-name alias|model|alias/model]
 agentbench merge-junit a.xml b.xml [-o merged.xml]
 agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
 agentbench sweep --models ALIAS --devs 1,2,4,8 [--slo-ttft-p50 S] [--slo-tps-p50 TOK/S] [--out DIR]
@@ -18,9 +19,9 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentbench", description="pytest-agentbench tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    from pytest_agentbench.cli import check_packets, merge_junit, probe, report, validate
+    from pytest_agentbench.cli import check_packets, export, merge_junit, probe, report, validate
 
-    for command in (validate, check_packets, report, merge_junit, probe):
+    for command in (validate, check_packets, report, export, merge_junit, probe):
         command.add_parser(sub)
     from pytest_agentbench.cli import size as sizing_cli
     from pytest_agentbench.cli import sweep

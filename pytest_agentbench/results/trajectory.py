@@ -27,7 +27,7 @@ from typing import Any
 from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.transcript import AgentResult, Turn
 
-__all__ = ["FIELD_CHARS", "TRAJECTORY_CHARS", "cut_marked", "trajectory"]
+__all__ = ["FIELD_CHARS", "TRAJECTORY_CHARS", "cut_marked", "fair_limit", "trajectory"]
 
 #: Characters of the texts of one trajectory kept in a record, all of them together.
 TRAJECTORY_CHARS = 400_000
@@ -57,11 +57,12 @@ def _texts(turn: Turn) -> Iterable[tuple[str, str]]:
         yield "invalid", raw
 
 
-def _common_limit(lengths: list[int], budget: int) -> int | None:
-    """The largest per-text length that fits ``lengths`` into ``budget`` (None: all fit as they are)."""
+def fair_limit(lengths: list[int], budget: int, floor: int = _MIN_CUT) -> int | None:
+    """The largest per-text length that fits ``lengths`` into ``budget`` (None: all fit as they are);
+    never below ``floor``: the longest texts are cut first, all to the same length."""
     if sum(lengths) <= budget:
         return None
-    lo, hi = _MIN_CUT, max(lengths)
+    lo, hi = floor, max(lengths)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if sum(min(n, mid) for n in lengths) <= budget:
@@ -76,7 +77,7 @@ class _Clipper:
 
     def __init__(self, turns: list[Turn], budget: int) -> None:
         lengths = [min(len(text), FIELD_CHARS[kind]) for t in turns for kind, text in _texts(t)]
-        self.common = _common_limit(lengths, budget)
+        self.common = fair_limit(lengths, budget)
         self.budget = budget
 
     def __call__(self, kind: str, text: str | None) -> str | None:
