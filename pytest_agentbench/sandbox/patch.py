@@ -134,11 +134,11 @@ def cut_patch(data: bytes, limit: int) -> tuple[bytes, int]:
     last whole line); and how many files it holds whole."""
     if len(data) <= limit:
         return data, data.count(b"diff --git ")
-    head = data[:limit]
-    at = head.rfind(b"\ndiff --git ")
+    at = data.rfind(b"\ndiff --git ", 0, limit + len(b"diff --git "))  # a file starting within the limit
     if at > 0:
-        kept = head[: at + 1]
+        kept = data[: at + 1]
         return kept, kept.count(b"diff --git ")
+    head = data[:limit]
     line = head.rfind(b"\n")
     return (head[: line + 1] if line >= 0 else head), 0
 
@@ -149,7 +149,7 @@ def take_patch(sandbox: Sandbox, workspace_src: Path, *, timeout_s: float = PATC
     out = f".agentbench-patch-{uuid.uuid4().hex[:12]}.diff"
     handed_over = False  # a file may be in the workspace: remove it before the gates
     try:
-        bundle = baseline_bundle(workspace_src)
+        bundle = base64.b64encode(baseline_bundle(workspace_src)).decode()
         config = {
             "out": out,
             "max_file_bytes": MAX_FILE_BYTES,
@@ -160,9 +160,12 @@ def take_patch(sandbox: Sandbox, workspace_src: Path, *, timeout_s: float = PATC
             "budget_s": max(1.0, timeout_s - 10.0),
             "attributes": NEUTRAL_ATTRIBUTES,
         }
-        argv = ["python3", "-I", "-c", _SCRIPT, json.dumps(config)]
         handed_over = True
-        res = sandbox.exec(argv, timeout_s, stdin=base64.b64encode(bundle).decode())
+        res = sandbox.exec(["python3", "-I", "-c", _SCRIPT, json.dumps(config)], timeout_s, stdin=bundle)
+        if res.truncated and not res.timed_out:  # a sandbox with a small output cap: ask for less on stdout
+            _remove(sandbox, out)
+            config.update(inline_bytes=0, max_listed=20)
+            res = sandbox.exec(["python3", "-I", "-c", _SCRIPT, json.dumps(config)], timeout_s, stdin=bundle)
         report = _report(res, timeout_s)
         handed_over = bool(report.get("written"))
         data = base64.b64decode(report["inline"]) if report.get("inline") is not None else sandbox.read_file(out)
