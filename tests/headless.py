@@ -8,10 +8,12 @@ element with real mouse events, take a screenshot.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,13 @@ __all__ = ["CHROMIUM", "Chromium"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _high(fd: int) -> int:
+    """``fd`` moved to a number above the ones the shell redirects (3 and 4)."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 64)
+    os.close(fd)
+    return moved
+
+
 class Chromium:
     """One headless browser with one page; use as a context manager."""
 
@@ -28,11 +37,16 @@ class Chromium:
         assert CHROMIUM, "chromium is not installed"
         to_chrome, self._out = os.pipe()
         self._in, from_chrome = os.pipe()
-        flags = "--headless --no-sandbox --disable-gpu --no-first-run --remote-debugging-pipe"
-        flags += f" --window-size={width},{height}"
-        line = f'exec "$0" {flags} about:blank 3<&{to_chrome} 4>&{from_chrome}'
+        to_chrome, from_chrome = _high(to_chrome), _high(from_chrome)  # never 3 or 4 themselves
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-pipe"]
+        argv = [CHROMIUM, *flags, f"--window-size={width},{height}", "about:blank"]
+        # fd 3 and 4 are where Chromium looks: move the pipe ends there in the child, then exec it
+        trampoline = (
+            "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+            "os.execv(sys.argv[3], sys.argv[3:])"
+        )
         self.proc = subprocess.Popen(
-            ["sh", "-c", line, CHROMIUM],
+            [sys.executable, "-c", trampoline, str(to_chrome), str(from_chrome), *argv],
             pass_fds=(to_chrome, from_chrome),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
