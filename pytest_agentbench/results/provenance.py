@@ -84,10 +84,11 @@ def fetch_json(url: str, timeout_s: float = FETCH_TIMEOUT_S) -> tuple[Any, str]:
     worker = threading.Thread(target=get, daemon=True, name="agentbench-provenance")
     worker.start()
     worker.join(timeout_s + 0.5)
-    if worker.is_alive():
+    error = box.get("error")
+    if worker.is_alive() or isinstance(error, TimeoutError) or isinstance(getattr(error, "reason", None), TimeoutError):
         return None, f"GET {url} took over {timeout_s:g} s"
-    if "error" in box:
-        return None, f"GET {url} failed: {box['error']}"
+    if error is not None:
+        return None, f"GET {url} failed: {error}"
     answer = box["answer"]
     if answer.status != 200:
         return None, f"GET {url} answered HTTP {answer.status}"
