@@ -307,3 +307,17 @@ def test_the_report_shows_values_that_differ_between_runs() -> None:
     parse("<div>" + html + "</div>")
     assert "vLLM 0.9.1" in html and "vLLM 0.9.2" in html and "differs between runs" in html
     assert provenance_section([{"alias": "a", "versions": {"agentbench": "0.1"}}]) == ""
+
+
+def test_two_aliases_on_one_endpoint_ask_it_once() -> None:
+    from pytest_agentbench.plugin.session import AgentbenchSession
+
+    with VersionServer("ok") as server:
+        specs = [
+            ModelSpec(alias=name, model="m", source=Path("models.yaml"), base_url=server.base_url)
+            for name in ("one", "two")
+        ]
+        state = AgentbenchSession(settings=None, specs=specs, urls={})  # type: ignore[arg-type]
+        state._read_provenance()
+    assert server.hits["/version"] == 1 and state.provenance["one"] == state.provenance["two"]
+    assert state.provenance["one"]["vllm"] == "0.9.1"

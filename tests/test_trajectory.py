@@ -190,6 +190,21 @@ def test_record_text_is_escaped_in_the_viewer() -> None:
     assert not any(name.startswith("on") for name, _ in page.attrs)
 
 
+def test_compare_links_name_one_run_per_other_alias() -> None:
+    """Many records of one trial (resumed sessions, big sweeps) must not make the page quadratic."""
+    ten, noop = report_records()
+    records = [
+        dict(r, run_id=f"{r['run_id']}x{n}", timestamp=f"2026-01-01T00:00:{n:02d}")
+        for n in range(30)
+        for r in (ten, noop)
+    ]
+    html = trajectory_section(records)
+    sections = html.split('<section class="tv-run"')[1:]
+    assert len(sections) == 60 and all(s.count('href="#cmp=') == 1 for s in sections)
+    newest_noop = f"{noop['run_id']}x29"
+    assert all(f',{newest_noop}"' in s for s in sections if ten["alias"] + " &middot;" in s.split("</h3>")[0])
+
+
 # --------------------------------------------------------------------------- in the browser
 
 

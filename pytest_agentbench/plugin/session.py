@@ -74,12 +74,16 @@ class AgentbenchSession:
         from pytest_agentbench.results.provenance import UNKNOWN, endpoint_provenance
 
         commands = self.endpoints.commands if self.endpoints is not None else {}
+        asked: dict[tuple[Any, ...], dict[str, Any]] = {}  # aliases on one endpoint and model: asked once
         for spec in self.specs:
             url = (self.urls or {}).get(spec.alias) or spec.base_url
+            key = (url, spec.model, spec.serve.engine if spec.serve else None, tuple(commands.get(spec.alias) or ()))
             try:
-                self.provenance[spec.alias] = endpoint_provenance(
-                    spec, url, command=commands.get(spec.alias), redactor=self.redactor
-                )
+                if key not in asked:
+                    asked[key] = endpoint_provenance(
+                        spec, url, command=commands.get(spec.alias), redactor=self.redactor
+                    )
+                self.provenance[spec.alias] = asked[key]
             except Exception as exc:  # provenance is a record's footnote: never fail the run on it
                 self.provenance[spec.alias] = {"vllm": UNKNOWN, "vllm_why": f"provenance failed: {exc}"}
 

@@ -144,6 +144,10 @@ def _run_ids(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return ids
 
 
+def _trial(rec: Mapping[str, Any]) -> tuple[str, int]:
+    return str((rec.get("packet") or {}).get("id")), int(rec.get("repeat") or 1)
+
+
 def _column(rec: Mapping[str, Any], by_agent: bool) -> str:
     agent = ((rec.get("versions") or {}).get("agent") or {}).get("name")
     return f"{rec.get('alias')} · {agent}" if by_agent and agent else str(rec.get("alias"))
@@ -385,17 +389,18 @@ def _run_head(rec: Mapping[str, Any]) -> str:
     )
 
 
-def _compare_links(rec: Mapping[str, Any], rid: str, peers: Sequence[tuple[Mapping[str, Any], str]]) -> str:
+def _compare_links(rec: Mapping[str, Any], rid: str, peers: Mapping[str, tuple[Mapping[str, Any], str]]) -> str:
+    """One link per other alias that ran the same packet and trial (its newest run of it)."""
     links = [
-        f'<a href="#cmp={rid},{pid}">{e(p.get("alias"))} r{e(p.get("repeat") or 1)}</a>'
-        for p, pid in peers
-        if pid != rid and p.get("alias") != rec.get("alias")
+        f'<a href="#cmp={rid},{pid}">{e(alias)} r{e(peer.get("repeat") or 1)}</a>'
+        for alias, (peer, pid) in sorted(peers.items())
+        if alias != str(rec.get("alias"))
     ]
     return f'<p class="meta">compare with: {" ".join(links)}</p>' if links else ""
 
 
 def _run_section(
-    rec: Mapping[str, Any], rid: str, peers: Sequence[tuple[Mapping[str, Any], str]], clip: _PageClip
+    rec: Mapping[str, Any], rid: str, peers: Mapping[str, tuple[Mapping[str, Any], str]], clip: _PageClip
 ) -> str:
     calls = {int(c.get("index", i)): c for i, c in enumerate((rec.get("client") or {}).get("calls") or [])}
     turns = rec.get("trajectory")
@@ -423,13 +428,12 @@ def trajectory_section(records: Sequence[Mapping[str, Any]], *, page_chars: int 
     ids = _run_ids(records)
     by_agent = len({((r.get("versions") or {}).get("agent") or {}).get("name") for r in records}) > 1
     cols = sorted({_column(r, by_agent) for r in records})
-    by_trial: dict[tuple[str, int], list[tuple[Mapping[str, Any], str]]] = defaultdict(list)
-    for rec, rid in zip(records, ids, strict=True):
-        by_trial[(str((rec.get("packet") or {}).get("id")), int(rec.get("repeat") or 1))].append((rec, rid))
+    by_trial: dict[tuple[str, int], dict[str, tuple[Mapping[str, Any], str]]] = defaultdict(dict)
+    for rec, rid in sorted(zip(records, ids, strict=True), key=lambda pair: str(pair[0].get("timestamp"))):
+        by_trial[_trial(rec)][str(rec.get("alias"))] = (rec, rid)  # the newest run of each alias wins
     clip = _PageClip(records, page_chars)
     sections = "".join(
-        _run_section(rec, rid, by_trial[(str((rec.get("packet") or {}).get("id")), int(rec.get("repeat") or 1))], clip)
-        for rec, rid in zip(records, ids, strict=True)
+        _run_section(rec, rid, by_trial[_trial(rec)], clip) for rec, rid in zip(records, ids, strict=True)
     )
     return (
         '<h2 id="trajectories">Trajectories</h2>'
