@@ -321,3 +321,36 @@ def test_two_aliases_on_one_endpoint_ask_it_once() -> None:
         state._read_provenance()
     assert server.hits["/version"] == 1 and state.provenance["one"] == state.provenance["two"]
     assert state.provenance["one"]["vllm"] == "0.9.1"
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_real_vllm_reports_its_version_and_model(
+    vllm_python: str, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoints this module reads, on a real vLLM (CPU build, the tiny random-weight model)."""
+    import subprocess
+
+    from pytest_agentbench.serving.endpoints import Endpoints
+
+    monkeypatch.chdir(tmp_path)
+    serve = ServeConfig(
+        engine="vllm",
+        model_path=str(tiny_model),
+        args={"load_format": "dummy", "max_model_len": 512, "max_num_seqs": 2},
+        startup_timeout_s=300,
+    )
+    spec = ModelSpec(alias="tiny", model="tiny", source=tmp_path / "models.yaml", serve=serve)
+    installed = subprocess.run(
+        [vllm_python, "-c", "import vllm; print(vllm.__version__)"], capture_output=True, text=True, timeout=120
+    ).stdout.strip()
+    with Endpoints() as endpoints:
+        urls = endpoints.start([spec])
+        out = endpoint_provenance(spec, urls["tiny"], command=endpoints.commands["tiny"], redactor=Redactor())
+        base = ModelSpec(alias="ext", model="tiny", source=tmp_path / "models.yaml", base_url=urls["tiny"])
+        existing = endpoint_provenance(base, urls["tiny"])  # no serve: the path comes from /v1/models
+    assert out["vllm"] == installed and out["vllm_why"] == ""
+    assert out["model_path"] == str(tiny_model) and len(out["model_sha256"]) == 64
+    assert "--load-format" in out["args"] and str(tiny_model) in out["args"]
+    assert existing["vllm"] == installed and existing["model_path"] == str(tiny_model)
+    assert existing["model_sha256"] == out["model_sha256"]
