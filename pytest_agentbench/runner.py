@@ -1,8 +1,9 @@
 """One trial: a packet, an alias, a sandbox -> a ``RunRecord`` (:mod:`pytest_agentbench.results.record`). pytest-free.
 
 :func:`run_packet` composes a trial: it opens the sandbox, lets the agent work
-in it, then runs the gates in the same sandbox, and wraps what came out in a
-``RunRecord``; the sandbox is closed on every path. Model failures are part of
+in it, takes the agent's patch (:func:`~pytest_agentbench.sandbox.patch.take_patch`: before any
+hidden file is copied in, and never failing the run), then runs the gates in the same sandbox,
+and wraps what came out in a ``RunRecord``; the sandbox is closed on every path. Model failures are part of
 the record; sandbox failures propagate as :class:`~pytest_agentbench.errors.SandboxError`.
 A run whose model never answered (outcome ``infrastructure``, rule in
 ``agents.transcript``) is recorded with no gate results: the untouched workspace
@@ -22,6 +23,7 @@ from pytest_agentbench.packets.integrity import Reset
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.results.record import RunRecord, new_run_id
 from pytest_agentbench.sandbox.base import Sandbox
+from pytest_agentbench.sandbox.patch import take_patch
 
 __all__ = ["run_packet"]
 
@@ -57,6 +59,7 @@ def run_packet(
     sandbox = make_sandbox(packet)
     try:
         result = run_agent(packet.prompt, sandbox, model, config)
+        patch = take_patch(sandbox, packet.workspace) if result.counted else None
         resets: list[Reset] = []
         gates = run_gates(packet, sandbox, resets=resets) if result.counted else []
         info = sandbox.info
@@ -71,4 +74,6 @@ def run_packet(
         sandbox=info,
         wall_s=time.monotonic() - start,
         extra={"workspace_reset": [r.to_dict() for r in resets]} if resets else {},
+        patch=patch,
+        agent_config=config,
     )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.reports.html import render_html, write_html
+from pytest_agentbench.reports.trajectory import TRAJECTORY_JS
 from pytest_agentbench.results.record import record_to_dict
 
 from .test_results import COMMERCIAL, as_dicts, make_record, worked_example_records
@@ -127,12 +128,17 @@ def test_report_has_every_section_and_is_well_formed(tmp_path: Path) -> None:
 def test_report_is_self_contained(tmp_path: Path) -> None:
     text = render_html(as_dicts() + worked_example_records())
     page = parse(text)
-    for tag in ("script", "link", "img", "iframe", "object", "embed", "image", "use"):
+    for tag in ("link", "img", "iframe", "object", "embed", "image", "use"):
         assert tag not in page.tags, tag
-    assert not {name for name, _ in page.attrs} & {"src", "href", "xlink:href"}
-    lowered = text.lower()
+    # one inline script, the trajectory viewer's (no source); links only within the page
+    assert page.tags.count("script") == 1 and f"<script>{TRAJECTORY_JS}</script>" in text
+    assert not {name for name, _ in page.attrs} & {"src", "xlink:href"}
+    assert all(value.startswith("#") for name, value in page.attrs if name == "href" and value is not None)
+    lowered = text.replace(f"<script>{TRAJECTORY_JS}</script>", "").lower()
     for needle in ("<script", "@import", "url(", "javascript:"):
         assert needle not in lowered, needle
+    for needle in ("fetch(", "xmlhttprequest", "import(", "innerhtml", "eval("):
+        assert needle not in TRAJECTORY_JS.lower(), needle
     # the only absolute URL is the SVG namespace, which is never fetched
     urls = {value for name, value in page.attrs if value and "://" in value}
     assert urls == {"http://www.w3.org/2000/svg"}
@@ -141,7 +147,7 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
 def test_everything_from_a_record_is_escaped() -> None:
     text = render_html(hostile_records())
     page = parse(text)
-    assert "script" not in page.tags and "img" not in page.tags and "<script" not in text
+    assert page.tags.count("script") == 1 and "img" not in page.tags and text.count("<script") == 1  # ours only
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
     assert "evil&lt;i&gt;alias&lt;/i&gt;" in text and "<i>alias" not in text
     assert "&lt;svg onload=alert(2)&gt;" in text and page.tags.count("svg") == 5

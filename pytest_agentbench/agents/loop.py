@@ -98,7 +98,9 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
             cap = ledger.max_tokens(config.max_output_tokens)
             completion = model.complete(messages, TOOLS, max_tokens=cap, timeout=remaining)
         except ModelCallError as exc:
-            turns.append(Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries))
+            turns.append(
+                Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries, started_s=t0 - start)
+            )
             if exc.failure == "timeout" and deadline - time.monotonic() <= 0:
                 return done(
                     wall_out, error=str(exc) if wall_out == "agent_timeout" else f"{_wall_message(config)}: {exc}"
@@ -107,6 +109,7 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
             outcome: Outcome = "model_error" if answered or exc.failure not in NO_ANSWER_FAILURES else INFRASTRUCTURE
             return done(outcome, failure=exc.failure, error=str(exc))
         turn = _turn_of(index, completion)
+        turn.started_s = t0 - start
         turns.append(turn)
         ledger.add(turn.usage, index)
         messages.append(_assistant_message(completion))

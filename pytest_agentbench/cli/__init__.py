@@ -4,6 +4,7 @@ agentbench validate [DIR ...] [--models-file models.yaml] [--packets DIR] [--pro
 agentbench check-packets [DIR ...] [--sandbox auto|docker|local|unsafe-local]
 agentbench report results.jsonl [--html report.html]
 agentbench compare A B [results.jsonl ...] [--confidence 0.95] [--json]
+agentbench export --format swebench [results.jsonl ...] [-o preds.jsonl] [--model-name alias|model|alias/model]
 agentbench merge-junit a.xml b.xml [-o merged.xml]
 agentbench merge res/shard1of3 res/shard2of3 res/shard3of3 --out merged [--allow-missing]
 agentbench k8s-job --shards 8 --image IMG [--models ALIAS,...] [--models-file models.yaml] [-o job.yaml]
@@ -21,9 +22,19 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentbench", description="pytest-agentbench tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    from pytest_agentbench.cli import check_packets, compare, k8s_job, merge, merge_junit, probe, report, validate
+    from pytest_agentbench.cli import (
+        check_packets,
+        compare,
+        export,
+        k8s_job,
+        merge,
+        merge_junit,
+        probe,
+        report,
+        validate,
+    )
 
-    for command in (validate, check_packets, report, compare, merge_junit, merge, k8s_job, probe):
+    for command in (validate, check_packets, report, compare, export, merge_junit, merge, k8s_job, probe):
         command.add_parser(sub)
     from pytest_agentbench.cli import size as sizing_cli
     from pytest_agentbench.cli import sweep

@@ -60,6 +60,7 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             safety_factor=state.settings.safety_timeout_factor,
         )
         record.repeat = agentbench_case.repeat
+        record.provenance = state.provenance.get(spec.alias, {})
         delta = window.close()  # None when there is no /metrics or a scrape failed: no server numbers then
         if delta is not None:
             # Other xdist workers share the server: their traffic is in this window too.
@@ -132,12 +133,14 @@ def pytest_agentbench_make_adapter(spec: ModelSpec, base_url: str) -> Any:
 @pytest.hookimpl(trylast=True)
 def pytest_agentbench_run_done(record: Any, item: pytest.Item) -> None:
     """Default: append the run to this process's JSONL file (fsynced; the controller merges them)."""
+    from pytest_agentbench.results.export import keep_whole_patch
     from pytest_agentbench.results.jsonl import JsonlWriter, worker_results_path
     from pytest_agentbench.results.record import record_to_dict
 
     state = item.config.stash[SESSION]
     if state.results_dir is None:
         return
+    keep_whole_patch(record, state.results_dir, state.redactor)
     if state.writer is None:
         worker = getattr(item.config, "workerinput", {}).get("workerid")
         state.writer = JsonlWriter(worker_results_path(state.results_dir, worker))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 _WORKER_ENDPOINTS = "agentbench_endpoints"
 _WORKER_RESULTS = "agentbench_results"  # (results folder, completed trials for --resume), from the controller
+_WORKER_PROVENANCE = "agentbench_provenance"  # alias -> what serves it (results.provenance), from the controller
 
 
 @dataclass
@@ -52,6 +53,7 @@ class AgentbenchSession:
     metrics_before: dict[str, Any] = field(default_factory=dict)  # alias -> /metrics snapshot at server start
     reconciliation: list[str] = field(default_factory=list)  # client vs server token totals, per alias
     redactor: Redactor = field(default_factory=Redactor)  # every output's secrets (results.redact), set at configure
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # alias -> server provenance, once a session
 
     def ensure_endpoints(self) -> tuple[dict[str, str], str | None]:
         """Start the servers once, in the process that owns them; remember a failure."""
@@ -64,7 +66,27 @@ class AgentbenchSession:
             except (AgentbenchError, OSError) as exc:
                 self.urls, self.start_error = {}, str(exc)
             self._scrape_at_start()
+            if self.start_error is None:
+                self._read_provenance()
         return self.urls or {}, self.start_error
+
+    def _read_provenance(self) -> None:
+        """What serves each alias (vLLM version, model, arguments): asked once per session, not per run."""
+        from pytest_agentbench.results.provenance import UNKNOWN, endpoint_provenance
+
+        commands = self.endpoints.commands if self.endpoints is not None else {}
+        asked: dict[tuple[Any, ...], dict[str, Any]] = {}  # aliases on one endpoint and model: asked once
+        for spec in self.specs:
+            url = (self.urls or {}).get(spec.alias) or spec.base_url
+            key = (url, spec.model, spec.serve.engine if spec.serve else None, tuple(commands.get(spec.alias) or ()))
+            try:
+                if key not in asked:
+                    asked[key] = endpoint_provenance(
+                        spec, url, command=commands.get(spec.alias), redactor=self.redactor
+                    )
+                self.provenance[spec.alias] = asked[key]
+            except Exception as exc:  # provenance is a record's footnote: never fail the run on it
+                self.provenance[spec.alias] = {"vllm": UNKNOWN, "vllm_why": f"provenance failed: {exc}"}
 
     def _scrape_at_start(self) -> None:
         from pytest_agentbench.serving.vllm.metrics import scrape
@@ -198,6 +220,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and _WORKER_ENDPOINTS in workerinput:
         state.urls, state.start_error = workerinput[_WORKER_ENDPOINTS]
+        state.provenance = dict(workerinput.get(_WORKER_PROVENANCE) or {})
     if workerinput is not None and _WORKER_RESULTS in workerinput:
         results_dir, done = workerinput[_WORKER_RESULTS]
         state.results_dir, state.done = Path(results_dir), frozenset((str(p), str(a), int(r)) for p, a, r in done)
@@ -262,6 +285,7 @@ class _XdistController:
         if self.config.option.collectonly or not state.specs:
             return
         node.workerinput[_WORKER_ENDPOINTS] = state.ensure_endpoints()
+        node.workerinput[_WORKER_PROVENANCE] = state.provenance
 
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml's, which writes the file the suite properties go into

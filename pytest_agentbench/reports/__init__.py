@@ -10,6 +10,8 @@ compare.py    the paired comparison of two aliases (agentbench compare); compare
 gate.py       the regression gate's rule (--agentbench-gate); planning.py the repeats a comparison needs
 texttable.py  plain-text tables that wrap names instead of cutting them
 html.py       the self-contained HTML report
+trajectory.py the report's trajectory viewer (grid -> run -> patch and turns)
+provenance.py the report's provenance section, per alias
 sweep.py      the sweep's text table and HTML page
 svg.py        the one SVG/HTML chart toolkit every page draws with
 """

@@ -2,12 +2,14 @@
 
     write_html(load_records("results.jsonl"), "agentbench.html", "nightly")
 
-Inline CSS and inline SVG (drawn with reports/svg.py): no JavaScript, nothing fetched when the
-file is opened. Sections: the isolation warnings (mixed levels, unsafe-local runs),
+Inline CSS and inline SVG (drawn with reports/svg.py), one inline script (the trajectory viewer of
+reports/trajectory.py; the page reads without it): nothing fetched when the file is opened.
+Sections: the isolation warnings (mixed levels, unsafe-local runs),
 the summary table (the same rows as the terminal summary, isolation included), pass
 rate per alias, run-latency box + strip plot, tokens and cost per run, outcome classes
 per alias, the paired comparison of each alias with the first (``reports/compare_html.py``), and every
-run with its gates and (folded) transcript. Runs whose endpoint
+run with its gates and (folded) transcript; then provenance per alias (reports/provenance.py) and the
+trajectory viewer (packet x alias grid -> a run's patch and turns). Runs whose endpoint
 never answered (outcome ``infrastructure``) are in none of those: a note at the top and
 a section of their own list them. Every piece of text from a record is HTML-escaped: a
 transcript may contain ``<script>``. :func:`write_html` redacts secrets from the records
@@ -27,6 +29,7 @@ from typing import Any
 from pytest_agentbench.reports.compare_html import paired_section
 from pytest_agentbench.reports.estimates import PairEstimates, reported_ks
 from pytest_agentbench.reports.isolation import isolation_warnings
+from pytest_agentbench.reports.provenance import provenance_section
 from pytest_agentbench.reports.summary import (
     NOT_STREAMED,
     AliasSummary,
@@ -36,6 +39,7 @@ from pytest_agentbench.reports.summary import (
     summary_rows,
 )
 from pytest_agentbench.reports.svg import box_strip, e, hbar_chart, legend, stacked_chart, tick_seconds
+from pytest_agentbench.reports.trajectory import TRAJECTORY_CSS, trajectory_section
 from pytest_agentbench.results.jsonl import record_repeat
 from pytest_agentbench.results.redact import Redactor
 
@@ -371,7 +375,7 @@ def render_html(
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
-        f"<style>{CSS}</style></head><body>",
+        f"<style>{CSS}{TRAJECTORY_CSS}</style></head><body>",
         f"<h1>{e(title)}</h1>",
         f'<p class="meta">{len(records)} run(s), {len(summaries)} alias(es), {len(packets)} packet(s): '
         f"{e(', '.join(packets))}. Generated {e(generated)}.</p>",
@@ -420,6 +424,8 @@ def render_html(
         "<h2>Runs</h2>",
         _runs_table(graded),
         *_infrastructure_section(records),
+        provenance_section(records, aliases),
+        trajectory_section(records),
         "</body></html>",
     ]
     return "".join(parts)

@@ -15,19 +15,20 @@ from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.results.redact import Redactor
 
 
-def _start(spec: ModelSpec, stack: contextlib.ExitStack, redactor: Redactor | None) -> str:
+def _start(spec: ModelSpec, stack: contextlib.ExitStack, redactor: Redactor | None) -> tuple[str, list[str]]:
+    """The started server's base URL and its command line (empty for an in-process server)."""
     engine = spec.serve.engine if spec.serve else "vllm"
     if engine == "scripted":
         from pytest_agentbench.serving.scripted import ScriptedServer
 
         server = stack.enter_context(ScriptedServer(spec.serve.script, model_names=[spec.model]))
-        return server.base_url
+        return server.base_url, []
     if engine == "vllm":
         from pytest_agentbench.serving.vllm.process import VLLMServer
         from pytest_agentbench.serving.vllm.spec import spec_from_alias
 
         vllm = stack.enter_context(VLLMServer(spec_from_alias(spec), redactor=redactor))
-        return vllm.base_url
+        return vllm.base_url, vllm.command
     raise ServerError(f"{spec.where}.serve.engine: unknown engine {engine!r}")
 
 
@@ -41,12 +42,13 @@ class Endpoints:
         self._redactor = redactor
         self._stack = contextlib.ExitStack()
         self.urls: dict[str, str] = {}
+        self.commands: dict[str, list[str]] = {}  # alias -> the command line of the server we started
 
     def start(self, specs: list[ModelSpec]) -> dict[str, str]:
         try:
             for spec in specs:
                 if spec.serve is not None:
-                    self.urls[spec.alias] = _start(spec, self._stack, self._redactor)
+                    self.urls[spec.alias], self.commands[spec.alias] = _start(spec, self._stack, self._redactor)
                 elif spec.base_url:
                     self.urls[spec.alias] = spec.base_url
         except BaseException:

@@ -343,13 +343,20 @@ class Client:
 
     # -- requests ------------------------------------------------------------
     def call(
-        self, method: str, path: str, body: bytes | None = None, *, timeout: float, guard: Guard | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        timeout: float,
+        guard: Guard | None = None,
+        cap: int = MAX_BODY_BYTES,
     ) -> HttpAnswer:
-        """One request; any status comes back as an answer (the body capped at :data:`MAX_BODY_BYTES`)."""
+        """One request; any status comes back as an answer (a body over ``cap`` bytes is refused)."""
         conn, response = self._send(method, path, body, timeout, guard)
         try:
             with _mapped(self.url):
-                data = _read_capped(response, MAX_BODY_BYTES, self.url)
+                data = _read_capped(response, cap, self.url)
         except BaseException:
             conn.close()
             raise
@@ -507,8 +514,10 @@ def request(
     data: bytes | None = None,
     json_body: Any = None,
     timeout: float = 10.0,
+    max_bytes: int | None = None,
 ) -> HttpAnswer:
-    """One request on a fresh connection, never through a proxy (health, /metrics, admin endpoints).
+    """One request on a fresh connection, never through a proxy (health, /metrics, admin endpoints, /version);
+    a body over ``max_bytes`` (default :data:`MAX_BODY_BYTES`) is refused with :class:`TooLarge`.
 
     ``json_body`` is sent as JSON (vLLM's /tokenize wants the content type). An HTTP error status
     is an answer; raises :class:`HttpError` (an ``OSError``) when nothing usable answers.
@@ -518,5 +527,6 @@ def request(
     parts = urllib.parse.urlsplit(url)
     base = f"{parts.scheme}://{parts.netloc}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    body = data if data is not None or method == "GET" else b""
     with Client(base, {"Connection": "close"}, use_env_proxy=False, max_idle=0) as client:
-        return client.call(method, path, data if data is not None or method == "GET" else b"", timeout=timeout)
+        return client.call(method, path, body, timeout=timeout, cap=max_bytes or MAX_BODY_BYTES)

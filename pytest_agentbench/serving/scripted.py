@@ -278,6 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
     @staticmethod
     def _chunks(chunk: Any, message: dict[str, Any], finish: str) -> None:
         chunk({"role": "assistant", "content": ""})
+        if message.get("reasoning_content"):  # as vLLM streams a reasoning parser's output
+            chunk({"reasoning_content": message["reasoning_content"]})
         text = message.get("content") or ""
         for i in range(0, len(text), 8):
             chunk({"content": text[i : i + 8]})

@@ -121,7 +121,12 @@ class DockerSandbox:
         self.info = SandboxInfo(
             kind="docker",
             isolation="container",
-            details={"image": self.image, "limits": limits, "container": self.container_id[:12]},
+            details={
+                "image": self.image,
+                "image_id": str((self._container.attrs or {}).get("Image", "")),
+                "limits": limits,
+                "container": self.container_id[:12],
+            },
         )
 
     @property
