@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 
 from pytest_agentbench.agents.config import AgentConfig
-from pytest_agentbench.agents.loop import Model, run_agent
+from pytest_agentbench.agents.loop import Model, progress_of, run_agent
+from pytest_agentbench.events import OnRunProgress
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import run_gates
 from pytest_agentbench.packets.schema import Packet
@@ -33,8 +34,11 @@ def run_packet(
     *,
     agent_timeout: float | None = None,
     run_id: str | None = None,
+    on_progress: OnRunProgress | None = None,
 ) -> RunRecord:
-    """Run the agent on ``packet`` in a fresh sandbox, then its gates; the sandbox is always closed."""
+    """Run the agent on ``packet`` in a fresh sandbox, then its gates; the sandbox is always closed.
+
+    ``on_progress`` (:mod:`pytest_agentbench.events`) hears of each agent turn and of the gates starting."""
     start = time.monotonic()
     limits = packet.limits
     config = AgentConfig(
@@ -44,7 +48,9 @@ def run_packet(
     )
     sandbox = make_sandbox(packet)
     try:
-        result = run_agent(packet.prompt, sandbox, model, config)
+        result = run_agent(packet.prompt, sandbox, model, config, on_progress)
+        if on_progress is not None and result.counted:
+            on_progress(progress_of("gates", result.turns, config, result.wall_s))
         gates = run_gates(packet, sandbox) if result.counted else []
         info = sandbox.info
     finally:

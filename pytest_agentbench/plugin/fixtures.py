@@ -9,6 +9,7 @@ import pytest
 from pytest_agentbench.errors import EndpointUnreachable, ServerError
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.plugin.collection import Case
+from pytest_agentbench.plugin.progress import track_run
 from pytest_agentbench.plugin.session import SESSION
 from pytest_agentbench.plugin.settings import Settings
 
@@ -49,13 +50,15 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
         from pytest_agentbench.serving.vllm.metrics import open_window
 
         window = open_window(metrics_root, spec.model)
-        record = run_packet(
-            packet,
-            spec,
-            model,
-            lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
-            agent_timeout=state.settings.agent_timeout,
-        )
+        with track_run(config, request.node) as on_progress:
+            record = run_packet(
+                packet,
+                spec,
+                model,
+                lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
+                agent_timeout=state.settings.agent_timeout,
+                on_progress=on_progress,
+            )
         record.repeat = agentbench_case.repeat
         delta = window.close()  # None when there is no /metrics or a scrape failed: no server numbers then
         if delta is not None:

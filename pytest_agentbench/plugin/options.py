@@ -98,6 +98,25 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         ),
     ),
     (
+        "--agentbench-session-json",
+        dict(
+            dest="agentbench_session_json",
+            metavar="PATH",
+            help="write what happened as JSON: pytest's exit status, the outcome counts, the duration, the "
+            "server start times and the files written (ini: agentbench_session_json; scripts/main-job reads it)",
+        ),
+    ),
+    (
+        "--agentbench-progress-every",
+        dict(
+            dest="agentbench_progress_every",
+            type=float,
+            metavar="SECONDS",
+            help="live progress: seconds between progress lines when the output is not a terminal (a terminal "
+            "gets one line updated in place); 0 or -q: none (ini: agentbench_progress_every; default: 20)",
+        ),
+    ),
+    (
         "--resume",
         dict(
             dest="agentbench_resume",
@@ -120,6 +139,8 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_results", "folder for the JSONL run log, relative to the ini file", None, ""),
     ("agentbench_html", "path of the HTML report, relative to the ini file", None, ""),
+    ("agentbench_session_json", "path of the session outcome JSON, relative to the ini file", None, ""),
+    ("agentbench_progress_every", "seconds between live progress lines off a terminal (0: none; default 20)", None, ""),
     ("agentbench_models", "model aliases to run (comma or space separated)", None, ""),
     ("agentbench_models_file", "path of models.yaml, relative to the ini file", None, ""),
     ("agentbench_packets", "task packet folders, relative to the ini file", "paths", []),
@@ -202,7 +223,25 @@ def resolve_settings(config: pytest.Config) -> Settings:
         resume=resume,
         prompt_warn_bytes=prompt_warn,
         repeats=_repeats(config),
+        session_json=path_of(opt.agentbench_session_json, "agentbench_session_json"),
+        progress_every=_progress_every(config),
     )
+
+
+def _progress_every(config: pytest.Config) -> float:
+    """--agentbench-progress-every > ini agentbench_progress_every > 20 s: seconds >= 0 (0: no progress)."""
+    raw, where = config.option.agentbench_progress_every, "--agentbench-progress-every"
+    if raw is None:
+        raw, where = config.getini("agentbench_progress_every"), "ini agentbench_progress_every"
+        if not str(raw).strip():
+            return 20.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise pytest.UsageError(f"{where}: expected seconds >= 0 (0: no live progress), found {str(raw)!r}")
+    return seconds
 
 
 def _repeats(config: pytest.Config) -> int:

@@ -23,6 +23,8 @@ class Settings:
     resume: Path | None = None  # --resume: a results folder or results.jsonl
     prompt_warn_bytes: int | None = PROMPT_WARN_BYTES  # ini agentbench_prompt_warn_kb; None: no cap
     repeats: int = 1  # --repeats: independent trials per (packet, alias), each its own test item
+    session_json: Path | None = None  # --agentbench-session-json: what happened, for scripts (main-job)
+    progress_every: float = 20.0  # --agentbench-progress-every: s between progress lines off a terminal; 0: none
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:
