@@ -54,10 +54,12 @@ def slow_folder(pytester: pytest.Pytester) -> Path:
     (pytester.path / "packets" / "tiny" / "repo" / "README.md").write_text("tiny\n")
     (pytester.path / "packets" / "tiny" / "packet.yaml").write_text(TINY_PACKET)
     (pytester.path / "slow.yaml").write_text(SLOW_SCRIPT)
+    (pytester.path / "fast.yaml").write_text(SLOW_SCRIPT.replace("delay_s: 0.5", "delay_s: 0"))
     (pytester.path / "models.yaml").write_text(
         "models:\n"
         "  a: {model: slow-a, serve: {engine: scripted, script: slow.yaml}}\n"
         "  b: {model: slow-b, serve: {engine: scripted, script: slow.yaml}}\n"
+        "  fast: {model: fast, serve: {engine: scripted, script: fast.yaml}}\n"
     )
     return pytester.path
 
@@ -350,3 +352,32 @@ def test_the_runs_callback_hears_every_turn_and_the_gates(tmp_path: Path) -> Non
     assert heard[1].prompt_tokens > 0 and heard[-1].prompt_tokens >= heard[1].prompt_tokens  # tokens so far
     assert all(e.budget_s == packet.limits.timeout_s and e.max_turns == packet.limits.max_turns for e in heard)
     assert heard[-1].elapsed_s <= time.monotonic() - start and record.agent.outcome == "finished"
+
+
+# --------------------------------------------------------------------------- what appears unasked
+
+
+def test_pytest_benchmark_table_appears_only_when_benchmark_output_is_asked_for(
+    pytester: pytest.Pytester, slow_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    importorskip_extra("pytest_benchmark", "benchmark")
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # when this suite itself runs under xdist
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    args = ["--models=fast", "--packets", "packets", "--sandbox=local", "-p", "no:cacheprovider"]
+    table = ["*benchmark: 1 tests*", "*Name (time in *", "*test_packet[[]tiny-fast[]]*", "Legend:"]
+
+    unasked = pytester.runpytest(*args, "--agentbench-results", "quiet")
+    unasked.assert_outcomes(failed=1)
+    assert "Legend:" not in unasked.stdout.str() and "Name (time in" not in unasked.stdout.str()
+    assert (slow_folder / "quiet" / "benchmark.json").is_file()  # our benchmark JSON is written all the same
+    unasked.stdout.fnmatch_lines(["written: *quiet/benchmark.json"])
+
+    asked = pytester.runpytest(*args, "--benchmark-columns=min,max", "--agentbench-results", "asked")
+    asked.assert_outcomes(failed=1)
+    asked.stdout.fnmatch_lines(table)
+    assert (slow_folder / "asked" / "benchmark.json").is_file()
+
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--benchmark-json=bench.json")
+    env_asked = pytester.runpytest(*args)
+    env_asked.stdout.fnmatch_lines(table)
+    assert '"tiny-fast"' in (slow_folder / "bench.json").read_text()  # pytest-benchmark's own export

@@ -103,16 +103,28 @@ def _endpoint_of(state: Any, spec: ModelSpec) -> str:
 
 
 def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
-    """pytest-benchmark's fixture where that plugin is active and enabled, else None.
+    """pytest-benchmark's fixture where that plugin is active and enabled and the user asked for its
+    output (any ``--benchmark-*`` option), else None.
 
-    Its session object registers itself as the plugin "pytest-benchmark"; asking a disabled one for the
-    fixture only earns a warning. Under xdist pytest-benchmark disables itself; the controller's
-    benchmark.json covers that case.
+    Fed unasked, pytest-benchmark fills the screen with its table (one round per run, the outlier
+    legend); our own benchmark.json is written either way. Its session object registers itself as the
+    plugin "pytest-benchmark"; asking a disabled one for the fixture only earns a warning. Under xdist
+    pytest-benchmark disables itself; the controller's benchmark.json covers that case.
     """
     session = request.config.pluginmanager.getplugin("pytest-benchmark")
-    if session is None or getattr(session, "disabled", True):
+    if session is None or getattr(session, "disabled", True) or not _asked_for_benchmark(request.config):
         return None
     return request.getfixturevalue("benchmark")
+
+
+def _asked_for_benchmark(config: pytest.Config) -> bool:
+    """Whether a ``--benchmark-*`` option was given: on the command line, in PYTEST_ADDOPTS or ini addopts."""
+    import os
+    import shlex
+
+    given = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    given += config.getini("addopts")
+    return any(str(arg).startswith("--benchmark-") for arg in given)
 
 
 @pytest.hookimpl(trylast=True)
