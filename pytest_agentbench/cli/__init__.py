@@ -7,6 +7,7 @@ agentbench merge-junit a.xml b.xml [-o merged.xml]
 agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
 agentbench sweep --models ALIAS --devs 1,2,4,8 [--slo-ttft-p50 S] [--slo-tps-p50 TOK/S] [--out DIR]
 agentbench size --params 8e9 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --context 32768 --gpu H100-80GB
+agentbench verdict SESSION_JSON --pytest-exit N [--setup-s S]     (scripts/main-job ends with it)
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentbench", description="pytest-agentbench tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    from pytest_agentbench.cli import check_packets, merge_junit, probe, report, validate
+    from pytest_agentbench.cli import check_packets, merge_junit, probe, report, validate, verdict
 
-    for command in (validate, check_packets, report, merge_junit, probe):
+    for command in (validate, check_packets, report, merge_junit, probe, verdict):
         command.add_parser(sub)
     from pytest_agentbench.cli import size as sizing_cli
     from pytest_agentbench.cli import sweep
