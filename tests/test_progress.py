@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_agentbench.errors import ServerStartError
 from pytest_agentbench.events import ServerProgress
 from pytest_agentbench.plugin import progress as progress_module
 from pytest_agentbench.plugin.progress import describe, status_line
@@ -294,19 +295,31 @@ def test_a_server_that_dies_on_start_says_so(pytester: pytest.Pytester, fake_vll
     result.stdout.fnmatch_lines(["agentbench: vLLM for fake-cpu did not start; it ran * s (log *)"])
 
 
-def test_vllm_server_reports_each_poll_then_ready_with_the_log_line_redacted(fake_vllm: Path, tmp_path: Path) -> None:
-    secret = f"sk-vllm-{uuid.uuid4().hex[:12]}"
+def test_vllm_server_reports_each_poll_then_ready(fake_vllm: Path, tmp_path: Path) -> None:
     events: list[ServerProgress] = []
-    # The fake echoes its argv, --api-key SECRET included, into the log: the last line must hide it.
-    spec = fake_spec(fake_vllm, tmp_path, "serve", extra_args={"api_key": secret}, env={"FAKE_VLLM_READY_AFTER": "0.6"})
-    with VLLMServer(spec, poll_interval_s=0.05, redactor=Redactor([secret]), on_progress=events.append):
-        pass
+    spec = fake_spec(fake_vllm, tmp_path, "serve", env={"FAKE_VLLM_READY_AFTER": "0.6"})
+    with VLLMServer(spec, poll_interval_s=0.05, on_progress=events.append) as server:
+        assert server.log_path is not None
     states = [e.state for e in events]
     assert states[-1] == "ready" and states.count("ready") == 1 and states.count("starting") >= 3
-    assert all(e.log_path and e.log_path.endswith(".log") and e.engine == "vLLM" for e in events)
+    assert all(e.log_path == str(server.log_path) and e.engine == "vLLM" and e.timeout_s == 20 for e in events)
     assert [e.elapsed_s for e in events] == sorted(e.elapsed_s for e in events)
-    assert any("fake vllm: mode=serve" in e.last_line for e in events)
-    assert all(secret not in e.last_line for e in events) and any("***" in e.last_line for e in events)
+    assert events[-1].last_line.startswith("fake vllm: child pid")  # the log's last line, as it grows
+
+
+def test_a_hanging_server_reports_failed_and_its_last_line_never_shows_a_secret(
+    fake_vllm: Path, tmp_path: Path
+) -> None:
+    secret = f"sk-vllm-{uuid.uuid4().hex[:12]}"
+    events: list[ServerProgress] = []
+    # The fake echoes its argv, --api-key SECRET included, then hangs: that line stays the last one.
+    spec = fake_spec(fake_vllm, tmp_path, "hang", extra_args={"api_key": secret}, startup_timeout_s=1.0)
+    server = VLLMServer(spec, poll_interval_s=0.05, redactor=Redactor([secret]), on_progress=events.append)
+    with pytest.raises(ServerStartError):
+        server.start()
+    assert events[-1].state == "failed" and [e.state for e in events[:-1]] == ["starting"] * (len(events) - 1)
+    assert "fake vllm: mode=hang" in events[-1].last_line and "***" in events[-1].last_line
+    assert all(secret not in e.last_line for e in events)
 
 
 def test_last_log_line_skips_blanks_and_splits_progress_bars(tmp_path: Path) -> None:
