@@ -230,6 +230,36 @@ def test_under_xdist_the_controller_prints_workers_progress_while_runs_are_in_fl
     assert not (slow_folder / "res" / "progress").exists()  # the controller cleaned up
 
 
+def test_a_worker_that_crashes_mid_run_leaves_no_run_shown_in_flight(
+    pytester: pytest.Pytester, slow_folder: Path
+) -> None:
+    importorskip_extra("xdist", "xdist")
+    pytester.makeconftest(
+        """
+        import os, pathlib, time
+
+        def pytest_agentbench_make_sandbox(packet, settings):
+            marker = pathlib.Path("crashed-once")
+            if not marker.exists():  # the first run: its worker dies while it sets up
+                marker.touch()
+                time.sleep(1.5)
+                os._exit(1)
+            return None  # the others: the default sandbox
+        """
+    )
+    result = pytester.runpytest_subprocess("--models=a,b", "-n", "1", "--agentbench-results", "res", *RUN_ARGS)
+    result.assert_outcomes(passed=0, failed=2)  # the crash counts as a failure; the other run misses its gate
+    out = result.stdout.str()
+    crashed = re.search(r"worker 'gw0' crashed while running '.*test_packet\[(tiny-[ab])\]'", out)
+    assert crashed is not None, out
+    label, lines = crashed.group(1), result.stdout.lines
+    down = next(i for i, line in enumerate(lines) if line.startswith("[gw0] node down"))
+    before = [line for line in lines[:down] if line.startswith(f"agentbench: [gw0] {label}: setting up the sandbox")]
+    after = [line for line in lines[down + 1 :] if line.startswith("agentbench: [gw0] ")]
+    others = [line for line in lines[down + 1 :] if line.startswith("agentbench: [gw1] tiny-")]
+    assert before and others and not after, out  # shown while it ran, forgotten once its worker was down
+
+
 def test_quiet_runs_show_no_progress_and_hand_the_core_no_callback(
     pytester: pytest.Pytester, slow_folder: Path
 ) -> None:
@@ -313,7 +343,7 @@ def test_a_hanging_server_reports_failed_and_its_last_line_never_shows_a_secret(
     secret = f"sk-vllm-{uuid.uuid4().hex[:12]}"
     events: list[ServerProgress] = []
     # The fake echoes its argv, --api-key SECRET included, then hangs: that line stays the last one.
-    spec = fake_spec(fake_vllm, tmp_path, "hang", extra_args={"api_key": secret}, startup_timeout_s=1.0)
+    spec = fake_spec(fake_vllm, tmp_path, "hang", extra_args={"api_key": secret}, startup_timeout_s=5.0)
     server = VLLMServer(spec, poll_interval_s=0.05, redactor=Redactor([secret]), on_progress=events.append)
     with pytest.raises(ServerStartError):
         server.start()

@@ -317,6 +317,7 @@ class Progress:
         self.error: str | None = None
         self._stop = threading.Event()
         self._written = -1
+        self._file_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="agentbench-progress", daemon=True)
 
     def start(self) -> None:
@@ -330,8 +331,17 @@ class Progress:
             try:
                 self.tick()
             except Exception as exc:  # never break the runs: stop showing progress, say so at the end
-                self.error = f"{type(exc).__name__}: {exc}"
+                self._give_up(exc)
                 return
+
+    def _give_up(self, exc: Exception) -> None:
+        self.error = f"{type(exc).__name__}: {exc}"
+        self._stop.set()
+        if self.worker and self.folder is not None:  # a stale file would show its runs forever
+            try:
+                (self.folder / f"{self.worker}.json").unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def tick(self) -> None:
         """One step: a worker writes its file if its board changed; the terminal process shows it all."""
@@ -347,17 +357,21 @@ class Progress:
         else:
             self.screen.periodic(entries, time.time())
 
-    def _write_file(self, force: bool = False) -> None:
-        version = self.board.version
-        if self.folder is None or (version == self._written and not force):
-            return
-        self._written = version
-        _write_entries(self.folder / f"{self.worker}.json", self.board.snapshot())
+    def _write_file(self) -> None:
+        with self._file_lock:  # the ticker and a run that ends share the file
+            version = self.board.version
+            if self.folder is None or version == self._written:
+                return
+            self._written = version
+            _write_entries(self.folder / f"{self.worker}.json", self.board.snapshot())
 
     def run_ended(self, key: str) -> None:
         self.board.drop(key)
-        if self.worker:
-            self._write_file()  # at once: the controller must not show a run whose letter is out
+        if self.worker and self.error is None:
+            try:
+                self._write_file()  # at once: the controller must not show a run whose letter is out
+            except OSError as exc:  # never the run's problem
+                self._give_up(exc)
 
     def server_progress(self, alias: str, event: ServerProgress) -> None:
         """The owner of the servers hears of one (:class:`~pytest_agentbench.serving.endpoints.Endpoints`)."""
@@ -368,10 +382,13 @@ class Progress:
             self.board.put(key, entry | {"log": event.log_path, "last": event.last_line})
             return
         self.board.drop(key)
-        if self.screen is not None:
+        if self.screen is not None and self.error is None:
             log = _shown_path(event.log_path, self.screen.here)
             what = "is up after" if event.state == "ready" else "did not start; it ran"
-            self.screen.say(f"{event.engine} for {alias} {what} {event.elapsed_s:.0f} s (log {log})")
+            try:
+                self.screen.say(f"{event.engine} for {alias} {what} {event.elapsed_s:.0f} s (log {log})")
+            except Exception as exc:  # never the server start's problem
+                self._give_up(exc)
 
     def stop(self) -> None:
         self._stop.set()
@@ -384,6 +401,12 @@ class Progress:
     def pytest_configure_node(self, node: Any) -> None:
         if self.folder is not None:
             node.workerinput[_WORKER_DIR] = str(self.folder)
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist says "node down"
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """A worker that is gone (a crash included) has no run in flight: forget its file."""
+        if self.folder is not None:
+            (self.folder / f"{node.gateway.id}.json").unlink(missing_ok=True)
 
     def pytest_sessionfinish(self) -> None:
         if self.worker:
