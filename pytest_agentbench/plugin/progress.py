@@ -390,10 +390,14 @@ class Progress:
             except Exception as exc:  # never the server start's problem
                 self._give_up(exc)
 
-    def stop(self) -> None:
+    def _stop_thread(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+
+    def stop(self) -> None:
+        """The thread stopped, the status erased, the writer and the descriptor given back (idempotent)."""
+        self._stop_thread()
         if self.screen is not None:
             self.screen.close()
 
@@ -406,14 +410,18 @@ class Progress:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """A worker that is gone (a crash included) has no run in flight: forget its file."""
         if self.folder is not None:
-            (self.folder / f"{node.gateway.id}.json").unlink(missing_ok=True)
+            try:
+                (self.folder / f"{node.gateway.id}.json").unlink(missing_ok=True)
+            except OSError:
+                pass
 
     def pytest_sessionfinish(self) -> None:
         if self.worker:
             return
-        self.stop()
+        self._stop_thread()
         if self.error is not None and self.screen is not None:
             self.screen.say(f"live progress stopped: {self.error}")
+        self.stop()
         if self.folder is not None:
             for file in self.folder.glob("*.json"):
                 file.unlink(missing_ok=True)
