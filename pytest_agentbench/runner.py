@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 
 from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, BudgetMode, budget_config
-from pytest_agentbench.agents.loop import Model, run_agent
+from pytest_agentbench.agents.loop import Model, progress_of, run_agent
+from pytest_agentbench.events import OnRunProgress
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import run_gates
 from pytest_agentbench.packets.integrity import Reset
@@ -39,11 +40,13 @@ def run_packet(
     budget: BudgetMode = "wall",
     max_total_tokens: int | None = None,
     safety_factor: float = DEFAULT_SAFETY_FACTOR,
+    on_progress: OnRunProgress | None = None,
 ) -> RunRecord:
     """Run the agent on ``packet`` in a fresh sandbox, then its gates; the sandbox is always closed.
 
     ``agent_timeout`` and ``max_total_tokens`` override the packet's limits; ``budget`` picks what binds
     (``wall``, or ``tokens`` with the wall clock a safety net at timeout x ``safety_factor``: ``agents.config``).
+    ``on_progress`` (:mod:`pytest_agentbench.events`) hears of each agent turn and of the gates starting.
     """
     start = time.monotonic()
     limits = packet.limits
@@ -58,8 +61,10 @@ def run_packet(
     )
     sandbox = make_sandbox(packet)
     try:
-        result = run_agent(packet.prompt, sandbox, model, config)
+        result = run_agent(packet.prompt, sandbox, model, config, on_progress)
         patch = take_patch(sandbox, packet.workspace) if result.counted else None
+        if on_progress is not None and result.counted:
+            on_progress(progress_of("gates", result.turns, config, result.wall_s))
         resets: list[Reset] = []
         gates = run_gates(packet, sandbox, resets=resets) if result.counted else []
         info = sandbox.info

@@ -209,9 +209,11 @@ def test_each_repeat_sends_its_own_seed(pytester: pytest.Pytester, folder: Path,
 
     models = folder / "models.yaml"
     models.write_text(models.read_text().replace("  a:\n", "  a:\n    extra_body: {seed: 7, top_k: 5}\n", 1))
-    result = pytester.runpytest("--models=a", "--packets", "packets", "--repeats", "3", "-k", "median")
+    result = pytester.runpytest(
+        "--models=a", "--packets", "packets", "--repeats", "3", "-k", "median", "--agentbench-results", "out"
+    )
     result.assert_outcomes(passed=3)
-    records = [json.loads(line) for line in (folder / ".agentbench").rglob(RESULTS_FILE).__next__().open()]
+    records = [json.loads(line) for line in (folder / "out" / RESULTS_FILE).open()]
     assert sorted((r["repeat"], r["sampling"]["seed"]) for r in records) == [(1, 7), (2, 8), (3, 9)]
     spec = ModelSpec("s", "m", tmp_path / "models.yaml", extra_body={"seed": 7, "top_k": 5})
     assert spec.for_repeat(1) is spec and spec.for_repeat(3).extra_body == {"seed": 9, "top_k": 5}

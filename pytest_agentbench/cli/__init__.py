@@ -11,6 +11,7 @@ agentbench k8s-job --shards 8 --image IMG [--models ALIAS,...] [--models-file mo
 agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
 agentbench sweep --models ALIAS --devs 1,2,4,8 [--slo-ttft-p50 S] [--slo-tps-p50 TOK/S] [--out DIR]
 agentbench size --params 8e9 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --context 32768 --gpu H100-80GB
+agentbench verdict SESSION_JSON --pytest-exit N [--setup-s S]     (scripts/main-job ends with it)
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         probe,
         report,
         validate,
+        verdict,
     )
 
-    for command in (validate, check_packets, report, compare, export, merge_junit, merge, k8s_job, probe):
+    for command in (validate, check_packets, report, compare, export, merge_junit, merge, k8s_job, probe, verdict):
         command.add_parser(sub)
     from pytest_agentbench.cli import size as sizing_cli
     from pytest_agentbench.cli import sweep

@@ -8,7 +8,8 @@ implementations live in one module per concern and are gathered here so pytest f
     session.py     the session object: aliases, servers (the controller owns them), results folder
     collection.py  ``packet.yaml`` -> a module; parametrization over aliases; ``--resume``
     fixtures.py    ``agentbench_run`` (one run + its metrics) and the default hook implementations
-    reporting.py   report header, failure texts, the terminal summary
+    reporting.py   report header, failure texts, the terminal summary, the session JSON
+    progress.py    live progress: the status line / progress lines, xdist workers' progress files
     gate.py        the regression gate (``--agentbench-gate``): its verdict after the run and the exit status
     hookspecs.py   our hook specifications (``pytest_agentbench_*``)
 

@@ -108,6 +108,25 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         ),
     ),
     (
+        "--agentbench-session-json",
+        dict(
+            dest="agentbench_session_json",
+            metavar="PATH",
+            help="write what happened as JSON: pytest's exit status, the outcome counts, the duration, the "
+            "server start times and the files written (ini: agentbench_session_json; scripts/main-job reads it)",
+        ),
+    ),
+    (
+        "--agentbench-progress-every",
+        dict(
+            dest="agentbench_progress_every",
+            type=float,
+            metavar="SECONDS",
+            help="live progress: seconds between progress lines when the output is not a terminal (a terminal "
+            "gets one line updated in place); 0 or -q: none (ini: agentbench_progress_every; default: 20)",
+        ),
+    ),
+    (
         "--resume",
         dict(
             dest="agentbench_resume",
@@ -179,6 +198,8 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_results", "folder for the JSONL run log, relative to the ini file", None, ""),
     ("agentbench_html", "path of the HTML report, relative to the ini file", None, ""),
+    ("agentbench_session_json", "path of the session outcome JSON, relative to the ini file", None, ""),
+    ("agentbench_progress_every", "seconds between live progress lines off a terminal (0: none; default 20)", None, ""),
     ("agentbench_models", "model aliases to run (comma or space separated)", None, ""),
     ("agentbench_models_file", "path of models.yaml, relative to the ini file", None, ""),
     ("agentbench_packets", "task packet folders, relative to the ini file", "paths", []),
@@ -237,15 +258,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             f"ini agentbench_sandbox: expected one of {', '.join(SANDBOX_KINDS)}, found {sandbox!r}"
         )
-    timeout = opt.agentbench_agent_timeout
-    if timeout is None and config.getini("agentbench_agent_timeout"):
-        raw = config.getini("agentbench_agent_timeout")
-        try:
-            timeout = float(raw)
-        except ValueError:
-            raise pytest.UsageError(f"ini agentbench_agent_timeout: expected seconds, found {raw!r}") from None
-    if timeout is not None and timeout <= 0:
-        raise pytest.UsageError(f"--agent-timeout: expected a number of seconds > 0, found {timeout}")
+    timeout = _agent_timeout(config)
 
     def path_of(cli: str | None, ini: str) -> Path | None:
         if cli:
@@ -274,7 +287,39 @@ def resolve_settings(config: pytest.Config) -> Settings:
         repeats=_repeats(config),
         shard=shard,
         **_budget_settings(config),
+        session_json=path_of(opt.agentbench_session_json, "agentbench_session_json"),
+        progress_every=_progress_every(config),
     )
+
+
+def _agent_timeout(config: pytest.Config) -> float | None:
+    """--agent-timeout > ini agentbench_agent_timeout > the packets' own: seconds > 0, or None."""
+    timeout = config.option.agentbench_agent_timeout
+    if timeout is None and config.getini("agentbench_agent_timeout"):
+        raw = config.getini("agentbench_agent_timeout")
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise pytest.UsageError(f"ini agentbench_agent_timeout: expected seconds, found {raw!r}") from None
+    if timeout is not None and timeout <= 0:
+        raise pytest.UsageError(f"--agent-timeout: expected a number of seconds > 0, found {timeout}")
+    return timeout
+
+
+def _progress_every(config: pytest.Config) -> float:
+    """--agentbench-progress-every > ini agentbench_progress_every > 20 s: seconds >= 0 (0: no progress)."""
+    raw, where = config.option.agentbench_progress_every, "--agentbench-progress-every"
+    if raw is None:
+        raw, where = config.getini("agentbench_progress_every"), "ini agentbench_progress_every"
+        if not str(raw).strip():
+            return 20.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise pytest.UsageError(f"{where}: expected seconds >= 0 (0: no live progress), found {str(raw)!r}")
+    return seconds
 
 
 def _repeats(config: pytest.Config) -> int:

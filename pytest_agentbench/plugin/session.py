@@ -17,11 +17,13 @@ import pytest
 from pytest_agentbench.errors import AgentbenchError, ConfigError
 from pytest_agentbench.models import MODELS_FILE
 from pytest_agentbench.plugin.options import resolve_settings
+from pytest_agentbench.plugin.progress import PROGRESS, install_progress
 from pytest_agentbench.plugin.settings import Settings
 from pytest_agentbench.results.redact import Redactor
 
 if TYPE_CHECKING:
     from pytest_agentbench.models.registry import ModelSpec
+    from pytest_agentbench.serving.endpoints import OnAliasServerProgress
 
 _WORKER_ENDPOINTS = "agentbench_endpoints"
 _WORKER_RESULTS = "agentbench_results"  # (results folder, completed trials for --resume), from the controller
@@ -54,13 +56,14 @@ class AgentbenchSession:
     reconciliation: list[str] = field(default_factory=list)  # client vs server token totals, per alias
     redactor: Redactor = field(default_factory=Redactor)  # every output's secrets (results.redact), set at configure
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # alias -> server provenance, once a session
+    on_server_progress: OnAliasServerProgress | None = None  # live progress of server starts (plugin.progress)
 
     def ensure_endpoints(self) -> tuple[dict[str, str], str | None]:
         """Start the servers once, in the process that owns them; remember a failure."""
         if self.urls is None and self.start_error is None:
             from pytest_agentbench.serving.endpoints import Endpoints
 
-            self.endpoints = Endpoints(redactor=self.redactor)
+            self.endpoints = Endpoints(redactor=self.redactor, on_progress=self.on_server_progress)
             try:
                 self.urls = self.endpoints.start(self.specs)
             except (AgentbenchError, OSError) as exc:
@@ -227,6 +230,9 @@ def pytest_configure(config: pytest.Config) -> None:
     elif workerinput is None:
         state.init_results(config.rootpath)
     config.stash[SESSION] = state
+    install_progress(config, settings.progress_every, state.redactor, state.results_dir)
+    if PROGRESS in config.stash and workerinput is None:
+        state.on_server_progress = config.stash[PROGRESS].server_progress
     _stop_cleanly_on_sigterm(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "agentbench-xdist")

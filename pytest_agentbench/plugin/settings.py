@@ -29,6 +29,8 @@ class Settings:
     max_total_tokens: int | None = None  # --max-total-tokens: overrides every packet's limits.max_total_tokens
     safety_timeout_factor: float = DEFAULT_SAFETY_FACTOR  # --budget=tokens: the wall-clock net = timeout x this
     shard: Shard | None = None  # --shard K/N: run only this shard's trials (scale.shards); None: all
+    session_json: Path | None = None  # --agentbench-session-json: what happened, for scripts (main-job)
+    progress_every: float = 20.0  # --agentbench-progress-every: s between progress lines off a terminal; 0: none
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:

@@ -365,12 +365,8 @@ def _infrastructure_section(records: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def render_html(
-    records: Sequence[Mapping[str, Any]], title: str = "agentbench report", *, aliases: Sequence[str] | None = None
-) -> str:
-    """The whole report as one HTML string (see :func:`write_html`)."""
-    summaries = summarize(records, aliases)
-    colors = {s.alias: PALETTE[i % len(PALETTE)] for i, s in enumerate(summaries)}
+def _head(records: Sequence[Mapping[str, Any]], summaries: Sequence[AliasSummary], title: str) -> list[str]:
+    """The page's head, title line and the notes that apply to the whole run (test doubles, isolation)."""
     packets = sorted({str((r.get("packet") or {}).get("id")) for r in records})
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
@@ -387,6 +383,16 @@ def render_html(
             "they are not models, and their numbers measure the harness only.</p>"
         )
     parts += [f'<p class="note warn">{e(w)}</p>' for w in isolation_warnings(records)]
+    return parts
+
+
+def render_html(
+    records: Sequence[Mapping[str, Any]], title: str = "agentbench report", *, aliases: Sequence[str] | None = None
+) -> str:
+    """The whole report as one HTML string (see :func:`write_html`)."""
+    summaries = summarize(records, aliases)
+    colors = {s.alias: PALETTE[i % len(PALETTE)] for i, s in enumerate(summaries)}
+    parts = _head(records, summaries, title)
     if not records:
         parts.append("<p>No runs recorded.</p></body></html>")
         return "".join(parts)
