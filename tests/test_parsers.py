@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.models.adapter import ModelAdapter
 from pytest_agentbench.models.calls import ParsedMessage
 from pytest_agentbench.models.parsers import (
     REASONING_PARSERS,
@@ -22,6 +23,8 @@ from pytest_agentbench.models.parsers import (
     parse_message,
     validate_parser_names,
 )
+from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.serving.scripted import ScriptedServer
 
 DATA = Path(__file__).parent / "data" / "parsers"
 
@@ -1275,3 +1278,47 @@ def test_a_huge_argument_value_is_kept_whole() -> None:
     start = time.perf_counter()
     ((_, _, arguments),) = calls(parse(text, "minimax_m2"))
     assert arguments["content"] == big and time.perf_counter() - start < 20.0
+
+
+# -- streamed or whole: the same message ---------------------------------------------------------------
+
+STREAM_CASES = [
+    ("deepseek_v31_two_calls.txt", "deepseek_v31", None),
+    ("deepseek_r1_fenced_call.txt", "deepseek_v3", "think_tags"),
+    ("dsml_v4_thinking_calls.txt", "deepseek_v4", "qwen3"),
+    ("dsml_v32_function_calls.txt", "deepseek_v32", None),
+    ("minimax_m2_thinking_calls.txt", "minimax_m2", "qwen3"),
+    ("kimi_k2_two_calls.txt", "kimi_k2", None),
+    ("kimi_k2_two_calls.txt", "openai", None),
+    ("minimax_m2_thinking_calls.txt", "openai", "qwen3"),
+]
+
+
+@pytest.fixture(scope="module")
+def leaking_server() -> Any:
+    """A scripted server (test double) that answers each sample as plain content, over real HTTP."""
+    names = sorted({name for name, _, _ in STREAM_CASES})
+    script = {"conversations": [{"match": f"[{n}]", "responses": [{"content": sample(n)}]} for n in names]}
+    with ScriptedServer(script) as server:
+        yield server
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize(("name", "tool_parser", "reasoning_parser"), STREAM_CASES)
+def test_streamed_and_whole_answers_parse_alike(
+    leaking_server: ScriptedServer, name: str, tool_parser: str, reasoning_parser: str | None, stream: bool
+) -> None:
+    """Streamed, the special tokens arrive split across 8-character chunks; the message must not change."""
+    spec = ModelSpec(
+        alias="t",
+        model="scripted",
+        source=Path("models.yaml"),
+        tool_parser=tool_parser,
+        reasoning_parser=reasoning_parser,
+        stream=stream,
+    )
+    with ModelAdapter(spec, base_url=leaking_server.base_url) as adapter:
+        done = adapter.complete([{"role": "user", "content": f"[{name}]"}])
+    assert done.message == parse(sample(name), tool_parser, reasoning_parser)
+    assert done.tool_calls and done.extra["native_tool_calls"] == 0
+    assert (done.ttft_s is not None) == stream
