@@ -1243,6 +1243,17 @@ def test_qwen3_a_think_close_inside_a_tool_value_is_not_the_end_of_a_thought() -
 
 
 HOSTILE = {
+    # qwen3_xml and glm47 were cubic / quadratic here (5,000 unclosed blocks took 550 s): now linear
+    "qwen3_xml": [
+        "<tool_call>\n<function=f>\n<parameter=a>\nx" * 20_000,
+        "<function=f>\n<parameter=a>\nx</parameter>y" * 20_000,
+        "<function=f" * 100_000,
+    ],
+    "glm47": [
+        "<tool_call>f<arg_key>a</arg_key><arg_value>x" * 20_000,
+        "<tool_call>f<arg_key>a</arg_key><arg_value>x</arg_value>y" * 20_000,
+        "<tool_call>f<arg_key>a" * 50_000,
+    ],
     "deepseek_v31": [CALL * 100_000, (CALL + "f" + SEP + '{"a": "') * 50_000, BEGIN * 200_000],
     "kimi_k2": ["<|tool_call_begin|>" * 100_000, "<|tool_calls_section_begin|>x" * 100_000],
     "deepseek_v4": [

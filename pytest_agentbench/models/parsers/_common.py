@@ -12,6 +12,7 @@ an invalid call, never an exception out of the package.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -100,6 +101,39 @@ def structural_find(text: str, tag: str, followed_by: re.Pattern[str], start: in
             return i
         start = i + len(tag)
     return -1
+
+
+class Occurrences:
+    """Where something occurs in one text, found in one pass, asked for by position (bisection).
+
+    ``Occurrences.of_tag(text, tag, followed_by)``: the ``tag``s that ``followed_by`` matches
+    behind (a value's real closing tags); ``Occurrences.of_pattern(text, pattern)``: the starts
+    of ``pattern``'s matches. A recogniser that walks a block parameter by parameter, and walks
+    again from the next block when one fails, then asks in O(log n) instead of rescanning.
+    """
+
+    __slots__ = ("_starts",)
+
+    def __init__(self, starts: list[int]) -> None:
+        self._starts = starts
+
+    @classmethod
+    def of_tag(cls, text: str, tag: str, followed_by: re.Pattern[str]) -> Occurrences:
+        starts, i = [], text.find(tag)
+        while i != -1:
+            if followed_by.match(text, i + len(tag)):
+                starts.append(i)
+            i = text.find(tag, i + len(tag))
+        return cls(starts)
+
+    @classmethod
+    def of_pattern(cls, text: str, pattern: re.Pattern[str]) -> Occurrences:
+        return cls([m.start() for m in pattern.finditer(text)])
+
+    def first(self, pos: int) -> int:
+        """The first occurrence at or after ``pos``; -1 if none."""
+        i = bisect.bisect_left(self._starts, pos)
+        return self._starts[i] if i < len(self._starts) else -1
 
 
 class NextMatch:
