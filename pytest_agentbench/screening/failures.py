@@ -125,7 +125,7 @@ def _timeout(adapter: ModelAdapter, served: int | None) -> Provocation:
 def provoke(spec: ModelSpec, base_url: str, ctx: ServedContext) -> list[Provocation]:
     """The three provocations against a running endpoint."""
     whole = dataclasses.replace(spec, stream=False)
-    long_run = dataclasses.replace(spec, stream=True)
+    long_run = dataclasses.replace(spec, stream=True, max_tokens=None)  # the alias's cap would end it early
     if spec.serve is not None and spec.serve.engine == "vllm":  # vLLM: generate to max_tokens, whatever the model says
         long_run = dataclasses.replace(long_run, extra_body={**spec.extra_body, "ignore_eos": True})
     with ModelAdapter(whole, base_url=base_url) as adapter:

@@ -35,7 +35,7 @@ from pytest_agentbench.screening.support import served_models_row, vllm_support_
 from pytest_agentbench.screening.toolformat import DISQUALIFIER as TOOL_RULE
 from pytest_agentbench.screening.toolformat import tool_format_row
 
-__all__ = ["ScreenOptions", "screen_candidate", "screen_candidates"]
+__all__ = ["Environments", "ScreenOptions", "screen_candidate", "screen_candidates"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _kind(spec: ModelSpec) -> str:
     return "scripted" if spec.serve.engine == "scripted" else "vllm"
 
 
-class _Environments:
+class Environments:
     """Installed environments, inspected once per interpreter (vLLM is slow to import)."""
 
     def __init__(self) -> None:
@@ -76,7 +76,7 @@ def _vllm_python(spec: ModelSpec) -> str:
     return resolve_python(spec_from_alias(spec))
 
 
-def _static(spec: ModelSpec, kind: str, envs: _Environments) -> tuple[ModelFolder | None, Installed | None, Row]:
+def _static(spec: ModelSpec, kind: str, envs: Environments) -> tuple[ModelFolder | None, Installed | None, Row]:
     """The model folder, the installed vLLM (vLLM aliases) and the licence row: no server needed."""
     package = spec.license.package if spec.license is not None else None
     packages = (package,) if package else ()
@@ -189,14 +189,14 @@ def screen_candidate(
     *,
     redactor: Redactor | None = None,
     progress: Progress | None = None,
-    environments: _Environments | None = None,
+    environments: Environments | None = None,
 ) -> Screen:
     """The five rows for one alias (starting and stopping its server if it has one)."""
     say = progress or (lambda _: None)
     start = time.perf_counter()
     kind = _kind(spec)
     say(f"{spec.alias}: reading the files")
-    folder, installed, licence = _static(spec, kind, environments or _Environments())
+    folder, installed, licence = _static(spec, kind, environments or Environments())
     support = vllm_support_row(spec, folder, installed) if kind == "vllm" and folder and installed else None
     notes: list[str] = []
     if support is not None and support.verdict == "fail":
@@ -229,7 +229,7 @@ def screen_candidates(
     progress: Progress | None = None,
 ) -> list[Screen]:
     """Each candidate in turn (servers one at a time); the installed environments inspected once."""
-    environments = _Environments()
+    environments = Environments()
     return [
         screen_candidate(s, options, redactor=redactor, progress=progress, environments=environments) for s in specs
     ]

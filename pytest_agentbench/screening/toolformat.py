@@ -57,10 +57,18 @@ def tool_format_row(spec: ModelSpec, runs: Sequence[tuple[str, list[ProbeResult]
     first_lost: Observation | None = None
     for check in ("one tool call", "parallel tool calls"):
         whole, streamed = _observations(runs, check), _observations(runs, f"{check}, streamed")
-        for mode, observations in (("whole", whole), ("streamed", streamed)):
+        for mode, name, observations in (("whole", check, whole), ("streamed", f"{check}, streamed", streamed)):
             lost = [o for o in observations if o.shape in _LOST]
             if lost:
-                lost_notes.append(f"{check} {mode} {len(lost)}/{len(observations)} ({_shapes(lost)})")
+                where = [
+                    label
+                    for label, results in runs
+                    for r in results
+                    if r.check == name and any(o.shape in _LOST for o in r.observations)
+                ]
+                lost_notes.append(
+                    f"{check} {mode} {len(lost)}/{len(observations)} ({_shapes(lost)}; {', '.join(where)})"
+                )
                 first_lost = first_lost or lost[0]
         shape_whole, shape_streamed = _majority(whole), _majority(streamed)
         if shape_whole and shape_streamed and shape_whole != shape_streamed:
@@ -68,9 +76,8 @@ def tool_format_row(spec: ModelSpec, runs: Sequence[tuple[str, list[ProbeResult]
         elif "leaked" in (shape_whole, shape_streamed):
             warns.append(f"{check}: calls leaked into the content, recovered by tool_parser {spec.tool_parser!r}")
     if lost_notes:
-        loads = " and ".join(label for label, _ in runs)
         assert first_lost is not None
-        fails.insert(0, f"tool calls lost ({loads}): {'; '.join(lost_notes)}; e.g. {first_lost.detail}")
+        fails.insert(0, f"tool calls lost: {'; '.join(lost_notes)}; e.g. {first_lost.detail}")
     all_obs = [o for _, results in runs for r in results if r.tool_check for o in r.observations]
     if any(o.think_leak for o in all_obs):
         warns.append(f"<think> text left in the answer in {sum(o.think_leak for o in all_obs)} call(s)")
