@@ -8,10 +8,11 @@ agentbench export --format swebench [results.jsonl ...] [-o preds.jsonl] [--mode
 agentbench merge-junit a.xml b.xml [-o merged.xml]
 agentbench merge res/shard1of3 res/shard2of3 res/shard3of3 --out merged [--allow-missing]
 agentbench k8s-job --shards 8 --image IMG [--models ALIAS,...] [--models-file models.yaml] [-o job.yaml]
-agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
+agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS] [--repeat N] [--concurrency C]
 agentbench sweep --models ALIAS --devs 1,2,4,8 [--slo-ttft-p50 S] [--slo-tps-p50 TOK/S] [--out DIR]
 agentbench size --params 8e9 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --context 32768 --gpu H100-80GB
 agentbench verdict SESSION_JSON --pytest-exit N [--setup-s S]     (scripts/main-job ends with it)
+agentbench screen ALIAS... [--models models.yaml] [--json] [--repeat N] [--concurrency C] [--gpu NAME]
 """
 
 from __future__ import annotations
@@ -32,11 +33,24 @@ def build_parser() -> argparse.ArgumentParser:
         merge_junit,
         probe,
         report,
+        screen,
         validate,
         verdict,
     )
 
-    for command in (validate, check_packets, report, compare, export, merge_junit, merge, k8s_job, probe, verdict):
+    for command in (
+        validate,
+        check_packets,
+        report,
+        compare,
+        export,
+        merge_junit,
+        merge,
+        k8s_job,
+        probe,
+        screen,
+        verdict,
+    ):
         command.add_parser(sub)
     from pytest_agentbench.cli import size as sizing_cli
     from pytest_agentbench.cli import sweep
