@@ -30,7 +30,7 @@ from pytest_agentbench.serving.vllm.admin import DEV_MODE_ENV
 
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds this parser
     from pytest_agentbench.capacity.levels import SweepResult
-    from pytest_agentbench.capacity.slo import SweepConfig
+    from pytest_agentbench.capacity.sweep import SweepConfig
     from pytest_agentbench.models.registry import ModelSpec
     from pytest_agentbench.packets.schema import Packet
     from pytest_agentbench.results.record import RunRecord
@@ -222,7 +222,8 @@ def _load_packets(args: argparse.Namespace) -> list[Packet]:
 
 def _sweep_config(args: argparse.Namespace, alias: str) -> SweepConfig:
     """Everything the flags say, checked: raises ConfigError with the flag to fix."""
-    from pytest_agentbench.capacity.slo import Slo, SweepConfig
+    from pytest_agentbench.capacity.slo import Slo
+    from pytest_agentbench.capacity.sweep import SweepConfig
 
     spec, compare = _load_aliases(args, alias)
     packets = _load_packets(args)

@@ -48,6 +48,7 @@ from pytest_agentbench.results.redact import mask_secrets
 
 if TYPE_CHECKING:
     from pytest_agentbench.capacity.cost import CostSpec
+    from pytest_agentbench.capacity.slo import Slo
 
 Engine = Literal["vllm", "scripted"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
@@ -73,6 +74,7 @@ _ALIAS_KEYS = {
     "description",
     "test_double",
     "tool_choice",
+    "slo",
 }
 _SERVE_KEYS = {
     "engine",
@@ -131,6 +133,7 @@ class ModelSpec:
     description: str = ""
     test_double: bool = False  # a scripted replay server, not a model: reports say so
     unresolved: tuple[str, ...] = ()  # ${VAR}s that were unset when the file was read
+    slo: Slo | None = None  # slo: the service level capacity commands judge this alias by (capacity.slo)
 
     @property
     def where(self) -> str:
@@ -350,6 +353,15 @@ def _load_cost(data: dict[str, Any], where: Where) -> dict[str, Any]:
     return {"cost": parse_cost_spec(cost, str(where / "cost"), error=ModelsFileError), "cost_raw": dict(cost)}
 
 
+def _load_slo(data: dict[str, Any], where: Where) -> Slo | None:
+    """``slo``: parsed here, once, with strict keys (``capacity.slo.SLO_KEYS``)."""
+    from pytest_agentbench.capacity.slo import slo_from_mapping
+
+    if data.get("slo") is None:
+        return None
+    return slo_from_mapping(get_mapping(data, "slo", where), str(where / "slo"), error=ModelsFileError)
+
+
 def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     _check_alias(alias, raw, where)
     missing: set[str] = set()
@@ -382,6 +394,7 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
         description=get_str(data, "description", where, "") or "",
         test_double=get_bool(data, "test_double", where, False) or bool(serve and serve.engine == "scripted"),
         unresolved=tuple(sorted(missing)),
+        slo=_load_slo(data, where),
         retries=parse_retries(retries, str(where / "retries")),  # last: today's order of messages
     )
 

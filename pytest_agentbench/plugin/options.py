@@ -161,6 +161,16 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
             f"agentbench_safety_timeout_factor; default: {DEFAULT_SAFETY_FACTOR:g})",
         ),
     ),
+    (
+        "--agentbench-keep-requests",
+        dict(
+            action="store_true",
+            default=None,
+            dest="agentbench_keep_requests",
+            help="keep every model call's messages (capped, redacted) in the record's 'replay' field, so "
+            "`agentbench replay results.jsonl` can send them again (ini: agentbench_keep_requests)",
+        ),
+    ),
 )
 #: The ini keys, as (name, help, type or None, default).
 _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
@@ -181,6 +191,13 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
         "",
     ),
     ("agentbench_gate", "regression gates, one per line: CANDIDATE vs BASELINE max_drop=POINTS", "linelist", []),
+    ("agentbench_keep_requests", "keep each model call's messages for `agentbench replay` (true/false)", "bool", False),
+    (
+        "agentbench_slo",
+        "the SLO of `agentbench sweep/load/replay`: key=value pairs of ttft_p50_s, tps_p50, ttft_s, tpot_s, e2e_s",
+        None,
+        "",
+    ),
     (
         "agentbench_prompt_warn_kb",
         f"warn about packet prompts larger than this many KiB (default {PROMPT_WARN_BYTES // 1024}; 0: never)",
@@ -257,6 +274,11 @@ def resolve_settings(config: pytest.Config) -> Settings:
         resume=resume,
         prompt_warn_bytes=prompt_warn,
         repeats=_repeats(config),
+        keep_requests=bool(
+            opt.agentbench_keep_requests
+            if opt.agentbench_keep_requests is not None
+            else config.getini("agentbench_keep_requests")
+        ),
         **_budget_settings(config),
     )
 
