@@ -533,8 +533,8 @@ def test_vllm_servers_started_by_the_sweep_get_dev_mode(tmp_path: Path) -> None:
         )
     )
     spec = load_models(path)["v"]
-    assert sweep_cli._serve_spec(spec, keep_prefix_cache=False).serve.env == {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
-    assert sweep_cli._serve_spec(spec, keep_prefix_cache=True).serve.env == {"A": "1"}
+    assert sweep_cli.measuring_spec(spec, keep_prefix_cache=False).serve.env == {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
+    assert sweep_cli.measuring_spec(spec, keep_prefix_cache=True).serve.env == {"A": "1"}
 
 
 # --------------------------------------------------------------------------- real vLLM on CPU

@@ -227,6 +227,7 @@ class Replay:
             sample_interval_s=config.sample_interval_s,
         )
         self.notes: list[str] = []
+        self._baseline: int | None = None  # prompt tokens per developer-round at the first level
 
     def _spec_for(self, developer: int) -> ModelSpec:
         if not self.config.salt_per_developer:
@@ -339,16 +340,27 @@ class Replay:
             "harness_cpu_per_output_token_ms": 1000 * cpu / out if out else None,
         }
 
-    def _trace_check(self, devs: int, stats: dict[str, Any]) -> Check:
-        """The level's prompt tokens against the trace's: N x rounds x recorded, exactly."""
+    def _reference(self) -> tuple[int | None, str]:
+        """Prompt tokens one developer's round must send, and why: the recorded counts when the target serves
+        the recorded model; else the first level's, per developer and round (another tokenizer counts otherwise)."""
         cfg = self.config
-        copies = devs * cfg.rounds
-        want_in = copies * cfg.recorded_prompt_tokens
-        got_in = stats["prompt_tokens"]
-        cached = stats["cached_tokens"]
+        recorded = {s.model for s in cfg.sessions}
+        if recorded == {self.spec.model}:
+            return cfg.recorded_prompt_tokens, "recorded"
+        return self._baseline, f"the first level's (the trace was recorded on {', '.join(sorted(recorded))})"
+
+    def _trace_check(self, devs: int, stats: dict[str, Any]) -> Check:
+        """The level's prompt tokens: N x rounds x the reference (:meth:`_reference`), exactly."""
+        copies = devs * self.config.rounds
+        got_in, cached = stats["prompt_tokens"], stats["cached_tokens"]
+        if self._baseline is None and not stats["failed"] and got_in % copies == 0:
+            self._baseline = got_in // copies
+        per, basis = self._reference()
+        want_in = None if per is None else copies * per
         text = (
-            f"prompt tokens {got_in:,} vs recorded {cfg.recorded_prompt_tokens:,} x {copies} = {want_in:,}"
-            + (f" ({got_in - want_in:+,})" if got_in != want_in else "")
+            f"prompt tokens {got_in:,} vs {basis} {'-' if per is None else f'{per:,}'} x {copies}"
+            + ("" if want_in is None else f" = {want_in:,}")
+            + (f" ({got_in - want_in:+,})" if want_in is not None and got_in != want_in else "")
             + f"; {cached:,} of them served from the prefix cache (usage)"
         )
         if stats["failed"]:
@@ -357,7 +369,8 @@ class Replay:
             return Check(
                 "trace",
                 "mismatch",
-                text + ": another model or chat template counts differently, or a secret was redacted in the trace",
+                text + ": the same calls were counted differently (another chat template, or a secret "
+                "redacted in the trace)",
             )
         return Check("trace", "ok", text)
 
@@ -367,6 +380,7 @@ class Replay:
                 "run_id": s.run_id,
                 "packet": s.packet,
                 "alias": s.alias,
+                "model": s.model,
                 "repeat": s.repeat,
                 "calls": len(s.calls),
                 "skipped": s.skipped,

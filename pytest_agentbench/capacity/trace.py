@@ -176,6 +176,7 @@ class Session:
     run_id: str
     packet: str
     alias: str
+    model: str
     repeat: int
     calls: tuple[TraceCall, ...]
     skipped: int = 0  # failed calls, calls without usage, calls past a truncation
@@ -225,6 +226,7 @@ def _session(record: Mapping[str, Any], where: str) -> Session:
         run_id=str(record.get("run_id") or ""),
         packet=str((record.get("packet") or {}).get("id") or "?"),
         alias=str(record.get("alias") or "?"),
+        model=str(record.get("model") or "?"),
         repeat=int(record.get("repeat") or 1),
         calls=tuple(calls),
         skipped=skipped,
@@ -232,11 +234,12 @@ def _session(record: Mapping[str, Any], where: str) -> Session:
     )
 
 
-def load_sessions(path: Path | str, *, alias: str | None = None) -> list[Session]:
+def load_sessions(path: Path | str, *, alias: str | None = None, packets: Sequence[str] = ()) -> list[Session]:
     """Every run with a ``replay`` field in a results.jsonl (or a folder holding one), in file order.
 
-    ``alias`` keeps only that alias's runs. Raises :class:`ConfigError` naming the file and the fix
-    when nothing can be replayed (e.g. the run was made without ``--agentbench-keep-requests``).
+    ``alias`` keeps only that alias's runs, ``packets`` only those packets' runs. Raises
+    :class:`ConfigError` naming the file and the fix when nothing can be replayed (e.g. the run was
+    made without ``--agentbench-keep-requests``).
     """
     from pytest_agentbench.results.jsonl import RESULTS_FILE, load_records
 
@@ -247,6 +250,12 @@ def load_sessions(path: Path | str, *, alias: str | None = None) -> list[Session
         raise ConfigError(f"{path}: no such results file (give a results.jsonl or the folder holding it)")
     records = load_records(path)
     picked = [r for r in records if alias is None or r.get("alias") == alias]
+    if packets:
+        known = sorted({str((r.get("packet") or {}).get("id")) for r in picked})
+        unknown = [p for p in packets if p not in known]
+        if unknown:
+            raise ConfigError(f"--packet: no recorded run of {', '.join(unknown)} in {path}; it has {', '.join(known)}")
+        picked = [r for r in picked if (r.get("packet") or {}).get("id") in set(packets)]
     with_replay = [r for r in picked if r.get("replay") is not None]
     if not with_replay:
         which = f" of alias {alias!r}" if alias else ""
