@@ -54,6 +54,7 @@ class RequestTiming:
     cached_tokens: int = 0
     usage_reported: bool = True
     error: str | None = None  # the failure class of a failed request
+    message: str = ""  # what the failure said (the server's message), for the report
     sent_at_s: float | None = None  # when it was sent, from the start of the run
     scheduled_at_s: float | None = None  # when its arrival was due (request-rate loads)
 
@@ -123,9 +124,13 @@ def request_stats(timings: Sequence[RequestTiming], *, wall_s: float, slo: Slo |
     """Throughput, token totals, latency summaries and goodput of one run (see the module docstring)."""
     done = [t for t in timings if t.ok]
     failures: dict[str, int] = {}
+    examples: list[str] = []
     for t in timings:
         if not t.ok:
             failures[t.error or "error"] = failures.get(t.error or "error", 0) + 1
+            text = f"{t.error}: {t.message}"[:300]
+            if t.message and text not in examples and len(examples) < 3:
+                examples.append(text)
     prompt = sum(t.prompt_tokens for t in done)
     output = sum(t.completion_tokens for t in done)
     per_second = (lambda n: n / wall_s) if wall_s > 0 else (lambda n: None)
@@ -135,6 +140,7 @@ def request_stats(timings: Sequence[RequestTiming], *, wall_s: float, slo: Slo |
         "completed": len(done),
         "failed": len(timings) - len(done),
         "failures_by_class": failures,
+        "failure_examples": examples,
         "wall_s": wall_s,
         "request_throughput": per_second(len(done)),
         "output_tok_s": per_second(output),

@@ -249,7 +249,9 @@ class Load:
                 prompt.messages, (), max_tokens=max_tokens, timeout=self.config.request_timeout_s
             )
         except ModelCallError as exc:
-            return RequestTiming(ok=False, error=exc.failure, sent_at_s=sent, scheduled_at_s=run.due[index])
+            return RequestTiming(
+                ok=False, error=exc.failure, message=str(exc), sent_at_s=sent, scheduled_at_s=run.due[index]
+            )
         finally:
             run.in_flight.leave()
         return RequestTiming.of_completion(completion, sent_at_s=sent, scheduled_at_s=run.due[index])

@@ -245,7 +245,7 @@ class Replay:
                 list(call.messages), list(call.tools), max_tokens=max_tokens, timeout=self.config.request_timeout_s
             )
         except ModelCallError as exc:
-            return RequestTiming(ok=False, error=exc.failure, sent_at_s=sent)
+            return RequestTiming(ok=False, error=exc.failure, message=str(exc), sent_at_s=sent)
         finally:
             level.in_flight.leave()
         return RequestTiming.of_completion(completion, sent_at_s=sent)

@@ -150,6 +150,10 @@ def format_load(result: LoadResult, width: int = TABLE_WIDTH) -> str:
     out += wrap.wrap(f"server metrics: {result.server_metrics}")
     out += wrap.wrap("prefix cache before each rate: " + "; ".join(sorted({r.prefix_cache for r in result.runs})))
     out += _cpu_line([r.client for r in result.runs], wrap)
+    for run in result.runs:
+        out += [
+            line for ex in run.stats["failure_examples"] for line in wrap.wrap(f"FAILED rate {_rate(run.rate)}: {ex}")
+        ]
     out += _problem_lines([(f"rate {_rate(r)}", c) for r, c in result.mismatches], result.notes, wrap)
     return "\n".join(out)
 
@@ -193,7 +197,10 @@ def format_replay(result: ReplayResult, width: int = TABLE_WIDTH) -> str:
         f"SLO: {result.slo.describe()}"
     )
     out += ["", *grid(*_replay_rows(result))]
-    out += wrap.wrap(LOAD_LEGEND.replace("done =", "calls =") + "; trace = prompt tokens equal N x recorded")
+    out += wrap.wrap(
+        LOAD_LEGEND.replace("done =", "calls =")
+        + "; trace = prompt tokens equal N x recorded (x the first level's on another model)"
+    )
     out.append("")
     knee, note = result.knee
     out += wrap.wrap(f"knee: {'N=' + str(knee) if knee is not None else 'none'} ({note})")
@@ -205,6 +212,7 @@ def format_replay(result: ReplayResult, width: int = TABLE_WIDTH) -> str:
             line += f"; server prefix-cache hit rate {srv['prefix_cache_hit_rate']:.0%}"
         out += wrap.wrap(line)
         out += [f"ERROR N={lv.devs}: {err}" for err in lv.errors[:3]]
+        out += [line for ex in lv.stats["failure_examples"] for line in wrap.wrap(f"FAILED N={lv.devs}: {ex}")]
     out += wrap.wrap(f"server metrics: {result.server_metrics}")
     out += _cpu_line([lv.client for lv in result.levels], wrap)
     out += _problem_lines([(f"N={n}", c) for n, c in result.mismatches], result.notes, wrap)
