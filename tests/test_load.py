@@ -124,6 +124,8 @@ def test_request_rate_sends_on_schedule_with_what_vllm_bench_sends(scripted: Scr
     due = arrivals.arrival_times(20, 20.0, 1.0, seed=3)
     assert s["wall_s"] >= due[-1]  # the last request was not sent before it was due
     assert s["send_lag_s"]["p90"] < 0.25, s["send_lag_s"]  # and none waited long: no slot limit here
+    schedule = next(c for c in run.checks if c.name == "schedule")
+    assert schedule.status == ("ok" if s["send_lag_s"]["p90"] <= 0.05 else "mismatch"), schedule.detail
     assert s["request_throughput"] == pytest.approx(20 / s["wall_s"])
     bodies = scripted.requests
     assert len(bodies) == 20  # no warm-up call, nothing retried
@@ -150,6 +152,8 @@ def test_max_concurrency_holds_requests_back(scripted: ScriptedServer) -> None:
     assert run.stats["wall_s"] >= 3 * 0.15  # six requests through two slots of 0.15 s
     lags = sorted(t for t in [run.stats["send_lag_s"]["p50"], run.stats["send_lag_s"]["p99"]])
     assert lags[-1] >= 0.25  # the last pair waited for two rounds of slots
+    schedule = next(c for c in run.checks if c.name == "schedule")
+    assert schedule.status == "skipped" and "waits for a free slot" in schedule.detail
 
 
 def test_failures_are_results_and_never_retried() -> None:

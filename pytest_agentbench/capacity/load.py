@@ -52,6 +52,8 @@ __all__ = ["MAX_WORKERS", "Load", "LoadConfig", "LoadResult", "RateRun", "load_s
 
 #: At most this many worker threads (requests in flight) per run; a larger --max-concurrency is refused.
 MAX_WORKERS = 512
+#: A request sent later than this after it was due (without a slot limit) was shaped by the client, not the rate.
+LATE_S = 0.050
 
 
 def load_spec(spec: ModelSpec, *, ignore_eos: bool) -> ModelSpec:
@@ -305,7 +307,7 @@ class Load:
             stats=stats,
             client=client,
             server=server,
-            checks=self._checks(client, server),
+            checks=self._checks(stats, client, server),
             slo_holds=holds,
             slo_reasons=reasons,
             prefix_cache=prefix,
@@ -331,10 +333,29 @@ class Load:
             "harness_cpu_per_output_token_ms": 1000 * cpu / out if out else None,
         }
 
-    def _checks(self, client: dict[str, Any], server: dict[str, Any] | None) -> list[Check]:
-        """Tokens, TTFT and client CPU (``capacity/reconcile.py``). Not concurrency: a load asks for a rate,
-        not for N in flight (how many were is in ``client.concurrency_max``)."""
-        return [c for c in reconcile(self._workers(), client, server) if c.name != "concurrency"]
+    def _checks(self, stats: dict[str, Any], client: dict[str, Any], server: dict[str, Any] | None) -> list[Check]:
+        """The schedule, then tokens, TTFT and client CPU (``capacity/reconcile.py``). Not concurrency: a load
+        asks for a rate, not for N in flight (how many were is in ``client.concurrency_max``)."""
+        return [self._schedule_check(stats)] + [
+            c for c in reconcile(self._workers(), client, server) if c.name != "concurrency"
+        ]
+
+    def _schedule_check(self, stats: dict[str, Any]) -> Check:
+        """Were requests sent when due? Late sends mean the client (or a busy machine) shaped the arrivals."""
+        lag = stats.get("send_lag_s") or {}
+        if lag.get("p90") is None:
+            return Check("schedule", "skipped", "no request sent")
+        text = f"sent after their due time by p50 {lag['p50'] * 1000:.1f} ms, p90 {lag['p90'] * 1000:.1f} ms"
+        if self.config.max_concurrency is not None:
+            return Check("schedule", "skipped", text + " (--max-concurrency: a due request waits for a free slot)")
+        if lag["p90"] <= LATE_S:
+            return Check("schedule", "ok", text)
+        return Check(
+            "schedule",
+            "mismatch",
+            text + f": over {LATE_S * 1000:.0f} ms late, so the arrivals were not the asked process; the client's "
+            "threads waited for a CPU (a server on the same machine?)",
+        )
 
     def warmup(self) -> None:
         """One short call, so the first rate does not pay for lazy server start-up."""
