@@ -20,8 +20,9 @@ reconciliation checks between client and server numbers. The knee is the
 largest N, counting up from the smallest level, at which the SLO still holds.
 Column meanings, the rules and measured figures: ``docs/capacity.md``.
 
-This module is the engine (:class:`Sweep`): it runs the levels and measures them. The settings,
-SLO and knee are in ``capacity/slo.py``, the meters in ``capacity/metering.py``, the numbers and
+This module is the engine (:class:`Sweep`) and its settings (:class:`SweepConfig`): it runs the
+levels and measures them. The SLO and knee are in ``capacity/slo.py``, the server's side (probe,
+prefix-cache reset, /metrics window) in ``capacity/server.py``, the meters in ``capacity/metering.py``, the numbers and
 results in ``capacity/levels.py``, the client vs server rules in ``capacity/reconcile.py``, the
 table and page in ``reports/sweep.py`` and the command in ``cli/sweep.py``.
 """

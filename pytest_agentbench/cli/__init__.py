@@ -9,6 +9,7 @@ agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS]
 agentbench sweep --models ALIAS --devs 1,2,4,8 [--slo-ttft-p50 S] [--slo-tps-p50 TOK/S] [--out DIR]
 agentbench load --models ALIAS --num-prompts 100 --request-rate 4 [--max-concurrency C] [--goodput ttft:MS tpot:MS]
 agentbench replay results.jsonl --models ALIAS --developers 1,2,4 [--think-scale X] [--ignore-eos]
+agentbench rank sweep-a/sweep.json sweep-b/ ... [--pass-tolerance POINTS] [--html rank.html]
 agentbench size --params 8e9 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --context 32768 --gpu H100-80GB
 """
 
@@ -25,12 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in (validate, check_packets, report, compare, merge_junit, probe):
         command.add_parser(sub)
-    from pytest_agentbench.cli import load, replay, sweep
+    from pytest_agentbench.cli import load, rank, replay, sweep
     from pytest_agentbench.cli import size as sizing_cli
 
     sweep.add_parser(sub)
     load.add_parser(sub)
     replay.add_parser(sub)
+    rank.add_parser(sub)
     sizing_cli.add_parser(sub)
     return parser
 
