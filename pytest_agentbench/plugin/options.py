@@ -274,13 +274,15 @@ def resolve_settings(config: pytest.Config) -> Settings:
         resume=resume,
         prompt_warn_bytes=prompt_warn,
         repeats=_repeats(config),
-        keep_requests=bool(
-            opt.agentbench_keep_requests
-            if opt.agentbench_keep_requests is not None
-            else config.getini("agentbench_keep_requests")
-        ),
+        keep_requests=_keep_requests(config),
         **_budget_settings(config),
     )
+
+
+def _keep_requests(config: pytest.Config) -> bool:
+    """--agentbench-keep-requests > ini agentbench_keep_requests > off."""
+    flag = config.option.agentbench_keep_requests
+    return bool(flag if flag is not None else config.getini("agentbench_keep_requests"))
 
 
 def _repeats(config: pytest.Config) -> int:
