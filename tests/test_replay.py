@@ -72,6 +72,7 @@ def models_file(tmp_path: Path, **alias: Any) -> Path:
 # --------------------------------------------------------------------------- what a run records
 
 
+@pytest.mark.slow  # the recorded run: a pytest session over five packets (~25 s here)
 def test_the_record_keeps_every_call_as_sent(recorded: Path) -> None:
     records = [json.loads(line) for line in recorded.read_text().splitlines()]
     assert sorted(r["packet"]["id"] for r in records) == list(PACKETS)
@@ -90,6 +91,7 @@ def test_the_record_keeps_every_call_as_sent(recorded: Path) -> None:
         assert sum(len(json.dumps(c["new"])) for c in replay["calls"]) == replay["messages_chars"]
 
 
+@pytest.mark.slow  # the recorded run: a pytest session over five packets (~25 s here)
 def test_sessions_rebuild_the_calls_in_order(recorded: Path) -> None:
     sessions = load_sessions(recorded)
     assert [s.packet for s in sessions] == [json.loads(x)["packet"]["id"] for x in recorded.read_text().splitlines()]
@@ -109,6 +111,7 @@ def test_sessions_rebuild_the_calls_in_order(recorded: Path) -> None:
 # --------------------------------------------------------------------------- the acceptance: N = 1, 2, 4
 
 
+@pytest.mark.slow  # the recorded run: a pytest session over five packets (~25 s here)
 def test_replay_at_1_2_4_developers_reproduces_the_prompt_token_totals(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, recorded: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,6 +141,7 @@ def test_replay_at_1_2_4_developers_reproduces_the_prompt_token_totals(
     assert (out / "replay.html").read_text().count("<svg") == 2
 
 
+@pytest.mark.slow  # the recorded run: a pytest session over five packets (~25 s here)
 def test_a_replay_sends_exactly_the_recorded_calls_in_order(recorded: Path) -> None:
     sessions = load_sessions(recorded)
     with ScriptedServer(SCRIPT, model_names=["scripted-good"]) as srv:
@@ -150,6 +154,7 @@ def test_a_replay_sends_exactly_the_recorded_calls_in_order(recorded: Path) -> N
         assert body["max_tokens"] == call.completion_tokens and body["tools"] == list(call.tools)
 
 
+@pytest.mark.slow  # the recorded run: a pytest session over five packets (~25 s here)
 def test_think_times_are_replayed_scaled(recorded: Path) -> None:
     sessions = load_sessions(recorded, packets=["bugfix-median"])
     slept: list[float] = []
@@ -238,7 +243,12 @@ def test_the_replay_field_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert secret not in text and "***" in json.dumps(record_to_dict(record)["replay"])
 
 
-def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path, recorded: Path) -> None:
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rec = RequestRecorder(_Echo())
+    rec.complete([{"role": "user", "content": "hi"}], ())
+    recorded = tmp_path / "results.jsonl"
+    line = {"run_id": "r", "alias": "good", "model": "scripted-good", "packet": {"id": "p"}, "replay": rec.replay()}
+    recorded.write_text(json.dumps(line) + "\n")
     plain = tmp_path / "plain.jsonl"
     plain.write_text(json.dumps({"run_id": "r", "alias": "good", "packet": {"id": "p"}}) + "\n")
     models = str(models_file(tmp_path))
