@@ -49,6 +49,7 @@ from pytest_agentbench.results.redact import mask_secrets
 
 if TYPE_CHECKING:
     from pytest_agentbench.capacity.cost import CostSpec
+    from pytest_agentbench.capacity.slo import Slo
 
 Engine = Literal["vllm", "scripted"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
@@ -75,6 +76,7 @@ _ALIAS_KEYS = {
     "test_double",
     "tool_choice",
     "license",
+    "slo",
 }
 _LICENSE_KEYS = ("id", "package", "url")
 _LICENSE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$")
@@ -150,6 +152,7 @@ class ModelSpec:
     test_double: bool = False  # a scripted replay server, not a model: reports say so
     unresolved: tuple[str, ...] = ()  # ${VAR}s that were unset when the file was read
     license: LicenseDeclaration | None = None  # None: not stated in models.yaml (the screening looks elsewhere)
+    slo: Slo | None = None  # slo: the service level capacity commands judge this alias by (capacity.slo)
 
     @property
     def where(self) -> str:
@@ -398,6 +401,15 @@ def _load_license(data: dict[str, Any], where: Where) -> LicenseDeclaration | No
     return declared
 
 
+def _load_slo(data: dict[str, Any], where: Where) -> Slo | None:
+    """``slo``: parsed here, once, with strict keys (``capacity.slo.SLO_KEYS``)."""
+    from pytest_agentbench.capacity.slo import slo_from_mapping
+
+    if data.get("slo") is None:
+        return None
+    return slo_from_mapping(get_mapping(data, "slo", where), str(where / "slo"), error=ModelsFileError)
+
+
 def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     _check_alias(alias, raw, where)
     missing: set[str] = set()
@@ -431,6 +443,7 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
         test_double=get_bool(data, "test_double", where, False) or bool(serve and serve.engine == "scripted"),
         unresolved=tuple(sorted(missing)),
         license=_load_license(data, where),
+        slo=_load_slo(data, where),
         retries=parse_retries(retries, str(where / "retries")),  # last: today's order of messages
     )
 

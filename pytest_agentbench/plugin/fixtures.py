@@ -42,6 +42,10 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     base_url = _endpoint_of(state, spec)
     hook = config.hook
     model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
+    if state.settings.keep_requests:  # what `agentbench replay` needs (capacity.trace)
+        from pytest_agentbench.capacity.trace import RequestRecorder
+
+        model = RequestRecorder(model)
 
     metrics_root = state.metrics_root(spec)
 
@@ -60,6 +64,8 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             )
         record.repeat = agentbench_case.repeat
         record.provenance = state.provenance.get(spec.alias, {})
+        if state.settings.keep_requests:
+            record.extra["replay"] = model.replay()
         delta = window.close()  # None when there is no /metrics or a scrape failed: no server numbers then
         if delta is not None:
             # Other xdist workers share the server: their traffic is in this window too.

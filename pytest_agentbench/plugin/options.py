@@ -193,6 +193,16 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
             f"agentbench_safety_timeout_factor; default: {DEFAULT_SAFETY_FACTOR:g})",
         ),
     ),
+    (
+        "--agentbench-keep-requests",
+        dict(
+            action="store_true",
+            default=None,
+            dest="agentbench_keep_requests",
+            help="keep every model call's messages (capped, redacted) in the record's 'replay' field, so "
+            "`agentbench replay results.jsonl` can send them again (ini: agentbench_keep_requests)",
+        ),
+    ),
 )
 #: The ini keys, as (name, help, type or None, default).
 _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
@@ -216,6 +226,13 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
         "",
     ),
     ("agentbench_gate", "regression gates, one per line: CANDIDATE vs BASELINE max_drop=POINTS", "linelist", []),
+    ("agentbench_keep_requests", "keep each model call's messages for `agentbench replay` (true/false)", "bool", False),
+    (
+        "agentbench_slo",
+        "the SLO of `agentbench sweep/load/replay`: key=value pairs of ttft_p50_s, tps_p50, ttft_s, tpot_s, e2e_s",
+        None,
+        "",
+    ),
     (
         "agentbench_prompt_warn_kb",
         f"warn about packet prompts larger than this many KiB (default {PROMPT_WARN_BYTES // 1024}; 0: never)",
@@ -286,6 +303,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         prompt_warn_bytes=prompt_warn,
         repeats=_repeats(config),
         shard=shard,
+        keep_requests=_keep_requests(config),
         **_budget_settings(config),
         session_json=path_of(opt.agentbench_session_json, "agentbench_session_json"),
         progress_every=_progress_every(config),
@@ -320,6 +338,12 @@ def _progress_every(config: pytest.Config) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise pytest.UsageError(f"{where}: expected seconds >= 0 (0: no live progress), found {str(raw)!r}")
     return seconds
+
+
+def _keep_requests(config: pytest.Config) -> bool:
+    """--agentbench-keep-requests > ini agentbench_keep_requests > off."""
+    flag = config.option.agentbench_keep_requests
+    return bool(flag if flag is not None else config.getini("agentbench_keep_requests"))
 
 
 def _repeats(config: pytest.Config) -> int:

@@ -31,6 +31,7 @@ class Settings:
     shard: Shard | None = None  # --shard K/N: run only this shard's trials (scale.shards); None: all
     session_json: Path | None = None  # --agentbench-session-json: what happened, for scripts (main-job)
     progress_every: float = 20.0  # --agentbench-progress-every: s between progress lines off a terminal; 0: none
+    keep_requests: bool = False  # --agentbench-keep-requests: the record keeps what `agentbench replay` sends
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:
