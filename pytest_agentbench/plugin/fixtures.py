@@ -31,18 +31,45 @@ def agentbench_settings(request: pytest.FixtureRequest) -> Settings:
 @pytest.fixture
 def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any:
     """Run the agent on the case's packet and alias, then its gates; returns the RunRecord. A run whose
-    endpoint never answered is recorded, then raised as EndpointUnreachable: in a fixture, an ERROR."""
+    endpoint never answered is recorded, then raised as EndpointUnreachable: in a fixture, an ERROR.
+    Under ``--ray`` the trial ran as a Ray task (plugin/ray.py): this takes its record."""
     from pytest_agentbench.packets.gates import format_gate_results
+    from pytest_agentbench.plugin.ray import RAY_RUNS
     from pytest_agentbench.results.redact import public_url
-    from pytest_agentbench.runner import run_packet
 
     config = request.config
     state = config.stash[SESSION]
     packet, spec = agentbench_case.packet, agentbench_case.spec.for_repeat(agentbench_case.repeat)
     base_url = _endpoint_of(state, spec)
     hook = config.hook
-    model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
+    item = request.node
+    remote = config.stash.get(RAY_RUNS, None)
+    if remote is not None:
+        record = remote.record_for(item)
+    else:
+        record = _run_here(request, state, packet, spec, base_url, agentbench_case.repeat)
+    endpoint = public_url(base_url)
+    record.extra.setdefault("endpoint", endpoint)
+    item.user_properties.extend(record.properties())
+    item.user_properties.append(("agentbench.endpoint", endpoint))
+    item.add_report_section("call", "agentbench transcript", record.agent.transcript())
+    item.add_report_section("call", "agentbench gates", format_gate_results(record.gates) or _NOT_GRADED)
+    record.extra.setdefault("nodeid", item.nodeid)
+    hook.pytest_agentbench_run_done(record=record, item=item)
+    if not record.agent.counted:
+        raise EndpointUnreachable(spec.alias, endpoint, record.agent.failure or "?", record.agent.error)
+    return record
 
+
+def _run_here(
+    request: pytest.FixtureRequest, state: Any, packet: Packet, spec: ModelSpec, base_url: str, repeat: int
+) -> Any:
+    """The trial in this process, through our hooks (adapter, sandbox), measured by pytest-benchmark if active."""
+    from pytest_agentbench.runner import run_packet
+
+    config = request.config
+    hook = config.hook
+    model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
     metrics_root = state.metrics_root(spec)
 
     def execute() -> Any:
@@ -59,7 +86,7 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             max_total_tokens=state.settings.max_total_tokens,
             safety_factor=state.settings.safety_timeout_factor,
         )
-        record.repeat = agentbench_case.repeat
+        record.repeat = repeat
         delta = window.close()  # None when there is no /metrics or a scrape failed: no server numbers then
         if delta is not None:
             # Other xdist workers share the server: their traffic is in this window too.
@@ -77,17 +104,6 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             record = execute()
     finally:
         model.close()
-    item = request.node
-    endpoint = public_url(base_url)
-    record.extra.setdefault("endpoint", endpoint)
-    item.user_properties.extend(record.properties())
-    item.user_properties.append(("agentbench.endpoint", endpoint))
-    item.add_report_section("call", "agentbench transcript", record.agent.transcript())
-    item.add_report_section("call", "agentbench gates", format_gate_results(record.gates) or _NOT_GRADED)
-    record.extra.setdefault("nodeid", item.nodeid)
-    hook.pytest_agentbench_run_done(record=record, item=item)
-    if not record.agent.counted:
-        raise EndpointUnreachable(spec.alias, endpoint, record.agent.failure or "?", record.agent.error)
     return record
 
 
@@ -119,7 +135,7 @@ def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
 def pytest_agentbench_make_sandbox(packet: Packet, settings: Settings) -> Any:
     from pytest_agentbench.sandbox import make_sandbox
 
-    return make_sandbox(settings.sandbox, packet.workspace)
+    return make_sandbox(settings.sandbox, packet.workspace, settings.docker_host)
 
 
 @pytest.hookimpl(trylast=True)

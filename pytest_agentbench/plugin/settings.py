@@ -27,6 +27,8 @@ class Settings:
     budget: BudgetMode = "wall"  # --budget: what binds, the wall clock or turns and tokens (agents.config)
     max_total_tokens: int | None = None  # --max-total-tokens: overrides every packet's limits.max_total_tokens
     safety_timeout_factor: float = DEFAULT_SAFETY_FACTOR  # --budget=tokens: the wall-clock net = timeout x this
+    ray: str | None = None  # --ray ADDRESS: every trial a Ray task on that cluster (plugin/ray.py); None: here
+    docker_host: str | None = None  # --docker-host URL: the docker sandbox's engine; None: $DOCKER_HOST or local
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:
