@@ -226,7 +226,7 @@ def test_a_conftest_sandbox_hook_is_refused_under_ray(pytester: pytest.Pytester,
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    """Head (0 CPUs) + 2 worker nodes (1 CPU each), all on 127.0.0.1; one per module (~7-20 s to start)."""
+    """Head (0 CPUs) + 2 worker nodes (1 CPU, 2 'GPUs' each), all on 127.0.0.1; one per module (~7-20 s to start)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(ray_exec.ONE_MACHINE_ENV, "0")  # the nodes (child processes) advertise 127.0.0.1
         importorskip_extra("ray", "ray")
@@ -236,7 +236,8 @@ def cluster() -> Iterator[Any]:
         mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # the same for this process, if Ray was imported
         small = {"object_store_memory": 80 * 1024**2}
         c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False, **small})
-        c.workers = [c.add_node(num_cpus=1, **small) for _ in range(2)]
+        # Two GPUs each as a Ray resource (no CUDA here): what a multi-node vLLM's pre-launch check counts.
+        c.workers = [c.add_node(num_cpus=1, num_gpus=2, **small) for _ in range(2)]
         c.wait_for_nodes()
         try:
             yield c
@@ -303,6 +304,30 @@ def test_a_trial_that_fails_on_its_node_is_that_items_error(
     result.stdout.fnmatch_lines(
         ["*SandboxError (infrastructure, not the model): *no Docker engine answers at tcp://127.0.0.1:9*"]
     )
+
+
+@pytest.mark.slow
+def test_a_vllm_over_ray_starts_only_on_a_cluster_that_holds_its_layout(
+    cluster: Any, fake_vllm: Path, tmp_path: Path
+) -> None:
+    """The pre-launch check joins the real cluster with the server's interpreter (2 nodes x 2 GPUs here)."""
+    from pytest_agentbench.serving.vllm.process import VLLMServer
+
+    from .fake_vllm import fake_spec
+
+    def server(tp: int, pp: int) -> VLLMServer:
+        ray = {"distributed_executor_backend": "ray", "ray_address": cluster.address}
+        spec = fake_spec(fake_vllm, tmp_path, "serve", tensor_parallel_size=tp, pipeline_parallel_size=pp, **ray)
+        return VLLMServer(spec, poll_interval_s=0.05)
+
+    for tp, pp in ((4, 1), (2, 3)):  # 4 GPUs exist, but not on one node / only 2 groups of 2
+        with pytest.raises(ConfigError, match=rf"tensor_parallel_size={tp} x pipeline_parallel_size={pp} needs"):
+            server(tp, pp).start()
+    assert not (tmp_path / "logs").exists()  # refused before anything was launched
+    with server(2, 2) as fits:
+        log = Path(str(fits.log_path)).read_text()
+        assert "'--tensor-parallel-size', '2', '--pipeline-parallel-size', '2'" in log
+        assert "'--distributed-executor-backend', 'ray'" in log
 
 
 def _slow_script(folder: Path, delay_s: float) -> dict[str, Any]:
