@@ -193,14 +193,12 @@ class TrialResult:
 
 
 def _where() -> dict[str, str]:
+    """This node's id and address inside a Ray worker; the host name elsewhere (a direct call, the benchmark)."""
     where = {"node_ip": socket.gethostname(), "pid": str(os.getpid())}
-    try:
-        import ray
-
+    ray = sys.modules.get("ray")  # a Ray worker has it; asking a process without Ray would start one
+    if ray is not None and ray.is_initialized():
         where["node_id"] = ray.get_runtime_context().get_node_id()
         where["node_ip"] = ray.util.get_node_ip_address()
-    except Exception:  # not in a Ray worker (a direct call, the benchmark): the host name says where
-        pass
     return where
 
 
