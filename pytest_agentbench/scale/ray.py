@@ -58,8 +58,10 @@ if TYPE_CHECKING:
     from pytest_agentbench.results.record import RunRecord
 
 __all__ = [
+    "CACHE_DIR",
     "INSTALL_HINT",
     "MAX_RETRIES",
+    "ONE_MACHINE_ENV",
     "TASK_CPUS",
     "PacketBundle",
     "RayExecutor",
