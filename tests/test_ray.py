@@ -213,8 +213,15 @@ def test_without_ray_installed_the_error_gives_the_install_hint(
     result.stderr.fnmatch_lines(["*--ray local: Ray is not installed here: pip install 'pytest-agentbench?ray?'*"])
 
 
-def test_a_conftest_sandbox_hook_is_refused_under_ray(pytester: pytest.Pytester, folder: Path) -> None:
-    importorskip_extra("ray", "ray")
+@pytest.fixture
+def ray_module() -> Any:
+    """Ray, imported before ``pytester`` is set up: pytester restores ``sys.modules`` as it found them, and a Ray
+    imported inside a test would be dropped there and imported again by the next test: a segfault in its GCS
+    client."""
+    return importorskip_extra("ray", "ray")
+
+
+def test_a_conftest_sandbox_hook_is_refused_under_ray(ray_module: Any, pytester: pytest.Pytester, folder: Path) -> None:
     pytester.makeconftest("def pytest_agentbench_make_sandbox(packet, settings):\n    raise RuntimeError\n")
     result = pytester.runpytest(*ARGS, "--ray", "127.0.0.1:1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
