@@ -80,6 +80,26 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         ),
     ),
     (
+        "--docker-host",
+        dict(
+            dest="agentbench_docker_host",
+            metavar="URL",
+            help="the Docker engine of the docker sandbox: unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST; the "
+            "base image is built there when missing (ini: agentbench_docker_host; default: $DOCKER_HOST, else the "
+            "local socket)",
+        ),
+    ),
+    (
+        "--ray",
+        dict(
+            dest="agentbench_ray",
+            metavar="ADDRESS",
+            help="run every trial as a Ray task on a cluster and report it here: auto (the cluster RAY_ADDRESS or "
+            "`ray start` names), HOST:PORT, ray://HOST:PORT, or local (start one on this machine, for trying it); "
+            "pip install 'pytest-agentbench[ray]'; docs/ray.md (ini: agentbench_ray)",
+        ),
+    ),
+    (
         "--agent-timeout",
         dict(
             dest="agentbench_agent_timeout",
@@ -214,6 +234,13 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_models_file", "path of models.yaml, relative to the ini file", None, ""),
     ("agentbench_packets", "task packet folders, relative to the ini file", "paths", []),
     ("agentbench_sandbox", "sandbox kind: auto | docker | local | unsafe-local", None, "auto"),
+    (
+        "agentbench_docker_host",
+        "the docker sandbox's engine: unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST",
+        None,
+        "",
+    ),
+    ("agentbench_ray", "run every trial as a Ray task: auto, HOST:PORT, ray://HOST:PORT or local", None, ""),
     ("agentbench_agent_timeout", "agent wall-clock budget in seconds", None, ""),
     ("agentbench_repeats", "independent trials per (packet, alias) (default 1)", None, ""),
     ("agentbench_budget", "what ends a run: wall | tokens (default wall)", None, ""),
@@ -307,6 +334,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         **_budget_settings(config),
         session_json=path_of(opt.agentbench_session_json, "agentbench_session_json"),
         progress_every=_progress_every(config),
+        **_engine_settings(config),
     )
 
 
@@ -423,6 +451,25 @@ def _budget_settings(config: pytest.Config) -> dict[str, Any]:
                 f"e.g. {DEFAULT_SAFETY_FACTOR:g}"
             )
         out["safety_timeout_factor"] = factor
+    return out
+
+
+def _engine_settings(config: pytest.Config) -> dict[str, Any]:
+    """--ray and --docker-host (each CLI > ini), checked once: where trials run and which engine sandboxes use."""
+    from pytest_agentbench.errors import ConfigError
+    from pytest_agentbench.sandbox.docker.engine import check_docker_host
+    from pytest_agentbench.scale.ray import check_address
+
+    out: dict[str, Any] = {}
+    try:
+        got = _raw_setting(config, "agentbench_ray", "--ray", "agentbench_ray")
+        if got is not None:
+            out["ray"] = check_address(got[0], got[1])
+        got = _raw_setting(config, "agentbench_docker_host", "--docker-host", "agentbench_docker_host")
+        if got is not None:
+            out["docker_host"] = check_docker_host(got[0], got[1])
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     return out
 
 

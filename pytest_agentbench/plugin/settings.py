@@ -32,6 +32,8 @@ class Settings:
     session_json: Path | None = None  # --agentbench-session-json: what happened, for scripts (main-job)
     progress_every: float = 20.0  # --agentbench-progress-every: s between progress lines off a terminal; 0: none
     keep_requests: bool = False  # --agentbench-keep-requests: the record keeps what `agentbench replay` sends
+    ray: str | None = None  # --ray ADDRESS: every trial a Ray task on that cluster (plugin/ray.py); None: here
+    docker_host: str | None = None  # --docker-host URL: the docker sandbox's engine; None: $DOCKER_HOST or local
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:
