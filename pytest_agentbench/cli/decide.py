@@ -127,8 +127,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"agentbench decide: {exc}", file=sys.stderr)
         return 2
     if args.output != "-":
-        branch = decision.branch or "blocked"
-        chosen = f" ({decision.chosen.alias})" if decision.chosen else ""
-        print(f"agentbench decide: {branch}{chosen}, {decision.status}: {decision.rationale}")
+        if decision.chosen is None:
+            print(f"agentbench decide: blocked: {decision.rationale}")
+        else:
+            said = f"{decision.branch} ({decision.chosen.alias}), {decision.status}"
+            print(f"agentbench decide: {said}: {decision.rationale}")
         print(f"written: {args.output}")
     return 1 if decision.status == "blocked" else 0

@@ -144,11 +144,17 @@ def _volume(s: _State, local: Candidate | None) -> tuple[float | None, str]:
         return inputs.calls_per_hour, "assumed: --calls-per-hour"
     if inputs.developers is None:
         return None, "no --calls-per-hour or --developers: the team's volume is unknown"
+    # a rate a sweep measured: this local candidate's first, else any swept candidate's
+    swept = [(c.alias, c.sweep) for c in [local, *s.evidence.candidates] if c is not None and c.sweep is not None]
+    measured = [(alias, sw) for alias, sw in swept if sw.calls_per_developer_hour]
     if inputs.calls_per_developer_hour is not None:
         rate, where = inputs.calls_per_developer_hour, "assumed: --calls-per-developer-hour"
-    elif local is not None and local.sweep is not None and local.sweep.calls_per_developer_hour:
-        rate = local.sweep.calls_per_developer_hour
-        where = f"measured by the sweep of {local.alias} at N={local.sweep.smallest}"
+    elif measured:
+        alias, sweep = measured[0]
+        rate, where = (
+            float(sweep.calls_per_developer_hour or 0),
+            f"measured by the sweep of {alias} at N={sweep.smallest}",
+        )
     else:
         return None, (
             f"--developers {inputs.developers} without a rate per developer: give --calls-per-developer-hour "
@@ -223,7 +229,7 @@ def _costs(s: _State, commercial: Candidate | None, local: Candidate | None) -> 
 
 
 def _excluded_text(s: _State) -> str:
-    return "; ".join(f"{alias} {why.split(': ', 1)[1]}" for alias, why in s.excluded.items()) or "no alias"
+    return "; ".join(f"{alias}: {why.split(': ', 1)[1]}" for alias, why in s.excluded.items()) or "no alias"
 
 
 def _rule_left(s: _State, commercial: Candidate | None, local: Candidate | None) -> tuple[Candidate | None, str]:
