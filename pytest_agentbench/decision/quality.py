@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_agentbench.reports.compare import compare, format_points, pair_trials
+from pytest_agentbench.reports.compare import compare, format_p, format_points, pair_trials
 from pytest_agentbench.reports.intervals import Estimate, wilson_interval
 
 __all__ = ["Quality", "compare_quality", "unpaired_difference"]
@@ -38,6 +38,13 @@ class Quality:
     significant: bool
     text: str  # one sentence for the record
     left_out: int = 0  # trials only one of the two ran (paired)
+
+    def short(self) -> str:
+        """``-40 points [-71, -2], p = 0.031``: the difference (local - commercial), its interval and test."""
+        d = self.difference
+        text = f"{format_points(d.value)} points [{format_points(d.low)}, {format_points(d.high)}]"
+        test = format_p(self.p_value) if self.p_value is not None else "unpaired"
+        return f"{text}, {test}"
 
     @property
     def better(self) -> str | None:

@@ -340,13 +340,16 @@ def _compare_both(s: _State, costs: Costs, commercial: Candidate, local: Candida
         said = f" Cost did not decide (one {local.alias} server breaks even at {be:,.0f} calls/h)." if be else ""
         if be is not None and math.isinf(be):
             said = f" Cost did not decide ({local.alias} never breaks even: {commercial.alias}'s calls cost $0)."
-        return (
-            winner,
-            f"{_figures(winner)}, significantly more than {loser.pass_text()} for {loser.alias} ({q.text}).{said}",
+        return winner, (
+            f"{_figures(winner)}, significantly more than {loser.alias}'s {loser.pass_text()} "
+            f"({local.alias} - {commercial.alias}: {q.short()}).{said}"
         )
     cheaper, said = _rule_cost(s, costs, commercial, local)
-    head = f"{commercial.label()} and {local.label()} solve alike ({commercial.pass_text()} against {local.pass_text()}"
-    return cheaper, f"{head}; {q.text}): {said}."
+    alike = (
+        f"{commercial.label()} and {local.label()} solve alike: {commercial.pass_text()} against "
+        f"{local.pass_text()}, {local.alias} - {commercial.alias} {q.short()}, not significant"
+    )
+    return cheaper, f"{alike}. {said[0].upper()}{said[1:]}."
 
 
 def _consequences(s: _State, chosen: Candidate, costs: Costs | None) -> list[str]:
