@@ -338,6 +338,9 @@ def test_an_alias_without_a_role_is_left_out_with_the_fix(tmp_path: Path) -> Non
     d, ev = decision_of(tmp_path, records, calls_per_hour=10)
     assert "mystery" in ev.unroled and d.excluded["mystery"].startswith("rule 1: no cost: mapping and not served")
     assert "--commercial / --local" in d.excluded["mystery"]
+    down = {"outcome": "infrastructure", "failure": "connection_error", "passed": False}
+    d, _ = decision_of(tmp_path, records + [{**run("gone", "p1", 1, False, "self-hosted"), **down}])
+    assert d.excluded["gone"] == "rule 4: no counted run: its endpoint never answered (1 infrastructure run(s))"
     d, ev = decision_of(tmp_path, records, calls_per_hour=10, commercial=("mystery",))
     assert ev.candidate("mystery").role == "commercial" and ev.candidate("mystery").cost_per_call is None
 

@@ -129,7 +129,10 @@ def _rule_screening(s: _State) -> None:
 def _rule_solves(s: _State) -> None:
     said = []
     for c in list(s.left):
-        if c.passes == 0:
+        if c.runs == 0:
+            s.drop(c, 4, f"no counted run: its endpoint never answered ({c.infrastructure} infrastructure run(s))")
+            said.append(f"{c.alias} has no counted run")
+        elif c.passes == 0:
             s.drop(c, 4, f"solved none of its {c.runs} run(s): {c.pass_text()}")
             said.append(f"{c.alias} solved none of {c.runs}")
         else:
