@@ -16,6 +16,7 @@ agentbench rank sweep-a/sweep.json sweep-b/ ... [--pass-tolerance POINTS] [--htm
 agentbench size --params 8e9 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --context 32768 --gpu H100-80GB
 agentbench verdict SESSION_JSON --pytest-exit N [--setup-s S]     (scripts/main-job ends with it)
 agentbench screen ALIAS... [--models models.yaml] [--json] [--repeat N] [--concurrency C] [--gpu NAME]
+agentbench decide [results.jsonl ...] --data-boundary strict|moderate|none [--sweep F] [--screen F] [-o decision.md]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pytest_agentbench.cli import (
         check_packets,
         compare,
+        decide,
         export,
         k8s_job,
         merge,
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         k8s_job,
         probe,
         screen,
+        decide,
         verdict,
     ):
         command.add_parser(sub)
