@@ -1,0 +1,144 @@
+"""How the harness talks to a running gateway, from any process: the handle, run tickets, the admin client.
+
+The process that owns the gateway (the xdist controller, or a run without xdist) hands
+workers a :class:`GatewayHandle` (plain data, through ``workerinput``); a worker's
+:class:`GatewayClient` opens and closes runs over the gateway's *admin socket* (a Unix socket only
+the harness's user can reach, never mounted into a sandbox)::
+
+    client = GatewayClient(handle)
+    ticket = client.open_run("local-coder", max_total_tokens=200_000, ttl_s=900)
+    env = ticket.env(port=8765)          # what an agent in a sandbox is given (no real key in it)
+    ...                                  # the agent runs
+    calls = client.close_run(ticket.run_id)   # RunCalls: every call, the budget's account
+
+A :class:`RunTicket` is what an external agent adapter needs: the token (the only credential the
+agent gets), the host-side base URL and the agent socket (what a sandbox mounts; inside, the
+forwarder of :mod:`.forwarder` serves it on ``http://127.0.0.1:PORT``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pytest_agentbench.errors import ServerError
+from pytest_agentbench.serving.gateway.runs import CallRecord
+from pytest_agentbench.serving.gateway.upstream import httpx_module
+
+__all__ = ["GatewayClient", "GatewayHandle", "RunCalls", "RunTicket"]
+
+
+@dataclass(frozen=True)
+class GatewayHandle:
+    """A running gateway as plain data."""
+
+    base_url: str  # http://127.0.0.1:PORT/v1 on the host
+    agent_socket: str  # mounted into sandboxes (its folder)
+    admin_socket: str  # the harness's API; never mounted
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GatewayHandle:
+        return cls(str(data["base_url"]), str(data["agent_socket"]), str(data["admin_socket"]))
+
+
+@dataclass(frozen=True)
+class RunTicket:
+    """One run's access to the gateway: its token and where the gateway is."""
+
+    run_id: str
+    alias: str
+    token: str
+    base_url: str  # host side, ends in /v1
+    agent_socket: str  # host path of the socket a sandbox mounts
+
+    def env(self, port: int | None = None) -> dict[str, str]:
+        """The variables OpenAI- and Anthropic-style agents read: the gateway's URL and the run token.
+
+        ``port``: the forwarder's port inside a sandbox (``http://127.0.0.1:PORT``); None: the host URL.
+        """
+        root = f"http://127.0.0.1:{port}" if port is not None else self.base_url.removesuffix("/v1")
+        return {
+            "OPENAI_BASE_URL": f"{root}/v1",
+            "OPENAI_API_BASE": f"{root}/v1",  # LiteLLM-based agents (mini-swe-agent, aider)
+            "OPENAI_API_KEY": self.token,
+            "ANTHROPIC_BASE_URL": root,
+            "ANTHROPIC_API_KEY": self.token,
+        }
+
+
+@dataclass
+class RunCalls:
+    """A run as the gateway saw it: every call (in order) and the token budget's account."""
+
+    run_id: str
+    alias: str
+    closed: bool
+    budget: dict[str, Any]  # limit, used, known, note, spent
+    calls: list[CallRecord] = field(default_factory=list)
+
+    @classmethod
+    def from_summary(cls, data: Mapping[str, Any]) -> RunCalls:
+        return cls(
+            run_id=str(data["run_id"]),
+            alias=str(data["alias"]),
+            closed=bool(data["closed"]),
+            budget=dict(data["budget"]),
+            calls=[CallRecord.from_dict(c) for c in data["calls"]],
+        )
+
+
+class GatewayClient:
+    """The admin API of a gateway, over its admin socket; a context manager that closes its connection."""
+
+    def __init__(self, handle: GatewayHandle, *, timeout_s: float = 30.0) -> None:
+        httpx = httpx_module()
+        self.handle = handle
+        transport = httpx.HTTPTransport(uds=handle.admin_socket)
+        self._client = httpx.Client(transport=transport, base_url="http://gateway", timeout=timeout_s, trust_env=False)
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        httpx = httpx_module()
+        try:
+            response = self._client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"the agentbench gateway ({self.handle.admin_socket}) does not answer: {exc}") from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code != 200 or not isinstance(data, dict):
+            message = (data or {}).get("error", {}).get("message") if isinstance(data, dict) else response.text[:500]
+            raise ServerError(f"the agentbench gateway refused {method} {path}: {message}")
+        return data
+
+    def open_run(
+        self, alias: str, *, run_id: str | None = None, max_total_tokens: int | None = None, ttl_s: float | None = None
+    ) -> RunTicket:
+        """A new run of ``alias`` (its token stops working at ``close_run`` or after ``ttl_s``)."""
+        body = {"alias": alias, "run_id": run_id, "max_total_tokens": max_total_tokens, "ttl_s": ttl_s}
+        data = self._call("POST", "/agentbench/runs", body)
+        return RunTicket(str(data["run_id"]), alias, str(data["token"]), self.handle.base_url, self.handle.agent_socket)
+
+    def run_calls(self, run_id: str) -> RunCalls:
+        return RunCalls.from_summary(self._call("GET", f"/agentbench/runs/{run_id}"))
+
+    def close_run(self, run_id: str) -> RunCalls:
+        """End the run (its token stops working at once) and return its calls."""
+        return RunCalls.from_summary(self._call("DELETE", f"/agentbench/runs/{run_id}"))
+
+    def totals(self) -> dict[str, dict[str, Any]]:
+        """alias -> calls and tokens over the session (see ``RunRegistry.totals``)."""
+        return dict(self._call("GET", "/agentbench/totals"))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
