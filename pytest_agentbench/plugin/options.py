@@ -150,6 +150,16 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
             f"agentbench_safety_timeout_factor; default: {DEFAULT_SAFETY_FACTOR:g})",
         ),
     ),
+    (
+        "--agentbench-gateway",
+        dict(
+            dest="agentbench_gateway",
+            action="store_true",
+            default=None,
+            help="start the measuring gateway for the session (shared by xdist workers): external agents reach "
+            "their alias only through it, with a per-run token (ini: agentbench_gateway; default: off)",
+        ),
+    ),
 )
 #: The ini keys, as (name, help, type or None, default).
 _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
@@ -163,6 +173,7 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_repeats", "independent trials per (packet, alias) (default 1)", None, ""),
     ("agentbench_budget", "what ends a run: wall | tokens (default wall)", None, ""),
     ("agentbench_max_total_tokens", "token budget per run (prompt + completion), overriding the packets'", None, ""),
+    ("agentbench_gateway", "start the measuring gateway for the session (default false)", "bool", False),
     (
         "agentbench_safety_timeout_factor",
         f"budget tokens: the wall-clock safety net is timeout_s x this (default {DEFAULT_SAFETY_FACTOR:g})",
@@ -245,6 +256,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         resume=resume,
         prompt_warn_bytes=prompt_warn,
         repeats=_repeats(config),
+        gateway=bool(opt.agentbench_gateway or config.getini("agentbench_gateway")),
         **_budget_settings(config),
     )
 

@@ -27,6 +27,7 @@ class Settings:
     budget: BudgetMode = "wall"  # --budget: what binds, the wall clock or turns and tokens (agents.config)
     max_total_tokens: int | None = None  # --max-total-tokens: overrides every packet's limits.max_total_tokens
     safety_timeout_factor: float = DEFAULT_SAFETY_FACTOR  # --budget=tokens: the wall-clock net = timeout x this
+    gateway: bool = False  # --agentbench-gateway: start the measuring gateway (serving.gateway) for the session
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:

@@ -79,6 +79,7 @@ class RunCalls:
     closed: bool
     budget: dict[str, Any]  # limit, used, known, note, spent
     calls: list[CallRecord] = field(default_factory=list)
+    in_flight: int = 0  # calls not finished when this was read (their records are incomplete)
 
     @classmethod
     def from_summary(cls, data: Mapping[str, Any]) -> RunCalls:
@@ -88,6 +89,7 @@ class RunCalls:
             closed=bool(data["closed"]),
             budget=dict(data["budget"]),
             calls=[CallRecord.from_dict(c) for c in data["calls"]],
+            in_flight=int(data.get("in_flight") or 0),
         )
 
 

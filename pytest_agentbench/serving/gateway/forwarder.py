@@ -83,6 +83,7 @@ def main(argv):
         return EXIT
     path, port, command = argv[0], int(argv[1]), argv[3:]
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a previous run's connections in TIME_WAIT
     try:
         listener.bind(("127.0.0.1", port))
         listener.listen(128)

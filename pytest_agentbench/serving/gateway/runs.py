@@ -127,12 +127,21 @@ class Run:
         self.calls: list[CallRecord] = []
         self._waiting: dict[str, CallRecord] = {}  # tool call id -> the call that made it
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._active = 0  # calls begun and not finished
 
     def begin(self, protocol: str) -> CallRecord:
         with self._lock:
             call = CallRecord(index=len(self.calls), protocol=protocol, started_s=time.monotonic() - self.opened)
             self.calls.append(call)
+            self._active += 1
             return call
+
+    def settle(self, timeout_s: float) -> int:
+        """Wait until no call is in flight (at most ``timeout_s``); how many still are."""
+        with self._lock:
+            self._idle.wait_for(lambda: self._active == 0, timeout=timeout_s)
+            return self._active
 
     def clamp(self, asked: int | None) -> int | None:
         """The next call's output cap: ``asked`` clamped to what is left of the budget.
@@ -163,6 +172,8 @@ class Run:
                 self.ledger.add(call.usage, call.index)
             for tool_call in call.tool_calls:
                 self._waiting[tool_call.id] = call
+            self._active -= 1
+            self._idle.notify_all()
 
     def results_seen(self, results: Mapping[str, tuple[bool, str]]) -> None:
         """Tool results the agent sent in a request: kept on the calls that asked for them (once)."""
@@ -181,6 +192,7 @@ class Run:
                 "run_id": self.run_id,
                 "alias": self.alias,
                 "closed": self.closed,
+                "in_flight": self._active,
                 "budget": budget | {"spent": ledger.spent},
                 "calls": [c.to_dict() for c in self.calls],
             }
@@ -241,11 +253,13 @@ class RunRegistry:
         with self._lock:
             return self._runs[run_id]
 
-    def close(self, run_id: str) -> Run:
-        """End a run: its token stops working at once; its record stays readable."""
+    def close(self, run_id: str, *, settle_s: float = 5.0) -> Run:
+        """End a run: its token stops working at once; calls still in flight get ``settle_s`` to finish
+        (an agent that has exited leaves its last calls to be torn down); its record stays readable."""
         with self._lock:
             run = self._runs[run_id]
             run.closed = True
+        run.settle(settle_s)
         return run
 
     def count(self, alias: str, call: CallRecord) -> None:

@@ -346,6 +346,7 @@ class Gateway:
             self._serve(_UnixListener(str(self.agent_socket), _Handler))
             os.chmod(self.agent_socket, 0o666)  # the sandbox's user connects: the run token is the guard
             self._serve(_UnixListener(str(self.admin_socket), _Handler), admin=True)
+            os.chmod(self.admin_socket, 0o600)  # in a 0700 folder already: the harness's user only
         except BaseException:
             self.stop()
             raise
@@ -400,11 +401,13 @@ class Gateway:
 
     def stop(self) -> None:
         """Stop serving, close the upstream client, remove the sockets; idempotent."""
-        for listener in self._listeners:
-            listener.shutdown()
-            listener.server_close()
-        for thread in self._threads:
+        stopping = [threading.Thread(target=listener.shutdown, daemon=True) for listener in self._listeners]
+        for thread in stopping:  # at once: each waits up to its poll interval
+            thread.start()
+        for thread in [*stopping, *self._threads]:
             thread.join(timeout=5)
+        for listener in self._listeners:
+            listener.server_close()
         self._listeners, self._threads = [], []
         self.upstream.close()
         if self._dir is not None:

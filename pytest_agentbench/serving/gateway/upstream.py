@@ -129,6 +129,26 @@ def _transport_failure(exc: BaseException, url: str) -> ModelCallError:
     return classify_exception(wrapped)
 
 
+class _Guarded:
+    """An upstream response whose body ends in the deadline's error when the deadline cut it (a cut
+    socket can read as a clean end of a body that has no length)."""
+
+    def __init__(self, response: Any, guard: CallGuard, cut: ModelCallError) -> None:
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self._response, self._guard, self._cut = response, guard, cut
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        yield from self._response.iter_bytes()
+        if self._guard.fired:
+            raise self._cut
+
+    @property
+    def response(self) -> Any:
+        """The httpx response itself (for the failure taxonomy)."""
+        return self._response
+
+
 class Upstream:
     """The gateway's HTTP client for every alias; a context manager that closes it."""
 
@@ -171,31 +191,32 @@ class Upstream:
         """
         httpx = self._httpx
         url = route.base_url + path
-        now = time.monotonic()
-        budget = deadline - now
+        budget = deadline - time.monotonic()
         guard = CallGuard(deadline)
         timeout = httpx.Timeout(max(0.1, budget), connect=min(_CONNECT_TIMEOUT_S, max(0.1, budget)))
+        cut = ModelCallError(
+            "timeout",
+            f"no complete answer from {url} within {max(0.0, budget):.1f} s ({route.where}.timeout_s or the "
+            "run's time left): the server kept the connection open without finishing (cut at the deadline)",
+        )
         try:
             with guard:
                 request = self._client.build_request("POST", url, content=body, headers=dict(headers), timeout=timeout)
                 response = self._client.send(request, stream=True)
                 try:
-                    yield response
+                    yield _Guarded(response, guard, cut)
                 finally:
                     response.close()
         except (ClientGone, ModelCallError):
             raise
         except (httpx.HTTPError, OSError, ValueError) as exc:
             if guard.fired:
-                raise ModelCallError(
-                    "timeout",
-                    f"no complete answer from {url} within {max(0.0, budget):.1f} s ({route.where}.timeout_s or the "
-                    f"run's time left): the server kept the connection open without finishing (cut at the deadline)",
-                ) from exc
+                raise cut from exc
             raise _transport_failure(exc, url) from exc
 
-    def status_failure(self, response: Any, body: bytes) -> ModelCallError:
-        return _status_failure(response, body)
+    def status_failure(self, response: _Guarded, body: bytes) -> ModelCallError:
+        """An upstream error answer (``response`` as :meth:`exchange` gives it) as a classed failure."""
+        return _status_failure(response.response, body)
 
     def close(self) -> None:
         self._client.close()
