@@ -829,4 +829,19 @@ def test_gateway_totals_equal_vllms_metrics_over_all_three_protocols(tiny_model:
     assert all(c.ttft_s is not None for c in calls if c.stream and not c.destreamed)
     prompt = sum(t["prompt_tokens"] for t in totals.values())
     completion = sum(t["completion_tokens"] for t in totals.values())
+    server_counts = f"{delta.prompt_tokens} in / {delta.generation_tokens} out"
+    print(f"gateway {prompt} in / {completion} out; vLLM /metrics {server_counts}")
     assert (prompt, completion) == (delta.prompt_tokens, delta.generation_tokens)
+
+
+def test_destream_is_a_strict_models_yaml_key(tmp_path: Path) -> None:
+    from pytest_agentbench.errors import ModelsFileError
+    from pytest_agentbench.models.registry import load_models
+
+    path = tmp_path / "models.yaml"
+    path.write_text("models:\n  q:\n    model: m\n    base_url: http://127.0.0.1:9/v1\n    destream: true\n")
+    spec = load_models(path)["q"]
+    assert spec.destream and route_for(spec, "http://127.0.0.1:9/v1").destream
+    path.write_text("models:\n  q:\n    model: m\n    base_url: http://127.0.0.1:9/v1\n    destream: 'yes'\n")
+    with pytest.raises(ModelsFileError, match=r"models\.q\.destream: expected true or false"):
+        load_models(path)
