@@ -47,7 +47,7 @@ from pytest_agentbench.serving.gateway.protocols import (
     usage_of,
     wants_stream,
 )
-from pytest_agentbench.serving.gateway.repair import Answer, find_calls, read_answer, repaired
+from pytest_agentbench.serving.gateway.repair import Answer, Findings, find_calls, read_answer, repaired
 from pytest_agentbench.serving.gateway.runs import CallRecord, Run, RunRegistry
 from pytest_agentbench.serving.gateway.sse import EventTooLarge, SseFramer, StreamMeter
 from pytest_agentbench.serving.gateway.upstream import ClientGone, Route, Upstream
@@ -224,7 +224,8 @@ class Proxy:
         keep = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
         reply.raw(response.status_code, body, response.headers.get("content-type", "application/json"), keep)
 
-    def _note_calls(self, call: CallRecord, answer: Answer, route: Route, tools: list[dict[str, Any]]) -> Any:
+    def _note_calls(self, call: CallRecord, answer: Answer, route: Route, tools: list[dict[str, Any]]) -> Findings:
+        """Record what the answer's tool calls were (native, leaked, invalid) and its text; a refusal is classed."""
         findings = find_calls(answer, route.tool_parser, tools)
         call.model = answer.model
         call.finish_reason = None if answer.finish_reason is None else str(answer.finish_reason)

@@ -77,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._guard.attach(self.connection)
         try:
             super().handle_one_request()
-        except ClientGone:
+        except (ClientGone, OSError):  # the client went away (a reset, a cut at the read deadline)
             self.close_connection = True
         finally:
             self._guard.disarm()
