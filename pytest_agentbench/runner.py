@@ -1,8 +1,9 @@
 """One trial: a packet, an alias, a sandbox -> a ``RunRecord`` (:mod:`pytest_agentbench.results.record`). pytest-free.
 
 :func:`run_packet` composes a trial: it opens the sandbox, lets the agent work
-in it, then runs the gates in the same sandbox, and wraps what came out in a
-``RunRecord``; the sandbox is closed on every path. Model failures are part of
+in it, takes the agent's patch (:func:`~pytest_agentbench.sandbox.patch.take_patch`: before any
+hidden file is copied in, and never failing the run), then runs the gates in the same sandbox,
+and wraps what came out in a ``RunRecord``; the sandbox is closed on every path. Model failures are part of
 the record; sandbox failures propagate as :class:`~pytest_agentbench.errors.SandboxError`.
 A run whose model never answered (outcome ``infrastructure``, rule in
 ``agents.transcript``) is recorded with no gate results: the untouched workspace
@@ -15,13 +16,15 @@ import time
 from collections.abc import Callable
 
 from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, BudgetMode, budget_config
-from pytest_agentbench.agents.loop import Model, run_agent
+from pytest_agentbench.agents.loop import Model, progress_of, run_agent
+from pytest_agentbench.events import OnRunProgress
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import run_gates
 from pytest_agentbench.packets.integrity import Reset
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.results.record import RunRecord, new_run_id
 from pytest_agentbench.sandbox.base import Sandbox
+from pytest_agentbench.sandbox.patch import take_patch
 
 __all__ = ["run_packet"]
 
@@ -37,11 +40,13 @@ def run_packet(
     budget: BudgetMode = "wall",
     max_total_tokens: int | None = None,
     safety_factor: float = DEFAULT_SAFETY_FACTOR,
+    on_progress: OnRunProgress | None = None,
 ) -> RunRecord:
     """Run the agent on ``packet`` in a fresh sandbox, then its gates; the sandbox is always closed.
 
     ``agent_timeout`` and ``max_total_tokens`` override the packet's limits; ``budget`` picks what binds
     (``wall``, or ``tokens`` with the wall clock a safety net at timeout x ``safety_factor``: ``agents.config``).
+    ``on_progress`` (:mod:`pytest_agentbench.events`) hears of each agent turn and of the gates starting.
     """
     start = time.monotonic()
     limits = packet.limits
@@ -56,7 +61,10 @@ def run_packet(
     )
     sandbox = make_sandbox(packet)
     try:
-        result = run_agent(packet.prompt, sandbox, model, config)
+        result = run_agent(packet.prompt, sandbox, model, config, on_progress)
+        patch = take_patch(sandbox, packet.workspace) if result.counted else None
+        if on_progress is not None and result.counted:
+            on_progress(progress_of("gates", result.turns, config, result.wall_s))
         resets: list[Reset] = []
         gates = run_gates(packet, sandbox, resets=resets) if result.counted else []
         info = sandbox.info
@@ -71,4 +79,6 @@ def run_packet(
         sandbox=info,
         wall_s=time.monotonic() - start,
         extra={"workspace_reset": [r.to_dict() for r in resets]} if resets else {},
+        patch=patch,
+        agent_config=config,
     )

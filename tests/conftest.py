@@ -11,6 +11,25 @@ import pytest
 
 from .fake_vllm import FAKE_API_SERVER
 
+
+def _preimport_the_docker_stack() -> None:
+    """Import docker (requests, http.cookiejar) once, before any in-process pytester run.
+
+    pytester's in-process runs drop the modules first imported inside them when they end. If a run is
+    the first to import docker, its requests/http.cookiejar go; a later import rebuilds some of them
+    but not others, and requests then refuses its own cookie jar ("You can only merge into CookieJar"):
+    every docker test after that fails. Importing the stack here keeps one copy for the whole session.
+    """
+    import http.cookiejar  # noqa: F401
+
+    try:
+        import docker  # noqa: F401
+    except ImportError:  # the docker extra is optional; its tests skip with the hint
+        pass
+
+
+_preimport_the_docker_stack()
+
 REPO = Path(__file__).resolve().parent.parent
 BUGFIX = REPO / "task_packets" / "bugfix-median"
 SCRIPTS = REPO / "examples" / "scripted"

@@ -83,6 +83,12 @@ class _OneAnswer(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        self.server.chatted = True  # type: ignore[attr-defined]
+
+    def do_GET(self) -> None:  # the session's provenance (GET /version): not a chat call, no answer counted
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -90,12 +96,15 @@ class _OneAnswer(BaseHTTPRequestHandler):
 
 @contextmanager
 def answers_once() -> Iterator[str]:
-    """A real server that answers exactly one request and then stops listening: the next call is refused."""
+    """A real server that answers exactly one chat request and then stops listening: the next call is refused."""
     server = HTTPServer(("127.0.0.1", 0), _OneAnswer)
     server.timeout = 60  # a test that never calls does not leave the thread waiting forever
 
     def serve() -> None:
-        server.handle_request()
+        for _ in range(3):  # a GET or two first (provenance), then the one chat call
+            server.handle_request()
+            if getattr(server, "chatted", False):
+                break
         server.server_close()
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -149,7 +158,7 @@ def test_unreachable_alias_is_an_error_apart_and_a_flaky_one_a_failure(
         # the terminal summary: the pass rate leaves the dead run out, and counts it apart
         summary = out[out.index("agentbench summary:") :]
         assert summary.startswith("agentbench summary: 3 runs (1 infrastructure error, not counted), 3 aliases")
-        assert cells(summary, "pass rate") == ["100% (1/1)", "n/a (no answer)", "0% (0/1)"]
+        assert cells(summary, "pass rate") == ["100% (1/1) [21, 100]", "n/a (no answer)", "0% (0/1) [0, 79]"]
         assert cells(summary, "runs") == ["1", "0", "1"]
         assert cells(summary, "infrastructure errors") == ["-", "1 (connection_error)", "-"]
         assert cells(summary, "  connection_error") == ["-", "-", "1"]  # the flaky run's class, counted

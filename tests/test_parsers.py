@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_agentbench.errors import ConfigError
+from pytest_agentbench.models.adapter import ModelAdapter
 from pytest_agentbench.models.calls import ParsedMessage
 from pytest_agentbench.models.parsers import (
     REASONING_PARSERS,
@@ -21,6 +23,8 @@ from pytest_agentbench.models.parsers import (
     parse_message,
     validate_parser_names,
 )
+from pytest_agentbench.models.registry import ModelSpec
+from pytest_agentbench.serving.scripted import ScriptedServer
 
 DATA = Path(__file__).parent / "data" / "parsers"
 
@@ -60,9 +64,12 @@ def tool(name: str, **properties: Any) -> dict[str, Any]:
 
 def test_registries_hold_the_documented_names() -> None:
     assert {"openai", "hermes", "qwen3_xml", "glm47", "json_block"} <= set(TOOL_PARSERS)
-    assert set(REASONING_PARSERS) == {"think_tags"}
+    assert {"deepseek_v31", "deepseek_v32", "deepseek_v4", "minimax_m2", "kimi_k2"} <= set(TOOL_PARSERS)
+    assert set(REASONING_PARSERS) == {"think_tags", "qwen3"}
     assert TOOL_PARSERS["qwen3_coder"] is TOOL_PARSERS["qwen3_xml"]
     assert TOOL_PARSERS["glm45"] is TOOL_PARSERS["glm47"]
+    assert TOOL_PARSERS["deepseek_v3"] is TOOL_PARSERS["deepseek_v31"]
+    assert TOOL_PARSERS["deepseek_v4"] is TOOL_PARSERS["deepseek_v32"]
 
 
 def test_unknown_tool_parser_names_the_valid_ones() -> None:
@@ -810,11 +817,12 @@ def test_reasoning_field_and_think_tags_together() -> None:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.txt")))
 @pytest.mark.parametrize("tool_parser", sorted(TOOL_PARSERS))
-def test_any_sample_cut_anywhere_with_any_parser_is_handled(name: str, tool_parser: str) -> None:
+@pytest.mark.parametrize("reasoning_parser", sorted(REASONING_PARSERS))
+def test_any_sample_cut_anywhere_with_any_parser_is_handled(name: str, tool_parser: str, reasoning_parser: str) -> None:
     """As max_tokens would cut it, at every few characters: no exception, only sound results."""
     full = sample(name)
     for cut in [*range(0, len(full), 3), len(full)]:
-        parsed = parse(full[:cut], tool_parser, "think_tags")
+        parsed = parse(full[:cut], tool_parser, reasoning_parser)
         for call in parsed.tool_calls:
             assert isinstance(json.loads(call.arguments), dict)
             assert call.name and call.id
@@ -837,3 +845,491 @@ def test_flat_tool_schemas_are_understood_too() -> None:
     flat = {"name": "f", "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}}}
     text = "<tool_call>\n<function=f>\n<parameter=n>\n7\n</parameter>\n</function>\n</tool_call>"
     assert calls(parse(text, "qwen3_xml", tools=[flat, "not a tool"])) == [("call_0", "f", {"n": 7})]
+
+
+# -- deepseek_v31 (and deepseek_v3: the fenced V3 / R1 spelling) --------------------------------------
+
+BEGIN, CALL, SEP, END, CLOSE = (
+    "<｜tool▁calls▁begin｜>",
+    "<｜tool▁call▁begin｜>",
+    "<｜tool▁sep｜>",
+    "<｜tool▁call▁end｜>",
+    ("<｜tool▁calls▁end｜>"),
+)
+
+
+def test_deepseek_v31_two_calls_after_prose() -> None:
+    parsed = parse(
+        sample("deepseek_v31_two_calls.txt"), "deepseek_v31", tools=[tool("run", timeout_s={"type": "integer"})]
+    )
+    assert calls(parsed) == [
+        ("call_0", "read_file", {"path": "tests/test_median.py"}),
+        ("call_1", "run", {"command": "python -m pytest -q tests -k 'median and not slow'", "timeout_s": 120}),
+    ]
+    assert parsed.content == "I'll read the failing test first, then run the suite."
+    assert parsed.invalid_tool_calls == ()
+
+
+def test_deepseek_r1_fenced_call_after_a_template_opened_thought() -> None:
+    parsed = parse(sample("deepseek_r1_fenced_call.txt"), "deepseek_v3", "think_tags")
+    assert calls(parsed) == [("call_0", "read_file", {"path": "src/stats.py"})]
+    assert parsed.reasoning == "The even branch returns the upper middle element; I should look at it."
+    assert parsed.content == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'{BEGIN}{CALL}run{SEP}{{"command": "ls"}}{END}{CLOSE}',
+        f'{CALL}run{SEP}{{"command": "ls"}}{END}',  # no section tokens
+        f'{BEGIN}{CALL}run{SEP}{{"command": "ls"}}',  # the end tokens were stop tokens
+        f'{BEGIN}\n{CALL} run {SEP}\n{{"command": "ls"}}\n{END}\n{CLOSE}\n',
+        '<|tool▁calls▁begin|><|tool▁call▁begin|>run<|tool▁sep|>{"command": "ls"}<|tool▁call▁end|>',  # ASCII bars
+        f'{CALL}function{SEP}run\n```json\n{{"command": "ls"}}\n```{END}',
+        f'{CALL}function{SEP}run\n{{"command": "ls"}}{END}',  # V3 without the fence
+        f'{CALL}run{SEP}"{{\\"command\\": \\"ls\\"}}"{END}',  # double-encoded: a JSON string holding the object
+    ],
+    ids=["full", "no-section", "stop-tokens", "whitespace", "ascii-bars", "v3-fenced", "v3-bare", "dbl"],
+)
+def test_deepseek_variations(text: str) -> None:
+    parsed = parse(text, "deepseek_v31")
+    if "dbl" in text or text.count('\\"'):
+        assert parsed.tool_calls == ()  # a JSON string is not an object: invalid, not guessed
+        assert parsed.invalid_tool_calls[0].startswith("arguments must be a JSON object, got str")
+        return
+    assert calls(parsed) == [("call_0", "run", {"command": "ls"})]
+    assert (parsed.content, parsed.invalid_tool_calls) == ("", ())
+
+
+def test_deepseek_end_token_inside_a_json_string_is_text() -> None:
+    value = f"print('{END}')"
+    text = f"{CALL}write_file{SEP}{json.dumps({'path': 'a.py', 'content': value}, ensure_ascii=False)}{END}"
+    assert calls(parse(text, "deepseek_v31")) == [("call_0", "write_file", {"path": "a.py", "content": value})]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (f'{CALL}run{{"command": "ls"}}', "the output ends before <｜tool▁sep｜> (truncated?)"),
+        (f'{CALL}run{SEP}{{"command": "ls",}}{END}', "invalid JSON arguments (Expecting property name"),
+        (f"{CALL}run{SEP}[1, 2]{END}", "arguments must be a JSON object, got list"),
+        (f'{CALL}run{SEP}{{"command": "ls"}} and more{END}', "unexpected text after the arguments"),
+        (f"{CALL}{SEP}{{}}{END}", "missing function name"),
+        (f'{CALL}read file{SEP}{{"path": "a"}}{END}', "invalid function name 'read file'"),
+        (f"{CALL}run{SEP}", "the output ends before the arguments (truncated?)"),
+        (f'{CALL}run{SEP}{{"command": "pytest -q tes', "invalid JSON arguments (Unterminated string"),
+        (f"{BEGIN}", "the output ends after the section begin token (truncated?)"),
+        (f"{BEGIN}I will call run now.{CLOSE}", "a tool-call section without a call in it"),
+    ],
+)
+def test_deepseek_malformed_calls(text: str, reason: str) -> None:
+    parsed = parse("Next.\n" + text, "deepseek_v31")
+    assert parsed.tool_calls == ()
+    assert parsed.content == "Next."
+    (invalid,) = parsed.invalid_tool_calls
+    assert invalid.startswith(reason)
+
+
+def test_deepseek_a_call_cut_by_the_next_one_is_invalid_and_the_next_stays() -> None:
+    text = f'{BEGIN}{CALL}read_file{SEP}{{"path": "a.py"{CALL}run{SEP}{{"command": "ls"}}{END}{CLOSE}'
+    parsed = parse(text, "deepseek_v31")
+    assert calls(parsed) == [("call_0", "run", {"command": "ls"})]
+    (invalid,) = parsed.invalid_tool_calls
+    assert invalid.startswith("invalid JSON arguments") and "read_file" in invalid
+
+
+def test_deepseek_unknown_tool_names_are_kept_for_the_agent_to_refuse() -> None:
+    """The parser decodes; whether the tool exists is the agent's call (it answers 'unknown tool')."""
+    parsed = parse(f'{CALL}rm_rf{SEP}{{"path": "/"}}{END}', "deepseek_v31", tools=[tool("run")])
+    assert calls(parsed) == [("call_0", "rm_rf", {"path": "/"})]
+
+
+def test_openai_recovers_leaked_deepseek_calls() -> None:
+    parsed = parse(sample("deepseek_v31_two_calls.txt"), "openai")
+    assert [c.name for c in parsed.tool_calls] == ["read_file", "run"]
+    assert parsed.content == "I'll read the failing test first, then run the suite."
+
+
+# -- dsml: deepseek_v32 / deepseek_v4 --------------------------------------------------------------------
+
+
+def test_dsml_v4_after_thinking() -> None:
+    parsed = parse(sample("dsml_v4_thinking_calls.txt"), "deepseek_v4", "qwen3")
+    assert parsed.reasoning is not None and parsed.reasoning.startswith("The median of an even-length list")
+    assert parsed.content == "I'll fix the even-length branch."
+    read, edit = calls(parsed)
+    assert read == ("call_0", "read_file", {"path": "src/stats.py"})
+    assert edit[1] == "edit_file"
+    assert edit[2]["old"] == "    return s[n // 2]"
+    assert edit[2]["new"] == (
+        "    if n % 2 == 0:\n        return (s[n // 2 - 1] + s[n // 2]) / 2"
+        '  # "</｜DSML｜parameter>" in a comment stays text\n    return s[n // 2]'
+    )
+    assert edit[2]["count"] == 1 and edit[2]["options"] == {"backup": False, "encoding": "utf-8"}
+
+
+def test_dsml_v32_function_calls_block() -> None:
+    parsed = parse(sample("dsml_v32_function_calls.txt"), "deepseek_v32")
+    assert calls(parsed) == [
+        ("call_0", "list_files", {"path": ".", "recursive": True}),
+        ("call_1", "grep", {"pattern": "argparse.ArgumentParser(", "globs": ["*.py", "src/**/*.py"]}),
+    ]
+    assert parsed.content == "Let me list the files and search for the CLI entry point."
+
+
+DS = "｜DSML｜"
+
+
+def dsml_call(*params: str, name: str = "f", block: str = "tool_calls") -> str:
+    body = "".join(f"<{DS}parameter {p}</{DS}parameter>\n" for p in params)
+    return f'<{DS}{block}>\n<{DS}invoke name="{name}">\n{body}</{DS}invoke>\n</{DS}{block}>'
+
+
+@pytest.mark.parametrize(
+    ("param", "schema", "expected"),
+    [
+        ('name="x" string="true">5', None, "5"),  # a string, as written
+        ('name="x" string="false">5', None, 5),
+        ('name="x" string="false">not json', None, "not json"),
+        ('name="x" string="false">[1, 2]', {"type": "array"}, [1, 2]),
+        ('name="x">7', {"type": "integer"}, 7),  # no attribute: typed from the schema
+        ('name="x">7', {"type": "string"}, "7"),
+        ('name="x">{"a": 1}', None, {"a": 1}),  # no attribute, no schema: JSON if it is JSON
+        ('name="x">a b', None, "a b"),
+        ('name="x" string="true">  spaced\n', None, "  spaced\n"),  # kept exactly
+    ],
+)
+def test_dsml_values(param: str, schema: dict[str, Any] | None, expected: Any) -> None:
+    tools = [tool("f", x=schema)] if schema else None
+    assert calls(parse(dsml_call(param), "deepseek_v4", tools=tools)) == [("call_0", "f", {"x": expected})]
+
+
+@pytest.mark.parametrize("block", ["function_calls", "tool_calls", "toolcalls", "tool"])
+def test_dsml_block_spellings_all_parse_under_both_names(block: str) -> None:
+    text = dsml_call('name="command" string="true">ls', name="run", block=block)
+    for name in ("deepseek_v32", "deepseek_v4"):
+        assert calls(parse(text, name)) == [("call_0", "run", {"command": "ls"})]
+
+
+def test_dsml_ascii_bars_and_no_block() -> None:
+    text = (
+        '<|DSML|invoke name="run">\n<|DSML|parameter name="command" string="true">ls</|DSML|parameter>\n</|DSML|invoke>'
+    )
+    assert calls(parse("Running.\n" + text, "deepseek_v4")) == [("call_0", "run", {"command": "ls"})]
+
+
+def test_dsml_missing_closing_tags_are_tolerated() -> None:
+    text = (
+        f'<{DS}tool_calls>\n<{DS}invoke name="edit">\n<{DS}parameter name="path" string="true">a.py\n'
+        f'<{DS}parameter name="line" string="false">12</{DS}parameter>\n</{DS}tool_calls>'
+    )
+    assert calls(parse(text, "deepseek_v4")) == [("call_0", "edit", {"path": "a.py", "line": 12})]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (dsml_call('name="x" string="true">1', 'name="x" string="true">2'), "parameter 'x' given twice"),
+        (f"<{DS}tool_calls>\n<{DS}invoke>\n</{DS}invoke>", 'expected name="..."> in <invoke'),
+        (f'<{DS}invoke name="">\n</{DS}invoke>', "missing name in <invoke>"),
+        (f'<{DS}invoke name="f">\nx = 1\n</{DS}invoke>', "unexpected text in <invoke name='f'>"),
+        (f'<{DS}invoke name="f">\n<{DS}parameter name="code" string="true">def g():', "the output ends inside <para"),
+        (f'<{DS}invoke name="f">\n<{DS}parameter string="true">1</{DS}parameter>', 'expected name="..."> in <param'),
+        (
+            f'<{DS}invoke name="f">\n<{DS}parameter name="a" string="true">1</{DS}parameter>',
+            "the output ends inside <inv",
+        ),
+        (f"<{DS}tool_calls>", "the output ends after the tool-call block tag (truncated?)"),
+        (f"<{DS}tool_calls>\nI will call f.\n</{DS}tool_calls>", "a tool-call block without an <invoke>"),
+        (f'<{DS}invoke name="a b">\n</{DS}invoke>', "invalid function name 'a b'"),
+    ],
+)
+def test_dsml_malformed(text: str, reason: str) -> None:
+    parsed = parse("On it.\n" + text, "deepseek_v4")
+    assert parsed.tool_calls == ()
+    assert parsed.content == "On it."
+    (invalid,) = parsed.invalid_tool_calls
+    assert invalid.startswith(reason)
+
+
+def test_dsml_an_invoke_opened_inside_a_value_ends_the_call_there() -> None:
+    text = (
+        f'<{DS}invoke name="write_file">\n<{DS}parameter name="content" string="true">see <{DS}invoke name="x">'
+        f'</{DS}parameter>\n</{DS}invoke>\n<{DS}invoke name="run">\n<{DS}parameter name="command" string="true">ls'
+        f"</{DS}parameter>\n</{DS}invoke>"
+    )
+    parsed = parse(text, "deepseek_v4")
+    assert [c.name for c in parsed.tool_calls] == ["run"]
+    assert parsed.invalid_tool_calls[0].startswith("<parameter name='content'> is not closed before the next <invoke>")
+    assert len(parsed.invalid_tool_calls) == 2  # and the stray <invoke name="x"> is reported, not run
+
+
+def test_openai_recovers_leaked_dsml_calls() -> None:
+    parsed = parse(sample("dsml_v32_function_calls.txt"), "openai")
+    assert [c.name for c in parsed.tool_calls] == ["list_files", "grep"]
+
+
+# -- minimax_m2 ------------------------------------------------------------------------------------------
+
+
+def test_minimax_m2_calls_after_thinking_kept_in_the_text() -> None:
+    """vLLM's minimax_m2_append_think keeps <think>...</think> in the content: the client splits it."""
+    tools = [
+        tool("write_file", path={"type": "string"}, content={"type": "string"}),
+        tool("run", timeout_s={"type": "integer"}),
+    ]
+    parsed = parse(sample("minimax_m2_thinking_calls.txt"), "minimax_m2", "qwen3", tools=tools)
+    assert parsed.reasoning == "The user wants a --top N option. I'll write the new CLI module and run its tests."
+    assert parsed.content == ""
+    (write, run) = calls(parsed)
+    assert write[2]["path"] == "src/wordcount/cli.py"
+    assert write[2]["content"].startswith("import argparse\n\n\ndef main(argv=None):\n")
+    assert "# '</parameter>' here is code, not a tag\n    return parser.parse_args(argv)\n" in write[2]["content"]
+    assert run == ("call_1", "run", {"command": "python -m pytest -q tests/test_cli.py", "timeout_s": 120})
+
+
+def test_minimax_values_stay_strings_without_a_schema() -> None:
+    parsed = parse(sample("minimax_m2_thinking_calls.txt"), "minimax_m2", "think_tags")
+    assert calls(parsed)[1][2]["timeout_s"] == "120"
+
+
+@pytest.mark.parametrize(
+    "opening",
+    ['<invoke name="run">', "<invoke name='run'>", "<invoke name=run>", '<invoke  name = "run" >'],
+)
+def test_minimax_name_quoting(opening: str) -> None:
+    text = f'<minimax:tool_call>\n{opening}\n<parameter name="command">ls</parameter>\n</invoke>\n</minimax:tool_call>'
+    assert calls(parse(text, "minimax_m2")) == [("call_0", "run", {"command": "ls"})]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            '<minimax:tool_call>\n<invoke name="f">\n<parameter name="a">1</parameter>\n<parameter name="a">2'
+            "</parameter>\n</invoke>\n</minimax:tool_call>",
+            "parameter 'a' given twice",
+        ),
+        ('<minimax:tool_call>\n<invoke name="f">\n<parameter name="code">x = [', "the output ends inside <parameter"),
+        ("<minimax:tool_call>", "the output ends after the tool-call block tag (truncated?)"),
+        ("<minimax:tool_call>\nrun ls\n</minimax:tool_call>", "a tool-call block without an <invoke>"),
+        ('<minimax:tool_call>\n<invoke name="{{ tool.name }}">\n</invoke>', "invalid function name"),
+        ('<minimax:tool_call>\n<invoke name="f">\n<arg>1</arg>\n</invoke>', "unexpected text in <invoke name='f'>"),
+    ],
+)
+def test_minimax_malformed(text: str, reason: str) -> None:
+    parsed = parse("Okay.\n" + text, "minimax_m2")
+    assert parsed.tool_calls == ()
+    assert parsed.content == "Okay."
+    (invalid,) = parsed.invalid_tool_calls
+    assert invalid.startswith(reason)
+
+
+def test_openai_recovers_leaked_minimax_calls_but_not_a_bare_invoke_in_prose() -> None:
+    parsed = parse(sample("minimax_m2_thinking_calls.txt"), "openai", "qwen3")
+    assert [c.name for c in parsed.tool_calls] == ["write_file", "run"]
+    prose = 'An MCP server answers <invoke name="x"> elements; see the spec.'
+    assert parse(prose, "openai") == ParsedMessage(content=prose)
+
+
+# -- kimi_k2 ---------------------------------------------------------------------------------------------
+
+
+def test_kimi_k2_keeps_its_own_call_ids() -> None:
+    parsed = parse(sample("kimi_k2_two_calls.txt"), "kimi_k2")
+    assert calls(parsed) == [
+        ("functions.read_file:0", "read_file", {"path": "tests/test_median.py"}),
+        ("functions.read_file:1", "read_file", {"path": "src/stats.py"}),
+    ]
+    assert parsed.content == "I'll look at the test and the implementation."
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "call_id"),
+    [
+        ("functions.run:3", "run", "functions.run:3"),
+        ("run", "run", "call_0"),  # a bare name: the id is ours
+        ("functions.run", "run", "functions.run"),
+        ("functions.shell.run:0", "run", "functions.shell.run:0"),  # namespaced, the tool is declared as run
+    ],
+)
+def test_kimi_headers(header: str, name: str, call_id: str) -> None:
+    text = (
+        f"<|tool_call_section_begin|><|tool_call_begin|>{header}<|tool_call_argument_begin|>"
+        '{"command": "ls"}<|tool_call_end|>'
+    )
+    assert calls(parse(text, "kimi_k2", tools=[tool("run")])) == [(call_id, name, {"command": "ls"})]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            '<|tool_call_begin|>functions.run:0{"command": "ls"}<|tool_call_end|>',
+            "the output ends before <|tool_call_argu",
+        ),
+        ("<|tool_call_begin|>functions.:0<|tool_call_argument_begin|>{}<|tool_call_end|>", "missing function name"),
+        (
+            "<|tool_call_begin|>functions.run:0<|tool_call_argument_begin|>{'command': 'ls'}<|tool_call_end|>",
+            "invalid JSON",
+        ),
+        ("<|tool_calls_section_begin|>", "the output ends after the section begin token"),
+    ],
+)
+def test_kimi_malformed(text: str, reason: str) -> None:
+    parsed = parse("Hm.\n" + text, "kimi_k2")
+    assert parsed.tool_calls == ()
+    (invalid,) = parsed.invalid_tool_calls
+    assert invalid.startswith(reason)
+
+
+def test_kimi_ids_and_native_ids_together() -> None:
+    text = '<|tool_call_begin|>functions.run:0<|tool_call_argument_begin|>{"command": "ls"}<|tool_call_end|>'
+    parsed = parse(text, "kimi_k2", tool_calls=[native(None, "read_file", '{"path": "a"}')])
+    assert [(c.id, c.name) for c in parsed.tool_calls] == [("call_0", "read_file"), ("functions.run:0", "run")]
+
+
+def test_deepseek_and_kimi_tokens_are_told_apart() -> None:
+    """DeepSeek's tokens with ASCII bars and underscores would be Kimi's: each parser takes only its own."""
+    kimi = sample("kimi_k2_two_calls.txt")
+    assert parse(kimi, "deepseek_v31") == ParsedMessage(content=kimi.strip())
+    assert parse(sample("deepseek_v31_two_calls.txt"), "kimi_k2").tool_calls == ()
+
+
+def test_openai_recovers_leaked_kimi_calls_with_their_ids() -> None:
+    parsed = parse(sample("kimi_k2_two_calls.txt"), "openai")
+    assert [c.id for c in parsed.tool_calls] == ["functions.read_file:0", "functions.read_file:1"]
+
+
+# -- qwen3 reasoning -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reasoning", "content"),
+    [
+        ("<think>\nmiddle pair\n</think>\n\nFixed.", "middle pair", "\n\nFixed."),
+        ("the template opened it\n</think>\nFixed.", "the template opened it", "\nFixed."),
+        ("<think>\n\n</think>\n\nAll pass.", None, "\n\nAll pass."),  # /no_think
+        ("<think>first I read the file, then", "first I read the file, then", ""),  # truncated
+        ("Plain answer.", None, "Plain answer."),
+        ("<think><think>doubled</think></think>\nOK", "doubled", "\nOK"),  # repeated markers absorbed
+        ("thought</think>\n</think>\nOK", "thought", "\nOK"),
+        ("Note: <think>x</think>y", "x", "Note: y"),
+    ],
+)
+def test_qwen3_reasoning_split(text: str, reasoning: str | None, content: str) -> None:
+    assert REASONING_PARSERS["qwen3"](text) == (reasoning, content)
+
+
+def test_qwen3_a_tool_call_ends_an_unclosed_thought_where_think_tags_loses_it() -> None:
+    text = '<think>I need the file.\n<tool_call>\n{"name": "read_file", "arguments": {"path": "a.py"}}\n</tool_call>'
+    qwen3 = parse(text, "hermes", "qwen3")
+    assert (qwen3.reasoning, calls(qwen3)) == ("I need the file.", [("call_0", "read_file", {"path": "a.py"})])
+    lost = parse(text, "hermes", "think_tags")
+    assert lost.tool_calls == () and lost.reasoning is not None and "read_file" in lost.reasoning
+
+
+def test_qwen3_a_think_close_inside_a_tool_value_is_not_the_end_of_a_thought() -> None:
+    text = (
+        "<tool_call>\n<function=write_file>\n<parameter=content>\nTAG = '</think>'\n</parameter>\n"
+        "</function>\n</tool_call>"
+    )
+    parsed = parse(text, "qwen3_coder", "qwen3")
+    assert parsed.reasoning is None
+    assert calls(parsed) == [("call_0", "write_file", {"content": "TAG = '</think>'"})]
+
+
+# -- hostile output: linear time ---------------------------------------------------------------------------
+
+
+HOSTILE = {
+    # qwen3_xml and glm47 were cubic / quadratic here (5,000 unclosed blocks took 550 s): now linear
+    "qwen3_xml": [
+        "<tool_call>\n<function=f>\n<parameter=a>\nx" * 20_000,
+        "<function=f>\n<parameter=a>\nx</parameter>y" * 20_000,
+        "<function=f" * 100_000,
+    ],
+    "glm47": [
+        "<tool_call>f<arg_key>a</arg_key><arg_value>x" * 20_000,
+        "<tool_call>f<arg_key>a</arg_key><arg_value>x</arg_value>y" * 20_000,
+        "<tool_call>f<arg_key>a" * 50_000,
+    ],
+    "deepseek_v31": [CALL * 100_000, (CALL + "f" + SEP + '{"a": "') * 50_000, BEGIN * 200_000],
+    "kimi_k2": ["<|tool_call_begin|>" * 100_000, "<|tool_calls_section_begin|>x" * 100_000],
+    "deepseek_v4": [
+        f'<{DS}invoke name="' * 100_000,
+        f'<{DS}invoke name="f">\n' + f'<{DS}parameter name="a" string="true">x\n' * 50_000,
+        f'<{DS}invoke name="f">\n<{DS}parameter name="a" string="true">' + f"</{DS}parameter>x" * 100_000,
+        f"<{DS}tool_calls>x" * 100_000,
+        f"</{DS}invoke>" * 200_000,
+    ],
+    "minimax_m2": [
+        '<invoke name="' + "a" * 2_000_000,
+        "<minimax:tool_call>" * 100_000,
+        '<invoke name="f">\n' + '<parameter name="a">' * 100_000,
+    ],
+}
+
+
+@pytest.mark.parametrize(("tool_parser", "text"), [(name, text) for name, texts in HOSTILE.items() for text in texts])
+def test_hostile_output_parses_in_linear_time(tool_parser: str, text: str) -> None:
+    """Megabytes of repeated openings: a quadratic scan would take hours; ours about a second (20 s: a busy CI box)."""
+    start = time.perf_counter()
+    parsed = parse(text, tool_parser)
+    assert time.perf_counter() - start < 20.0
+    assert all(": " in i for i in parsed.invalid_tool_calls)
+    again = parse(text, "openai")  # the leak recovery must not be the slow path either
+    assert time.perf_counter() - start < 40.0
+    assert isinstance(again, ParsedMessage)
+
+
+def test_a_huge_argument_value_is_kept_whole() -> None:
+    big = "x = 1\n" * 500_000  # 3 MB
+    text = f'<minimax:tool_call>\n<invoke name="write_file">\n<parameter name="content">{big}</parameter>\n</invoke>'
+    start = time.perf_counter()
+    ((_, _, arguments),) = calls(parse(text, "minimax_m2"))
+    assert arguments["content"] == big and time.perf_counter() - start < 20.0
+
+
+# -- streamed or whole: the same message ---------------------------------------------------------------
+
+STREAM_CASES = [
+    ("deepseek_v31_two_calls.txt", "deepseek_v31", None),
+    ("deepseek_r1_fenced_call.txt", "deepseek_v3", "think_tags"),
+    ("dsml_v4_thinking_calls.txt", "deepseek_v4", "qwen3"),
+    ("dsml_v32_function_calls.txt", "deepseek_v32", None),
+    ("minimax_m2_thinking_calls.txt", "minimax_m2", "qwen3"),
+    ("kimi_k2_two_calls.txt", "kimi_k2", None),
+    ("kimi_k2_two_calls.txt", "openai", None),
+    ("minimax_m2_thinking_calls.txt", "openai", "qwen3"),
+]
+
+
+@pytest.fixture(scope="module")
+def leaking_server() -> Any:
+    """A scripted server (test double) that answers each sample as plain content, over real HTTP."""
+    names = sorted({name for name, _, _ in STREAM_CASES})
+    script = {"conversations": [{"match": f"[{n}]", "responses": [{"content": sample(n)}]} for n in names]}
+    with ScriptedServer(script) as server:
+        yield server
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize(("name", "tool_parser", "reasoning_parser"), STREAM_CASES)
+def test_streamed_and_whole_answers_parse_alike(
+    leaking_server: ScriptedServer, name: str, tool_parser: str, reasoning_parser: str | None, stream: bool
+) -> None:
+    """Streamed, the special tokens arrive split across 8-character chunks; the message must not change."""
+    spec = ModelSpec(
+        alias="t",
+        model="scripted",
+        source=Path("models.yaml"),
+        tool_parser=tool_parser,
+        reasoning_parser=reasoning_parser,
+        stream=stream,
+    )
+    with ModelAdapter(spec, base_url=leaking_server.base_url) as adapter:
+        done = adapter.complete([{"role": "user", "content": f"[{name}]"}])
+    assert done.message == parse(sample(name), tool_parser, reasoning_parser)
+    assert done.tool_calls and done.extra["native_tool_calls"] == 0
+    assert (done.ttft_s is not None) == stream

@@ -201,3 +201,20 @@ def test_repeats_under_xdist_then_resume_runs_only_the_missing_trials(pytester: 
     assert len(final) == 20 and {(r["packet"]["id"], r["alias"], r["repeat"]) for r in final} == {
         (p, a, r) for p in ("bugfix-median", TWIN) for a in ("a", "b") for r in range(1, 6)
     }
+
+
+def test_each_repeat_sends_its_own_seed(pytester: pytest.Pytester, folder: Path, tmp_path: Path) -> None:
+    """A seeded alias would send the same seed to every trial: N copies of one draw. Trial r sends seed + r - 1."""
+    from pytest_agentbench.models.registry import ModelSpec
+
+    models = folder / "models.yaml"
+    models.write_text(models.read_text().replace("  a:\n", "  a:\n    extra_body: {seed: 7, top_k: 5}\n", 1))
+    result = pytester.runpytest(
+        "--models=a", "--packets", "packets", "--repeats", "3", "-k", "median", "--agentbench-results", "out"
+    )
+    result.assert_outcomes(passed=3)
+    records = [json.loads(line) for line in (folder / "out" / RESULTS_FILE).open()]
+    assert sorted((r["repeat"], r["sampling"]["seed"]) for r in records) == [(1, 7), (2, 8), (3, 9)]
+    spec = ModelSpec("s", "m", tmp_path / "models.yaml", extra_body={"seed": 7, "top_k": 5})
+    assert spec.for_repeat(1) is spec and spec.for_repeat(3).extra_body == {"seed": 9, "top_k": 5}
+    assert ModelSpec("n", "m", tmp_path / "models.yaml").for_repeat(4).extra_body == {}  # no seed: none invented

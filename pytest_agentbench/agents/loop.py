@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pytest_agentbench.agents.budget import TokenLedger
 from pytest_agentbench.agents.config import AgentConfig
@@ -34,10 +34,11 @@ from pytest_agentbench.agents.transcript import (
     Turn,
     clip,
 )
+from pytest_agentbench.events import OnRunProgress, RunProgress
 from pytest_agentbench.models.calls import Completion
 from pytest_agentbench.sandbox.base import Sandbox
 
-__all__ = ["SYSTEM_PROMPT", "Model", "run_agent"]
+__all__ = ["SYSTEM_PROMPT", "Model", "progress_of", "run_agent"]
 
 SYSTEM_PROMPT = """\
 You are a careful software engineer working in a git repository (your current directory).
@@ -71,8 +72,16 @@ def _assistant_message(completion: Completion) -> dict[str, Any]:
     return msg
 
 
-def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig = AgentConfig()) -> AgentResult:
-    """Run the loop until ``finish``, a reply without tool calls, or a budget runs out."""
+def run_agent(
+    prompt: str,
+    sandbox: Sandbox,
+    model: Model,
+    config: AgentConfig = AgentConfig(),
+    on_progress: OnRunProgress | None = None,
+) -> AgentResult:
+    """Run the loop until ``finish``, a reply without tool calls, or a budget runs out.
+
+    ``on_progress`` (:mod:`pytest_agentbench.events`) hears of each turn before its model call."""
     from pytest_agentbench.errors import ModelCallError
 
     start = time.monotonic()
@@ -93,12 +102,16 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
             return done(wall_out, error=_wall_message(config))
         if ledger.spent:
             return done("token_budget", error=ledger.spent_message())
+        if on_progress is not None:
+            on_progress(progress_of("agent", turns, config, time.monotonic() - start))
         t0 = time.monotonic()
         try:
             cap = ledger.max_tokens(config.max_output_tokens)
             completion = model.complete(messages, TOOLS, max_tokens=cap, timeout=remaining)
         except ModelCallError as exc:
-            turns.append(Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries))
+            turns.append(
+                Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries, started_s=t0 - start)
+            )
             if exc.failure == "timeout" and deadline - time.monotonic() <= 0:
                 return done(
                     wall_out, error=str(exc) if wall_out == "agent_timeout" else f"{_wall_message(config)}: {exc}"
@@ -107,6 +120,7 @@ def run_agent(prompt: str, sandbox: Sandbox, model: Model, config: AgentConfig =
             outcome: Outcome = "model_error" if answered or exc.failure not in NO_ANSWER_FAILURES else INFRASTRUCTURE
             return done(outcome, failure=exc.failure, error=str(exc))
         turn = _turn_of(index, completion)
+        turn.started_s = t0 - start
         turns.append(turn)
         ledger.add(turn.usage, index)
         messages.append(_assistant_message(completion))
@@ -127,6 +141,21 @@ def _wall_message(config: AgentConfig) -> str:
             f"{config.timeout_s:g} s x the safety factor); the run was stuck or very slow"
         )
     return f"wall budget of {config.timeout_s:.0f} s used up"
+
+
+def progress_of(
+    phase: Literal["agent", "gates"], turns: list[Turn], config: AgentConfig, elapsed_s: float
+) -> RunProgress:
+    """The run's progress after ``turns``: the next turn (agent) or the turns taken (gates), tokens so far."""
+    return RunProgress(
+        phase,
+        len(turns) + (phase == "agent"),
+        config.max_turns,
+        sum(t.usage.prompt_tokens for t in turns),
+        sum(t.usage.completion_tokens for t in turns),
+        elapsed_s,
+        config.wall_limit_s,
+    )
 
 
 def _turn_of(index: int, completion: Completion) -> Turn:

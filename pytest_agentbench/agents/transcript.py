@@ -75,6 +75,7 @@ class Turn:
     invalid_tool_calls: tuple[str, ...] = ()  # calls the parser could not decode (told to the model)
     retries: tuple[str, ...] = ()  # failure classes of attempts the adapter retried
     extra: dict[str, Any] = field(default_factory=dict)  # adapter timings (tpot_s, decode_tok_s, ...)
+    started_s: float | None = None  # when the model call began, seconds into the run
 
 
 @dataclass

@@ -51,7 +51,12 @@ def client_stats(
     process_cpu_s: float,
     sandbox_cpu_s: float,
 ) -> dict[str, Any]:
-    """The level as the client saw it: every model call of every run."""
+    """The level as the client saw it: every model call of every run.
+
+    Per call, TTFT and the decode rate are the adapter's, defined as ``vllm bench serve``'s
+    (``models/adapter.py``): TTFT to the first chunk with content, decode rate
+    ``(completion_tokens - 1) / (last chunk - first chunk)``, i.e. 1 / TPOT.
+    """
     turns = [t for r in records for t in r.agent.turns]
     ttfts = [t.ttft_s for t in turns if t.ttft_s is not None]
     rates = [float(t.extra["decode_tok_s"]) for t in turns if t.extra.get("decode_tok_s")]

@@ -61,7 +61,8 @@ class MeteredModel:
     """One developer's model client, counted: calls in flight and the harness CPU each call costs.
 
     ``time.thread_time`` around ``complete`` is the CPU this thread spent on the call
-    (request building, HTTP, SSE parsing, tool-call parsing); waiting is not CPU.
+    (request building, HTTP through ``serving.http``'s keep-alive client, SSE parsing,
+    tool-call parsing); waiting is not CPU.
     """
 
     def __init__(self, inner: Model, in_flight: InFlight, cpu: list[float]):

@@ -15,9 +15,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--context",
         type=int,
-        default=4096,
+        default=None,
         metavar="TOKENS",
-        help="the alias's context length, for the long-prompt check (default 4096)",
+        help="the alias's context length, for the long-prompt check (default: the max_model_len the server "
+        "reports in /v1/models, else 4096)",
+    )
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help="rounds of each check (default 1)")
+    p.add_argument(
+        "--concurrency", type=int, default=1, metavar="C", help="copies of each check sent at once (default 1)"
     )
     p.set_defaults(func=run)
 
@@ -29,11 +34,18 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         spec = select_usable(args.models_file, [args.alias])[0]
+        for flag, value in (
+            ("--repeat", args.repeat),
+            ("--concurrency", args.concurrency),
+            ("--context", args.context),
+        ):
+            if value is not None and value < 1:
+                raise ConfigError(f"{flag}: must be >= 1, got {value}")
     except ConfigError as exc:
         print(f"agentbench probe: {exc}", file=sys.stderr)
         return 2
     with Endpoints() as endpoints:
         url = endpoints.start([spec])[spec.alias]
-        results = run_probe(spec, url, context_tokens=args.context)
+        results = run_probe(spec, url, context_tokens=args.context, repeat=args.repeat, concurrency=args.concurrency)
     print(format_probe(spec, results))
     return 0 if all(r.passed for r in results) else 1

@@ -67,9 +67,10 @@ class Completion:
     usage: Usage
     wall_s: float
     finish_reason: str | None = None
-    ttft_s: float | None = None  # None: not measured (non-streaming call)
+    ttft_s: float | None = None  # None: not measured (non-streaming call); as vllm bench's (models.adapter)
     model: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # decode_s, tpot_s, decode_tok_s, chunks, retries, ...
+    itl_s: tuple[float, ...] = ()  # streamed: the gap before each chunk after the first token's, as vllm bench's
 
     @property
     def text(self) -> str:

@@ -8,10 +8,12 @@ it shuts the call's socket down, so the blocked read returns at once and the
 call fails. The adapter then sees :attr:`CallGuard.fired` and classes the
 failure as ``timeout``.
 
-The socket is learnt from the response (httpx's documented ``network_stream``
-extension) when its headers arrive; until then the per-read timeout, which the
-adapter sets to the time left, bounds the wait. Cheap on the hot path: arming is
-a heap push, and a call that ends first only flags its guard.
+The HTTP client (:class:`pytest_agentbench.serving.http.Client`) hands the guard
+the call's socket as soon as it is connected (or taken from the pool), before the
+request is sent, so a server that trickles its status line or headers is cut too;
+it disarms the guard before a connection goes back to its pool. Each read is also
+bounded by the time left. Cheap on the hot path: arming is a heap push, and a call
+that ends first only flags its guard.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ import itertools
 import socket
 import threading
 import time
-from typing import Any
 
-__all__ = ["CallGuard", "Watchdog", "WATCHDOG", "attach_response"]
+__all__ = ["CallGuard", "Watchdog", "WATCHDOG"]
 
 
 class CallGuard:
@@ -68,11 +69,9 @@ class CallGuard:
 
     def __enter__(self) -> CallGuard:
         WATCHDOG.arm(self)
-        _current.guard = self
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _current.guard = None
         self.disarm()
 
 
@@ -81,24 +80,6 @@ def _cut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread (close() would not)
     except OSError:
         pass  # already closed: the call is over
-
-
-class _Current(threading.local):
-    guard: CallGuard | None = None
-
-
-_current = _Current()
-
-
-def attach_response(response: Any) -> None:
-    """An httpx ``response`` event hook: give the calling thread's guard the response's socket."""
-    guard = _current.guard
-    if guard is None:
-        return
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if sock is not None:
-        guard.attach(sock)
 
 
 class Watchdog:

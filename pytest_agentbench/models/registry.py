@@ -6,9 +6,10 @@ alias is actually used (so one file can hold a commercial alias that a CI job
 without the key never selects).
 
 The file is parsed once, into types: an alias is a :class:`ModelSpec` whose
-``serve:`` block is a :class:`ServeConfig`, whose ``cost:`` is the parsed price
-and whose ``retries:`` are :class:`~pytest_agentbench.models.taxonomy.RetryPolicy`
-objects merged over the defaults, so no consumer re-reads a raw mapping.
+``serve:`` block is a :class:`ServeConfig`, whose ``cost:`` is the parsed price,
+whose ``license:`` is a :class:`LicenseDeclaration` and whose ``retries:`` are
+:class:`~pytest_agentbench.models.taxonomy.RetryPolicy` objects merged over the
+defaults, so no consumer re-reads a raw mapping.
 
 Loading errors name the file, the key and the fix, like the packet loader's
 (the same strict YAML reader: UTF-8 with the line of a bad byte, no duplicate
@@ -20,6 +21,7 @@ typed where its variable's name belongs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -73,7 +75,10 @@ _ALIAS_KEYS = {
     "test_double",
     "tool_choice",
     "destream",
+    "license",
 }
+_LICENSE_KEYS = ("id", "package", "url")
+_LICENSE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$")
 _SERVE_KEYS = {
     "engine",
     "script",
@@ -106,6 +111,20 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class LicenseDeclaration:
+    """An alias's ``license:``: the licence as the file states it, or the package whose metadata holds it.
+
+    ``license: apache-2.0`` or ``{id: gemma, url: ...}`` *declares* a licence (the
+    screening says it was declared, not found); ``{package: NAME}`` names the
+    installed distribution that carries the weights, whose metadata the screening reads.
+    """
+
+    id: str | None = None
+    package: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One alias, resolved from ``models.yaml``."""
 
@@ -132,6 +151,7 @@ class ModelSpec:
     description: str = ""
     test_double: bool = False  # a scripted replay server, not a model: reports say so
     unresolved: tuple[str, ...] = ()  # ${VAR}s that were unset when the file was read
+    license: LicenseDeclaration | None = None  # None: not stated in models.yaml (the screening looks elsewhere)
 
     @property
     def where(self) -> str:
@@ -153,6 +173,15 @@ class ModelSpec:
                 f"{self.where}: api_key_env names {self.api_key_env!r}, which is not set "
                 f"in the environment; export {self.api_key_env}=... or choose another alias"
             )
+
+    def for_repeat(self, repeat: int) -> ModelSpec:
+        """This alias for trial ``repeat`` (1-based) of ``--repeats``: a ``seed`` in ``extra_body`` becomes
+        ``seed + repeat - 1``, so the trials are independent draws and each stays reproducible (the record's
+        ``sampling.seed`` is the one sent). Without a seed, or for the first trial, the spec itself."""
+        seed = self.extra_body.get("seed")
+        if repeat <= 1 or not isinstance(seed, int) or isinstance(seed, bool):
+            return self
+        return dataclasses.replace(self, extra_body={**self.extra_body, "seed": seed + repeat - 1})
 
     def api_key(self) -> str:
         """The secret, read from the environment at call time; never stored on the spec."""
@@ -342,6 +371,35 @@ def _load_cost(data: dict[str, Any], where: Where) -> dict[str, Any]:
     return {"cost": parse_cost_spec(cost, str(where / "cost"), error=ModelsFileError), "cost_raw": dict(cost)}
 
 
+def _load_license(data: dict[str, Any], where: Where) -> LicenseDeclaration | None:
+    """``license: ID`` or ``license: {id: ID, url: URL}`` or ``license: {package: DIST}``."""
+    raw = data.get("license")
+    if raw is None:
+        return None
+    at = where / "license"
+    if isinstance(raw, str):
+        raw = {"id": raw}
+    if not isinstance(raw, dict):
+        raise at.fail(
+            f"expected a licence id (e.g. apache-2.0) or a mapping with id, package or url, found {type_name(raw)}"
+        )
+    check_keys(raw, at, required=set(), optional=set(_LICENSE_KEYS))
+    declared = LicenseDeclaration(**{key: get_str(raw, key, at, None) for key in _LICENSE_KEYS})
+    if (declared.id is None) == (declared.package is None):
+        raise at.fail(
+            "give exactly one of id (the licence, e.g. apache-2.0) or package (the installed distribution "
+            "whose metadata states it)"
+        )
+    if declared.id is not None and not _LICENSE_ID_RE.match(declared.id):
+        raise (at / "id").fail(
+            f"{declared.id!r} is not a licence id: use the model card's id (apache-2.0, mit, gemma, "
+            "llama3.1, other, proprietary, ...), without spaces"
+        )
+    if declared.url is not None and not re.match(r"^https?://\S+$", declared.url):
+        raise (at / "url").fail(f"expected an http(s) URL of the licence text, found {declared.url!r}")
+    return declared
+
+
 def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     _check_alias(alias, raw, where)
     missing: set[str] = set()
@@ -375,6 +433,7 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
         description=get_str(data, "description", where, "") or "",
         test_double=get_bool(data, "test_double", where, False) or bool(serve and serve.engine == "scripted"),
         unresolved=tuple(sorted(missing)),
+        license=_load_license(data, where),
         retries=parse_retries(retries, str(where / "retries")),  # last: today's order of messages
     )
 

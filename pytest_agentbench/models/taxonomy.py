@@ -5,7 +5,7 @@ eight classes a failed call falls into, ``FAILURE_CLASSES`` derived from it) and
 ``ModelCallError`` (a failure that is a *result* the agent records, not a crash).
 This module owns how each class is retried (:class:`RetryPolicy`,
 :data:`DEFAULT_RETRIES`) and :func:`classify_exception`, the one place
-that maps foreign exceptions (the ``openai`` SDK's, transport and decoding
+that maps foreign exceptions (the HTTP client's, ``serving.http``, and decoding
 errors) to a failure class. Free of any client library at import time.
 """
 
@@ -67,43 +67,41 @@ DEFAULT_RETRIES: Mapping[FailureClass, RetryPolicy] = MappingProxyType(
 NEVER_RETRIED: frozenset[FailureClass] = frozenset({"auth_error"})
 
 
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    value = getattr(response, "headers", {}).get("retry-after") if response is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def classify_exception(exc: BaseException) -> ModelCallError:
     """Map a foreign exception to the failure taxonomy.
 
-    ``openai`` SDK errors by kind and HTTP status (401/403: ``auth_error``); an undecodable
-    body (``ValueError``) and anything else (transport, ``OSError``) is a ``server_error``.
-    A timeout of the transport itself (e.g. a read that stalls mid-stream) is a ``timeout``.
+    The HTTP client's errors (:mod:`pytest_agentbench.serving.http`) by kind and HTTP status:
+    nothing reached or the connection broken is ``connection_error``, a read that waited past
+    the timeout ``timeout``, 429 ``rate_limited``, 401/403 ``auth_error``, a 400/413/422 that
+    names the context length ``context_overflow``, any other status, an answer that is not
+    HTTP or over a size limit, an undecodable body (``ValueError``) and anything else
+    ``server_error``.
     """
-    import openai
+    from pytest_agentbench.serving import http
 
-    status = getattr(exc, "status_code", None)
     text = str(exc)
-    if isinstance(exc, openai.APITimeoutError):
-        return ModelCallError("timeout", "the request timed out", status=status)
-    if isinstance(exc, openai.APIConnectionError):
-        return ModelCallError("connection_error", f"cannot reach the server: {exc.__cause__ or text}")
-    if isinstance(exc, openai.RateLimitError):
-        return ModelCallError("rate_limited", text, status=status, retry_after=_retry_after(exc))
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, http.StatusError):
+        status = exc.status
+        if status == 429:
+            return ModelCallError("rate_limited", text, status=status, retry_after=exc.retry_after)
         if status in (401, 403):
             return ModelCallError("auth_error", text, status=status)
         lowered = text.lower()
         if status in (400, 413, 422) and any(h in lowered for h in _CONTEXT_HINTS):
-            return ModelCallError("context_overflow", text, status=status)
-        if status == 503:
-            return ModelCallError("server_error", text, status=status, retry_after=_retry_after(exc))
-        if status is not None and status >= 500:
-            return ModelCallError("server_error", text, status=status)
-        return ModelCallError("server_error", f"the server refused the request: {text}", status=status)
+            return ModelCallError("context_overflow", f"HTTP {status}: {text}", status=status)
+        if status >= 500:
+            retry_after = exc.retry_after if status == 503 else None
+            return ModelCallError("server_error", f"HTTP {status}: {text}", status=status, retry_after=retry_after)
+        return ModelCallError("server_error", f"the server refused the request: HTTP {status}: {text}", status=status)
+    if isinstance(exc, http.ReadTimeout):
+        return ModelCallError("timeout", f"the request timed out ({text})")
+    if isinstance(exc, http.ConnectError):
+        cause = exc.__cause__
+        return ModelCallError("connection_error", f"cannot reach the server: {cause or text}")
+    if isinstance(exc, http.ConnectionLost):
+        return ModelCallError("connection_error", text)
+    if isinstance(exc, http.ProtocolError):  # TooLarge included
+        return ModelCallError("server_error", f"unusable answer: {text}")
     if isinstance(exc, (json.JSONDecodeError, ValueError)):
         return ModelCallError("server_error", f"unreadable response: {text}")
     return ModelCallError("server_error", f"{type(exc).__name__}: {text}")

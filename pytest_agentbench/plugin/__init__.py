@@ -8,10 +8,12 @@ implementations live in one module per concern and are gathered here so pytest f
     session.py     the session object: aliases, servers (the controller owns them), results folder
     collection.py  ``packet.yaml`` -> a module; parametrization over aliases; ``--resume``
     fixtures.py    ``agentbench_run`` (one run + its metrics) and the default hook implementations
-    reporting.py   report header, failure texts, the terminal summary
+    reporting.py   report header, failure texts, the terminal summary, the session JSON
+    progress.py    live progress: the status line / progress lines, xdist workers' progress files
+    gate.py        the regression gate (``--agentbench-gate``): its verdict after the run and the exit status
     hookspecs.py   our hook specifications (``pytest_agentbench_*``)
 
-Heavy imports (openai, docker) stay inside the functions that need them, so
+Heavy imports (docker, junitparser) stay inside the functions that need them, so
 ``import pytest_agentbench.plugin`` is cheap.
 """
 
@@ -31,6 +33,7 @@ from pytest_agentbench.plugin.fixtures import (
     pytest_agentbench_make_sandbox,
     pytest_agentbench_run_done,
 )
+from pytest_agentbench.plugin.gate import pytest_configure_gates
 from pytest_agentbench.plugin.options import pytest_addhooks, pytest_addoption
 from pytest_agentbench.plugin.reporting import pytest_report_header, pytest_runtest_makereport, pytest_terminal_summary
 from pytest_agentbench.plugin.session import pytest_configure, pytest_sessionfinish, pytest_unconfigure
@@ -47,6 +50,7 @@ __all__ = [
     "pytest_collect_file",
     "pytest_collection_modifyitems",
     "pytest_configure",
+    "pytest_configure_gates",
     "pytest_generate_tests",
     "pytest_ignore_collect",
     "pytest_report_header",

@@ -22,6 +22,8 @@ import pytest
 from pytest_agentbench.errors import ConfigError
 from pytest_agentbench.packets.schema import PACKET_FILE, Packet, load_packet, packet_root_of
 from pytest_agentbench.plugin.session import SESSION
+from pytest_agentbench.plugin.shard import apply_shard
+from pytest_agentbench.scale.shards import ShardItem, packet_cost
 
 if TYPE_CHECKING:
     from pytest_agentbench.models.registry import ModelSpec
@@ -39,6 +41,10 @@ class Case:
     def trial(self) -> tuple[str, str, int]:
         """(packet id, alias, repeat): what ``--resume`` matches against finished records."""
         return (self.packet.id, self.spec.alias, self.repeat)
+
+    def shard_item(self) -> ShardItem:
+        """This trial as ``--shard`` places it: its key and its expected cost (scale.shards)."""
+        return ShardItem(self.packet.id, self.spec.alias, self.repeat, cost=packet_cost(self.packet))
 
 
 def case_id(packet_id: str, alias: str, repeat: int, repeats: int) -> str:
@@ -161,8 +167,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+def _shard_item(item: pytest.Item) -> ShardItem | None:
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("agentbench_case") if callspec is not None else None
+    return case.shard_item() if isinstance(case, Case) else None
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """--resume: deselect (packet, alias, repeat) trials that already have a record."""
+    """--shard: keep this shard's items (plugin.shard); then --resume: deselect trials that already have a record."""
+    apply_shard(config, items, _shard_item)
     done = config.stash[SESSION].done
     if not done:
         return

@@ -9,6 +9,7 @@ import pytest
 from pytest_agentbench.errors import EndpointUnreachable, ServerError
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.plugin.collection import Case
+from pytest_agentbench.plugin.progress import track_run
 from pytest_agentbench.plugin.session import SESSION
 from pytest_agentbench.plugin.settings import Settings
 
@@ -32,13 +33,12 @@ def agentbench_settings(request: pytest.FixtureRequest) -> Settings:
 def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any:
     """Run the agent on the case's packet and alias, then its gates; returns the RunRecord. A run whose
     endpoint never answered is recorded, then raised as EndpointUnreachable: in a fixture, an ERROR."""
-    from pytest_agentbench.packets.gates import format_gate_results
     from pytest_agentbench.results.redact import public_url
     from pytest_agentbench.runner import run_packet
 
     config = request.config
     state = config.stash[SESSION]
-    packet, spec = agentbench_case.packet, agentbench_case.spec
+    packet, spec = agentbench_case.packet, agentbench_case.spec.for_repeat(agentbench_case.repeat)
     base_url = _endpoint_of(state, spec)
     hook = config.hook
     model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
@@ -49,17 +49,17 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
         from pytest_agentbench.serving.vllm.metrics import open_window
 
         window = open_window(metrics_root, spec.model)
-        record = run_packet(
-            packet,
-            spec,
-            model,
-            lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
-            agent_timeout=state.settings.agent_timeout,
-            budget=state.settings.budget,
-            max_total_tokens=state.settings.max_total_tokens,
-            safety_factor=state.settings.safety_timeout_factor,
-        )
+        with track_run(config, request.node) as on_progress:
+            record = run_packet(
+                packet,
+                spec,
+                model,
+                lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
+                on_progress=on_progress,
+                **_budgets(state.settings),
+            )
         record.repeat = agentbench_case.repeat
+        record.provenance = state.provenance.get(spec.alias, {})
         delta = window.close()  # None when there is no /metrics or a scrape failed: no server numbers then
         if delta is not None:
             # Other xdist workers share the server: their traffic is in this window too.
@@ -77,18 +77,34 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
             record = execute()
     finally:
         model.close()
-    item = request.node
     endpoint = public_url(base_url)
+    _report_to_item(request.node, record, endpoint)
+    hook.pytest_agentbench_run_done(record=record, item=request.node)
+    if not record.agent.counted:
+        raise EndpointUnreachable(spec.alias, endpoint, record.agent.failure or "?", record.agent.error)
+    return record
+
+
+def _budgets(settings: Settings) -> dict[str, Any]:
+    """run_packet's budget arguments from the session's options (agent timeout, budget mode, tokens)."""
+    return {
+        "agent_timeout": settings.agent_timeout,
+        "budget": settings.budget,
+        "max_total_tokens": settings.max_total_tokens,
+        "safety_factor": settings.safety_timeout_factor,
+    }
+
+
+def _report_to_item(item: pytest.Item, record: Any, endpoint: str) -> None:
+    """What pytest keeps of the run: JUnit properties, the transcript and gates as report sections."""
+    from pytest_agentbench.packets.gates import format_gate_results
+
     record.extra.setdefault("endpoint", endpoint)
     item.user_properties.extend(record.properties())
     item.user_properties.append(("agentbench.endpoint", endpoint))
     item.add_report_section("call", "agentbench transcript", record.agent.transcript())
     item.add_report_section("call", "agentbench gates", format_gate_results(record.gates) or _NOT_GRADED)
     record.extra.setdefault("nodeid", item.nodeid)
-    hook.pytest_agentbench_run_done(record=record, item=item)
-    if not record.agent.counted:
-        raise EndpointUnreachable(spec.alias, endpoint, record.agent.failure or "?", record.agent.error)
-    return record
 
 
 def _endpoint_of(state: Any, spec: ModelSpec) -> str:
@@ -103,16 +119,28 @@ def _endpoint_of(state: Any, spec: ModelSpec) -> str:
 
 
 def _benchmark_fixture(request: pytest.FixtureRequest) -> Any:
-    """pytest-benchmark's fixture where that plugin is active and enabled, else None.
+    """pytest-benchmark's fixture where that plugin is active and enabled and the user asked for its
+    output (any ``--benchmark-*`` option), else None.
 
-    Its session object registers itself as the plugin "pytest-benchmark"; asking a disabled one for the
-    fixture only earns a warning. Under xdist pytest-benchmark disables itself; the controller's
-    benchmark.json covers that case.
+    Fed unasked, pytest-benchmark fills the screen with its table (one round per run, the outlier
+    legend); our own benchmark.json is written either way. Its session object registers itself as the
+    plugin "pytest-benchmark"; asking a disabled one for the fixture only earns a warning. Under xdist
+    pytest-benchmark disables itself; the controller's benchmark.json covers that case.
     """
     session = request.config.pluginmanager.getplugin("pytest-benchmark")
-    if session is None or getattr(session, "disabled", True):
+    if session is None or getattr(session, "disabled", True) or not _asked_for_benchmark(request.config):
         return None
     return request.getfixturevalue("benchmark")
+
+
+def _asked_for_benchmark(config: pytest.Config) -> bool:
+    """Whether a ``--benchmark-*`` option was given: on the command line, in PYTEST_ADDOPTS or ini addopts."""
+    import os
+    import shlex
+
+    given = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    given += config.getini("addopts")
+    return any(str(arg).startswith("--benchmark-") for arg in given)
 
 
 @pytest.hookimpl(trylast=True)
@@ -132,12 +160,14 @@ def pytest_agentbench_make_adapter(spec: ModelSpec, base_url: str) -> Any:
 @pytest.hookimpl(trylast=True)
 def pytest_agentbench_run_done(record: Any, item: pytest.Item) -> None:
     """Default: append the run to this process's JSONL file (fsynced; the controller merges them)."""
+    from pytest_agentbench.results.export import keep_whole_patch
     from pytest_agentbench.results.jsonl import JsonlWriter, worker_results_path
     from pytest_agentbench.results.record import record_to_dict
 
     state = item.config.stash[SESSION]
     if state.results_dir is None:
         return
+    keep_whole_patch(record, state.results_dir, state.redactor)
     if state.writer is None:
         worker = getattr(item.config, "workerinput", {}).get("workerid")
         state.writer = JsonlWriter(worker_results_path(state.results_dir, worker))

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_agentbench.agents.config import BUDGET_MODES, DEFAULT_SAFETY_FACTOR
+from pytest_agentbench.errors import UsageError
 from pytest_agentbench.models import MODELS_FILE
 from pytest_agentbench.packets.schema import (
     MIN_TOTAL_TOKENS,
@@ -30,6 +31,8 @@ from pytest_agentbench.packets.schema import (
     packet_root_of,
 )
 from pytest_agentbench.plugin.settings import SANDBOX_KINDS, Settings, split_list
+from pytest_agentbench.scale.manifest import check_results_folder
+from pytest_agentbench.scale.shards import Shard, parse_shard
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -105,6 +108,25 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         ),
     ),
     (
+        "--agentbench-session-json",
+        dict(
+            dest="agentbench_session_json",
+            metavar="PATH",
+            help="write what happened as JSON: pytest's exit status, the outcome counts, the duration, the "
+            "server start times and the files written (ini: agentbench_session_json; scripts/main-job reads it)",
+        ),
+    ),
+    (
+        "--agentbench-progress-every",
+        dict(
+            dest="agentbench_progress_every",
+            type=float,
+            metavar="SECONDS",
+            help="live progress: seconds between progress lines when the output is not a terminal (a terminal "
+            "gets one line updated in place); 0 or -q: none (ini: agentbench_progress_every; default: 20)",
+        ),
+    ),
+    (
         "--resume",
         dict(
             dest="agentbench_resume",
@@ -114,12 +136,33 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         ),
     ),
     (
+        "--agentbench-gate",
+        dict(
+            action="append",
+            dest="agentbench_gate",
+            metavar="'CANDIDATE vs BASELINE max_drop=POINTS'",
+            help="after the run, fail the session when CANDIDATE's pass rate is below BASELINE's by more than "
+            "POINTS percentage points with 95 %% one-sided confidence (add confidence=0.9 to change it); "
+            "repeatable; the gates then decide the exit status (docs/comparing.md; ini: agentbench_gate, one per line)",
+        ),
+    ),
+    (
         "--repeats",
         dict(
             dest="agentbench_repeats",
             metavar="N",
             help="run every (packet, alias) N independent times, each its own test item "
             "(test_packet[<packet>-<alias>-r1] ... -rN; ini: agentbench_repeats; default: 1)",
+        ),
+    ),
+    (
+        "--shard",
+        dict(
+            dest="agentbench_shard",
+            metavar="K/N",
+            help="run only shard K of N: a stable split of the (packet, alias, agent, repeat) trials balanced by "
+            "the packets' timeout_s; each shard writes its own results folder, `agentbench merge` joins them "
+            "(ini: agentbench_shard; docs/scale-out.md)",
         ),
     ),
     (
@@ -165,6 +208,8 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_results", "folder for the JSONL run log, relative to the ini file", None, ""),
     ("agentbench_html", "path of the HTML report, relative to the ini file", None, ""),
+    ("agentbench_session_json", "path of the session outcome JSON, relative to the ini file", None, ""),
+    ("agentbench_progress_every", "seconds between live progress lines off a terminal (0: none; default 20)", None, ""),
     ("agentbench_models", "model aliases to run (comma or space separated)", None, ""),
     ("agentbench_models_file", "path of models.yaml, relative to the ini file", None, ""),
     ("agentbench_packets", "task packet folders, relative to the ini file", "paths", []),
@@ -172,6 +217,7 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_agent_timeout", "agent wall-clock budget in seconds", None, ""),
     ("agentbench_repeats", "independent trials per (packet, alias) (default 1)", None, ""),
     ("agentbench_budget", "what ends a run: wall | tokens (default wall)", None, ""),
+    ("agentbench_shard", "run only shard K/N of the trials (e.g. 2/3)", None, ""),
     ("agentbench_max_total_tokens", "token budget per run (prompt + completion), overriding the packets'", None, ""),
     ("agentbench_gateway", "start the measuring gateway for the session (default false)", "bool", False),
     (
@@ -180,6 +226,7 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
         None,
         "",
     ),
+    ("agentbench_gate", "regression gates, one per line: CANDIDATE vs BASELINE max_drop=POINTS", "linelist", []),
     (
         "agentbench_prompt_warn_kb",
         f"warn about packet prompts larger than this many KiB (default {PROMPT_WARN_BYTES // 1024}; 0: never)",
@@ -222,15 +269,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             f"ini agentbench_sandbox: expected one of {', '.join(SANDBOX_KINDS)}, found {sandbox!r}"
         )
-    timeout = opt.agentbench_agent_timeout
-    if timeout is None and config.getini("agentbench_agent_timeout"):
-        raw = config.getini("agentbench_agent_timeout")
-        try:
-            timeout = float(raw)
-        except ValueError:
-            raise pytest.UsageError(f"ini agentbench_agent_timeout: expected seconds, found {raw!r}") from None
-    if timeout is not None and timeout <= 0:
-        raise pytest.UsageError(f"--agent-timeout: expected a number of seconds > 0, found {timeout}")
+    timeout = _agent_timeout(config)
 
     def path_of(cli: str | None, ini: str) -> Path | None:
         if cli:
@@ -245,6 +284,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     results_dir = path_of(opt.agentbench_results, "agentbench_results")
     if results_dir is None and resume is not None:
         results_dir = resume.parent if resume.suffix == ".jsonl" else resume
+    shard = _shard(config, results_dir)
     return Settings(
         models=models,
         models_file=models_file,
@@ -256,9 +296,42 @@ def resolve_settings(config: pytest.Config) -> Settings:
         resume=resume,
         prompt_warn_bytes=prompt_warn,
         repeats=_repeats(config),
+        shard=shard,
         gateway=bool(opt.agentbench_gateway or config.getini("agentbench_gateway")),
         **_budget_settings(config),
+        session_json=path_of(opt.agentbench_session_json, "agentbench_session_json"),
+        progress_every=_progress_every(config),
     )
+
+
+def _agent_timeout(config: pytest.Config) -> float | None:
+    """--agent-timeout > ini agentbench_agent_timeout > the packets' own: seconds > 0, or None."""
+    timeout = config.option.agentbench_agent_timeout
+    if timeout is None and config.getini("agentbench_agent_timeout"):
+        raw = config.getini("agentbench_agent_timeout")
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise pytest.UsageError(f"ini agentbench_agent_timeout: expected seconds, found {raw!r}") from None
+    if timeout is not None and timeout <= 0:
+        raise pytest.UsageError(f"--agent-timeout: expected a number of seconds > 0, found {timeout}")
+    return timeout
+
+
+def _progress_every(config: pytest.Config) -> float:
+    """--agentbench-progress-every > ini agentbench_progress_every > 20 s: seconds >= 0 (0: no progress)."""
+    raw, where = config.option.agentbench_progress_every, "--agentbench-progress-every"
+    if raw is None:
+        raw, where = config.getini("agentbench_progress_every"), "ini agentbench_progress_every"
+        if not str(raw).strip():
+            return 20.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise pytest.UsageError(f"{where}: expected seconds >= 0 (0: no live progress), found {str(raw)!r}")
+    return seconds
 
 
 def _repeats(config: pytest.Config) -> int:
@@ -277,6 +350,22 @@ def _repeats(config: pytest.Config) -> int:
             f"{where}: expected a whole number of trials >= 1, found {str(raw)!r}; e.g. --repeats 5"
         )
     return n
+
+
+def _shard(config: pytest.Config, results_dir: Path | None) -> Shard | None:
+    """--shard > ini agentbench_shard: K/N, checked; a results folder holding another shard's results is refused."""
+    got = _raw_setting(config, "agentbench_shard", "--shard", "agentbench_shard")
+    if got is None:
+        return None
+    try:
+        shard = parse_shard(got[0], got[1])
+        if results_dir is not None:
+            opt = config.option
+            where = "--agentbench-results" if opt.agentbench_results else "--resume" if opt.agentbench_resume else None
+            check_results_folder(results_dir, shard, where or "ini agentbench_results")
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return shard
 
 
 def _raw_setting(config: pytest.Config, dest: str, flag: str, ini: str) -> tuple[str, str] | None:

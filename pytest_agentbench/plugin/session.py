@@ -18,15 +18,18 @@ import pytest
 from pytest_agentbench.errors import AgentbenchError, ConfigError
 from pytest_agentbench.models import MODELS_FILE
 from pytest_agentbench.plugin.options import resolve_settings
+from pytest_agentbench.plugin.progress import PROGRESS, install_progress
 from pytest_agentbench.plugin.settings import Settings
 from pytest_agentbench.results.redact import Redactor
 
 if TYPE_CHECKING:
     from pytest_agentbench.models.registry import ModelSpec
+    from pytest_agentbench.serving.endpoints import OnAliasServerProgress
 
 _WORKER_ENDPOINTS = "agentbench_endpoints"
 _WORKER_GATEWAY = "agentbench_gateway"  # (gateway handle or None, start error or None), from the controller
 _WORKER_RESULTS = "agentbench_results"  # (results folder, completed trials for --resume), from the controller
+_WORKER_PROVENANCE = "agentbench_provenance"  # alias -> what serves it (results.provenance), from the controller
 
 
 @dataclass
@@ -48,11 +51,14 @@ class AgentbenchSession:
     writer: Any = None  # this process's JsonlWriter, opened on the first record
     session_start: str = ""  # ISO time: the summary shows this session's runs (all of them with --resume)
     records: list[dict[str, Any]] | None = None  # merged records (controller, after sessionfinish)
+    estimates: list[Any] | None = None  # reports.estimates.AliasEstimates of those records, per alias
     result_problems: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)  # files written, for the terminal summary
     metrics_before: dict[str, Any] = field(default_factory=dict)  # alias -> /metrics snapshot at server start
     reconciliation: list[str] = field(default_factory=list)  # client vs server token totals, per alias
     redactor: Redactor = field(default_factory=Redactor)  # every output's secrets (results.redact), set at configure
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # alias -> server provenance, once a session
+    on_server_progress: OnAliasServerProgress | None = None  # live progress of server starts (plugin.progress)
     gateway: Any = None  # the measuring Gateway, in the process that owns the servers (--agentbench-gateway)
     gateway_handle: dict[str, str] | None = None  # its GatewayHandle as plain data (workers get it)
     gateway_error: str | None = None
@@ -62,13 +68,33 @@ class AgentbenchSession:
         if self.urls is None and self.start_error is None:
             from pytest_agentbench.serving.endpoints import Endpoints
 
-            self.endpoints = Endpoints(redactor=self.redactor)
+            self.endpoints = Endpoints(redactor=self.redactor, on_progress=self.on_server_progress)
             try:
                 self.urls = self.endpoints.start(self.specs)
             except (AgentbenchError, OSError) as exc:
                 self.urls, self.start_error = {}, str(exc)
             self._scrape_at_start()
+            if self.start_error is None:
+                self._read_provenance()
         return self.urls or {}, self.start_error
+
+    def _read_provenance(self) -> None:
+        """What serves each alias (vLLM version, model, arguments): asked once per session, not per run."""
+        from pytest_agentbench.results.provenance import UNKNOWN, endpoint_provenance
+
+        commands = self.endpoints.commands if self.endpoints is not None else {}
+        asked: dict[tuple[Any, ...], dict[str, Any]] = {}  # aliases on one endpoint and model: asked once
+        for spec in self.specs:
+            url = (self.urls or {}).get(spec.alias) or spec.base_url
+            key = (url, spec.model, spec.serve.engine if spec.serve else None, tuple(commands.get(spec.alias) or ()))
+            try:
+                if key not in asked:
+                    asked[key] = endpoint_provenance(
+                        spec, url, command=commands.get(spec.alias), redactor=self.redactor
+                    )
+                self.provenance[spec.alias] = asked[key]
+            except Exception as exc:  # provenance is a record's footnote: never fail the run on it
+                self.provenance[spec.alias] = {"vllm": UNKNOWN, "vllm_why": f"provenance failed: {exc}"}
 
     def ensure_gateway(self) -> tuple[dict[str, str] | None, str | None]:
         """Start the measuring gateway once, in the process that owns the servers, in front of every
@@ -139,8 +165,9 @@ class AgentbenchSession:
         from datetime import UTC, datetime
 
         self.session_start = datetime.now(UTC).isoformat(timespec="microseconds")
+        shard = f"-{self.settings.shard.suffix}" if self.settings.shard else ""  # -shard2of3: one folder per shard
         self.results_dir = self.settings.results_dir or (
-            rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            rootpath / ".agentbench" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}{shard}"
         )
         if self.settings.resume is not None:
             from pytest_agentbench.results.jsonl import completed_trials
@@ -194,11 +221,15 @@ class AgentbenchSession:
         bench = write_benchmark_json(
             self.records, self.results_dir / "benchmark.json", commit_info=default_commit_info(rootpath)
         )
-        self.outputs += [str(self.results_dir / RESULTS_FILE), str(bench)]
+        from pytest_agentbench.reports.estimates import ESTIMATES_FILE, estimate_aliases, write_estimates
+
+        aliases = [s.alias for s in self.specs]
+        self.estimates = estimate_aliases(self.records, aliases)
+        estimates = write_estimates(self.estimates, self.results_dir / ESTIMATES_FILE, self.records)
+        self.outputs += [str(self.results_dir / RESULTS_FILE), str(bench), str(estimates)]
         if self.settings.html is not None:
             from pytest_agentbench.reports.html import write_html
 
-            aliases = [s.alias for s in self.specs]
             html = write_html(
                 self.records, self.settings.html, "agentbench report", aliases=aliases, redactor=self.redactor
             )
@@ -243,6 +274,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and _WORKER_ENDPOINTS in workerinput:
         state.urls, state.start_error = workerinput[_WORKER_ENDPOINTS]
+        state.provenance = dict(workerinput.get(_WORKER_PROVENANCE) or {})
     if workerinput is not None and _WORKER_GATEWAY in workerinput:
         state.gateway_handle, state.gateway_error = workerinput[_WORKER_GATEWAY]
     if workerinput is not None and _WORKER_RESULTS in workerinput:
@@ -251,6 +283,9 @@ def pytest_configure(config: pytest.Config) -> None:
     elif workerinput is None:
         state.init_results(config.rootpath)
     config.stash[SESSION] = state
+    install_progress(config, settings.progress_every, state.redactor, state.results_dir)
+    if PROGRESS in config.stash and workerinput is None:
+        state.on_server_progress = config.stash[PROGRESS].server_progress
     _stop_cleanly_on_sigterm(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistController(config), "agentbench-xdist")
@@ -309,14 +344,33 @@ class _XdistController:
         if self.config.option.collectonly or not state.specs:
             return
         node.workerinput[_WORKER_ENDPOINTS] = state.ensure_endpoints()
+        node.workerinput[_WORKER_PROVENANCE] = state.provenance
         if state.settings.gateway:
             node.workerinput[_WORKER_GATEWAY] = state.ensure_gateway()
 
 
+@pytest.hookimpl(tryfirst=True)  # before junitxml's, which writes the file the suite properties go into
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Controller only: merge the workers' JSONL, then write benchmark JSON and the HTML report."""
+    """Controller only: merge the workers' JSONL, then write benchmark JSON, estimates and the HTML report,
+    and add the per-alias estimates to the JUnit XML as testsuite properties."""
     config = session.config
     state = config.stash.get(SESSION, None)
     if state is None or hasattr(config, "workerinput") or state.results_dir is None:
         return
     state.finish(config.rootpath)
+    _junit_suite_properties(config, state)
+
+
+def _junit_suite_properties(config: pytest.Config, state: AgentbenchSession) -> None:
+    """``agentbench.<alias>.pass_at_1`` & co. on the ``<testsuite>``: the controller writes the XML
+    (``record_testsuite_property`` does not travel through xdist), so it adds them to its LogXML."""
+    if not state.estimates:
+        return
+    from _pytest.junitxml import xml_key  # pytest's LogXML of --junitxml; absent without the option
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    for est in state.estimates:
+        for name, value in est.properties():
+            xml.add_global_property(state.redactor.text(name), value)

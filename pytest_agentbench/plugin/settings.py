@@ -8,6 +8,7 @@ from pathlib import Path
 from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, BudgetMode
 from pytest_agentbench.packets.schema import PROMPT_WARN_BYTES
 from pytest_agentbench.sandbox.kinds import SANDBOX_KINDS
+from pytest_agentbench.scale.shards import Shard
 
 __all__ = ["SANDBOX_KINDS", "Settings", "split_list"]
 
@@ -27,6 +28,9 @@ class Settings:
     budget: BudgetMode = "wall"  # --budget: what binds, the wall clock or turns and tokens (agents.config)
     max_total_tokens: int | None = None  # --max-total-tokens: overrides every packet's limits.max_total_tokens
     safety_timeout_factor: float = DEFAULT_SAFETY_FACTOR  # --budget=tokens: the wall-clock net = timeout x this
+    shard: Shard | None = None  # --shard K/N: run only this shard's trials (scale.shards); None: all
+    session_json: Path | None = None  # --agentbench-session-json: what happened, for scripts (main-job)
+    progress_every: float = 20.0  # --agentbench-progress-every: s between progress lines off a terminal; 0: none
     gateway: bool = False  # --agentbench-gateway: start the measuring gateway (serving.gateway) for the session
 
 

@@ -2,11 +2,14 @@
 
     write_html(load_records("results.jsonl"), "agentbench.html", "nightly")
 
-Inline CSS and inline SVG (drawn with reports/svg.py): no JavaScript, nothing fetched when the
-file is opened. Sections: the isolation warnings (mixed levels, unsafe-local runs),
+Inline CSS and inline SVG (drawn with reports/svg.py), one inline script (the trajectory viewer of
+reports/trajectory.py; the page reads without it): nothing fetched when the file is opened.
+Sections: the isolation warnings (mixed levels, unsafe-local runs),
 the summary table (the same rows as the terminal summary, isolation included), pass
 rate per alias, run-latency box + strip plot, tokens and cost per run, outcome classes
-per alias, and every run with its gates and (folded) transcript. Runs whose endpoint
+per alias, the paired comparison of each alias with the first (``reports/compare_html.py``), and every
+run with its gates and (folded) transcript; then provenance per alias (reports/provenance.py) and the
+trajectory viewer (packet x alias grid -> a run's patch and turns). Runs whose endpoint
 never answered (outcome ``infrastructure``) are in none of those: a note at the top and
 a section of their own list them. Every piece of text from a record is HTML-escaped: a
 transcript may contain ``<script>``. :func:`write_html` redacts secrets from the records
@@ -16,13 +19,17 @@ and the page (:mod:`pytest_agentbench.results.redact`; by default the environmen
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.reports.compare_html import paired_section
+from pytest_agentbench.reports.estimates import PairEstimates, reported_ks
 from pytest_agentbench.reports.isolation import isolation_warnings
+from pytest_agentbench.reports.provenance import provenance_section
 from pytest_agentbench.reports.summary import (
     NOT_STREAMED,
     AliasSummary,
@@ -32,6 +39,8 @@ from pytest_agentbench.reports.summary import (
     summary_rows,
 )
 from pytest_agentbench.reports.svg import box_strip, e, hbar_chart, legend, stacked_chart, tick_seconds
+from pytest_agentbench.reports.trajectory import TRAJECTORY_CSS, trajectory_section
+from pytest_agentbench.results.jsonl import record_repeat
 from pytest_agentbench.results.redact import Redactor
 
 __all__ = ["render_html", "write_html"]
@@ -67,6 +76,8 @@ font:12px/1.4 "DejaVu Sans Mono",Menlo,Consolas,monospace;max-height:480px;overf
 svg{display:block;margin:6px 0}svg text{font:12px -apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif}
 table.runs{width:100%}tr.det td{border-top:none;padding:0 8px 4px 22px;background:#fcfcfd}
 tr.det details{display:inline-block;vertical-align:top;margin-right:18px}tr.det details[open]{display:block}
+.flaky{font-size:11px;color:#7a5c00;background:#fff3c4;border-radius:3px;padding:0 4px}
+table.packets td.num{text-align:left;white-space:nowrap}
 .legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:11px;height:11px;
 margin-right:4px;vertical-align:-1px}
 """
@@ -91,7 +102,7 @@ def _box_strip(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) -> 
 # --------------------------------------------------------------------------- sections
 
 
-def _summary_table(summaries: Sequence[AliasSummary]) -> str:
+def _summary_table(summaries: Sequence[AliasSummary], records: Sequence[Mapping[str, Any]] = ()) -> str:
     head = "".join(
         f"<th>{e(s.alias)}"
         + ("<br><span class=td>test double</span>" if s.test_double else "")
@@ -100,7 +111,7 @@ def _summary_table(summaries: Sequence[AliasSummary]) -> str:
         for s in summaries
     )
     body = []
-    for label, cells in summary_rows(summaries):
+    for label, cells in summary_rows(summaries, records):
         sub = label.startswith("  ")
         section = not sub and all(c == "" for c in cells)
         cls = ' class="sub"' if sub else (' class="sec"' if section else "")
@@ -111,20 +122,33 @@ def _summary_table(summaries: Sequence[AliasSummary]) -> str:
 
 
 def _pass_rate_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) -> str:
-    rows = [
-        (
-            _row_name(s),
-            colors[s.alias],
-            (s.pass_rate or 0.0) * 100 if s.runs else None,
-            f"{s.pass_rate:.0%} ({s.passed}/{s.runs})"
+    """Bars of the pass rate, whiskers of its 95 % Wilson interval."""
+    rows, intervals = [], []
+    for s in summaries:
+        est = s.estimate.pass_at_1 if s.estimate else None
+        known = est is not None and est.low is not None and est.high is not None
+        ci = f" [{est.low * 100:.0f}, {est.high * 100:.0f}]" if known else ""
+        text = (
+            f"{s.pass_rate:.0%} ({s.passed}/{s.runs}){ci}"
             if s.runs
             else f"no answer: {sum(s.infrastructure.values())} infrastructure error(s)"
             if s.infrastructure
-            else "no runs",
+            else "no runs"
         )
-        for s in summaries
-    ]
-    return hbar_chart(rows, 100.0, lambda v: f"{v:.0f}%", "pass rate", "pass rate per alias")
+        rows.append((_row_name(s), colors[s.alias], (s.pass_rate or 0.0) * 100 if s.runs else None, text))
+        intervals.append(
+            (est.low * 100, est.high * 100, f"95% interval (Wilson): {est.low:.0%} - {est.high:.0%}")
+            if known and est is not None and est.low is not None and est.high is not None
+            else None
+        )
+    return hbar_chart(
+        rows,
+        100.0,
+        lambda v: f"{v:.0f}%",
+        "pass rate (whiskers: 95% interval)",
+        "pass rate per alias",
+        intervals=intervals,
+    )
 
 
 def _tokens_chart(summaries: Sequence[AliasSummary]) -> str:
@@ -144,29 +168,95 @@ def _tokens_chart(summaries: Sequence[AliasSummary]) -> str:
     )
 
 
-def _cost_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str]) -> str:
+def _spend_chart(summaries: Sequence[AliasSummary], colors: Mapping[str, str], *, solved: bool) -> str:
+    """Mean $ per run (``solved``: $ per solved run) with its bootstrap interval as whiskers."""
     from pytest_agentbench.capacity.cost import format_usd
 
-    rows = []
+    rows, intervals = [], []
     for s in summaries:
-        value = s.cost_per_run
-        known = len(s.known_costs)
-        text = format_usd(value) + ("" if known == s.runs or value is None else f" ({known}/{s.runs} known)")
-        rows.append(
-            (
-                _row_name(s),
-                colors[s.alias],
-                value,
-                text if value is not None else "unknown (no cost: mapping or no usage)",
-            )
-        )
+        spend = s.estimate.spend if s.estimate else None
+        est = None if spend is None else spend.per_solved if solved else spend.per_run
+        text = "unknown" if spend is None else spend.per_solved_text() if solved else spend.per_run_text()
+        if est is None or est.value is None:
+            text = text if text != "unknown" else "unknown (no cost: mapping or no usage)"
+            rows.append((_row_name(s), colors[s.alias], None, text))
+            intervals.append(None)
+            continue
+        rows.append((_row_name(s), colors[s.alias], est.value, text))
+        if est.n >= 2 and est.low is not None and est.high is not None:
+            high = "unbounded" if math.isinf(est.high) else format_usd(est.high)
+            intervals.append((est.low, est.high, f"95% interval: {format_usd(est.low)} - {high}"))
+        else:
+            intervals.append(None)
     if all(v is None for _, _, v, _ in rows):
+        if solved and any(s.estimate and s.estimate.spend.known for s in summaries):
+            return '<p class="meta">No solved run for any alias whose cost is known: no $ per solved run.</p>'
         return (
             '<p class="meta">Cost unknown for every alias: no <code>cost:</code> mapping in models.yaml, or '
             "no usage reported (never shown as $0).</p>"
         )
     hi = max((v for _, _, v, _ in rows if v is not None), default=0.0)
-    return hbar_chart(rows, hi, format_usd, "mean $ per run", "cost per run")
+    unit = "$ per solved run (spend / passed runs)" if solved else "mean $ per run"
+    return hbar_chart(rows, hi, format_usd, unit + " (whiskers: 95% interval)", unit, intervals=intervals)
+
+
+def _pair_cell(pair: PairEstimates | None, gates: Sequence[int] | None) -> str:
+    """One (packet, alias) of the per-packet table: passes, pass@1 [interval], pass^N, gates, median wall time."""
+    if pair is None or not pair.trials:
+        return '<td class="num">-</td>'
+    est = pair.pass_at_1
+    lines = [f"<b>{pair.passes}/{pair.trials}</b> passed"]
+    if est.low is not None and est.high is not None:
+        lines[0] += f" &middot; {est.value or 0:.0%} [{est.low:.0%}, {est.high:.0%}]"
+    if pair.trials > 1:
+        lines.append(f"pass^{pair.trials} {pair.pass_hat_k[pair.trials]:.0%}")
+    if gates:
+        lines.append(f"gates {gates[0]}/{gates[1]}")
+    if pair.latency_s.value is not None:
+        wall = format_seconds(pair.latency_s.value)
+        if pair.latency_s.n >= 2 and pair.latency_s.low is not None and pair.latency_s.high is not None:
+            wall += f" [{format_seconds(pair.latency_s.low)}, {format_seconds(pair.latency_s.high)}]"
+        lines.append(f"p50 {e(wall)}")
+    flaky = ' <span class="flaky">flaky</span>' if pair.flaky else ""
+    return f'<td class="num">{"<br>".join(lines)}{flaky}</td>'
+
+
+def _packets_section(summaries: Sequence[AliasSummary]) -> list[str]:
+    """Per packet x alias: the estimates of each pair; with repeats, pass@k and pass^k for every k."""
+    pairs = {(p.packet, s.alias): p for s in summaries if s.estimate for p in s.estimate.packets}
+    packets = sorted({packet for packet, _ in pairs})
+    if not packets:
+        return []
+    head = "".join(f"<th>{e(s.alias)}</th>" for s in summaries)
+    body = "".join(
+        f"<tr><td class=nw>{e(packet)}</td>"
+        + "".join(_pair_cell(pairs.get((packet, s.alias)), s.gates_by_packet.get(packet)) for s in summaries)
+        + "</tr>"
+        for packet in packets
+    )
+    out = [
+        "<h2>Per packet</h2>",
+        '<p class="meta">Per packet and alias: passed trials, pass@1 with its 95% Wilson interval, pass^N (all N '
+        "trials pass), gates passed / run over its trials, the median run wall time with its bootstrap interval; "
+        "<i>flaky</i>: both passed and failed.</p>",
+        f'<table class="packets"><tr><th>packet</th>{head}</tr>{body}</table>',
+    ]
+    trials = max((s.estimate.trials for s in summaries if s.estimate), default=0)
+    if trials > 1:
+        rows = []
+        for hat in (False, True):
+            for k in reported_ks(trials):
+                cells = []
+                for s in summaries:
+                    at = s.estimate.at(k, hat=hat) if s.estimate else None
+                    cells.append(f'<td class="num">{e(at.text() if at else "n/a")}</td>')
+                rows.append(f"<tr><td>pass{'^' if hat else '@'}{k}</td>{''.join(cells)}</tr>")
+        out += [
+            '<p class="meta">pass@k: the chance that at least one of k trials passes; pass^k: that all k do '
+            "(unbiased estimators from the N trials run, averaged over the packets with at least k trials).</p>",
+            f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>",
+        ]
+    return out
 
 
 def _category_chart(summaries: Sequence[AliasSummary]) -> str:
@@ -223,7 +313,13 @@ def _runs_table(records: Sequence[Mapping[str, Any]]) -> str:
 
     rows = []
     for rec in sorted(
-        records, key=lambda r: ((r.get("packet") or {}).get("id", ""), str(r.get("alias")), str(r.get("timestamp")))
+        records,
+        key=lambda r: (
+            (r.get("packet") or {}).get("id", ""),
+            str(r.get("alias")),
+            record_repeat(r),
+            str(r.get("timestamp")),
+        ),
     ):
         client = rec.get("client") or {}
         tokens = client.get("tokens") or {}
@@ -232,6 +328,7 @@ def _runs_table(records: Sequence[Mapping[str, Any]]) -> str:
         td = ' <span class="td">test double</span>' if rec.get("test_double") else ""
         rows.append(
             f"<tr><td class=nw>{e((rec.get('packet') or {}).get('id'))}</td><td>{e(rec.get('alias'))}{td}</td>"
+            f"<td class=num>{record_repeat(rec)}</td>"
             f'<td class="{"pass" if passed else "fail"}">{"pass" if passed else "fail"}</td>'
             f"<td>{e(outcome)}</td><td>{_gate_badges(rec)}</td><td class=num>{e(rec.get('turns'))}</td>"
             f"<td class=num>{e(format_seconds(client.get('wall_s')))}</td>"
@@ -240,9 +337,9 @@ def _runs_table(records: Sequence[Mapping[str, Any]]) -> str:
         )
         details = _run_details(rec)
         if details:  # full width under its run, so an opened transcript is readable
-            rows.append(f'<tr class="det"><td colspan="9">{details}</td></tr>')
+            rows.append(f'<tr class="det"><td colspan="10">{details}</td></tr>')
     head = (
-        "<tr><th>packet</th><th>alias</th><th>result</th><th>outcome</th><th>gates</th><th>turns</th>"
+        "<tr><th>packet</th><th>alias</th><th>repeat</th><th>result</th><th>outcome</th><th>gates</th><th>turns</th>"
         "<th>wall</th><th>tokens in / out</th><th>cost</th></tr>"
     )
     return f'<table class="runs">{head}{"".join(rows)}</table>'
@@ -268,17 +365,13 @@ def _infrastructure_section(records: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def render_html(
-    records: Sequence[Mapping[str, Any]], title: str = "agentbench report", *, aliases: Sequence[str] | None = None
-) -> str:
-    """The whole report as one HTML string (see :func:`write_html`)."""
-    summaries = summarize(records, aliases)
-    colors = {s.alias: PALETTE[i % len(PALETTE)] for i, s in enumerate(summaries)}
+def _head(records: Sequence[Mapping[str, Any]], summaries: Sequence[AliasSummary], title: str) -> list[str]:
+    """The page's head, title line and the notes that apply to the whole run (test doubles, isolation)."""
     packets = sorted({str((r.get("packet") or {}).get("id")) for r in records})
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
-        f"<style>{CSS}</style></head><body>",
+        f"<style>{CSS}{TRAJECTORY_CSS}</style></head><body>",
         f"<h1>{e(title)}</h1>",
         f'<p class="meta">{len(records)} run(s), {len(summaries)} alias(es), {len(packets)} packet(s): '
         f"{e(', '.join(packets))}. Generated {e(generated)}.</p>",
@@ -290,6 +383,16 @@ def render_html(
             "they are not models, and their numbers measure the harness only.</p>"
         )
     parts += [f'<p class="note warn">{e(w)}</p>' for w in isolation_warnings(records)]
+    return parts
+
+
+def render_html(
+    records: Sequence[Mapping[str, Any]], title: str = "agentbench report", *, aliases: Sequence[str] | None = None
+) -> str:
+    """The whole report as one HTML string (see :func:`write_html`)."""
+    summaries = summarize(records, aliases)
+    colors = {s.alias: PALETTE[i % len(PALETTE)] for i, s in enumerate(summaries)}
+    parts = _head(records, summaries, title)
     if not records:
         parts.append("<p>No runs recorded.</p></body></html>")
         return "".join(parts)
@@ -303,26 +406,32 @@ def render_html(
     ttft_note = "" if any(s.ttft_s for s in summaries) else f" TTFT: {NOT_STREAMED}."
     parts += [
         "<h2>Summary</h2>",
-        _summary_table(summaries),
+        _summary_table(summaries, records),
         '<p class="meta">Percentiles by linear interpolation between closest ranks. Latency, TTFT and tok/s are '
         "measured on the client (wall clock around the run and each HTTP call); tok/s = completion tokens / call "
         f"wall time. Cost: unknown is never shown as $0.{e(ttft_note)}</p>",
         "<h2>Pass rate</h2>",
         _pass_rate_chart(summaries, colors),
+        *_packets_section(summaries),
         "<h2>Run latency</h2>",
         '<p class="meta">Box: 25th-75th percentile, thick line: median, whiskers: min-max; one dot per run.</p>',
         _box_strip(summaries, colors),
         "<h2>Tokens per run</h2>",
         _tokens_chart(summaries),
         "<h2>Cost per run</h2>",
-        _cost_chart(summaries, colors),
+        _spend_chart(summaries, colors, solved=False),
+        "<h3>$ per solved run</h3>",
+        _spend_chart(summaries, colors, solved=True),
         "<h2>Outcome classes</h2>",
         '<p class="meta">passed; gates missed (the agent finished, a gate did not hold); a budget (max_turns, '
         "agent_timeout, token_budget, safety_timeout); or the failure class of the model call that ended the run.</p>",
         _category_chart(summaries),
+        *paired_section(records, [s.alias for s in summaries]),
         "<h2>Runs</h2>",
         _runs_table(graded),
         *_infrastructure_section(records),
+        provenance_section(records, aliases),
+        trajectory_section(records),
         "</body></html>",
     ]
     return "".join(parts)

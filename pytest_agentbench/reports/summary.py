@@ -4,9 +4,12 @@
 
 One column per alias; rows: runs, isolation (container / bubblewrap / unsafe-local;
 a comparison that mixes levels, or has unsafe-local runs, is warned about above the
-table), pass rate, outcomes, gates missed, failure classes (of the model call that
-ended a run), invalid tool calls, retried model calls, latency, TTFT, throughput,
-tokens, cost, break-even. Too many aliases for the width wrap into several tables.
+table), pass rate with its 95 % interval (and, with repeats, pass@N, pass^N and the
+flaky packets), outcomes, gates passed per packet (a packet x alias matrix), failure
+classes (of the model call that ended a run), invalid tool calls, retried model calls,
+latency, TTFT, throughput, tokens, cost ($ per run and per solved run), break-even.
+The estimates come from :mod:`.estimates`; the layout from :mod:`.texttable`: names are
+wrapped, never cut, four aliases fit 100 columns and more wrap into several blocks.
 
 Conventions, also printed under the table:
 
@@ -20,7 +23,7 @@ Conventions, also printed under the table:
 * TTFT is measured only on streamed calls; without any it reads
   ``n/a (not streamed)``, never 0.
 * Unknown cost prints ``unknown``, never $0; means are over runs whose cost is
-  known, and say so when some were not.
+  known, and say so when some were not ("over 7 of 10 runs").
 * Runs whose endpoint never answered (outcome ``infrastructure``, the rule in
   ``agents.transcript``) are left out of every row and counted apart in an
   ``infrastructure errors`` row: a flaky network must not lower a model's score.
@@ -32,7 +35,7 @@ import math
 import statistics
 import textwrap
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,11 +49,16 @@ from pytest_agentbench.capacity.cost import (
 )
 from pytest_agentbench.errors import ConfigError
 from pytest_agentbench.reports.budget import budget_rows
+from pytest_agentbench.reports.estimates import AliasEstimates, estimate_aliases, is_infrastructure
+from pytest_agentbench.reports.intervals import Estimate
 from pytest_agentbench.reports.isolation import isolation_cell, isolation_of, isolation_warnings
 from pytest_agentbench.reports.stats import percentile
+from pytest_agentbench.reports.texttable import NBSP, Row, render_blocks
 
 __all__ = [
+    "NOT_STREAMED",
     "AliasSummary",
+    "Row",
     "format_seconds",
     "format_summary",
     "is_infrastructure",
@@ -59,16 +67,7 @@ __all__ = [
     "summary_rows",
 ]
 
-Row = tuple[str, list[str]]
 NOT_STREAMED = "n/a (not streamed)"
-_LABEL_MAX = 34
-_CELL_MAX = 22
-_GAP = 2
-
-
-def is_infrastructure(record: Mapping[str, Any]) -> bool:
-    """The run's endpoint never answered: not counted for or against the model."""
-    return record.get("outcome") == INFRASTRUCTURE
 
 
 def run_category(record: Mapping[str, Any]) -> str:
@@ -100,6 +99,7 @@ class AliasSummary:
     categories: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     gates_missed: Counter[str] = field(default_factory=Counter)
+    gates_by_packet: dict[str, list[int]] = field(default_factory=dict)  # packet -> [gates passed, gates run]
     run_wall_s: list[float] = field(default_factory=list)
     call_wall_s: list[float] = field(default_factory=list)
     ttft_s: list[float] = field(default_factory=list)
@@ -114,6 +114,7 @@ class AliasSummary:
     cost_kind: str | None = None
     cost_spec: dict[str, Any] | None = None
     isolation: Counter[str] = field(default_factory=Counter)
+    estimate: AliasEstimates | None = None  # intervals, pass@k, flaky packets, spend (reports.estimates)
 
     @property
     def pass_rate(self) -> float | None:
@@ -145,6 +146,8 @@ def summarize(records: Sequence[Mapping[str, Any]], aliases: Sequence[str] | Non
         alias = str(rec.get("alias"))
         s = by_alias.setdefault(alias, AliasSummary(alias))
         _add(s, rec)
+    for s, est in zip(by_alias.values(), estimate_aliases(records, list(by_alias)), strict=True):
+        s.estimate = est
     return list(by_alias.values())
 
 
@@ -163,7 +166,10 @@ def _add(s: AliasSummary, rec: Mapping[str, Any]) -> None:
     if rec.get("failure"):
         s.failures[str(rec["failure"])] += 1
     packet = (rec.get("packet") or {}).get("id", "?")
+    tally = s.gates_by_packet.setdefault(str(packet), [0, 0])
     for g in rec.get("gates") or []:
+        tally[0] += bool(g.get("passed"))
+        tally[1] += 1
         if not g.get("passed"):
             s.gates_missed[f"{packet}/{g.get('id')}"] += 1
     if client.get("wall_s") is not None:
@@ -213,7 +219,22 @@ def _cost_cell(s: AliasSummary, scale: float = 1.0) -> str:
     if not known:
         return "unknown"
     text = format_usd(statistics.mean(known) * scale)
-    return text if len(known) == s.runs else f"{text} ({len(known)}/{s.runs} known)"
+    return text if len(known) == s.runs else f"{text} (over{NBSP}{len(known)}{NBSP}of{NBSP}{s.runs}{NBSP}runs)"
+
+
+def _interval(est: Estimate, fmt: Callable[[float], str]) -> str:
+    """``[2.00 s, 4.00 s]`` (one unbreakable piece); ``-`` with fewer than two values to resample."""
+    if est.n < 2 or est.low is None or est.high is None:
+        return "-"
+    return f"[{fmt(est.low)},{NBSP}{fmt(est.high)}]".replace(" ", NBSP)
+
+
+def _median_cell(est: Estimate | None, fmt: Callable[[float], str]) -> str:
+    """``3,600 [3,100, 4,200]``: the median and its bootstrap interval; ``n/a`` when unknown."""
+    if est is None or est.value is None:
+        return "n/a"
+    interval = _interval(est, fmt)
+    return fmt(est.value).replace(" ", NBSP) + ("" if interval == "-" else f" {interval}")
 
 
 def _rate(value: float) -> str:
@@ -277,10 +298,11 @@ def summary_rows(summaries: Sequence[AliasSummary], records: Sequence[Mapping[st
     row("runs", lambda s: str(s.runs))
     row("isolation", lambda s: isolation_cell(s.isolation))
     row("pass rate", _pass_rate_cell)
+    rows.extend(_repeat_rows(summaries))
     if any(s.infrastructure for s in summaries):
         row("infrastructure errors", infrastructure_cell)
     section("outcomes", sorted({k for s in summaries for k in s.outcomes}), lambda s: s.outcomes, "-")
-    section("gates missed", sorted({k for s in summaries for k in s.gates_missed}), lambda s: s.gates_missed, "none")
+    rows.extend(_gate_matrix(summaries))
     section("failure classes", sorted({k for s in summaries for k in s.failures}), lambda s: s.failures, "none")
     row("invalid tool calls", lambda s: str(s.invalid_tool_calls))
     row("retried model calls", lambda s: str(s.retried_attempts))
@@ -292,6 +314,7 @@ def summary_rows(summaries: Sequence[AliasSummary], records: Sequence[Mapping[st
             else "n/a"
         ),
     )
+    row("  p50 95% interval", lambda s: _interval(s.estimate.latency_s, format_seconds) if s.estimate else "-")
     row("model-call latency p50", lambda s: format_seconds(percentile(s.call_wall_s, 50)))
     row("TTFT p50", lambda s: format_seconds(percentile(s.ttft_s, 50)) if s.ttft_s else NOT_STREAMED)
     row("tok/s p50 (client)", lambda s: f"{percentile(s.tok_per_s, 50):,.1f}" if s.tok_per_s else "n/a")
@@ -306,17 +329,64 @@ def summary_rows(summaries: Sequence[AliasSummary], records: Sequence[Mapping[st
             else "n/a"
         ),
     )
+    row("  p50 in+out [95% CI]", lambda s: _median_cell(s.estimate and s.estimate.tokens, lambda v: f"{v:,.0f}"))
     rows.extend(budget_rows(records, [s.alias for s in summaries]) if records else [])
-    row("$/run", _cost_cell)
+    row("$/run", lambda s: s.estimate.spend.per_run_text(NBSP) if s.estimate else "unknown")
+    row("  p50 [95% CI]", lambda s: _median_cell(s.estimate and s.estimate.cost_usd, format_usd))
+    row("$ per solved run", lambda s: s.estimate.spend.per_solved_text(NBSP) if s.estimate else "unknown")
     row("$ per 1,000 runs", lambda s: _cost_cell(s, 1000.0))
     rows.extend(_break_even_rows(summaries))
     return rows
 
 
 def _pass_rate_cell(s: AliasSummary) -> str:
-    if s.runs:
-        return f"{s.pass_rate:.0%} ({s.passed}/{s.runs})"
-    return "n/a (no answer)" if s.infrastructure else "n/a"
+    """``67% (2/3) [21, 94]``: the pass rate, its counts and its 95 % Wilson interval."""
+    if not s.runs:
+        return "n/a (no answer)" if s.infrastructure else "n/a"
+    text = f"{s.pass_rate:.0%}{NBSP}({s.passed}/{s.runs})"
+    est = s.estimate.pass_at_1 if s.estimate else None
+    if est is None or est.low is None or est.high is None:
+        return text
+    return f"{text} [{est.low * 100:.0f},{NBSP}{est.high * 100:.0f}]"
+
+
+def _repeat_rows(summaries: Sequence[AliasSummary]) -> list[Row]:
+    """With repeats (N > 1 trials of a packet): pass@N, pass^N and the flaky packets, listed."""
+    trials = max((s.estimate.trials for s in summaries if s.estimate), default=0)
+    if trials < 2:
+        return []
+
+    def at(s: AliasSummary, hat: bool) -> str:
+        value = s.estimate.at(trials, hat=hat) if s.estimate else None
+        return "n/a" if value is None else value.text(NBSP)
+
+    def flaky(s: AliasSummary) -> str:
+        if s.estimate is None or not s.estimate.packets:
+            return "n/a"
+        names = s.estimate.flaky
+        head = f"{len(names)}{NBSP}of{NBSP}{len(s.estimate.packets)}"
+        return f"{head}: {', '.join(names)}" if names else f"none of {len(s.estimate.packets)}"
+
+    return [
+        (f"  pass@{trials}", [at(s, False) for s in summaries]),
+        (f"  pass^{trials}", [at(s, True) for s in summaries]),
+        ("  flaky packets", [flaky(s) for s in summaries]),
+    ]
+
+
+def _gate_matrix(summaries: Sequence[AliasSummary]) -> list[Row]:
+    """One sub-row per packet, one cell per alias: gates passed / gates run, over all its runs."""
+    packets = sorted({p for s in summaries for p in s.gates_by_packet})
+    if not packets:
+        return [("gates passed / run", ["n/a" for _ in summaries])]
+    rows: list[Row] = [("gates passed / run", ["" for _ in summaries])]
+    for packet in packets:
+        cells = []
+        for s in summaries:
+            passed, total = s.gates_by_packet.get(packet, (0, 0))
+            cells.append(f"{passed}/{total}" if total else "-")
+        rows.append((f"  {packet}", cells))
+    return rows
 
 
 def infrastructure_cell(s: AliasSummary) -> str:
@@ -331,34 +401,24 @@ def _header(s: AliasSummary) -> list[str]:
     return [s.alias, s.model if s.model != s.alias else "", "(test double)" if s.test_double else ""]
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(1, width - 3)] + "..."
-
-
-def _render(summaries: Sequence[AliasSummary], rows: Sequence[Row], label_w: int, widths: list[int]) -> list[str]:
-    headers = [_header(s) for s in summaries]
-    lines = []
-    for i in range(3):
-        cells = [_fit(h[i], w).rjust(w) for h, w in zip(headers, widths, strict=True)]
-        if i == 0 or any(c.strip() for c in cells):
-            lines.append(("" if i else "alias").ljust(label_w) + "".join(" " * _GAP + c for c in cells))
-    lines.append("-" * (label_w + sum(w + _GAP for w in widths)))
-    for label, cells in rows:
-        lines.append(
-            _fit(label, label_w).ljust(label_w)
-            + "".join(" " * _GAP + _fit(c, w).rjust(w) for c, w in zip(cells, widths, strict=True))
-        )
-    return [line.rstrip() for line in lines]
-
-
 def _notes(summaries: Sequence[AliasSummary], width: int) -> list[str]:
     notes = [
         "Percentiles: linear interpolation between closest ranks. Latency, TTFT and tok/s are client-side "
         "(wall clock around the run / each HTTP call, so network, queueing and prefill are included); "
         "tok/s = completion tokens / call wall time.",
+        "Intervals are 95 %: the pass rate's is Wilson's over runs; medians and $/run are bootstrapped over "
+        "runs (seeded: the same records print the same figures; above 500 runs, the large-sample limit).",
         "Cost from the alias's cost: mapping in models.yaml; 'unknown' = no mapping or no usage reported "
-        "(never $0). Self-hosted cost = GPU $/h x model-call time / concurrency.",
+        "(never $0). Self-hosted cost = GPU $/h x model-call time / concurrency; commercial = tokens x price, "
+        "cached input at its own price. $ per solved run = spend / passed runs, over the runs whose cost is known.",
     ]
+    trials = max((s.estimate.trials for s in summaries if s.estimate), default=0)
+    if trials > 1:
+        notes.append(
+            f"With {trials} trials per packet: pass@{trials} = the chance that at least one of {trials} trials "
+            f"passes, pass^{trials} = that all {trials} do (unbiased estimators, mean over the packets with "
+            f"{trials} trials); flaky packets both passed and failed."
+        )
     ref = _reference(summaries)
     if ref is not None and any(s.cost_kind == "self-hosted" for s in summaries):
         notes.append(
@@ -390,13 +450,11 @@ def format_summary(
     aliases: Sequence[str] | None = None,
     title: str = "agentbench summary",
 ) -> str:
-    """The aliases side by side as plain text at most ``width`` columns wide (several tables if needed)."""
+    """The aliases side by side as plain text at most ``width`` columns wide (several blocks if needed)."""
     summaries = summarize(records, aliases)
     if not summaries:
         return f"{title}: no runs recorded"
     rows = summary_rows(summaries, records)
-    label_w = min(_LABEL_MAX, max(len("alias"), *(len(label) for label, _ in rows)), max(12, width // 3))
-    col_w = _column_widths(summaries, rows, label_w, width)
     n = len(records)
     infra = sum(1 for r in records if is_infrastructure(r))
     apart = f" ({infra} infrastructure error{'s' if infra != 1 else ''}, not counted)" if infra else ""
@@ -405,46 +463,7 @@ def format_summary(
     ]
     for warning in isolation_warnings(records):
         lines.extend(textwrap.wrap(warning, width=width, subsequent_indent="  "))
-    for chunk in _chunks(col_w, label_w, width):
-        lines.append("")
-        lines.extend(
-            _render(
-                [summaries[i] for i in chunk],
-                [(label, [cells[i] for i in chunk]) for label, cells in rows],
-                label_w,
-                [col_w[i] for i in chunk],
-            )
-        )
+    lines.extend(render_blocks([_header(s) for s in summaries], rows, width))
     lines.append("")
     lines.extend(_notes(summaries, width))
     return "\n".join(lines)
-
-
-def _column_widths(summaries: Sequence[AliasSummary], rows: Sequence[Row], label_w: int, width: int) -> list[int]:
-    """One width per alias column: its widest header or cell, capped, and never wider than the table."""
-    col_w = [
-        min(
-            _CELL_MAX,
-            max(
-                len(s.alias),
-                len(s.model) if s.model != s.alias else 0,
-                13 if s.test_double else 0,
-                *(len(cells[i]) for _, cells in rows),
-            ),
-        )
-        for i, s in enumerate(summaries)
-    ]
-    return [min(w, max(8, width - label_w - _GAP)) for w in col_w]
-
-
-def _chunks(col_w: Sequence[int], label_w: int, width: int) -> list[list[int]]:
-    """The column indexes of each table: as many columns as fit in ``width`` next to the labels."""
-    chunks: list[list[int]] = [[]]
-    used = label_w
-    for i, w in enumerate(col_w):
-        if chunks[-1] and used + _GAP + w > width:
-            chunks.append([])
-            used = label_w
-        chunks[-1].append(i)
-        used += _GAP + w
-    return chunks

@@ -1,10 +1,12 @@
 """Inline SVG for the self-contained HTML pages: the one chart toolkit both pages draw with.
 
 This module owns escaping (:func:`e`, through which every piece of text reaches a page), axis
-ticks, the ``<svg>`` wrapper and the charts themselves: horizontal and stacked bar charts, a box +
-strip plot and a legend (one row per alias: ``reports/html.py``), and a line chart with a dashed
-threshold line and one marked point (one point per sweep level: ``reports/sweep.py``). Pure
-string building from the standard library: no JavaScript, nothing fetched when a page is opened.
+ticks, the ``<svg>`` wrapper and the charts themselves: horizontal bar charts with interval
+whiskers (:func:`whisker`), stacked bar charts, a box + strip plot and a legend (one row per alias:
+``reports/html.py``), an interval chart of signed differences around a zero line (one row per paired
+comparison: ``reports/compare_html.py``), and a line chart with a dashed threshold line and one marked
+point (one point per sweep level: ``reports/sweep.py``). Pure string building from the standard library:
+no JavaScript, nothing fetched when a page is opened.
 """
 
 from __future__ import annotations
@@ -17,12 +19,25 @@ from typing import Any
 
 from pytest_agentbench.reports.stats import percentile
 
-__all__ = ["box_strip", "e", "hbar_chart", "legend", "line_chart", "nice_ticks", "stacked_chart", "svg", "tick_seconds"]
+__all__ = [
+    "box_strip",
+    "e",
+    "hbar_chart",
+    "interval_chart",
+    "legend",
+    "line_chart",
+    "nice_ticks",
+    "stacked_chart",
+    "svg",
+    "tick_seconds",
+    "whisker",
+]
 
 _LABEL_W = 190  # px reserved left of every row chart for the row labels (alias names)
 _LABEL_CHARS = 28  # what fits in _LABEL_W at 12 px
 _CHART_W = 720
-_RIGHT_W = 150  # px right of the plot area for value labels
+_RIGHT_W = 190  # px right of the plot area for value labels
+_WHISKER = "#1d2430"
 _ROW_H = 28
 
 
@@ -88,14 +103,40 @@ def _scale(hi: float) -> Any:
 # --------------------------------------------------------------------------- row charts
 
 
+def whisker(x_low: float, x_high: float | None, mid: float, tip: str, half: float = 6.0) -> str:
+    """An interval as a horizontal line from ``x_low`` to ``x_high`` with end caps, its bounds as the tooltip
+    (``<g class="ci">``). ``x_high`` None: no upper bound, the line runs to the plot's edge without a cap."""
+    right = _LABEL_W + _CHART_W if x_high is None else x_high
+    parts = [
+        f'<g class="ci" data-low="{x_low:.1f}" data-high="{right:.1f}"><title>{e(tip)}</title>',
+        f'<line x1="{x_low:.1f}" y1="{mid:.1f}" x2="{right:.1f}" y2="{mid:.1f}" stroke="{_WHISKER}" stroke-width="2"/>',
+        f'<line x1="{x_low:.1f}" y1="{mid - half:.1f}" x2="{x_low:.1f}" y2="{mid + half:.1f}" '
+        f'stroke="{_WHISKER}" stroke-width="2"/>',
+    ]
+    if x_high is not None:
+        parts.append(
+            f'<line x1="{x_high:.1f}" y1="{mid - half:.1f}" x2="{x_high:.1f}" y2="{mid + half:.1f}" '
+            f'stroke="{_WHISKER}" stroke-width="2"/>'
+        )
+    return "".join(parts) + "</g>"
+
+
 def hbar_chart(
     rows: Sequence[tuple[str, str, float | None, str]],
     hi: float,
     fmt: Any,
     unit: str,
     label: str,
+    *,
+    intervals: Sequence[tuple[float, float, str] | None] | None = None,
 ) -> str:
-    """One horizontal bar per (row label, color, value, text); ``None`` draws no bar and the text ("unknown")."""
+    """One horizontal bar per (row label, color, value, text); ``None`` draws no bar and the text ("unknown").
+
+    ``intervals``: per row (low, high, tooltip) or None; drawn as a :func:`whisker` over the bar, an
+    infinite high running to the edge. The scale reaches the highest finite bound.
+    """
+    finite = [b for ci in intervals or () if ci is not None for b in ci[:2] if math.isfinite(b)]
+    hi = max([hi, *finite])
     height = 16 + len(rows) * _ROW_H + 40
     scale = _scale(hi)
     body = _x_axis(nice_ticks(hi), scale, 8, 8 + len(rows) * _ROW_H, fmt, unit)
@@ -105,7 +146,13 @@ def hbar_chart(
         if value is not None:
             w = max(0.0, scale(value) - _LABEL_W)
             body.append(f'<rect x="{_LABEL_W}" y="{y + 5}" width="{w:.1f}" height="{_ROW_H - 10}" fill="{color}"/>')
-            body.append(f'<text x="{_LABEL_W + w + 6:.1f}" y="{y + 18}">{e(text)}</text>')
+            end = _LABEL_W + w
+            ci = intervals[i] if intervals else None
+            if ci is not None:
+                high = scale(ci[1]) if math.isfinite(ci[1]) else None
+                body.append(whisker(scale(ci[0]), high, y + _ROW_H / 2, ci[2]))
+                end = max(end, _LABEL_W + _CHART_W if high is None else high)
+            body.append(f'<text x="{end + 6:.1f}" y="{y + 18}">{e(text)}</text>')
         else:
             body.append(f'<text x="{_LABEL_W + 6}" y="{y + 18}" fill="#7a8699">{e(text)}</text>')
     return svg(_LABEL_W + _CHART_W + _RIGHT_W, height, body, label)
@@ -314,3 +361,43 @@ def _line_series(f: _Frame, k: int, name: str, values: Sequence[float | None], c
     )
     parts.append(f'<text x="{lx + 22}" y="{f.top + 12}" font-size="10" fill="{e(color)}">{e(name)}</text>')
     return parts
+
+
+# --------------------------------------------------------------------------- interval chart
+
+
+def interval_chart(
+    rows: Sequence[tuple[str, str, float | None, float | None, float | None, str]],
+    fmt: Callable[[float], str],
+    unit: str,
+    label: str,
+) -> str:
+    """Signed differences with their intervals around a zero line, one row per (label, color, value, low, high,
+    text): a whisker from low to high and a dot at the value; ``None`` draws only the text. The axis is
+    symmetric, at least -10..10."""
+    ends = [abs(v) for _, _, *vals, _ in rows for v in vals if v is not None]
+    ticks = nice_ticks(max([10.0, *ends]), count=4)
+    top = ticks[-1]
+
+    def scale(v: float) -> float:
+        return _LABEL_W + (v + top) / (2 * top) * _CHART_W
+
+    height = 16 + len(rows) * _ROW_H + 40
+    bottom = 8 + len(rows) * _ROW_H
+    body = _x_axis([-t for t in reversed(ticks[1:])] + ticks, scale, 8, bottom, fmt, unit)
+    body.append(f'<line x1="{scale(0):.1f}" y1="4" x2="{scale(0):.1f}" y2="{bottom}" stroke="#1d2430"/>')
+    for i, (name, color, value, low, high, text) in enumerate(rows):
+        mid = 8 + i * _ROW_H + _ROW_H / 2
+        body.append(_row_label(name, mid + 4))
+        if value is None or low is None or high is None:
+            body.append(f'<text x="{_LABEL_W + 6}" y="{mid + 4}" fill="#7a8699">{e(text)}</text>')
+            continue
+        x0, x1 = scale(low), scale(high)
+        body.append(f'<line x1="{x0:.1f}" y1="{mid}" x2="{x1:.1f}" y2="{mid}" stroke="{color}" stroke-width="3"/>')
+        for x in (x0, x1):
+            body.append(f'<line x1="{x:.1f}" y1="{mid - 6}" x2="{x:.1f}" y2="{mid + 6}" stroke="{color}"/>')
+        body.append(
+            f'<circle cx="{scale(value):.1f}" cy="{mid}" r="5" fill="{color}"><title>{e(text)}</title></circle>'
+        )
+        body.append(f'<text x="{_LABEL_W + _CHART_W + 8}" y="{mid + 4}">{e(text)}</text>')
+    return svg(_LABEL_W + _CHART_W + _RIGHT_W, height, body, label)

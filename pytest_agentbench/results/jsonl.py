@@ -31,8 +31,10 @@ __all__ = [
     "merge_jsonl",
     "merge_records",
     "record_repeat",
+    "record_time",
     "worker_files",
     "worker_results_path",
+    "write_records",
 ]
 
 #: The merged log the controller writes next to the per-worker files.
@@ -143,7 +145,8 @@ def load_records(path: Path | str, *, on_problem: Problem | None = None) -> list
     return records
 
 
-def _sort_key(record: Mapping[str, Any]) -> datetime:
+def record_time(record: Mapping[str, Any]) -> datetime:
+    """The record's ``timestamp`` (when it finished), timezone-aware; the earliest time where it has none."""
     try:
         when = datetime.fromisoformat(str(record.get("timestamp")))
     except ValueError:
@@ -163,7 +166,7 @@ def merge_records(groups: Iterable[Iterable[dict[str, Any]]]) -> list[dict[str, 
                     continue
                 seen.add(str(run_id))
             merged.append(rec)
-    merged.sort(key=_sort_key)  # stable: equal timestamps keep file order
+    merged.sort(key=record_time)  # stable: equal timestamps keep file order
     return merged
 
 
@@ -189,6 +192,12 @@ def merge_jsonl(
     merged = merge_records(groups)
     _replace_lines(Path(out), merged)
     return merged
+
+
+def write_records(records: Iterable[Mapping[str, Any]], out: Path | str) -> Path:
+    """``records`` as ``out``, one line each in the order given, fsynced and replaced atomically; returns ``out``."""
+    _replace_lines(Path(out), records)
+    return Path(out)
 
 
 def _replace_lines(out: Path, records: Iterable[Mapping[str, Any]]) -> None:

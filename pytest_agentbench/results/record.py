@@ -24,9 +24,33 @@ properties a packet test sets, :func:`new_run_id` names a run, and
      "server": null,
      "cost": {"usd": 0.0180, "kind": "commercial", "spec": {...}, "describe": "...", "basis": "..."},
      "sandbox": {"kind": "local", "isolation": "bubblewrap", "details": {...}},
-     "versions": {"agentbench": "0.1.0", "python": "3.11.9"},
+     "versions": {"agentbench": "0.1.0", "python": "3.11.9", "agent": {...}, "packet": {...},
+                  "sandbox": {...}, "server": {...}},
+     "patch": {"diff": "diff --git a/stats/core.py b/stats/core.py\n...", "bytes": 412, "truncated": false,
+               "files": [{"path": "stats/core.py", "status": "modified", "added": 2, "deleted": 0,
+                          "binary": false}],
+               "files_total": 1, "binary": [], "skipped": [], "skipped_total": 0, "sha256": "...",
+               "base_tree": "...", "whole": null, "note": "", "warnings": [], "error": null, "took_s": 0.2},
+     "trajectory": [{"index": 0, "started_s": 0.0, "budget_left": {...}, "tool_calls": [...], ...}],
      "workspace_reset": [{"path": "pytest.py", "action": "removed", "why": "would be imported instead of ..."}],
      "worker": "gw0", "nodeid": null, "transcript": "..."}
+
+``patch`` is what the agent changed: ``git diff`` of the workspace when the agent stopped, before
+any hidden gate file was copied in, against the packet's workspace as given (how it is taken from a
+hostile workspace: :mod:`pytest_agentbench.sandbox.patch`). New and deleted files are in it, binary
+files are marked (``Binary files a/x and b/x differ``) and listed in ``binary``; files git was not
+given (over 8 MiB, unreadable) are in ``skipped`` with why. ``bytes`` is the whole diff's size;
+``truncated: true`` means ``diff`` is its head, cut after the last whole file that fits in 256 KiB,
+and ``whole`` names the file next to ``results.jsonl`` that holds all of it (``null``: not kept;
+``note`` says so and why). ``error`` (with an empty diff) says why no patch could be taken. A run
+whose endpoint never answered has ``patch: null``; so do records written before patches existed.
+
+``trajectory`` is one entry per model call, index-aligned with ``client.calls`` (which holds the
+call's numbers): its text, tool calls with their results as the model saw them, retries, errors
+and the budget left when it began, within a fixed size (cuts are marked in place; see
+:mod:`pytest_agentbench.results.trajectory`). ``versions`` says what produced the run: the server
+(vLLM version, model path and fingerprint, its arguments), the sandbox image or bubblewrap
+version, the agent and the packet's content hash (see :mod:`pytest_agentbench.results.provenance`).
 
 ``repeat`` is the trial's number (1-based) among ``--repeats N``; ``sampling`` holds the sampling
 settings the alias sends: ``temperature`` (``null``: none sent, the server's default) and ``seed``
@@ -66,14 +90,13 @@ never $0.
 from __future__ import annotations
 
 import os
-import platform
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
+from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.transcript import AgentResult, clip
 from pytest_agentbench.capacity.cost import usage_cost_usd
 from pytest_agentbench.models.registry import ModelSpec
@@ -81,8 +104,11 @@ from pytest_agentbench.packets.gates import GateResult
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.reports.stats import median
 from pytest_agentbench.results.jsonsafe import json_safe
+from pytest_agentbench.results.provenance import run_versions
 from pytest_agentbench.results.redact import Redactor
+from pytest_agentbench.results.trajectory import trajectory as trajectory_of
 from pytest_agentbench.sandbox.base import SandboxInfo
+from pytest_agentbench.sandbox.patch import Patch
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -113,6 +139,9 @@ class RunRecord:
     wall_s: float
     extra: dict[str, Any] = field(default_factory=dict)
     repeat: int = 1  # which of the --repeats trials of this (packet, alias) this is, 1-based
+    patch: Patch | None = None  # what the agent changed (None: not taken, e.g. an infrastructure run)
+    agent_config: AgentConfig | None = None  # the budgets the agent ran under
+    provenance: dict[str, Any] = field(default_factory=dict)  # the endpoint's (results.provenance), per session
 
     @property
     def passed(self) -> bool:
@@ -186,6 +215,7 @@ def record_to_dict(
     record: RunRecord,
     *,
     transcript: bool = True,
+    trajectory: bool = True,
     transcript_chars: int = TRANSCRIPT_CHARS,
     finished_at: datetime | None = None,
     redactor: Redactor | None = None,
@@ -224,12 +254,15 @@ def record_to_dict(
         "server": _server_dict(extra.get("server_metrics")),
         "cost": run_cost(record),
         "sandbox": _sandbox_dict(record.sandbox),
-        "versions": _versions(),
+        "versions": run_versions(record),
+        "patch": record.patch.to_dict() if record.patch is not None else None,
         "worker": extra.get("worker") or os.environ.get("PYTEST_XDIST_WORKER"),
         "nodeid": extra.get("nodeid"),
         "workspace_reset": [dict(r) for r in extra.get("workspace_reset") or []],
         "extra": _extra_dict(extra),
     }
+    if trajectory:
+        out["trajectory"] = trajectory_of(agent, record.agent_config)
     if transcript:
         out["transcript"] = clip(agent.transcript(), transcript_chars)
     if redactor is None:
@@ -368,17 +401,6 @@ def _server_dict(metrics: Any) -> dict[str, Any] | None:
     if not isinstance(metrics, Mapping):
         return None
     return {str(k): v for k, v in metrics.items() if _is_primitive(v)}
-
-
-@lru_cache(maxsize=1)
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        plugin = version("pytest-agentbench")
-    except PackageNotFoundError:
-        plugin = "unknown"
-    return {"agentbench": plugin, "python": platform.python_version()}
 
 
 def _is_primitive(v: Any) -> bool:

@@ -5,6 +5,8 @@ plugin and the fault handling be tested over real HTTP on 127.0.0.1.
 
 Script format (YAML or a dict; a folder of YAML files is merged)::
 
+    max_model_len: 4096                                # optional: reported in /v1/models, as vLLM does, and
+                                                       # a longer request is refused with vLLM's HTTP 400
     conversations:
       - match: "substring of the first user message"   # optional; first match wins
         responses:                                     # the N-th assistant turn gets responses[N]
@@ -23,6 +25,7 @@ Script format (YAML or a dict; a folder of YAML files is merged)::
                 # chunks) every second for stream_keepalive_for_s (default: until the client hangs up)
           - {content: "abc", trickle_every_s: 0.5}     # not streamed: the body one byte every 0.5 s
           - {status: 401, error: "invalid api key"}    # as a provider answers a wrong key
+          - {tool_calls: [...], streamed: {content: "<tool_call>..."}}   # a different answer when streamed
           - {tool_calls: [...], stream_leak: true}     # streamed, the calls leak into the content as qwen3
                 # XML (as vLLM's qwen3_coder streaming parser did); not streamed they come native
           - attempts:                                  # successive requests for the same turn (retries)
@@ -64,6 +67,18 @@ def load_script(source: Path | str | dict[str, Any]) -> list[dict[str, Any]]:
             raise ValueError(f"{source}: 'conversations' must be a list")
         conversations.extend(convs)
     return conversations
+
+
+def load_max_model_len(source: Path | str | dict[str, Any]) -> int | None:
+    """The script's ``max_model_len`` (the largest one, when a folder's files give several), or None."""
+    if isinstance(source, dict):
+        docs = [source]
+    else:
+        path = Path(source)
+        files = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")) if path.is_dir() else [path]
+        docs = [yaml.safe_load(f.read_text(encoding="utf-8")) or {} for f in files]
+    values = [int(d["max_model_len"]) for d in docs if isinstance(d, dict) and d.get("max_model_len")]
+    return max(values) if values else None
 
 
 def _count_tokens(text: str) -> int:
@@ -114,7 +129,9 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "object": "list",
                     "data": [
-                        {"id": m, "object": "model", "owned_by": "agentbench-scripted"} for m in self.server.model_names
+                        {"id": m, "object": "model", "owned_by": "agentbench-scripted"}
+                        | ({"max_model_len": self.server.max_model_len} if self.server.max_model_len else {})
+                        for m in self.server.model_names
                     ],
                 },
             )
@@ -135,7 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.server.record(body)
         messages = body.get("messages") or []
+        if self._too_long(body):
+            return
         step = self.server.step_for(messages)
+        if body.get("stream") and isinstance(step.get("streamed"), dict):
+            step = step["streamed"]
         if step.get("delay_s"):
             time.sleep(float(step["delay_s"]))
         if "raw" in step:
@@ -155,6 +176,20 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self._answer(body, step)
+
+    def _too_long(self, body: dict[str, Any]) -> bool:
+        """Refuse a request over ``max_model_len`` as vLLM does (HTTP 400, its wording); True if refused."""
+        limit = self.server.max_model_len
+        prompt = _count_tokens(json.dumps(body.get("messages", [])))
+        if not limit or prompt + int(body.get("max_tokens") or 0) <= limit:
+            return False
+        message = (
+            f"This model's maximum context length is {limit} tokens. However, your prompt contains {prompt} "
+            f"input tokens and {int(body.get('max_tokens') or 0)} output tokens were requested. Please reduce "
+            "the length of the input prompt."
+        )
+        self._json(400, {"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}})
+        return True
 
     def _answer(self, body: dict[str, Any], step: dict[str, Any]) -> None:
         content = step.get("content")
@@ -283,6 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
     @staticmethod
     def _chunks(chunk: Any, message: dict[str, Any], finish: str) -> None:
         chunk({"role": "assistant", "content": ""})
+        if message.get("reasoning_content"):  # as vLLM streams a reasoning parser's output
+            chunk({"reasoning_content": message["reasoning_content"]})
         text = message.get("content") or ""
         for i in range(0, len(text), 8):
             chunk({"content": text[i : i + 8]})
@@ -367,10 +404,11 @@ class _Keepalive:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, conversations: list[dict[str, Any]], model_names: list[str]):
+    def __init__(self, conversations: list[dict[str, Any]], model_names: list[str], max_model_len: int | None = None):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.conversations = conversations
         self.model_names = model_names
+        self.max_model_len = max_model_len
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._ids = 0
@@ -406,7 +444,7 @@ class ScriptedServer:
     """Start with ``with ScriptedServer(script) as srv: srv.base_url``; usable without pytest."""
 
     def __init__(self, script: Path | str | dict[str, Any], model_names: list[str] | None = None):
-        self._server = _Server(load_script(script), model_names or ["scripted"])
+        self._server = _Server(load_script(script), model_names or ["scripted"], load_max_model_len(script))
         self._thread = threading.Thread(target=self._server.serve_forever, name="scripted-server", daemon=True)
 
     @property

@@ -11,15 +11,19 @@ parser) or still *in the text* (no server-side parser, or it missed them).
 2. native ``tool_calls`` (or the legacy ``function_call``) are always taken;
 3. the tool parser extracts calls from what is left of the content. ``openai``
    (:mod:`.native`) does so only when there were no native calls: it *recovers*
-   calls that leaked into the text, trying the qwen3_xml, hermes, glm47 and
-   json_block recognisers in turn (json_block only keeps decodable calls to
-   declared tools there: in a commercial model's prose a JSON block is mostly
-   an example).
+   calls that leaked into the text, trying the special-token formats (DeepSeek,
+   DSML, MiniMax, Kimi), then the qwen3_xml, hermes, glm47 and json_block
+   recognisers in turn (json_block only keeps decodable calls to declared tools
+   there: in a commercial model's prose a JSON block is mostly an example).
 
 Each format family has its module, which documents the format as the models'
 chat templates render it: :mod:`.hermes`, :mod:`.qwen3_xml` (alias
-``qwen3_coder``), :mod:`.glm47` (alias ``glm45``) and :mod:`.json_block`. XML
-values are typed from the request's tool schema (:mod:`._typed_values`).
+``qwen3_coder``), :mod:`.glm47` (alias ``glm45``), :mod:`.json_block`,
+:mod:`.deepseek_v31` (alias ``deepseek_v3``), :mod:`.dsml` (``deepseek_v32``,
+``deepseek_v4``), :mod:`.minimax_m2` and :mod:`.kimi_k2`; the tool parser names
+are vLLM's ``--tool-call-parser`` names for the same formats. XML values are
+typed from the request's tool schema (:mod:`._typed_values`). Reasoning splits:
+:mod:`.reasoning` (``think_tags``, ``qwen3``).
 
 Model output never makes this package raise: a call that cannot be decoded goes
 to ``invalid_tool_calls`` as ``"<reason>: <raw text>"``. Only an unknown parser
@@ -35,12 +39,16 @@ from typing import Any
 from pytest_agentbench.errors import ConfigError
 from pytest_agentbench.models.calls import ParsedMessage, ToolCall
 from pytest_agentbench.models.parsers._common import Extraction, ToolParser, Tools
+from pytest_agentbench.models.parsers.deepseek_v31 import parse_deepseek
+from pytest_agentbench.models.parsers.dsml import parse_dsml
 from pytest_agentbench.models.parsers.glm47 import parse_glm
 from pytest_agentbench.models.parsers.hermes import parse_hermes
 from pytest_agentbench.models.parsers.json_block import parse_json_blocks
+from pytest_agentbench.models.parsers.kimi_k2 import parse_kimi
+from pytest_agentbench.models.parsers.minimax_m2 import parse_minimax
 from pytest_agentbench.models.parsers.native import native_calls, recover_leaked
 from pytest_agentbench.models.parsers.qwen3_xml import parse_qwen3_xml
-from pytest_agentbench.models.parsers.reasoning import split_think_tags
+from pytest_agentbench.models.parsers.reasoning import split_qwen3, split_think_tags
 
 __all__ = [
     "REASONING_PARSERS",
@@ -83,7 +91,8 @@ def parse_message(
         extraction = Extraction(text.strip())
     else:
         extraction = find_calls(text, tools)
-    calls = [*native, *((None, name, arguments) for name, arguments in extraction.calls)]
+    own_ids = extraction.ids or (None,) * len(extraction.calls)
+    calls = [*native, *((i, name, arguments) for i, (name, arguments) in zip(own_ids, extraction.calls, strict=True))]
     return ParsedMessage(
         content=extraction.content,
         tool_calls=_with_ids(calls),
@@ -145,8 +154,8 @@ def _with_ids(calls: list[tuple[str | None, str, str]]) -> tuple[ToolCall, ...]:
     return tuple(out)
 
 
-#: Tool parser name -> function(text, tools) -> Extraction. ``qwen3_coder`` and
-#: ``glm45`` are vLLM's ``--tool-call-parser`` names for the same formats.
+#: Tool parser name -> function(text, tools) -> Extraction. Besides our own names, vLLM's
+#: ``--tool-call-parser`` names for the same formats (``qwen3_coder``, ``glm45``, ...).
 TOOL_PARSERS: Mapping[str, ToolParser] = MappingProxyType(
     {
         "openai": recover_leaked,
@@ -156,6 +165,12 @@ TOOL_PARSERS: Mapping[str, ToolParser] = MappingProxyType(
         "glm47": parse_glm,
         "glm45": parse_glm,
         "json_block": parse_json_blocks,
+        "deepseek_v3": parse_deepseek,
+        "deepseek_v31": parse_deepseek,
+        "deepseek_v32": parse_dsml,
+        "deepseek_v4": parse_dsml,
+        "minimax_m2": parse_minimax,
+        "kimi_k2": parse_kimi,
     }
 )
 
@@ -164,5 +179,6 @@ TOOL_PARSERS: Mapping[str, ToolParser] = MappingProxyType(
 REASONING_PARSERS: Mapping[str, ReasoningParser] = MappingProxyType(
     {
         "think_tags": split_think_tags,
+        "qwen3": split_qwen3,
     }
 )

@@ -2,9 +2,12 @@
 
 Native ``tool_calls`` (or the legacy ``function_call``) on the message are
 always taken. When there are none, :func:`recover_leaked` looks for calls
-that leaked into the text, trying the qwen3_xml, hermes, glm47 and json_block
-recognisers in turn; json_block only keeps decodable calls to declared tools
-there (in a commercial model's prose a JSON block is mostly an example).
+that leaked into the text: first the formats framed by special tokens, which
+prose never contains (DeepSeek's, DSML, MiniMax's, Kimi's), then the
+qwen3_xml, hermes, glm47 and json_block recognisers in turn; json_block only
+keeps decodable calls to declared tools there (in a commercial model's prose
+a JSON block is mostly an example). The first recogniser that finds something
+decides.
 """
 
 from __future__ import annotations
@@ -23,9 +26,17 @@ from pytest_agentbench.models.parsers._common import (
     assemble,
 )
 from pytest_agentbench.models.parsers._typed_values import tool_name
+from pytest_agentbench.models.parsers.deepseek_v31 import LOOKS_LIKE as DEEPSEEK_CALL
+from pytest_agentbench.models.parsers.deepseek_v31 import find_deepseek
+from pytest_agentbench.models.parsers.dsml import LOOKS_LIKE as DSML_CALL
+from pytest_agentbench.models.parsers.dsml import find_dsml
 from pytest_agentbench.models.parsers.glm47 import find_glm
 from pytest_agentbench.models.parsers.hermes import find_hermes
 from pytest_agentbench.models.parsers.json_block import find_json_blocks
+from pytest_agentbench.models.parsers.kimi_k2 import LOOKS_LIKE as KIMI_CALL
+from pytest_agentbench.models.parsers.kimi_k2 import find_kimi
+from pytest_agentbench.models.parsers.minimax_m2 import LOOKS_LIKE as MINIMAX_CALL
+from pytest_agentbench.models.parsers.minimax_m2 import find_minimax
 from pytest_agentbench.models.parsers.qwen3_xml import find_qwen3_xml
 
 
@@ -78,6 +89,10 @@ def _find_known_json_blocks(text: str, tools: Tools) -> list[Found]:
 
 
 _LEAK_RECOGNISERS: tuple[tuple[re.Pattern[str], Callable[[str, Tools], list[Found]]], ...] = (
+    (DEEPSEEK_CALL, find_deepseek),
+    (DSML_CALL, find_dsml),
+    (MINIMAX_CALL, find_minimax),
+    (KIMI_CALL, find_kimi),
     (re.compile(r"<function=[^<>\s]*>"), find_qwen3_xml),
     (re.compile(r"<tool_call>\s*(?:```\w*\s*)?\{"), find_hermes),
     (re.compile(r"<tool_call>\s*[^\s<>{}]+\s*(?:<arg_key>|</tool_call>)"), find_glm),

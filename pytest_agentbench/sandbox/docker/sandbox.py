@@ -124,7 +124,12 @@ class DockerSandbox:
             self.close()
             raise
         limits = f"memory={memory} cpus={cpus:g} pids={pids} network=none"
-        details = {"image": self.image, "limits": limits, "container": self.container_id[:12]}
+        details = {
+            "image": self.image,
+            "image_id": str((self._container.attrs or {}).get("Image", "")),
+            "limits": limits,
+            "container": self.container_id[:12],
+        }
         if self.gateway_socket_inside:
             details["gateway"] = self.gateway_socket_inside
         self.info = SandboxInfo(kind="docker", isolation="container", details=details)

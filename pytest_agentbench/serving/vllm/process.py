@@ -42,9 +42,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from pytest_agentbench.errors import ConfigError, ServerError, ServerStartError
+from pytest_agentbench.events import OnServerProgress, ServerProgress
 from pytest_agentbench.results.redact import Redactor
 from pytest_agentbench.serving import http
 from pytest_agentbench.serving.vllm.command import HOST, INSTALL_HINT, build_command
@@ -123,7 +124,9 @@ class VLLMServer:
 
     ``start()`` returns when the server is ready or raises :class:`ServerError`
     (after stopping it); ``stop()`` is idempotent. Port races are retried
-    (``port_retries``) when the port was picked automatically.
+    (``port_retries``) when the port was picked automatically. ``on_progress``
+    (:mod:`pytest_agentbench.events`) hears of each readiness poll, with the log's last line, and of
+    the server being ready.
     """
 
     def __init__(
@@ -133,7 +136,9 @@ class VLLMServer:
         poll_interval_s: float = 0.5,
         port_retries: int = 2,
         redactor: Redactor | None = None,
+        on_progress: OnServerProgress | None = None,
     ) -> None:
+        self._on_progress = on_progress
         self.spec = spec if isinstance(spec, ServeSpec) else ServeSpec.from_dict(spec)
         self._redactor = Redactor.from_environment() if redactor is None else redactor
         self.poll_interval_s = poll_interval_s
@@ -215,9 +220,11 @@ class VLLMServer:
                 self.stop()
                 if exc.port_in_use and attempt + 1 < attempts:
                     continue  # lost a race for the free port: try another
+                self._report_progress("failed")
                 raise
             except BaseException:
                 self.stop()
+                self._report_progress("failed")
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -268,6 +275,7 @@ class VLLMServer:
         health_ok = False
         last_error = "no answer yet"
         while True:
+            self._report_progress()
             code = self._proc.poll()
             if code is not None:
                 self._fail(f"the server process exited with code {code} before it was ready")
@@ -278,6 +286,7 @@ class VLLMServer:
                     ready, last_error = self._serves_name()
                     if ready:
                         self.startup_s = time.monotonic() - self._started_at
+                        self._report_progress("ready")
                         return
             except (OSError, ValueError) as exc:  # OSError: URLError, connection refused, timeouts
                 last_error = f"{type(exc).__name__}: {exc}"
@@ -287,6 +296,14 @@ class VLLMServer:
                     timeout=True,
                 )
             time.sleep(self.poll_interval_s)
+
+    def _report_progress(self, state: Literal["starting", "ready", "failed"] = "starting") -> None:
+        if self._on_progress is None:
+            return
+        log = None if self._log_path is None else str(self._log_path)
+        last = self._redactor.text(_last_line(self._log_path)) if self._log_path is not None else ""
+        elapsed = time.monotonic() - self._started_at if self._started_at else 0.0
+        self._on_progress(ServerProgress("vLLM", state, elapsed, self.spec.startup_timeout_s, log, last))
 
     def _health(self) -> tuple[bool, str]:
         """``GET /health``: whether it answered 200, and what it answered."""
@@ -325,6 +342,18 @@ class VLLMServer:
         if self._log_path is not None:
             self._redactor.file(self._log_path)  # the server wrote it: now that it is complete, hide secrets
         return proc.returncode
+
+
+def _last_line(path: Path, tail_bytes: int = 4096) -> str:
+    """The last non-empty line of a log (progress bars' ``\\r`` parts count as lines), "" if none."""
+    try:
+        with path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - tail_bytes))
+            tail = log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in re.split(r"[\r\n]+", tail)]
+    return next((line for line in reversed(lines) if line), "")
 
 
 def _end_group(proc: subprocess.Popen[bytes], stop_timeout_s: float) -> None:
