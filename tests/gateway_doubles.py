@@ -2,6 +2,10 @@
 
 :class:`Wire` is a raw HTTP upstream for what the scripted server does not speak or break: the
 responses and Anthropic messages protocols, resets, junk SSE, bodies past a cap.
+
+Agents are plain ``http.client`` requests (:func:`post`, :func:`get`) where any client would do,
+and the ``openai`` SDK (:func:`oai`, the dev extra; skipped without it) where an SDK is the agent
+under test: how it reads the gateway's streams, repaired answers and errors.
 """
 
 import contextlib
@@ -13,9 +17,10 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import openai
+import pytest
 
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.serving.gateway import (
@@ -45,7 +50,13 @@ class Wire:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                wire.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                wire.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": json.loads(body),
+                    }
+                )
                 (wire.behaviours.pop(0) if len(wire.behaviours) > 1 else wire.behaviours[0])(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -108,21 +119,37 @@ def running(*routes: Route, limits: Limits | None = None) -> Iterator[Gateway]:
         yield gateway
 
 
-def oai(gateway: Gateway, token: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key=token, max_retries=0, timeout=30)
+def sdk() -> ModuleType:
+    """The ``openai`` SDK, where it is the agent under test (the dev extra); the test is skipped without it."""
+    return pytest.importorskip("openai")
+
+
+def oai(gateway: Gateway, token: str) -> Any:
+    """An OpenAI-SDK agent of the run whose token this is."""
+    return sdk().OpenAI(base_url=gateway.base_url, api_key=token, max_retries=0, timeout=30)
 
 
 def post(gateway: Gateway, path: str, body: Any, token: str | None = None, **headers: str) -> tuple[int, Any, bytes]:
+    return _request(gateway, "POST", path, json.dumps(body).encode(), token, headers)
+
+
+def get(gateway: Gateway, path: str, token: str | None = None) -> tuple[int, Any, bytes]:
+    return _request(gateway, "GET", path, None, token, {})
+
+
+def _request(
+    gateway: Gateway, method: str, path: str, data: bytes | None, token: str | None, headers: dict[str, str]
+) -> tuple[int, Any, bytes]:
     port = int(gateway.base_url.split(":")[2].split("/")[0])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     hdrs = {"Content-Type": "application/json", **{k.replace("_", "-"): v for k, v in headers.items()}}
     if token:
         hdrs["Authorization"] = f"Bearer {token}"
-    conn.request("POST", path, body=json.dumps(body).encode(), headers=hdrs)
+    conn.request(method, path, body=data, headers=hdrs)
     response = conn.getresponse()
-    data = response.read()
+    answer = response.read()
     conn.close()
-    return response.status, response.headers, data
+    return response.status, response.headers, answer
 
 
 def events_of(raw: bytes) -> list[dict[str, Any]]:

@@ -1,18 +1,20 @@
 """The measuring gateway over real HTTP on 127.0.0.1 (serving/gateway): routing, keys and tokens,
 measuring and reconciling, failures, hostile clients, budgets, the plugin's session gateway.
 
-Upstreams are the scripted server (a test double) and tests/gateway_doubles.Wire; agents are the
-``openai`` SDK or raw sockets where a client must misbehave.
+Upstreams are the scripted server (a test double) and tests/gateway_doubles.Wire; agents are plain
+``http.client`` requests, the ``openai`` SDK where an SDK agent is under test (skipped without
+the dev extra), or raw sockets where a client must misbehave.
 """
 
 import http.client
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 
 from pytest_agentbench.errors import ServerError
@@ -27,10 +29,11 @@ from pytest_agentbench.serving.gateway import (
     outcome_of,
     turns_from_calls,
 )
+from pytest_agentbench.serving.http import Client
 from pytest_agentbench.serving.scripted import ScriptedServer
 
 from .conftest import BUGFIX
-from .gateway_doubles import KEY_A, KEY_B, Wire, answer, chat, oai, post, reset, route, running, spec_for, sse
+from .gateway_doubles import KEY_A, KEY_B, Wire, answer, chat, get, oai, post, reset, route, running, spec_for, sse
 
 
 @pytest.fixture
@@ -48,7 +51,8 @@ def test_a_call_reaches_only_its_alias_with_the_real_key_injected_host_side() ->
         with running(route("a", a.base_url, api_key_env="GWTEST_KEY_A"), route("b", b.base_url)) as gw:
             ticket = gw.open_run("a")
             # the agent names alias b's model: the call still goes to a, the run's alias
-            oai(gw, ticket.token).chat.completions.create(model="b-model", messages=[{"role": "user", "content": "x"}])
+            body = {"model": "b-model", "messages": [{"role": "user", "content": "x"}]}
+            assert post(gw, "/v1/chat/completions", body, ticket.token)[0] == 200
     finally:
         a.close()
         b.close()
@@ -59,24 +63,28 @@ def test_a_call_reaches_only_its_alias_with_the_real_key_injected_host_side() ->
     assert ticket.token not in json.dumps(sent)
 
 
+def _refused(gw: Gateway, token: str | None) -> str:
+    """The message of a chat call refused with 401 in OpenAI's error shape."""
+    status, _, data = post(gw, "/v1/chat/completions", chat(), token)
+    error = json.loads(data)["error"]
+    assert status == 401 and error["type"] == "authentication_error"
+    return str(error["message"])
+
+
 def test_missing_unknown_and_expired_tokens_are_401_in_the_protocols_shape() -> None:
     with ScriptedServer({"conversations": []}) as server, running(route("a", server.base_url)) as gw:
-        status, _, data = post(gw, "/v1/chat/completions", chat())
-        assert status == 401 and "no token" in json.loads(data)["error"]["message"]
-        with pytest.raises(openai.AuthenticationError, match="not issued by this gateway"):
-            oai(gw, "agb-run-forged").chat.completions.create(**chat())
+        assert "no token" in _refused(gw, None)
+        assert "not issued by this gateway" in _refused(gw, "agb-run-forged")
         status, _, data = post(gw, "/v1/messages", {"messages": []}, x_api_key="agb-run-forged")
         body = json.loads(data)
         assert status == 401 and body["type"] == "error" and body["error"]["type"] == "authentication_error"
         ticket = gw.open_run("a")
-        assert oai(gw, ticket.token).chat.completions.create(**chat()).choices
+        assert json.loads(post(gw, "/v1/chat/completions", chat(), ticket.token)[2])["choices"]
         gw.close_run(ticket.run_id)
-        with pytest.raises(openai.AuthenticationError, match=f"run {ticket.run_id} has expired \\(the run has ended"):
-            oai(gw, ticket.token).chat.completions.create(**chat())
+        assert f"run {ticket.run_id} has expired (the run has ended" in _refused(gw, ticket.token)
         short = gw.open_run("a", ttl_s=0.2)
         time.sleep(0.3)
-        with pytest.raises(openai.AuthenticationError, match="time to live is over"):
-            oai(gw, short.token).chat.completions.create(**chat())
+        assert "time to live is over" in _refused(gw, short.token)
         assert server.requests == [chat() | {"model": "a-model"}]
 
 
@@ -95,9 +103,49 @@ def test_the_admin_api_answers_only_on_the_admin_socket() -> None:
                 client.open_run("a", run_id="r1")
             with pytest.raises(ServerError, match="routes no alias 'zz'"):
                 client.open_run("zz")
-            models = oai(gw, ticket.token).models.list()
-            assert [m.id for m in models.data] == ["a-model"]
+            status, _, models = get(gw, "/v1/models", ticket.token)
+            assert status == 200 and [m["id"] for m in json.loads(models)["data"]] == ["a-model"]
             assert client.close_run("r1").budget["limit"] == 5000
+
+
+WITHOUT_SDKS = """
+import importlib.abc, json, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("openai", "httpx", "httpx2", "anthropic"):
+            raise ImportError(f"blocked: {name}")
+
+sys.meta_path.insert(0, Block())
+from pytest_agentbench.serving.gateway import Gateway, GatewayClient, Route
+from pytest_agentbench.serving.http import Client
+from pytest_agentbench.serving.scripted import ScriptedServer
+
+with ScriptedServer({"conversations": [{"responses": [{"content": "one"}, {"content": "two"}]}]}) as server:
+    route = Route(alias="a", where="models.a", base_url=server.base_url, model="m")
+    with Gateway({"a": route}) as gw, GatewayClient(gw.handle()) as admin:
+        ticket = admin.open_run("a")
+        with Client(ticket.base_url, {"Authorization": f"Bearer {ticket.token}"}) as agent:
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            agent.post_json("/chat/completions", json.dumps(body).encode(), timeout=10)
+            body["messages"] += [{"role": "assistant", "content": "one"}, {"role": "user", "content": "go on"}]
+            with agent.stream("/chat/completions", json.dumps(body | {"stream": True}).encode(), timeout=10) as s:
+                streamed = list(s)
+        calls = admin.close_run(ticket.run_id).calls
+print(json.dumps({"calls": [[c.stream, c.failure, c.usage.reported] for c in calls], "events": len(streamed),
+                  "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("openai", "httpx", "httpx2"))}))
+"""
+
+
+def test_the_gateway_runs_without_any_sdk_or_httpx(tmp_path: Path) -> None:
+    """Upstream calls, streams and the admin socket all go through serving/http.py: no SDK is imported."""
+    script = tmp_path / "no_sdk.py"
+    script.write_text(WITHOUT_SDKS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["calls"] == [[False, None, True], [True, None, True]] and seen["events"] > 2
+    assert seen["loaded"] == []
 
 
 # -- measuring and reconciling -----------------------------------------------------------------------
@@ -115,7 +163,7 @@ CONVERSATION = {
 }
 
 
-def _converse(client: openai.OpenAI) -> None:
+def _converse(client: Any) -> None:
     """Four calls an agent makes: plain, streamed without and with include_usage, plain; tool results sent back."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
     first = client.chat.completions.create(model="x", messages=messages).choices[0].message
@@ -135,7 +183,8 @@ def _converse(client: openai.OpenAI) -> None:
 
 @pytest.fixture
 def conversation() -> dict[str, Any]:
-    """The conversation through the gateway: its run, the requests the server got, the alias's totals."""
+    """The conversation of an OpenAI-SDK agent through the gateway: its run, the requests the server got,
+    the alias's totals."""
     with ScriptedServer(CONVERSATION) as server, running(route("a", server.base_url)) as gw:
         ticket = gw.open_run("a")
         _converse(oai(gw, ticket.token))
@@ -145,13 +194,12 @@ def conversation() -> dict[str, Any]:
 def test_token_totals_equal_the_scripted_servers_usage(conversation: dict[str, Any]) -> None:
     totals, upstream = conversation["totals"], conversation["upstream"]
     # the server's own usage for the same requests, asked again without streaming (the replay is stateless)
-    with ScriptedServer(CONVERSATION) as again:
-        direct = openai.OpenAI(base_url=again.base_url, api_key="x", max_retries=0)
+    with ScriptedServer(CONVERSATION) as again, Client(again.base_url) as direct:
         plain = [{k: v for k, v in r.items() if k not in ("stream", "stream_options")} for r in upstream]
-        usages = [direct.chat.completions.create(**r).usage for r in plain]
+        usages = [direct.post_json("/chat/completions", json.dumps(r).encode(), timeout=30)["usage"] for r in plain]
     assert totals["calls"] == totals["answered"] == 4
-    assert totals["prompt_tokens"] == sum(u.prompt_tokens for u in usages)
-    assert totals["completion_tokens"] == sum(u.completion_tokens for u in usages)
+    assert totals["prompt_tokens"] == sum(u["prompt_tokens"] for u in usages)
+    assert totals["completion_tokens"] == sum(u["completion_tokens"] for u in usages)
     assert totals["cached_tokens"] == 4 and totals["usage_reported"]
     assert [r.get("stream_options") for r in upstream] == [None, {"include_usage": True}, {"include_usage": True}, None]
     stream_call = conversation["run"].calls[1]
@@ -212,6 +260,24 @@ def test_upstream_failures_are_classed_and_answered(behaviour: Any, failure: str
         )
 
 
+def test_a_streamed_call_gets_the_upstreams_error_and_an_answer_that_is_no_stream_is_explained() -> None:
+    wire = Wire(answer({"error": {"message": "slow down"}}, 429, {"Retry-After": "3"}), answer({"choices": []}))
+    try:
+        with running(route("a", wire.base_url)) as gw:
+            ticket = gw.open_run("a")
+            limited = post(gw, "/v1/chat/completions", chat() | {"stream": True}, ticket.token)
+            got, _, data = post(gw, "/v1/chat/completions", chat() | {"stream": True}, ticket.token)
+            calls = gw.close_run(ticket.run_id).calls
+    finally:
+        wire.close()
+    assert limited[0] == 429 and limited[1]["Retry-After"] == "3"
+    assert json.loads(limited[2]) == {"error": {"message": "slow down"}}  # as the upstream sent it
+    message = json.loads(data)["error"]["message"]
+    assert got == 502 and "without an event stream" in message and "give alias 'a'" in message
+    assert "`destream: true`" in message and "stream: false" not in message
+    assert [(c.status, c.failure) for c in calls] == [(429, "rate_limited"), (502, "server_error")]
+
+
 def test_slow_headers_and_a_stream_kept_alive_are_cut_at_the_aliass_timeout() -> None:
     script = {
         "conversations": [
@@ -258,13 +324,13 @@ def test_broken_streams_are_measured_and_capped() -> None:
             with pytest.raises(http.client.IncompleteRead):  # cut mid-stream: no final chunk
                 post(gw, "/v1/chat/completions", chat() | {"stream": True}, ticket.token)
             status, _, data = post(gw, "/v1/chat/completions", chat(), ticket.token)
-            assert status == 502 and "passed 200,000 bytes" in json.loads(data)["error"]["message"]
+            assert status == 502 and "over the 195 KiB limit" in json.loads(data)["error"]["message"]
             calls = gw.close_run(ticket.run_id).calls
     finally:
         wire.close()
     assert [c.failure for c in calls] == ["server_error", "connection_error", "server_error", "server_error"]
     assert "1 event(s) were not JSON" in calls[0].error and "without finishing" in calls[1].error
-    assert "grew past 100,000 bytes" in calls[2].error
+    assert "SSE event over 100,000 bytes" in calls[2].error
 
 
 # -- hostile clients -----------------------------------------------------------------------------------
@@ -312,7 +378,7 @@ def test_hostile_clients_are_capped_and_timed_out() -> None:
         busy = _raw(gw)
         assert busy.recv(100).startswith(b"HTTP/1.1 503")
         assert all(_closed_within(s, 2) for s in idle)  # an idle connection is closed by the read timeout
-        assert oai(gw, ticket.token).chat.completions.create(**chat()).choices  # and the gateway still serves
+        assert post(gw, "/v1/chat/completions", chat(), ticket.token)[0] == 200  # and the gateway still serves
         for s in (*idle, busy, loris):
             s.close()
     assert len(server.requests) == 1
@@ -323,13 +389,13 @@ def test_a_spent_token_budget_is_a_402_and_caps_are_clamped_to_what_is_left() ->
     with ScriptedServer({"conversations": [{"responses": [{"content": "a" * 400}] * 3}]}) as server:
         with running(route("a", server.base_url)) as gw:
             ticket = gw.open_run("a", max_total_tokens=150)
-            client = oai(gw, ticket.token)
-            client.chat.completions.create(**chat(), max_tokens=20)  # 100 completion tokens: over the 20 asked
-            client.chat.completions.create(**chat(), max_tokens=1000)
-            with pytest.raises(openai.APIStatusError, match="token budget of 150 used up") as refused:
-                client.chat.completions.create(**chat())
-            assert refused.value.status_code == 402
-            assert refused.value.body["type"] == "token_budget_exceeded"
+            path = "/v1/chat/completions"
+            post(gw, path, chat() | {"max_tokens": 20}, ticket.token)  # 100 completion tokens: over the 20 asked
+            post(gw, path, chat() | {"max_tokens": 1000}, ticket.token)
+            status, _, refused = post(gw, path, chat(), ticket.token)
+            error = json.loads(refused)["error"]
+            assert status == 402 and error["type"] == "token_budget_exceeded"
+            assert "token budget of 150 used up" in error["message"]
             run = gw.close_run(ticket.run_id)
     used = run.calls[0].usage.prompt_tokens + run.calls[0].usage.completion_tokens
     assert run.calls[0].usage.completion_tokens == 100 and [r["max_tokens"] for r in server.requests] == [
@@ -344,8 +410,9 @@ def test_a_spent_token_budget_is_a_402_and_caps_are_clamped_to_what_is_left() ->
 # -- the plugin: one gateway per session, shared by xdist workers ---------------------------------------
 AGENT_TEST = """
 import json, os
-import openai, pytest
+import pytest
 from pytest_agentbench.plugin.session import SESSION
+from pytest_agentbench.serving.http import Client
 
 
 @pytest.mark.parametrize("i", range(4))
@@ -353,10 +420,11 @@ def test_through_the_gateway(request, i):
     state = request.config.stash[SESSION]
     with state.gateway_client() as client:
         ticket = client.open_run("a")
-        reply = openai.OpenAI(base_url=ticket.base_url, api_key=ticket.token, max_retries=0).chat.completions.create(
-            model="a", messages=[{"role": "user", "content": "stats.median([4, 1, 3, 2])"}])
+        body = {"model": "a", "messages": [{"role": "user", "content": "stats.median([4, 1, 3, 2])"}]}
+        with Client(ticket.base_url, {"Authorization": f"Bearer {ticket.token}"}) as agent:
+            reply = agent.post_json("/chat/completions", json.dumps(body).encode(), timeout=30)
         run = client.close_run(ticket.run_id)
-    assert reply.choices and [c.usage.reported for c in run.calls] == [True]
+    assert reply["choices"] and [c.usage.reported for c in run.calls] == [True]
     with open(f"seen-{os.getpid()}-{i}.json", "w") as f:
         json.dump({"base_url": ticket.base_url, "worker": os.environ.get("PYTEST_XDIST_WORKER")}, f)
 """

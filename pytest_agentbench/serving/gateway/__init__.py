@@ -11,9 +11,9 @@ it enforces the token budget. A run's calls turn into the record's Turn/AgentRes
 
     server.py     the Gateway: listeners (TCP, agent socket, admin socket), client limits, admin API
     proxy.py      one call: refuse it (protocol, budget) or forward it, pass a stream / repair / destream
-    upstream.py   an alias's route, the real key, the HTTP client, failure classes (models.taxonomy)
+    upstream.py   an alias's route, the real key, the HTTP clients (serving.http), failure classes
     protocols.py  chat / responses / messages: routes, error shapes, usage, output caps, tool results
-    sse.py        SSE events out of a byte stream, and what one stream measured
+    sse.py        what one stream measured, event by event
     repair.py     native vs leaked tool calls in a whole answer; leaked ones turned into calls
     destream.py   a whole answer re-emitted as its protocol's SSE events
     runs.py       per-run tokens, budgets and CallRecords; per-alias totals

@@ -14,17 +14,22 @@ the harness's user can reach, never mounted into a sandbox)::
 A :class:`RunTicket` is what an external agent adapter needs: the token (the only credential the
 agent gets), the host-side base URL and the agent socket (what a sandbox mounts; inside, the
 forwarder of :mod:`.forwarder` serves it on ``http://127.0.0.1:PORT``).
+
+The admin calls go through the package's one HTTP client
+(:class:`pytest_agentbench.serving.http.Client`, here over the Unix socket, its connection kept
+alive between calls).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pytest_agentbench.errors import ServerError
 from pytest_agentbench.serving.gateway.runs import CallRecord
-from pytest_agentbench.serving.gateway.upstream import httpx_module
+from pytest_agentbench.serving.http import Client, HttpError
 
 __all__ = ["GatewayClient", "GatewayHandle", "RunCalls", "RunTicket"]
 
@@ -97,25 +102,25 @@ class GatewayClient:
     """The admin API of a gateway, over its admin socket; a context manager that closes its connection."""
 
     def __init__(self, handle: GatewayHandle, *, timeout_s: float = 30.0) -> None:
-        httpx = httpx_module()
         self.handle = handle
-        transport = httpx.HTTPTransport(uds=handle.admin_socket)
-        self._client = httpx.Client(transport=transport, base_url="http://gateway", timeout=timeout_s, trust_env=False)
+        self.timeout_s = timeout_s
+        self._client = Client("http://gateway", unix_socket=handle.admin_socket, max_idle=4)
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        httpx = httpx_module()
+        data = None if body is None else json.dumps(body).encode()
         try:
-            response = self._client.request(method, path, json=body)
-        except httpx.HTTPError as exc:
+            answer = self._client.call(method, path, data, timeout=self.timeout_s)
+        except HttpError as exc:
             raise ServerError(f"the agentbench gateway ({self.handle.admin_socket}) does not answer: {exc}") from exc
         try:
-            data = response.json()
+            obj = json.loads(answer.body)
         except ValueError:
-            data = None
-        if response.status_code != 200 or not isinstance(data, dict):
-            message = (data or {}).get("error", {}).get("message") if isinstance(data, dict) else response.text[:500]
-            raise ServerError(f"the agentbench gateway refused {method} {path}: {message}")
-        return data
+            obj = None
+        if answer.status != 200 or not isinstance(obj, dict):
+            error = obj.get("error") if isinstance(obj, dict) else None
+            message = error.get("message") if isinstance(error, dict) else answer.text()[:500]
+            raise ServerError(f"the agentbench gateway refused {method} {path}: HTTP {answer.status}: {message}")
+        return obj
 
     def open_run(
         self, alias: str, *, run_id: str | None = None, max_total_tokens: int | None = None, ttl_s: float | None = None

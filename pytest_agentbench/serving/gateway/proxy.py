@@ -49,8 +49,9 @@ from pytest_agentbench.serving.gateway.protocols import (
 )
 from pytest_agentbench.serving.gateway.repair import Answer, Findings, find_calls, read_answer, repaired
 from pytest_agentbench.serving.gateway.runs import CallRecord, Run, RunRegistry
-from pytest_agentbench.serving.gateway.sse import EventTooLarge, SseFramer, StreamMeter
-from pytest_agentbench.serving.gateway.upstream import ClientGone, Route, Upstream
+from pytest_agentbench.serving.gateway.sse import StreamMeter
+from pytest_agentbench.serving.gateway.upstream import ClientGone, Route, Upstream, UpstreamStream
+from pytest_agentbench.serving.http import HttpAnswer
 
 __all__ = ["Limits", "Proxy", "Reply"]
 
@@ -95,15 +96,6 @@ def _decode_timings(call: CallRecord, end_s: float) -> dict[str, float]:
         timings["tpot_s"] = decode / (n - 1)
         timings["decode_tok_s"] = (n - 1) / decode
     return timings
-
-
-def _read_capped(response: Any, cap: int) -> bytes:
-    data = bytearray()
-    for piece in response.iter_bytes():
-        data += piece
-        if len(data) > cap:
-            raise ModelCallError("server_error", f"the answer passed {cap:,} bytes: cut there")
-    return bytes(data)
 
 
 class Proxy:
@@ -186,16 +178,23 @@ class Proxy:
         out_headers = self.upstream.headers(route, protocol, headers, upstream_stream)
         deadline = min(time.monotonic() + route.timeout_s, run.expires)
         tools = declared_tools(protocol, body)
-        data = json.dumps(sent).encode()
+        data, path, limits = json.dumps(sent).encode(), upstream_path(protocol), self.limits
         try:
-            with self.upstream.exchange(route, upstream_path(protocol), data, out_headers, deadline) as response:
-                call.status = response.status_code
-                if response.status_code >= 400:
-                    self._upstream_error(reply, route, call, protocol, response)
-                elif upstream_stream and response.headers.get("content-type", "").startswith("text/event-stream"):
-                    self._pass_stream(reply, route, call, protocol, response, start, client_usage, tools)
-                else:
-                    self._whole(reply, route, call, protocol, response, tools, destream, client_usage)
+            if upstream_stream:
+                sse_caps = (limits.max_event_bytes, limits.max_stream_bytes)
+                with self.upstream.stream(route, path, data, out_headers, deadline, sse_caps) as answer:
+                    call.status = answer.status
+                    if isinstance(answer, UpstreamStream):
+                        self._pass_stream(reply, route, call, protocol, answer, start, client_usage, tools)
+                    else:
+                        self._upstream_error(reply, route, call, protocol, answer)
+                return
+            whole = self.upstream.whole(route, path, data, out_headers, deadline, limits.max_response_bytes)
+            call.status = whole.status
+            if whole.status >= 400:
+                self._upstream_error(reply, route, call, protocol, whole)
+            else:
+                self._whole(reply, route, call, protocol, whole, tools, destream, client_usage)
         except ModelCallError as exc:
             call.failure, call.error = exc.failure, str(exc)
             if reply.started:
@@ -209,20 +208,22 @@ class Proxy:
             call.failure = "connection_error"
             call.error = "the agent closed its connection before the answer was complete"
 
-    def _upstream_error(self, reply: Reply, route: Route, call: CallRecord, protocol: Protocol, response: Any) -> None:
-        body = _read_capped(response, self.limits.max_response_bytes)
-        if route.protocols is None and response.status_code in (404, 405):
+    def _upstream_error(
+        self, reply: Reply, route: Route, call: CallRecord, protocol: Protocol, answer: HttpAnswer
+    ) -> None:
+        if route.protocols is None and answer.status in (404, 405):
             message = (
                 f"agentbench gateway: the endpoint of alias {route.alias!r} ({route.base_url}) answered HTTP "
-                f"{response.status_code} to {upstream_path(protocol)}: it does not serve {_NAMES[protocol]}, the "
+                f"{answer.status} to {upstream_path(protocol)}: it does not serve {_NAMES[protocol]}, the "
                 "protocol this agent speaks; choose an alias whose endpoint does (the gateway does not translate)"
             )
             self._refuse(reply, call, protocol, 400, "unsupported_protocol", "protocol", message)
             return
-        failure = self.upstream.status_failure(response, body)
+        failure = self.upstream.status_failure(route, answer)
         call.failure, call.error = failure.failure, str(failure)
-        keep = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
-        reply.raw(response.status_code, body, response.headers.get("content-type", "application/json"), keep)
+        headers = answer.headers or {}
+        keep = {"Retry-After": headers["retry-after"]} if headers.get("retry-after") else {}
+        reply.raw(answer.status, answer.body, headers.get("content-type") or "application/json", keep)
 
     def _note_calls(self, call: CallRecord, answer: Answer, route: Route, tools: list[dict[str, Any]]) -> Findings:
         """Record what the answer's tool calls were (native, leaked, invalid) and its text; a refusal is classed."""
@@ -243,12 +244,12 @@ class Proxy:
         route: Route,
         call: CallRecord,
         protocol: Protocol,
-        response: Any,
+        response: HttpAnswer,
         tools: list[dict[str, Any]],
         destream: bool,
         client_usage: bool,
     ) -> None:
-        data = _read_capped(response, self.limits.max_response_bytes)
+        data = response.body
         try:
             obj = json.loads(data)
         except ValueError:
@@ -269,9 +270,9 @@ class Proxy:
                 reply.chunk(event)
             reply.end_stream()
         elif call.repaired:
-            reply.json(response.status_code, answer)
+            reply.json(response.status, answer)
         else:
-            reply.raw(response.status_code, data, "application/json")
+            reply.raw(response.status, data, "application/json")
 
     def _pass_stream(
         self,
@@ -279,30 +280,16 @@ class Proxy:
         route: Route,
         call: CallRecord,
         protocol: Protocol,
-        response: Any,
+        stream: UpstreamStream,
         start: float,
         client_usage: bool,
         tools: list[dict[str, Any]],
     ) -> None:
         meter = StreamMeter(protocol, start, client_usage=client_usage)
-        framer = SseFramer(self.limits.max_event_bytes)
-        reply.start_stream(response.status_code)
-        total = 0
-        for piece in response.iter_bytes():
-            total += len(piece)
-            if total > self.limits.max_stream_bytes:
-                raise ModelCallError("server_error", f"the stream passed {self.limits.max_stream_bytes:,} bytes: cut")
-            now = time.perf_counter()
-            try:
-                events = framer.feed(piece)
-            except EventTooLarge as exc:
-                raise ModelCallError("server_error", f"unreadable stream: {exc}") from None
-            for event in events:
-                if meter.feed(event, now):
-                    reply.chunk(event)
-        if framer.rest().strip():
-            meter.junk += 1
-            reply.chunk(framer.rest())
+        reply.start_stream(stream.status)
+        for event in stream:  # each event as the upstream sent it, as soon as it is whole
+            if meter.feed(event, time.perf_counter()):
+                reply.chunk(event)
         reply.end_stream()
         end = time.perf_counter() - start
         call.usage = meter.usage
@@ -328,11 +315,9 @@ class Proxy:
         data = json.dumps({**body, "model": route.model}).encode()
         path = COUNT_TOKENS_PATH.removeprefix("/v1")
         deadline = min(time.monotonic() + route.timeout_s, run.expires)
+        out_headers = self.upstream.headers(route, "messages", headers, False)
         try:
-            with self.upstream.exchange(
-                route, path, data, self.upstream.headers(route, "messages", headers, False), deadline
-            ) as response:
-                answer = _read_capped(response, self.limits.max_response_bytes)
-                reply.raw(response.status_code, answer, response.headers.get("content-type", "application/json"))
+            answer = self.upstream.whole(route, path, data, out_headers, deadline, self.limits.max_response_bytes)
+            reply.raw(answer.status, answer.body, (answer.headers or {}).get("content-type") or "application/json")
         except ModelCallError as exc:
             reply.json(502, error_body("messages", "upstream_error", f"agentbench gateway: alias {run.alias!r}: {exc}"))

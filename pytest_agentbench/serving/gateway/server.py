@@ -324,7 +324,7 @@ class Gateway:
     ) -> None:
         self.limits = limits or Limits()
         self.runs = RunRegistry(routes)
-        self.upstream = Upstream(max_connections=self.limits.max_connections)
+        self.upstream = Upstream(max_idle=min(64, self.limits.max_connections))  # open ones: at most one a client
         self.proxy = Proxy(routes, self.runs, self.upstream, self.limits)
         self.slots = threading.BoundedSemaphore(self.limits.max_connections)
         self._parent = socket_dir

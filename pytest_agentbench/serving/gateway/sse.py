@@ -1,18 +1,19 @@
-"""Server-sent events through the gateway: whole events out of a byte stream, and what one stream measured.
+"""Server-sent events through the gateway: what one stream measured.
 
-:class:`SseFramer` cuts the upstream's bytes into whole events (each forwarded to the client as
-it completes, the bytes unchanged), refusing an event larger than its cap: a server that sends
-junk without event boundaries cannot make the gateway buffer without end.
+The upstream's stream is cut into whole events by the package's HTTP client
+(:class:`pytest_agentbench.serving.http.EventStream` with ``raw=True``: each event as sent, under
+the gateway's event and stream limits); each is forwarded to the agent as it completes.
 
-:class:`StreamMeter` reads each event of one protocol's stream as the built-in adapter reads a
-chat stream: the first content, reasoning or tool-call delta is the first token (TTFT), every
-event that carries one is timed (offsets from the request, up to :data:`MAX_TIMED_EVENTS`), the
-usage is the server's (chat: the usage chunk; responses: ``response.completed``; messages:
-``message_start`` then ``message_delta``, the later value of each field winning), and the stream
-is *finished* only when the protocol says so (chat: a ``finish_reason``; responses: a terminal
-``response.*`` event; messages: ``message_stop``) - a stream that just ends was dropped. The
-text is kept (up to :data:`MAX_TEXT_CHARS`) so the tool parser can tell afterwards whether calls
-leaked into it. Undecodable events are counted as junk; error events are kept.
+:func:`parse_event` reads one such event's name and data. :class:`StreamMeter` reads each event
+of one protocol's stream as the built-in adapter reads a chat stream: the first content,
+reasoning or tool-call delta is the first token (TTFT), every event that carries one is timed
+(offsets from the request, up to :data:`MAX_TIMED_EVENTS`), the usage is the server's (chat: the
+usage chunk; responses: ``response.completed``; messages: ``message_start`` then
+``message_delta``, the later value of each field winning), and the stream is *finished* only
+when the protocol says so (chat: a ``finish_reason``; responses: a terminal ``response.*``
+event; messages: ``message_stop``) - a stream that just ends was dropped. The text is kept (up
+to :data:`MAX_TEXT_CHARS`) so the tool parser can tell afterwards whether calls leaked into it.
+Undecodable events are counted as junk; error events are kept.
 """
 
 from __future__ import annotations
@@ -25,43 +26,13 @@ from pytest_agentbench.models.calls import Usage
 from pytest_agentbench.serving.gateway.protocols import Protocol, usage_of
 from pytest_agentbench.serving.gateway.repair import Answer
 
-__all__ = ["MAX_TEXT_CHARS", "MAX_TIMED_EVENTS", "EventTooLarge", "SseFramer", "StreamMeter", "parse_event"]
+__all__ = ["MAX_TEXT_CHARS", "MAX_TIMED_EVENTS", "StreamMeter", "parse_event"]
 
 #: Token-bearing events timed per stream (the rest are counted, not timed).
 MAX_TIMED_EVENTS = 20_000
 #: Characters of streamed text kept for the leak check (and of reasoning).
 MAX_TEXT_CHARS = 1 << 20
 _TERMINAL_RESPONSES = ("response.completed", "response.incomplete", "response.failed")
-
-
-class EventTooLarge(ValueError):
-    """An SSE event grew past the framer's cap without ending."""
-
-
-class SseFramer:
-    """Cuts a byte stream into whole SSE events (terminator included), each at most ``max_event_bytes``."""
-
-    def __init__(self, max_event_bytes: int) -> None:
-        self._buf = bytearray()
-        self._cap = max_event_bytes
-
-    def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
-        events = []
-        while True:
-            ends = [(i, len(sep)) for sep in (b"\n\n", b"\r\n\r\n", b"\r\r") if (i := self._buf.find(sep)) != -1]
-            if not ends:
-                break
-            i, size = min(ends)
-            events.append(bytes(self._buf[: i + size]))
-            del self._buf[: i + size]
-        if len(self._buf) > self._cap:
-            raise EventTooLarge(f"an SSE event grew past {self._cap:,} bytes without ending")
-        return events
-
-    def rest(self) -> bytes:
-        """What came after the last whole event (a stream that ended mid-event)."""
-        return bytes(self._buf)
 
 
 def parse_event(raw: bytes) -> tuple[str | None, str | None]:

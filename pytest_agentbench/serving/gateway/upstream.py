@@ -1,4 +1,4 @@
-"""An alias's endpoint as the gateway reaches it: the route, the real key, one HTTP client, the failure class.
+"""An alias's endpoint as the gateway reaches it: the route, the real key, the HTTP client, the failure class.
 
 A :class:`Route` is what the gateway knows of one alias: the upstream ``base_url`` (the server
 the session started, or the alias's own), the model name it sends, the variable holding the key
@@ -8,48 +8,41 @@ the per-call ``timeout_s``, and the protocols the endpoint is known to serve
 only chat; an endpoint given by ``base_url`` is not known, so a call is forwarded and a 404/405
 is explained).
 
-:class:`Upstream` holds the gateway's one HTTP client (httpx - the one the ``openai`` SDK ships;
-no proxy from the environment; a pool per endpoint). :meth:`Upstream.exchange` is one upstream
-request, ended by its deadline whatever the server sends (the built-in adapter's watchdog,
+:class:`Upstream` holds the gateway's clients, one :class:`pytest_agentbench.serving.http.Client`
+(the package's one HTTP client: keep-alive pool, limits, incremental SSE) per upstream base URL,
+as the built-in adapter holds one per alias; the environment's proxy is honoured for an endpoint
+off this machine, as the adapter does. :meth:`Upstream.whole` is one upstream request answered
+whole (any status an answer), :meth:`Upstream.stream` one answered as SSE events, passed on as
+sent. Both end by their deadline whatever the server sends (the adapter's watchdog,
 :mod:`pytest_agentbench.models.deadline`, cuts the socket of a stream kept alive by pings or a
-trickled body); every transport or HTTP failure leaves as a
+trickled body); every transport failure leaves as a
 :class:`~pytest_agentbench.errors.ModelCallError` classed by
-:func:`pytest_agentbench.models.taxonomy.classify_exception`, the one place foreign errors get a
-failure class. :class:`ClientGone` marks the *agent* hanging up, which is not the server's failure.
+:func:`pytest_agentbench.models.taxonomy.classify_exception`, the one place the client's errors
+get a failure class (:meth:`Upstream.status_failure` classes an error answer the same way).
+:class:`ClientGone` marks the *agent* hanging up, which is not the server's failure.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
 
 from pytest_agentbench.errors import ModelCallError
-from pytest_agentbench.models.deadline import CallGuard, attach_response
+from pytest_agentbench.models.deadline import CallGuard
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.models.taxonomy import classify_exception
 from pytest_agentbench.serving.gateway.protocols import PROTOCOLS, Protocol
+from pytest_agentbench.serving.http import Client, HttpAnswer, HttpError, NotAStream, ReadTimeout, StatusError
 
-__all__ = ["ClientGone", "Route", "Upstream", "httpx_module", "route_for", "served_protocols"]
+__all__ = ["ClientGone", "Route", "Upstream", "UpstreamStream", "route_for", "served_protocols"]
 
 PLACEHOLDER_KEY = "agentbench-no-key"
-_CONNECT_TIMEOUT_S = 10.0
 _ANTHROPIC_VERSION = "2023-06-01"
 _FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta")
-
-
-def httpx_module() -> ModuleType:
-    """httpx as the installed ``openai`` SDK uses it (some builds ship it renamed ``httpx2``)."""
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover - depends on the openai build
-        import httpx2 as httpx  # type: ignore[no-redef]
-    return httpx
 
 
 class ClientGone(Exception):
@@ -100,78 +93,44 @@ def route_for(spec: ModelSpec, base_url: str) -> Route:
     )
 
 
-def _status_failure(response: Any, body: bytes) -> ModelCallError:
-    """An upstream error answer, classed as the adapter would class it."""
-    import openai
+class UpstreamStream:
+    """An upstream's SSE answer: ``status`` and each event as sent (``for event in stream``); the
+    iteration ends in the deadline's error when the deadline cut it (a cut socket can read as the
+    clean end of a body)."""
 
-    try:
-        parsed: Any = json.loads(body)
-    except ValueError:
-        parsed = None
-    text = body[:2000].decode("utf-8", "replace")
-    kind = openai.RateLimitError if response.status_code == 429 else openai.APIStatusError
-    return classify_exception(kind(f"Error code: {response.status_code} - {text}", response=response, body=parsed))
+    def __init__(self, status: int, events: Iterator[bytes], guard: CallGuard, cut: ModelCallError) -> None:
+        self.status = status
+        self._events, self._guard, self._cut = events, guard, cut
 
-
-def _transport_failure(exc: BaseException, url: str) -> ModelCallError:
-    import openai
-
-    httpx = httpx_module()
-    try:
-        request = exc.request  # type: ignore[attr-defined]
-    except (AttributeError, RuntimeError):
-        request = httpx.Request("POST", url)
-    if isinstance(exc, httpx.TimeoutException):
-        wrapped: Exception = openai.APITimeoutError(request=request)
-    else:
-        wrapped = openai.APIConnectionError(request=request)
-        wrapped.__cause__ = exc
-    return classify_exception(wrapped)
-
-
-class _Guarded:
-    """An upstream response whose body ends in the deadline's error when the deadline cut it (a cut
-    socket can read as a clean end of a body that has no length)."""
-
-    def __init__(self, response: Any, guard: CallGuard, cut: ModelCallError) -> None:
-        self.status_code = response.status_code
-        self.headers = response.headers
-        self._response, self._guard, self._cut = response, guard, cut
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        yield from self._response.iter_bytes()
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._events
         if self._guard.fired:
             raise self._cut
 
-    @property
-    def response(self) -> Any:
-        """The httpx response itself (for the failure taxonomy)."""
-        return self._response
-
 
 class Upstream:
-    """The gateway's HTTP client for every alias; a context manager that closes it."""
+    """The gateway's HTTP clients, one per upstream base URL; a context manager that closes them."""
 
-    def __init__(self, *, max_connections: int = 256) -> None:
-        httpx = httpx_module()
-        self._httpx = httpx
-        self._client = httpx.Client(
-            trust_env=False,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
-            event_hooks={"response": [attach_response]},
-        )
+    def __init__(self, *, max_idle: int = 64) -> None:
+        self._clients: dict[str, Client] = {}
+        self._lock = threading.Lock()
+        self._max_idle = max_idle
+        self._closed = False
+
+    def _client(self, route: Route) -> Client:
+        with self._lock:
+            if self._closed:
+                raise ModelCallError("connection_error", "the agentbench gateway is stopping")
+            client = self._clients.get(route.base_url)
+            if client is None:
+                client = Client(route.base_url, {"User-Agent": "agentbench-gateway"}, max_idle=self._max_idle)
+                self._clients[route.base_url] = client
+            return client
 
     def headers(self, route: Route, protocol: Protocol, client: Mapping[str, str], stream: bool) -> dict[str, str]:
         """What goes upstream: the real key (both header styles for Anthropic), a few protocol headers."""
         key = route.api_key()
-        out = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
-            "accept-encoding": "identity",
-            "authorization": f"Bearer {key}",
-            "user-agent": "agentbench-gateway",
-        }
+        out = {"Accept": "text/event-stream" if stream else "application/json", "Authorization": f"Bearer {key}"}
         for name in _FORWARDED_HEADERS:
             if client.get(name):
                 out[name] = client[name]
@@ -181,45 +140,77 @@ class Upstream:
         return out
 
     @contextlib.contextmanager
-    def exchange(
-        self, route: Route, path: str, body: bytes, headers: Mapping[str, str], deadline: float
-    ) -> Iterator[Any]:
-        """One POST to ``route.base_url + path``, its response streamed; ended by ``deadline`` (monotonic).
-
-        Inside the block, read the response; a failure of the upstream (there or while sending)
-        leaves as ModelCallError, a :class:`ClientGone` as itself.
-        """
-        httpx = self._httpx
-        url = route.base_url + path
+    def _guarded(self, route: Route, path: str, deadline: float) -> Iterator[tuple[CallGuard, float, ModelCallError]]:
+        """The call's guard, read timeout and cut error; inside, the client's errors leave classed."""
         budget = deadline - time.monotonic()
-        guard = CallGuard(deadline)
-        timeout = httpx.Timeout(max(0.1, budget), connect=min(_CONNECT_TIMEOUT_S, max(0.1, budget)))
         cut = ModelCallError(
             "timeout",
-            f"no complete answer from {url} within {max(0.0, budget):.1f} s ({route.where}.timeout_s or the "
-            "run's time left): the server kept the connection open without finishing (cut at the deadline)",
+            f"no complete answer from {route.base_url}{path} within {max(0.0, budget):.1f} s ({route.where}"
+            ".timeout_s or the run's time left): the server kept the connection open without finishing "
+            "(cut at the deadline)",
         )
+        guard = CallGuard(deadline)
         try:
             with guard:
-                request = self._client.build_request("POST", url, content=body, headers=dict(headers), timeout=timeout)
-                response = self._client.send(request, stream=True)
-                try:
-                    yield _Guarded(response, guard, cut)
-                finally:
-                    response.close()
-        except (ClientGone, ModelCallError):
-            raise
-        except (httpx.HTTPError, OSError, ValueError) as exc:
-            if guard.fired:
+                yield guard, max(0.1, budget), cut
+        except HttpError as exc:
+            if guard.fired or isinstance(exc, ReadTimeout):  # a read may wait at most until the deadline
                 raise cut from exc
-            raise _transport_failure(exc, url) from exc
+            raise classify_exception(exc) from exc
 
-    def status_failure(self, response: _Guarded, body: bytes) -> ModelCallError:
-        """An upstream error answer (``response`` as :meth:`exchange` gives it) as a classed failure."""
-        return _status_failure(response.response, body)
+    def whole(
+        self, route: Route, path: str, body: bytes, headers: Mapping[str, str], deadline: float, cap: int
+    ) -> HttpAnswer:
+        """One POST to ``route.base_url + path`` answered whole (any status is an answer; a body over
+        ``cap`` bytes is a ``server_error``), ended by ``deadline`` (``time.monotonic``)."""
+        client = self._client(route)
+        with self._guarded(route, path, deadline) as (guard, timeout, cut):
+            answer = client.call("POST", path, body, timeout=timeout, guard=guard, cap=cap, headers=headers)
+            if guard.fired:
+                raise cut
+            return answer
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        route: Route,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        deadline: float,
+        caps: tuple[int, int],
+    ) -> Iterator[UpstreamStream | HttpAnswer]:
+        """One POST answered as SSE: inside the block, an :class:`UpstreamStream` to read (``caps``: the
+        largest event and stream), or the :class:`HttpAnswer` of an error status. A failure of the
+        upstream (there or while reading) leaves as ModelCallError, a :class:`ClientGone` as itself."""
+        client = self._client(route)
+        with self._guarded(route, path, deadline) as (guard, timeout, cut):
+            try:
+                events = client.stream(path, body, timeout=timeout, guard=guard, headers=headers, raw=True, caps=caps)
+            except StatusError as exc:
+                yield HttpAnswer(exc.status, exc.body, exc.headers)
+                return
+            except NotAStream as exc:
+                raise ModelCallError(
+                    "server_error",
+                    f"{route.base_url}{path} answered a streamed request without an event stream: it does not "
+                    f"stream; give alias {route.alias!r} ({route.where}) `destream: true` so the gateway asks it "
+                    "without one and streams the answer itself",
+                ) from exc
+            with events:
+                yield UpstreamStream(events.status, iter(events), guard, cut)
+
+    @staticmethod
+    def status_failure(route: Route, answer: HttpAnswer) -> ModelCallError:
+        """An upstream error answer as a classed failure (as the adapter classes it)."""
+        return classify_exception(StatusError.of(answer, route.base_url))
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            self._closed = True
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
     def __enter__(self) -> Upstream:
         return self
