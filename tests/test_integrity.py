@@ -80,6 +80,7 @@ def test_agents_that_change_the_test_runner_do_not_pass(
         if undone:
             assert undone in [r["path"] for r in rec["workspace_reset"]], (alias, rec["workspace_reset"])
     assert "planted /" in records["usersite"]["transcript"]  # the .pth was really written
+    result.stdout.fnmatch_lines(["reset before gates *1 run(s)*1 run(s)*1 run(s)*0"])
 
 
 def test_the_attacks_are_real_without_the_check(

@@ -115,7 +115,7 @@ def test_unsafe_local_is_gamed_by_the_same_agents_and_says_so(pytester: pytest.P
 def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
     """bubblewrap that cannot run: /bin/false stands in for a bwrap the kernel refuses."""
     monkeypatch.setenv("AGENTBENCH_BWRAP", "/bin/false")
-    monkeypatch.setattr(sandbox_pkg, "_AUTO", None)
+    monkeypatch.setattr(sandbox_pkg, "_AUTO", {})
     bwrap.reset_status()
     yield
     bwrap.reset_status()

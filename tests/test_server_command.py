@@ -3,6 +3,7 @@ against a fake ``vllm.entrypoints.openai.api_server`` module (fast, real process
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -95,9 +96,136 @@ def test_tensor_parallel_defaults_to_device_count() -> None:
 def test_tensor_parallel_must_use_every_device() -> None:
     with pytest.raises(ConfigError, match=r"tensor_parallel_size=2 .* lists 4"):
         ServeSpec(model="m", devices="0,1,2,3", tensor_parallel_size=2)
-    argv, _ = cmd(model="m", devices="0,1,2,3", extra_args={"pipeline_parallel_size": 2})
+    argv, env = cmd(model="m", devices="0,1,2,3", pipeline_parallel_size=2)
     assert flag_value(argv, "--tensor-parallel-size") == "2"
     assert flag_value(argv, "--pipeline-parallel-size") == "2"
+    assert env["CUDA_VISIBLE_DEVICES"] == "0,1,2,3" and "--distributed-executor-backend" not in argv
+    with pytest.raises(ConfigError, match=r"tensor_parallel_size=4 x pipeline_parallel_size=2 uses 8 GPUs"):
+        ServeSpec(model="m", devices="0,1,2,3", tensor_parallel_size=4, pipeline_parallel_size=2)
+    with pytest.raises(ConfigError, match=r"'pipeline_parallel_size' is set by the harness; set serve.pipeline"):
+        ServeSpec(model="m", devices="0,1,2,3", extra_args={"pipeline_parallel_size": 2})
+
+
+# --------------------------------------------------------------------------- multi-node (Ray), by construction
+
+
+def test_a_server_over_ray_renders_tp_pp_and_the_backend_and_leaves_the_gpus_to_ray() -> None:
+    argv, env = cmd(
+        base_env={"PATH": "/bin"},
+        model="/models/big",
+        tensor_parallel_size=8,
+        pipeline_parallel_size=2,
+        distributed_executor_backend="ray",
+        ray_address="10.0.0.1:6379",
+    )
+    assert flag_value(argv, "--tensor-parallel-size") == "8"
+    assert flag_value(argv, "--pipeline-parallel-size") == "2"
+    assert flag_value(argv, "--distributed-executor-backend") == "ray"
+    assert flag_value(argv, "--host") == "127.0.0.1"  # the API server on the head node, where pytest runs
+    assert "--enforce-eager" not in argv  # GPUs, not the CPU build
+    assert env["RAY_ADDRESS"] == "10.0.0.1:6379"
+    assert "CUDA_VISIBLE_DEVICES" not in env and "VLLM_TARGET_DEVICE" not in env
+    assert not ServeSpec(model="m", distributed_executor_backend="ray").on_cpu
+    argv, env = cmd(model="m", distributed_executor_backend="ray", pipeline_parallel_size=1)
+    assert flag_value(argv, "--pipeline-parallel-size") == "1" and "RAY_ADDRESS" not in env  # auto: this machine's
+    argv, _ = cmd(model="m", devices="0,1", distributed_executor_backend="mp")
+    assert flag_value(argv, "--distributed-executor-backend") == "mp"
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"distributed_executor_backend": "ray", "devices": "0,1"}, r"devices='0,1' with distributed_executor_backend"),
+        ({"ray_address": "10.0.0.1:6379"}, r"ray_address='10.0.0.1:6379' needs distributed_executor_backend: ray"),
+        ({"distributed_executor_backend": "torchrun"}, r"expected one of mp, ray"),
+        ({"pipeline_parallel_size": 0}, r"pipeline_parallel_size=0: must be >= 1"),
+        ({"devices": "MIG-aaaa", "pipeline_parallel_size": 2}, r"pipeline_parallel_size=2 on a MIG slice"),
+    ],
+)
+def test_distributed_settings_that_cannot_work_are_refused(kw: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ServeSpec(model="m", **kw)  # type: ignore[arg-type]
+
+
+def _ray_spec(tp: int, pp: int) -> ServeSpec:
+    return ServeSpec(model="m", tensor_parallel_size=tp, pipeline_parallel_size=pp, distributed_executor_backend="ray")
+
+
+def test_the_ray_layout_check_keeps_tp_inside_a_node() -> None:
+    from pytest_agentbench.serving.vllm.command import check_ray_layout
+
+    two_by_eight = [{"ip": "10.0.0.1", "gpus": 8.0}, {"ip": "10.0.0.2", "gpus": 8}]
+    check_ray_layout(_ray_spec(8, 2), two_by_eight)
+    check_ray_layout(_ray_spec(4, 4), two_by_eight)  # two TP groups per node
+    with pytest.raises(ConfigError, match=r"needs 2 node\(s\) with 8 free GPU\(s\) each .* 10.0.0.2: 4 GPU"):
+        check_ray_layout(_ray_spec(8, 2), [{"ip": "10.0.0.1", "gpus": 8}, {"ip": "10.0.0.2", "gpus": 4}])
+    with pytest.raises(ConfigError, match="TP stays inside a node"):  # 16 GPUs in all, but no node holds 16
+        check_ray_layout(_ray_spec(16, 1), two_by_eight)
+    with pytest.raises(ConfigError, match="has no live node"):
+        check_ray_layout(_ray_spec(1, 1), [])
+
+
+def test_the_preflight_lists_the_cluster_with_vllms_interpreter() -> None:
+    from pytest_agentbench.serving.vllm.command import FORCED_ENV, ray_preflight_command
+
+    spec = ServeSpec(model="m", distributed_executor_backend="ray", ray_address="h:6379", python=PY, env={"X": "1"})
+    argv, env = ray_preflight_command(spec, base_env={"PATH": "/bin", "RAY_ADDRESS": "other:1"})
+    assert argv[:2] == [PY, "-c"] and "ray.init(address=os.environ.get('RAY_ADDRESS')" in argv[2]
+    assert env["RAY_ADDRESS"] == "h:6379" and env["X"] == "1" and env["PATH"] == "/bin"
+    assert all(env[k] == v for k, v in FORCED_ENV.items())
+
+
+def test_a_cluster_too_small_is_refused_before_any_launch(tmp_path: Path) -> None:
+    """The interpreter stands in for a cluster listing (the real one: tests/test_ray.py); nothing is launched."""
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\necho \'[{"ip": "10.0.0.1", "gpus": 4}]\'\n')
+    python.chmod(0o755)
+    spec = dataclasses.replace(_ray_spec(4, 2), python=str(python), log_dir=str(tmp_path / "logs"))
+    with pytest.raises(ConfigError, match=r"10.0.0.1: 4 GPU"):
+        VLLMServer(spec).start()
+    assert not (tmp_path / "logs").exists()  # refused before a log (or a process) existed
+    python.write_text("#!/bin/sh\necho 'cannot connect to GCS' >&2\nexit 1\n")
+    with pytest.raises(ServerError, match=r"did not answer vLLM's interpreter \(exit 1\):\ncannot connect to GCS"):
+        VLLMServer(spec).start()
+
+
+def test_serve_keys_reach_the_spec(tmp_path: Path) -> None:
+    from pytest_agentbench.models.registry import load_models
+
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        "models:\n"
+        "  big:\n    model: big\n    serve:\n      tensor_parallel_size: 8\n      pipeline_parallel_size: 2\n"
+        "      distributed_executor_backend: ray\n      ray_address: 10.0.0.1:6379\n"
+        "  old:\n    model: old\n    serve: {devices: '0,1', args: {pipeline_parallel_size: 2}}\n"
+    )
+    specs = load_models(models)
+    big = spec_from_alias(specs["big"])
+    assert (big.tensor_parallel_size, big.pipeline_parallel_size, big.ray_address) == (8, 2, "10.0.0.1:6379")
+    assert big.on_ray and flag_value(build_command(big, 1, base_env={})[0], "--pipeline-parallel-size") == "2"
+    old = spec_from_alias(specs["old"])  # a PP size under args keeps working: lifted to the field
+    assert (
+        old.pipeline_parallel_size == 2
+        and flag_value(build_command(old, 1, base_env={})[0], "--tensor-parallel-size") == "1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("serve", "match"),
+    [
+        ("{ray_address: 'h:6379'}", r"models.a.serve.ray_address: needs distributed_executor_backend: ray"),
+        ("{distributed_executor_backend: ray, devices: '0'}", r"models.a.serve.devices: not used with"),
+        ("{distributed_executor_backend: slurm}", r"models.a.serve.distributed_executor_backend: expected mp"),
+        ("{pipeline_parallel_size: 0}", r"models.a.serve.pipeline_parallel_size"),
+    ],
+)
+def test_bad_serve_keys_name_the_file_and_key(tmp_path: Path, serve: str, match: str) -> None:
+    from pytest_agentbench.models.registry import load_models
+
+    models = tmp_path / "models.yaml"
+    models.write_text(f"models:\n  a:\n    model: m\n    serve: {serve}\n")
+    with pytest.raises(ConfigError, match=match):
+        load_models(models)
 
 
 def test_mig_slice() -> None:

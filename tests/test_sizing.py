@@ -14,6 +14,7 @@ import math
 import pytest
 
 from pytest_agentbench.capacity.gpus import GPU_PRESETS, PRECISION_BYTES, GpuSpec, mig_slice, parse_gpu, precision_bytes
+from pytest_agentbench.capacity.layouts import LayoutPlan, plan_layouts, serve_block
 from pytest_agentbench.capacity.sizing import ModelArchitecture, format_sizing, size_model
 from pytest_agentbench.errors import ConfigError
 
@@ -473,3 +474,108 @@ def test_format_sizing_without_gpu_and_blocked_heads() -> None:
     )
     text = format_sizing(size_model(arch, context_length=4096, gpu="L4"))
     assert "TP 4" in text and "4 does not divide the 6 attention heads" in text
+
+
+# --------------------------------------------------------------------------- layouts across nodes (TP x PP)
+
+# Llama-3.1-405B-like: 126 layers, 128 query heads, 8 KV heads, head_dim 128, 405e9 params
+LLAMA_405B = ModelArchitecture(
+    total_params=405e9, num_layers=126, num_attention_heads=128, num_kv_heads=8, head_dim=128, name="Llama-405B"
+)
+
+
+def _plan(arch: ModelArchitecture, gpu: str = "H100-80GB", **kw: int) -> LayoutPlan:
+    result = size_model(arch, context_length=32768, concurrency=8, gpu=gpu)
+    return plan_layouts(result, **kw)
+
+
+def test_405b_goes_tp8_inside_a_node_and_pp2_across_two() -> None:
+    # weights 810e9 B, KV 516,096 B/token x 32,768 x 8 = 135.29e9 B; PP 2 -> each stage holds 63 of 126 layers:
+    # (1.15) x (810e9 x 0.5 / 8 + 135.29e9 x 0.5 / 8) = 67.94e9 B per GPU <= 76.97e9 usable on an H100
+    result = size_model(LLAMA_405B, context_length=32768, concurrency=8, gpu="H100-80GB")
+    assert result.fits is False  # one node (TP 8) cannot hold it: 135.9 GB per GPU
+    plan = plan_layouts(result, gpus_per_node=8, max_nodes=4)
+    chosen = plan.chosen
+    assert chosen is not None and (chosen.tensor_parallel, chosen.pipeline_parallel, chosen.nodes) == (8, 2, 2)
+    assert chosen.bytes_per_gpu == pytest.approx(1.15 * (810e9 + 516_096 * 32768 * 8) * 0.5 / 8)
+    assert chosen.bytes_per_gpu <= H100_USABLE
+    # every degree gets its smallest fitting PP; all need 16 GPUs, the larger TP wins (fewer stages)
+    assert [(lay.tensor_parallel, lay.pipeline_parallel) for lay in plan.layouts] == [(1, 16), (2, 8), (4, 4), (8, 2)]
+    assert "serve it with distributed_executor_backend: ray" in plan.notes[-1]
+    assert serve_block(chosen) == (
+        "serve: {tensor_parallel_size: 8, pipeline_parallel_size: 2, distributed_executor_backend: ray}"
+    )
+
+
+def test_the_largest_stage_decides_when_layers_do_not_split_evenly() -> None:
+    # 126 layers over PP 4: the largest stage holds ceil(126 / 4) = 32 layers, 32/126 of the model
+    plan = _plan(LLAMA_405B, gpus_per_node=4, max_nodes=8)  # 4-GPU nodes: TP 8 would straddle two nodes
+    assert {lay.tensor_parallel for lay in plan.layouts} == {1, 2, 4}
+    tp4 = next(lay for lay in plan.layouts if lay.tensor_parallel == 4)
+    assert tp4.pipeline_parallel == 4 and tp4.nodes == 4
+    assert tp4.bytes_per_gpu == pytest.approx(1.15 * (810e9 + 516_096 * 32768 * 8) * (32 / 126) / 4)
+
+
+def test_a_model_that_fits_one_node_stays_there_with_its_devices() -> None:
+    plan = _plan(LLAMA_70B)  # 70B bf16 at 32k x 8: TP 4 on one node of H100s
+    assert plan.chosen is not None and plan.chosen.nodes == 1 and plan.chosen.pipeline_parallel == 1
+    assert serve_block(plan.chosen) == "serve: {devices: '0,1,2,3', tensor_parallel_size: 4}"
+    assert not any("distributed_executor_backend" in note for note in plan.notes)
+
+
+def test_the_chosen_serve_keys_build_a_valid_vllm_command() -> None:
+    import yaml
+
+    from pytest_agentbench.serving.vllm.command import build_command
+    from pytest_agentbench.serving.vllm.spec import ServeSpec
+
+    for plan in (_plan(LLAMA_405B), _plan(LLAMA_70B)):
+        assert plan.chosen is not None
+        keys = yaml.safe_load(serve_block(plan.chosen).removeprefix("serve: "))
+        argv, _ = build_command(ServeSpec(model="/models/m", python="/py", **keys), 8000, base_env={})
+        tp = argv[argv.index("--tensor-parallel-size") + 1]
+        assert int(tp) == plan.chosen.tensor_parallel
+        if plan.chosen.nodes > 1:
+            assert argv[argv.index("--pipeline-parallel-size") + 1] == str(plan.chosen.pipeline_parallel)
+
+
+def test_heads_that_block_a_degree_are_named_and_nothing_fits_is_said() -> None:
+    odd = ModelArchitecture(total_params=30e9, num_layers=40, num_attention_heads=12, num_kv_heads=4, head_dim=128)
+    plan = _plan(odd)
+    assert 8 not in {lay.tensor_parallel for lay in plan.layouts}
+    assert any(note.startswith("TP 8: 8 does not divide the 12 attention heads") for note in plan.notes)
+    tiny = plan_layouts(size_model(LLAMA_405B, context_length=32768, concurrency=8, gpu="L4"), max_nodes=1)
+    assert tiny.chosen is None and "no layout fits on up to 1 node(s) of 8 x L4" in tiny.notes[-1]
+    assert all(not lay.fits for lay in tiny.layouts)
+
+
+def test_layouts_need_whole_gpus_and_sane_counts() -> None:
+    with pytest.raises(ConfigError, match="MIG slice, which serves alone"):
+        plan_layouts(size_model(LLAMA_8B, context_length=8192, gpu="MIG 3g.40gb"))
+    with pytest.raises(ConfigError, match="need a GPU"):
+        plan_layouts(size_model(LLAMA_8B, context_length=8192))
+    with pytest.raises(ConfigError, match=r"max_nodes: expected a whole number >= 1, found 0"):
+        _plan(LLAMA_8B, max_nodes=0)
+
+
+def test_the_cli_proposes_layouts_and_exits_by_them(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from pytest_agentbench.cli import size as sizing_cli
+
+    args = ["--params", "405B", "--layers", "126", "--heads", "128", "--kv-heads", "8", "--head-dim", "128"]
+    args += ["--context", "32768", "--concurrency", "8", "--gpu", "H100-80GB"]
+    assert sizing_cli.main(args) == 1  # one node: no fit
+    assert sizing_cli.main([*args, "--nodes", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "TP 8 x PP 2    =  16 GPUs on  2 node(s)" in out and "<- chosen" in out
+    assert "Layout: TP 8 x PP 2 on 2 node(s); serve: {tensor_parallel_size: 8" in out
+    assert sizing_cli.main([*args, "--nodes", "1"]) == 1
+    capsys.readouterr()
+    assert sizing_cli.main([*args, "--nodes", "4", "--json"]) == 0
+    layouts = json.loads(capsys.readouterr().out)["layouts"]
+    assert layouts["fits"] and layouts["chosen"]["tensor_parallel"] == 8 and layouts["chosen"]["pipeline_parallel"] == 2
+    assert sizing_cli.main([*args[:-2], "--nodes", "4"]) == 2
+    assert "--nodes: needs --gpu" in capsys.readouterr().err
+    assert sizing_cli.main([*args, "--nodes", "0"]) == 2
+    assert "--nodes: expected a whole number >= 1, found 0" in capsys.readouterr().err

@@ -533,8 +533,8 @@ def test_vllm_servers_started_by_the_sweep_get_dev_mode(tmp_path: Path) -> None:
         )
     )
     spec = load_models(path)["v"]
-    assert sweep_cli._serve_spec(spec, keep_prefix_cache=False).serve.env == {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
-    assert sweep_cli._serve_spec(spec, keep_prefix_cache=True).serve.env == {"A": "1"}
+    assert sweep_cli.measuring_spec(spec, keep_prefix_cache=False).serve.env == {"A": "1", "VLLM_SERVER_DEV_MODE": "1"}
+    assert sweep_cli.measuring_spec(spec, keep_prefix_cache=True).serve.env == {"A": "1"}
 
 
 # --------------------------------------------------------------------------- real vLLM on CPU
@@ -698,3 +698,66 @@ def test_histogram_median_bucket_is_the_one_holding_the_middle_observation() -> 
     assert LatencyStats.from_histogram(hist).p50_bucket == (0.1, 0.25)
     assert Histogram(buckets=((0.1, 0.0), (inf, 4.0)), count=4.0, sum=2.0).quantile_bucket(0.5) == (0.1, inf)
     assert Histogram(buckets=(), count=0.0, sum=0.0).quantile_bucket(0.5) is None
+
+
+# --------------------------------------------------------------------------- several sweeps ranked
+
+
+def _sweep_json(path: Path, alias: str, levels: list[tuple[int, bool | None, float, float | None]]) -> Path:
+    """A minimal sweep.json: (devs, slo_holds, pass_rate, usd_per_dev_month) per level."""
+    data = {
+        "schema": "agentbench-sweep/1",
+        "alias": alias,
+        "model": f"model-of-{alias}",
+        "test_double": False,
+        "levels": [
+            {
+                "devs": n,
+                "slo_holds": holds,
+                "pass_rate": rate,
+                "runs_total": 20,
+                "cost": {"usd_per_dev_month": usd},
+                "client": {"ttft_p50_s": 0.5, "goodput": {"share": 0.9}},
+            }
+            for n, holds, rate, usd in levels
+        ],
+    }
+    path.mkdir(parents=True)
+    (path / "sweep.json").write_text(json.dumps(data))
+    return path
+
+
+def test_rank_cheapest_that_holds_the_slo_and_passes_wins(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from pytest_agentbench.cli import rank as rank_cli
+
+    cheap = _sweep_json(tmp_path / "cheap", "awq-l4", [(1, True, 0.40, 300.0), (4, True, 0.40, 75.0)])
+    mid = _sweep_json(tmp_path / "mid", "fp8-l40s", [(1, True, 0.88, 900.0), (4, True, 0.86, 225.0)])
+    big = _sweep_json(tmp_path / "big", "<b>bf16-h100</b>", [(1, True, 0.90, 3285.0), (4, False, 0.90, 821.0)])
+    html = tmp_path / "rank.html"
+    code = rank_cli.main([str(cheap), str(mid / "sweep.json"), str(big), "--html", str(html)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "N = 1: fp8-l40s at $900.00/dev-month" in out  # awq-l4 is cheaper but fails the packets
+    assert "N = 4: fp8-l40s at $225.00/dev-month" in out  # bf16-h100 breaks the SLO at N=4
+    assert "pass rate 40% is more than 5 points below the best (90%)" in out and "breaks the SLO" in out
+    assert all(len(line) <= 100 for line in out.splitlines()), max(out.splitlines(), key=len)
+    code = rank_cli.main([str(cheap), str(mid), str(big), "--json", "--pass-tolerance", "60"])
+    tables = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [(r["alias"], r["rank"]) for r in tables["1"]] == [("awq-l4", 1), ("fp8-l40s", 2), ("<b>bf16-h100</b>", 3)]
+    assert [(r["alias"], r["rank"]) for r in tables["4"]][:2] == [("awq-l4", 1), ("fp8-l40s", 2)]
+    page = html.read_text()
+    assert "<b>bf16" not in page and "&lt;b&gt;bf16-h100&lt;/b&gt;" in page and page.count("<svg") == 2
+
+
+def test_rank_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from pytest_agentbench.cli import rank as rank_cli
+
+    (tmp_path / "other.json").write_text('{"schema": "agentbench-load/1"}')
+    assert rank_cli.main([str(tmp_path / "other.json")]) == 2
+    assert "not an agentbench sweep result" in capsys.readouterr().err
+    assert rank_cli.main([str(tmp_path / "missing")]) == 2
+    assert "not a readable sweep.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        rank_cli.main([str(tmp_path), "--pass-tolerance", "150"])
+    assert "--pass-tolerance" in capsys.readouterr().err

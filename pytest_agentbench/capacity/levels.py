@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pytest_agentbench.capacity.cost import HOURS_PER_MONTH_24X7, WORKING_HOURS_PER_MONTH
+from pytest_agentbench.capacity.latency import RequestTiming, goodput
 from pytest_agentbench.capacity.reconcile import TTFT_ABS_TOLERANCE_S, TTFT_REL_TOLERANCE, Check
 from pytest_agentbench.capacity.slo import Slo, find_knee
 from pytest_agentbench.reports.stats import percentile
@@ -50,12 +51,14 @@ def client_stats(
     concurrency_mean: float,
     process_cpu_s: float,
     sandbox_cpu_s: float,
+    slo: Slo | None = None,
 ) -> dict[str, Any]:
     """The level as the client saw it: every model call of every run.
 
     Per call, TTFT and the decode rate are the adapter's, defined as ``vllm bench serve``'s
     (``models/adapter.py``): TTFT to the first chunk with content, decode rate
-    ``(completion_tokens - 1) / (last chunk - first chunk)``, i.e. 1 / TPOT.
+    ``(completion_tokens - 1) / (last chunk - first chunk)``, i.e. 1 / TPOT. ``goodput`` counts
+    the calls that meet *slo*'s per-request thresholds (``capacity/latency.py``; ``None`` without).
     """
     turns = [t for r in records for t in r.agent.turns]
     ttfts = [t.ttft_s for t in turns if t.ttft_s is not None]
@@ -85,6 +88,7 @@ def client_stats(
         "harness_cpu_share": cpu_total / wall_s if wall_s > 0 else None,
         "harness_cpu_s": process_cpu_s,
         "sandbox_cpu_s": sandbox_cpu_s,
+        "goodput": None if slo is None else goodput([RequestTiming.of_turn(t) for t in turns], slo, wall_s),
     }
 
 
@@ -268,6 +272,8 @@ class SweepResult:
     dev_hours_per_month: float = WORKING_HOURS_PER_MONTH
     #: Why the sweep stopped before its last level (the server failed), else None.
     stopped: str | None = None
+    #: Where each part of the SLO came from (command line, models.yaml, ini).
+    slo_sources: tuple[str, ...] = ()
 
     @property
     def knee(self) -> tuple[int | None, str]:
@@ -291,10 +297,10 @@ class SweepResult:
                 "model": self.model,
                 "test_double": self.test_double,
                 "slo": {
-                    "ttft_p50_s": self.slo.ttft_p50_s,
-                    "tps_p50": self.slo.tps_p50,
+                    **self.slo.to_dict(),
                     "describe": self.slo.describe(),
-                    "judged_on": "client-side medians",
+                    "judged_on": "client-side medians; goodput: each model call",
+                    "sources": list(self.slo_sources),
                 },
                 "knee": knee,
                 "knee_note": note,

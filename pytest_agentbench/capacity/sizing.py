@@ -46,7 +46,9 @@ __all__ = [
     "SizingResult",
     "TpOption",
     "format_sizing",
+    "kv_shards",
     "size_model",
+    "tp_problem",
 ]
 
 DEFAULT_OVERHEAD_FRACTION = 0.15
@@ -355,14 +357,14 @@ def _estimate(
     )
 
 
-def _kv_shards(arch: ModelArchitecture, tp: int) -> int:
+def kv_shards(arch: ModelArchitecture, tp: int) -> int:
     if arch.is_mla:
         return 1  # the latent is shared by every head: each TP rank keeps all of it
     assert arch.num_kv_heads is not None
     return min(tp, arch.num_kv_heads)  # tp > kv_heads: vLLM replicates KV heads
 
 
-def _tp_problem(arch: ModelArchitecture, tp: int) -> str | None:
+def tp_problem(arch: ModelArchitecture, tp: int) -> str | None:
     heads = arch.num_attention_heads
     if heads % tp:
         return f"{tp} does not divide the {heads} attention heads"
@@ -391,7 +393,7 @@ def _degrees(arch: ModelArchitecture, gpu: GpuSpec, requested: int | None) -> tu
             f"across MIG slices is not supported (slices have no peer-to-peer path; one "
             f"server gets one slice); use tensor_parallel 1, a larger slice or whole GPUs"
         )
-    problem = _tp_problem(arch, requested)
+    problem = tp_problem(arch, requested)
     if problem:
         raise ConfigError(
             f"tensor_parallel: vLLM cannot shard {arch.name} {requested} ways: {problem}; "
@@ -407,8 +409,8 @@ def _lay_out(base: SizingResult, gpu: GpuSpec, requested: int | None) -> SizingR
     scale = 1 + base.overhead_fraction
     options = []
     for tp in _degrees(arch, gpu, requested):
-        per_gpu = scale * (base.weights_bytes / tp + base.kv_cache_bytes / _kv_shards(arch, tp))
-        problem = _tp_problem(arch, tp)
+        per_gpu = scale * (base.weights_bytes / tp + base.kv_cache_bytes / kv_shards(arch, tp))
+        problem = tp_problem(arch, tp)
         options.append(TpOption(tp, per_gpu, problem, problem is None and per_gpu <= usable))
     chosen = next((o for o in options if o.fits), None)
     min_gpus = max(1, math.ceil(base.total_bytes / usable - 1e-9))
@@ -425,7 +427,7 @@ def _lay_out(base: SizingResult, gpu: GpuSpec, requested: int | None) -> SizingR
     if chosen is not None:
         tp = chosen.tensor_parallel
         free = usable - scale * base.weights_bytes / tp
-        per_seq = scale * base.kv_bytes_per_token * base.context_length / _kv_shards(arch, tp)
+        per_seq = scale * base.kv_bytes_per_token * base.context_length / kv_shards(arch, tp)
         max_conc = math.floor(free / per_seq + 1e-9)
     return replace(
         base,
@@ -492,8 +494,8 @@ def _no_fit_note(gpu: GpuSpec, options: list[TpOption], usable: float) -> str:
     return (
         f"does not fit on up to {TP_DEGREES[-1]} x {gpu.name} with tensor parallel alone "
         f"(TP {TP_DEGREES[-1]} needs {_gb(options[-1].bytes_per_gpu)} per GPU, "
-        f"{_gb(usable)} usable): use bigger GPUs, pipeline parallel across nodes, a "
-        f"smaller precision, or less context x concurrency"
+        f"{_gb(usable)} usable): use bigger GPUs, pipeline parallel across nodes (--nodes N), "
+        f"a smaller precision, or less context x concurrency"
     )
 
 

@@ -1,36 +1,73 @@
-"""What a capacity sweep is asked: the service level (:class:`Slo`), the sweep's settings
-(:class:`SweepConfig`, validated when built) and the rule that turns per-level verdicts into the
-knee (:func:`find_knee`: the largest N, counting up from the smallest level, at which the SLO
-still holds). Pure and cheap to import; the engine that measures the levels is
-``capacity/sweep.py``.
+"""The service level a developer needs (:class:`Slo`), how it is written down, and the knee.
+
+An SLO has two halves, judged differently:
+
+* **level medians** (``ttft_p50_s``, ``tps_p50``): a level or a request rate *holds* when the
+  median TTFT over its calls is at most ``ttft_p50_s`` and the median per-stream decode rate at
+  least ``tps_p50`` (:meth:`Slo.judge`); the knee (:func:`find_knee`) is the largest N, counting up
+  from the smallest level, at which that still holds;
+* **per-request thresholds** (``ttft_s``, ``tpot_s``, ``e2e_s``) for **goodput**, as ``vllm bench
+  serve --goodput`` and DistServe define it: a request is *good* when its TTFT, its TPOT and its
+  end-to-end latency are each within their threshold (:meth:`Slo.meets`; the share and rate of
+  good requests: ``capacity/latency.py``).
+
+Written in three places, merged field by field (the first that sets a field wins: the command
+line, then the alias's ``slo:`` in models.yaml, then the project's ini ``agentbench_slo``: see
+``capacity/slo_sources.py``). :func:`slo_from_mapping` reads the models.yaml / ini form (seconds,
+strict keys), :func:`parse_goodput` the ``vllm bench``-style ``--goodput ttft:500 tpot:50`` form
+(milliseconds). Pure and cheap to import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
-from pytest_agentbench.capacity.cost import HOURS_PER_MONTH_24X7, WORKING_HOURS_PER_MONTH
 from pytest_agentbench.errors import ConfigError
 
-if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds the sweep's parser
-    from pytest_agentbench.models.registry import ModelSpec
-    from pytest_agentbench.packets.schema import Packet
+__all__ = ["GOODPUT_KEYS", "SLO_KEYS", "Slo", "find_knee", "parse_goodput", "slo_from_mapping"]
 
-__all__ = ["Slo", "SweepConfig", "find_knee"]
+#: The keys of an ``slo:`` mapping (models.yaml) or ``agentbench_slo`` (ini), all in seconds except tps_p50.
+SLO_KEYS: dict[str, str] = {
+    "ttft_p50_s": "median time to first token of a level, at most (s)",
+    "tps_p50": "median per-stream decode rate of a level, at least (tok/s)",
+    "ttft_s": "goodput: each request's time to first token, at most (s)",
+    "tpot_s": "goodput: each request's time per output token after the first, at most (s)",
+    "e2e_s": "goodput: each request's end-to-end latency, at most (s)",
+}
+#: ``--goodput`` keys (vllm bench's names, values in milliseconds) -> Slo fields.
+GOODPUT_KEYS: dict[str, str] = {"ttft": "ttft_s", "tpot": "tpot_s", "e2el": "e2e_s"}
 
 
 @dataclass(frozen=True)
 class Slo:
-    """The service level a developer needs: median TTFT at most, median decode rate at least."""
+    """Level medians (``ttft_p50_s``, ``tps_p50``) and per-request goodput thresholds (``ttft_s``, ``tpot_s``,
+    ``e2e_s``); ``None``: not part of this SLO."""
 
     ttft_p50_s: float | None = None
     tps_p50: float | None = None
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    e2e_s: float | None = None
 
     @property
     def defined(self) -> bool:
+        """Whether the level half is set (a level can hold or break)."""
         return self.ttft_p50_s is not None or self.tps_p50 is not None
+
+    @property
+    def goodput_defined(self) -> bool:
+        """Whether the per-request half is set (goodput can be counted)."""
+        return any(v is not None for v in (self.ttft_s, self.tpot_s, self.e2e_s))
+
+    def over(self, other: Slo) -> Slo:
+        """This SLO with the fields it leaves unset taken from *other*."""
+        return Slo(**{f.name: _first(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def describe(self) -> str:
         parts = []
@@ -38,10 +75,20 @@ class Slo:
             parts.append(f"TTFT p50 <= {self.ttft_p50_s:g} s")
         if self.tps_p50 is not None:
             parts.append(f"decode p50 >= {self.tps_p50:g} tok/s per stream")
-        return " and ".join(parts) if parts else "none given"
+        text = " and ".join(parts) if parts else "none given"
+        good = self.describe_goodput()
+        return text if good == "none given" else f"{text}; goodput: {good}"
+
+    def describe_goodput(self) -> str:
+        parts = [
+            f"{name} <= {_ms(value)}"
+            for name, value in (("TTFT", self.ttft_s), ("TPOT", self.tpot_s), ("E2E", self.e2e_s))
+            if value is not None
+        ]
+        return " and ".join(parts) + " per request" if parts else "none given"
 
     def judge(self, ttft_p50_s: float | None, tps_p50: float | None) -> tuple[bool | None, list[str]]:
-        """(holds, reasons it does not); ``None`` when no SLO was given. Unmeasured never holds."""
+        """(holds, reasons it does not); ``None`` when no level SLO was given. Unmeasured never holds."""
         if not self.defined:
             return None, []
         reasons = []
@@ -57,46 +104,61 @@ class Slo:
                 reasons.append(f"decode p50 {tps_p50:.1f} tok/s < {self.tps_p50:g} tok/s")
         return not reasons, reasons
 
+    def meets(self, ttft_s: float | None, tpot_s: float | None, e2e_s: float | None) -> bool:
+        """Whether one completed request is *good*. As vllm bench: a request of <= 1 output token has no
+        TPOT and meets a TPOT threshold; an unmeasured TTFT (not streamed) does not meet a TTFT one."""
+        if self.ttft_s is not None and (ttft_s is None or ttft_s > self.ttft_s):
+            return False
+        if self.tpot_s is not None and tpot_s is not None and tpot_s > self.tpot_s:
+            return False
+        return not (self.e2e_s is not None and (e2e_s is None or e2e_s > self.e2e_s))
 
-@dataclass(frozen=True)
-class SweepConfig:
-    """What to sweep. ``spec`` is the alias under test (streaming is forced on)."""
 
-    spec: ModelSpec
-    packets: tuple[Packet, ...]
-    devs: tuple[int, ...]
-    sandbox: str = "local"
-    slo: Slo = field(default_factory=Slo)
-    rounds: int = 1
-    agent_timeout: float | None = None
-    #: A commercial alias whose prices turn the same run's tokens into an API bill.
-    compare: ModelSpec | None = None
-    #: Hours the GPU is paid for per month (730 = 24x7).
-    gpu_hours_per_month: float = HOURS_PER_MONTH_24X7
-    #: Hours a developer keeps an agent busy per month (176 = 22 days x 8 h).
-    dev_hours_per_month: float = WORKING_HOURS_PER_MONTH
-    #: ``None``: the endpoint's own ``/metrics`` (probed; absent is fine).
-    metrics_url: str | None = None
-    reset_prefix_cache: bool = True
-    warmup: bool = True
-    sample_interval_s: float = 0.5
+def _first(a: float | None, b: float | None) -> float | None:
+    return a if a is not None else b
 
-    def __post_init__(self) -> None:
-        if not self.devs or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.devs):
-            raise ConfigError(f"--devs: expected developer counts >= 1 such as 1,2,4,8, found {self.devs!r}")
-        if not self.packets:
-            raise ConfigError("--packets: no packets to run")
-        if self.rounds < 1:
-            raise ConfigError(f"--rounds: expected a whole number >= 1, found {self.rounds!r}")
-        for flag, hours in (
-            ("--gpu-hours-per-month", self.gpu_hours_per_month),
-            ("--dev-hours-per-month", self.dev_hours_per_month),
-        ):
-            if not 0 < hours <= 744:
-                raise ConfigError(
-                    f"{flag}: expected hours in one month, 0 < H <= 744 (730 = 24x7, 176 = 22 "
-                    f"working days x 8 h), found {hours!r}"
-                )
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:g} ms" if seconds < 1 else f"{seconds:g} s"
+
+
+def _positive(value: Any, where: str, error: type[ConfigError]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise error(f"{where}: expected a number > 0, found {value!r}")
+    return float(value)
+
+
+def slo_from_mapping(raw: Mapping[str, Any], where: str, *, error: type[ConfigError] = ConfigError) -> Slo:
+    """An ``slo:`` mapping (models.yaml) or the parsed ini value: strict keys, numbers > 0 (seconds)."""
+    if not isinstance(raw, Mapping):
+        raise error(f"{where}: expected a mapping such as {{ttft_p50_s: 2, tps_p50: 20, ttft_s: 4, tpot_s: 0.1}}")
+    unknown = sorted(str(k) for k in raw if k not in SLO_KEYS)
+    if unknown:
+        raise error(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(SLO_KEYS)}")
+    return Slo(**{k: _positive(v, f"{where}.{k}", error) for k, v in raw.items() if v is not None})
+
+
+def parse_goodput(pairs: Sequence[str] | str, flag: str = "--goodput") -> Slo:
+    """``ttft:500 tpot:50 e2el:4000`` (vllm bench's form: milliseconds) -> the per-request half of an Slo."""
+    items = pairs.split() if isinstance(pairs, str) else [p for part in pairs for p in part.split()]
+    if not items:
+        raise ConfigError(f"{flag}: expected KEY:MS pairs such as ttft:500 tpot:50 (keys {', '.join(GOODPUT_KEYS)})")
+    values: dict[str, float] = {}
+    for item in items:
+        key, sep, text = item.partition(":")
+        if not sep or key not in GOODPUT_KEYS:
+            raise ConfigError(
+                f"{flag}: {item!r} is not KEY:MILLISECONDS with KEY one of {', '.join(GOODPUT_KEYS)} "
+                "(as vllm bench serve --goodput), e.g. ttft:500 tpot:50"
+            )
+        try:
+            ms = float(text)
+        except ValueError:
+            ms = math.nan
+        if not math.isfinite(ms) or ms <= 0:
+            raise ConfigError(f"{flag}: {item!r}: expected milliseconds > 0 after {key}:")
+        values[GOODPUT_KEYS[key]] = ms / 1000.0
+    return Slo(**values)
 
 
 def find_knee(levels: Sequence[tuple[int, bool | None]]) -> tuple[int | None, str]:

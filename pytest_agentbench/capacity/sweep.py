@@ -20,8 +20,9 @@ reconciliation checks between client and server numbers. The knee is the
 largest N, counting up from the smallest level, at which the SLO still holds.
 Column meanings, the rules and measured figures: ``docs/capacity.md``.
 
-This module is the engine (:class:`Sweep`): it runs the levels and measures them. The settings,
-SLO and knee are in ``capacity/slo.py``, the meters in ``capacity/metering.py``, the numbers and
+This module is the engine (:class:`Sweep`) and its settings (:class:`SweepConfig`): it runs the
+levels and measures them. The SLO and knee are in ``capacity/slo.py``, the server's side (probe,
+prefix-cache reset, /metrics window) in ``capacity/server.py``, the meters in ``capacity/metering.py``, the numbers and
 results in ``capacity/levels.py``, the client vs server rules in ``capacity/reconcile.py``, the
 table and page in ``reports/sweep.py`` and the command in ``cli/sweep.py``.
 """
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pytest_agentbench.capacity.cost import HOURS_PER_MONTH_24X7, WORKING_HOURS_PER_MONTH
 from pytest_agentbench.capacity.levels import (
     LevelResult,
     SweepResult,
@@ -45,12 +47,12 @@ from pytest_agentbench.capacity.levels import (
     error_summary,
     level_costs,
     run_summary,
-    server_stats,
 )
-from pytest_agentbench.capacity.metering import InFlight, MeteredModel, MetricsSampler
+from pytest_agentbench.capacity.metering import InFlight, MeteredModel
 from pytest_agentbench.capacity.reconcile import reconcile
-from pytest_agentbench.capacity.slo import SweepConfig
-from pytest_agentbench.errors import InfrastructureError, ServerError
+from pytest_agentbench.capacity.server import ServerWatch, Window
+from pytest_agentbench.capacity.slo import Slo
+from pytest_agentbench.errors import ConfigError, InfrastructureError
 from pytest_agentbench.reports.sweep import level_done_line
 
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds the sweep's parser
@@ -59,7 +61,50 @@ if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds the swee
     from pytest_agentbench.packets.schema import Packet
     from pytest_agentbench.results.record import RunRecord
 
-__all__ = ["Sweep"]
+__all__ = ["Sweep", "SweepConfig"]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep. ``spec`` is the alias under test (streaming is forced on)."""
+
+    spec: ModelSpec
+    packets: tuple[Packet, ...]
+    devs: tuple[int, ...]
+    sandbox: str = "local"
+    slo: Slo = field(default_factory=Slo)
+    rounds: int = 1
+    agent_timeout: float | None = None
+    #: A commercial alias whose prices turn the same run's tokens into an API bill.
+    compare: ModelSpec | None = None
+    #: Hours the GPU is paid for per month (730 = 24x7).
+    gpu_hours_per_month: float = HOURS_PER_MONTH_24X7
+    #: Hours a developer keeps an agent busy per month (176 = 22 days x 8 h).
+    dev_hours_per_month: float = WORKING_HOURS_PER_MONTH
+    #: ``None``: the endpoint's own ``/metrics`` (probed; absent is fine).
+    metrics_url: str | None = None
+    reset_prefix_cache: bool = True
+    warmup: bool = True
+    sample_interval_s: float = 0.5
+    #: Where each part of ``slo`` came from (command line, models.yaml, ini), for the report.
+    slo_sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.devs or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.devs):
+            raise ConfigError(f"--devs: expected developer counts >= 1 such as 1,2,4,8, found {self.devs!r}")
+        if not self.packets:
+            raise ConfigError("--packets: no packets to run")
+        if self.rounds < 1:
+            raise ConfigError(f"--rounds: expected a whole number >= 1, found {self.rounds!r}")
+        for flag, hours in (
+            ("--gpu-hours-per-month", self.gpu_hours_per_month),
+            ("--dev-hours-per-month", self.dev_hours_per_month),
+        ):
+            if not 0 < hours <= 744:
+                raise ConfigError(
+                    f"{flag}: expected hours in one month, 0 < H <= 744 (730 = 24x7, 176 = 22 "
+                    f"working days x 8 h), found {hours!r}"
+                )
 
 
 def _loadavg() -> tuple[float, float, float] | None:
@@ -97,7 +142,6 @@ class _Measured:
     wall_s: float
     process_cpu_s: float
     sandbox_cpu_s: float
-    samples: dict[str, Any]
     mean_in_flight: float
     load_before: tuple[float, float, float] | None
 
@@ -128,7 +172,6 @@ class Sweep:
             )
         self.spec = dataclasses.replace(config.spec, stream=True)
         self.base_url = base_url.rstrip("/")
-        self.root_url = self.base_url.removesuffix("/v1")
         self.make_model = make_model or _default_make_model
         if make_sandbox is None:
             from pytest_agentbench.sandbox import make_sandbox as _make
@@ -139,60 +182,27 @@ class Sweep:
         self.make_sandbox = make_sandbox
         self.on_run = on_run
         self.progress = progress or (lambda _msg: None)
-        self.metrics_url: str | None = None
-        self.metrics_model: str | None = None
-        self.server_metrics = "not probed"
-        self.is_vllm = False
+        self.server = ServerWatch(
+            self.base_url,
+            self.spec.model,
+            metrics_url=config.metrics_url,
+            reset_prefix_cache=config.reset_prefix_cache,
+            sample_interval_s=config.sample_interval_s,
+        )
 
     # -- server side ---------------------------------------------------------
+    @property
+    def metrics_url(self) -> str | None:
+        return self.server.metrics_url
+
+    @property
+    def server_metrics(self) -> str:
+        return self.server.server_metrics
+
     def probe_server(self) -> None:
-        """Decide whether server numbers exist: ``/metrics`` answers with vLLM families."""
-        from pytest_agentbench.serving.vllm.metrics import fetch_metrics_text, metrics_url, parse_metrics
-
-        url = metrics_url(self.config.metrics_url or self.base_url)
-        try:
-            text = fetch_metrics_text(url, timeout_s=5.0)
-        except ServerError as exc:
-            self.server_metrics = f"unavailable: no /metrics at {url} ({exc.__cause__ or exc})"
-            return
-        try:
-            try:
-                snap = parse_metrics(text, model_name=self.spec.model)
-                self.metrics_model = self.spec.model
-            except ServerError:  # the server names the model differently: take all of it
-                snap = parse_metrics(text)
-                self.notes.append(
-                    f"/metrics has no series for model {self.spec.model!r}; server numbers "
-                    f"cover every model it serves ({', '.join(snap.model_names)})"
-                )
-        except ImportError as exc:
-            self.server_metrics = f"unavailable: {exc}"
-            return
-        except Exception as exc:  # not Prometheus text
-            self.server_metrics = f"unavailable: {url} is not Prometheus text ({type(exc).__name__}: {exc})"
-            return
-        if not any(name.startswith("vllm:") for name in snap.families):
-            self.server_metrics = f"unavailable: {url} exports no vllm:* metrics"
-            return
-        self.metrics_url = url
-        self.is_vllm = True
-        self.server_metrics = "available"
-
-    def reset_prefix_cache(self) -> str:
-        """POST /reset_prefix_cache; says what happened (the server may not expose it)."""
-        if not self.is_vllm:
-            return "n/a (not a vLLM server)"
-        if not self.config.reset_prefix_cache:
-            return "kept (--keep-prefix-cache)"
-        from pytest_agentbench.serving.vllm.admin import reset_prefix_cache
-
-        return reset_prefix_cache(self.root_url)
-
-    def _scrape_settled(self) -> Any:
-        from pytest_agentbench.serving.vllm.metrics import scrape_settled
-
-        assert self.metrics_url is not None
-        return scrape_settled(self.metrics_url, model_name=self.metrics_model, timeout_s=10.0)
+        """Decide whether server numbers exist (``capacity.server.ServerWatch.probe``)."""
+        self.server.probe()
+        self.notes.extend(n for n in self.server.notes if n not in self.notes)
 
     def warmup(self) -> None:
         """One short call so the first level does not pay for lazy server start-up."""
@@ -209,8 +219,8 @@ class Sweep:
         """Run *devs* developers at once (released together by a barrier) and measure the level."""
         from pytest_agentbench.runner import run_packet
 
-        prefix = self.reset_prefix_cache()
-        before = self._scrape_settled() if self.metrics_url else None
+        prefix = self.server.reset_prefix_cache()
+        window = self.server.window()
         in_flight = InFlight()
         cpu: list[float] = []
         level = _Level(
@@ -221,22 +231,14 @@ class Sweep:
             barrier=threading.Barrier(devs + 1),
             run_packet=run_packet,
         )
-        measured = self._drive(level)
+        measured = self._drive(level, window)
         for m in level.models:
             m.close()
-        server = None
-        if before is not None:
-            from pytest_agentbench.serving.vllm.metrics import diff
-
-            server = server_stats(diff(before, self._scrape_settled()), measured.samples)
+        server = window.close()
         return self._level_result(level, measured, server, prefix, _loadavg())
 
-    def _drive(self, level: _Level) -> _Measured:
+    def _drive(self, level: _Level, window: Window) -> _Measured:
         """Start the developers, release them together and time them until the last one is done."""
-        cfg = self.config
-        sampler = (
-            MetricsSampler(self.metrics_url, self.metrics_model, cfg.sample_interval_s) if self.metrics_url else None
-        )
         threads = [
             threading.Thread(target=self._developer, args=(level, i), name=f"agentbench-dev-{i}", daemon=True)
             for i in range(level.devs)
@@ -252,8 +254,7 @@ class Sweep:
         cpu0 = time.process_time()
         child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        if sampler is not None:
-            sampler.start()
+        window.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - start
@@ -263,7 +264,6 @@ class Sweep:
             wall_s=wall,
             process_cpu_s=process_cpu,
             sandbox_cpu_s=(child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime),
-            samples=sampler.finish() if sampler is not None else {},
             mean_in_flight=level.in_flight.mean(),
             load_before=load_before,
         )
@@ -329,6 +329,7 @@ class Sweep:
             concurrency_mean=measured.mean_in_flight,
             process_cpu_s=measured.process_cpu_s,
             sandbox_cpu_s=measured.sandbox_cpu_s,
+            slo=cfg.slo,
         )
         holds, reasons = cfg.slo.judge(client["ttft_p50_s"], client["decode_tok_s_p50"])
         cost = level_costs(
@@ -378,6 +379,7 @@ class Sweep:
             compare_alias=cfg.compare.alias if cfg.compare else None,
             gpu_hours_per_month=cfg.gpu_hours_per_month,
             dev_hours_per_month=cfg.dev_hours_per_month,
+            slo_sources=cfg.slo_sources,
         )
         self.probe_server()
         result.metrics_url, result.server_metrics = self.metrics_url, self.server_metrics

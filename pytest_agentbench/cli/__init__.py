@@ -10,6 +10,9 @@ agentbench merge res/shard1of3 res/shard2of3 res/shard3of3 --out merged [--allow
 agentbench k8s-job --shards 8 --image IMG [--models ALIAS,...] [--models-file models.yaml] [-o job.yaml]
 agentbench probe ALIAS [--models-file models.yaml] [--context TOKENS] [--repeat N] [--concurrency C]
 agentbench sweep --models ALIAS --devs 1,2,4,8 [--slo-ttft-p50 S] [--slo-tps-p50 TOK/S] [--out DIR]
+agentbench load --models ALIAS --num-prompts 100 --request-rate 4 [--max-concurrency C] [--goodput ttft:MS tpot:MS]
+agentbench replay results.jsonl --models ALIAS --developers 1,2,4 [--think-scale X] [--ignore-eos]
+agentbench rank sweep-a/sweep.json sweep-b/ ... [--pass-tolerance POINTS] [--html rank.html]
 agentbench size --params 8e9 --layers 32 --heads 32 --kv-heads 8 --head-dim 128 --context 32768 --gpu H100-80GB
 agentbench verdict SESSION_JSON --pytest-exit N [--setup-s S]     (scripts/main-job ends with it)
 agentbench screen ALIAS... [--models models.yaml] [--json] [--repeat N] [--concurrency C] [--gpu NAME]
@@ -52,10 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         verdict,
     ):
         command.add_parser(sub)
+    from pytest_agentbench.cli import load, rank, replay, sweep
     from pytest_agentbench.cli import size as sizing_cli
-    from pytest_agentbench.cli import sweep
 
     sweep.add_parser(sub)
+    load.add_parser(sub)
+    replay.add_parser(sub)
+    rank.add_parser(sub)
     sizing_cli.add_parser(sub)
     return parser
 

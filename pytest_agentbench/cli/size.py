@@ -4,12 +4,16 @@
         --context 32768 --concurrency 8 --gpu H100-80GB
     agentbench size --hf-config path/to/config.json --params 16B --active-params 2.4B --gpu H200
     agentbench size ... --gpu "MIG 3g.40gb"          # one MIG slice: TP 1 only
+    agentbench size ... --gpu H100-80GB --nodes 4      # TP x PP layouts over up to 4 nodes of 8 GPUs
 
 A thin skin over :func:`pytest_agentbench.capacity.sizing.size_model`; it prints
 :func:`~pytest_agentbench.capacity.sizing.format_sizing` (or ``--json``). Exit status:
 0 = fits (or no GPU given), 1 = does not fit, 2 = a usage error, whose message
 names the flag to fix (e.g. ``--tp 2`` on a MIG slice: tensor parallel across
 MIG slices is refused). The model and its assumptions: docs/cost-and-sizing.md.
+With ``--nodes N`` it also proposes tensor x pipeline parallel layouts over up to N
+nodes of ``--gpus-per-node`` GPUs, TP inside a node (:mod:`pytest_agentbench.capacity.layouts`;
+docs/ray.md), and the exit status says whether one of them fits.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_agentbench.capacity.gpus import GPU_PRESETS
+from pytest_agentbench.capacity.layouts import DEFAULT_GPUS_PER_NODE, LayoutPlan, format_layouts, plan_layouts
 from pytest_agentbench.capacity.sizing import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_OVERHEAD_FRACTION,
@@ -58,6 +63,8 @@ FLAGS: Mapping[str, str] = {
     "gpu": "--gpu",
     "tensor_parallel": "--tp",
     "config.json": "--hf-config",
+    "max_nodes": "--nodes",
+    "gpus_per_node": "--gpus-per-node",
 }
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
@@ -140,6 +147,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_GPU_MEMORY_UTILIZATION,
         metavar="F",
         help=f"vLLM's share of GPU memory (default {DEFAULT_GPU_MEMORY_UTILIZATION})",
+    )
+    nodes = p.add_argument_group("across nodes (tensor parallel inside a node x pipeline parallel across nodes)")
+    nodes.add_argument(
+        "--nodes", type=int, metavar="N", help="propose TP x PP layouts over up to N nodes (needs --gpu)"
+    )
+    nodes.add_argument(
+        "--gpus-per-node",
+        type=int,
+        default=DEFAULT_GPUS_PER_NODE,
+        metavar="N",
+        help=f"GPUs in each node (default {DEFAULT_GPUS_PER_NODE})",
     )
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
@@ -267,26 +285,42 @@ def size_from_args(args: argparse.Namespace) -> SizingResult:
         raise _flagged(exc) from None
 
 
-def _to_json(result: SizingResult) -> dict[str, Any]:
+def _to_json(result: SizingResult, plan: LayoutPlan | None = None) -> dict[str, Any]:
     data = dataclasses.asdict(result)
     data["fits"] = result.fits
     data["arch"]["attention"] = result.arch.attention
-
+    if plan is not None:
+        data["layouts"] = dataclasses.asdict(plan) | {"fits": plan.chosen is not None}
     return json_safe(data)
 
 
+def plan_from_args(args: argparse.Namespace, result: SizingResult) -> LayoutPlan | None:
+    """The layouts across nodes when ``--nodes`` asks for them (it needs ``--gpu``)."""
+    if args.nodes is None:
+        return None
+    if args.gpu is None:
+        raise UsageError("--nodes: needs --gpu, the GPU each node holds")
+    try:
+        return plan_layouts(result, gpus_per_node=args.gpus_per_node, max_nodes=args.nodes)
+    except ConfigError as exc:
+        raise _flagged(exc) from None
+
+
 def run_cli(args: argparse.Namespace) -> int:
-    """Print the estimate; 0 fits (or no GPU given), 1 does not fit, 2 usage error."""
+    """Print the estimate; 0 fits (or no GPU given), 1 does not fit, 2 usage error. With --nodes, "fits" means
+    some layout over the nodes fits."""
     try:
         result = size_from_args(args)
+        plan = plan_from_args(args, result)
     except UsageError as exc:
         print(f"agentbench size: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(_to_json(result), indent=2))
+        print(json.dumps(_to_json(result, plan), indent=2))
     else:
-        print(format_sizing(result))
-    return 1 if result.fits is False else 0
+        print(format_sizing(result) + (f"\n{format_layouts(plan)}" if plan is not None else ""))
+    fits = result.fits if plan is None else plan.chosen is not None
+    return 1 if fits is False else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,12 +30,22 @@ from pytest_agentbench.serving.vllm.admin import DEV_MODE_ENV
 
 if TYPE_CHECKING:  # kept out of the import: `agentbench --help` builds this parser
     from pytest_agentbench.capacity.levels import SweepResult
-    from pytest_agentbench.capacity.slo import SweepConfig
+    from pytest_agentbench.capacity.slo import Slo
+    from pytest_agentbench.capacity.sweep import SweepConfig
     from pytest_agentbench.models.registry import ModelSpec
     from pytest_agentbench.packets.schema import Packet
     from pytest_agentbench.results.record import RunRecord
 
-__all__ = ["add_arguments", "add_parser", "main", "parse_devs", "run_cli"]
+__all__ = [
+    "add_arguments",
+    "add_parser",
+    "add_slo_arguments",
+    "main",
+    "measuring_spec",
+    "parse_devs",
+    "resolve_cli_slo",
+    "run_cli",
+]
 
 
 def _positive(kind: type, flag: str) -> Callable[[str], Any]:
@@ -65,6 +75,41 @@ def parse_devs(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
+def add_slo_arguments(p: argparse.ArgumentParser) -> None:
+    """The SLO flags every capacity command takes (models.yaml ``slo:`` and ini ``agentbench_slo`` fill the rest)."""
+    p.add_argument(
+        "--slo-ttft-p50",
+        type=_positive(float, "--slo-ttft-p50"),
+        metavar="S",
+        help="median time to first token must be <= S seconds",
+    )
+    p.add_argument(
+        "--slo-tps-p50",
+        type=_positive(float, "--slo-tps-p50"),
+        metavar="TOK/S",
+        help="median per-stream decode rate must be >= TOK/S",
+    )
+    p.add_argument(
+        "--goodput",
+        nargs="+",
+        metavar="KEY:MS",
+        help="per-request SLO for goodput, as vllm bench serve: ttft:MS tpot:MS e2el:MS (milliseconds)",
+    )
+
+
+def resolve_cli_slo(args: argparse.Namespace, spec: ModelSpec | None) -> tuple[Slo, tuple[str, ...]]:
+    """The SLO to judge by: these flags, then the alias's ``slo:``, then the ini's ``agentbench_slo``."""
+    from pytest_agentbench.capacity.slo import Slo, parse_goodput
+    from pytest_agentbench.capacity.slo_sources import ini_slo, resolve_slo
+
+    cli = Slo(args.slo_ttft_p50, args.slo_tps_p50)
+    if args.goodput:
+        cli = cli.over(parse_goodput(args.goodput))
+    ini, ini_where = ini_slo()
+    alias_slo = spec.slo if spec is not None else None
+    return resolve_slo(cli, alias_slo, spec.where if spec is not None else "", ini, ini_where)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-file", default="models.yaml", metavar="PATH")
     p.add_argument("--models", required=True, metavar="ALIAS", help="the one alias to sweep")
@@ -78,18 +123,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--packets", action="append", metavar="DIR", help="packet folder(s) (default task_packets)")
     p.add_argument("--packet", action="append", metavar="ID", help="only these packet ids (repeatable)")
     p.add_argument("--sandbox", choices=SANDBOX_KINDS, default="auto")
-    p.add_argument(
-        "--slo-ttft-p50",
-        type=_positive(float, "--slo-ttft-p50"),
-        metavar="S",
-        help="median time to first token must be <= S seconds",
-    )
-    p.add_argument(
-        "--slo-tps-p50",
-        type=_positive(float, "--slo-tps-p50"),
-        metavar="TOK/S",
-        help="median per-stream decode rate must be >= TOK/S",
-    )
+    add_slo_arguments(p)
     p.add_argument(
         "--rounds",
         type=_positive(int, "--rounds"),
@@ -165,8 +199,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _serve_spec(spec: ModelSpec, keep_prefix_cache: bool) -> ModelSpec:
-    """The alias as the sweep starts it: vLLM in dev mode, so /reset_prefix_cache exists."""
+def measuring_spec(spec: ModelSpec, keep_prefix_cache: bool) -> ModelSpec:
+    """The alias as a capacity command starts it: vLLM in dev mode, so /reset_prefix_cache exists."""
     serve = spec.serve
     if serve is None or serve.engine != "vllm" or keep_prefix_cache:
         return spec
@@ -222,16 +256,18 @@ def _load_packets(args: argparse.Namespace) -> list[Packet]:
 
 def _sweep_config(args: argparse.Namespace, alias: str) -> SweepConfig:
     """Everything the flags say, checked: raises ConfigError with the flag to fix."""
-    from pytest_agentbench.capacity.slo import Slo, SweepConfig
+    from pytest_agentbench.capacity.sweep import SweepConfig
 
     spec, compare = _load_aliases(args, alias)
     packets = _load_packets(args)
+    slo, sources = resolve_cli_slo(args, spec)
     return SweepConfig(
         spec=spec,
         packets=tuple(packets),
         devs=args.devs,
         sandbox=args.sandbox,
-        slo=Slo(args.slo_ttft_p50, args.slo_tps_p50),
+        slo=slo,
+        slo_sources=sources,
         rounds=args.rounds,
         agent_timeout=args.agent_timeout,
         compare=compare,
@@ -253,7 +289,7 @@ def _run_sweep(config: SweepConfig, keep_prefix_cache: bool, out: Path) -> Sweep
 
     spec = config.spec
     with Endpoints() as endpoints, JsonlWriter(out / "runs.jsonl") as writer:
-        served = _serve_spec(spec, keep_prefix_cache)
+        served = measuring_spec(spec, keep_prefix_cache)
         _progress(f"starting the endpoint for {spec.alias} ..." if spec.serve else f"endpoint: {spec.base_url}")
         url = endpoints.start([served])[spec.alias]
         write_lock = threading.Lock()

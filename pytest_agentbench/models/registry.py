@@ -49,6 +49,7 @@ from pytest_agentbench.results.redact import mask_secrets
 
 if TYPE_CHECKING:
     from pytest_agentbench.capacity.cost import CostSpec
+    from pytest_agentbench.capacity.slo import Slo
 
 Engine = Literal["vllm", "scripted"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
@@ -76,6 +77,7 @@ _ALIAS_KEYS = {
     "tool_choice",
     "destream",
     "license",
+    "slo",
 }
 _LICENSE_KEYS = ("id", "package", "url")
 _LICENSE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$")
@@ -85,6 +87,9 @@ _SERVE_KEYS = {
     "model_path",
     "devices",
     "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "distributed_executor_backend",
+    "ray_address",
     "args",
     "env",
     "startup_timeout_s",
@@ -104,6 +109,9 @@ class ServeConfig:
     model_path: str | None = None  # vllm: what it loads (absolute once loaded); None: the alias's model
     devices: str | int | None = None  # "0", "0,1" or "MIG-<uuid>"
     tensor_parallel_size: int | None = None
+    pipeline_parallel_size: int | None = None  # stages over nodes (with the ray backend) or over devices
+    distributed_executor_backend: str | None = None  # mp | ray: a server over the nodes of a Ray cluster
+    ray_address: str | None = None  # the cluster vLLM joins (RAY_ADDRESS); None: the one on this machine
     args: Mapping[str, Any] = field(default_factory=dict)  # vLLM flags
     env: Mapping[str, Any] = field(default_factory=dict)
     startup_timeout_s: float | None = None
@@ -152,6 +160,7 @@ class ModelSpec:
     test_double: bool = False  # a scripted replay server, not a model: reports say so
     unresolved: tuple[str, ...] = ()  # ${VAR}s that were unset when the file was read
     license: LicenseDeclaration | None = None  # None: not stated in models.yaml (the screening looks elsewhere)
+    slo: Slo | None = None  # slo: the service level capacity commands judge this alias by (capacity.slo)
 
     @property
     def where(self) -> str:
@@ -277,6 +286,8 @@ def _load_serve(raw: dict[str, Any], where: Where, base: Path) -> ServeConfig:
     args, env = get_mapping(raw, "args", where), get_mapping(raw, "env", where)
     get_number(raw, "startup_timeout_s", where, None, minimum=1, maximum=MAX_TIMEOUT_S)
     get_number(raw, "tensor_parallel_size", where, None, integer=True, minimum=1)
+    get_number(raw, "pipeline_parallel_size", where, None, integer=True, minimum=1)
+    distributed = _load_distributed(raw, where)
     if raw.get("devices") is not None and not isinstance(raw["devices"], (str, int)):
         raise (where / "devices").fail(
             f'expected a string like "0", "0,1" or "MIG-<uuid>", found {type_name(raw["devices"])}'
@@ -292,11 +303,33 @@ def _load_serve(raw: dict[str, Any], where: Where, base: Path) -> ServeConfig:
         model_path=model_path,
         devices=raw.get("devices"),
         tensor_parallel_size=raw.get("tensor_parallel_size"),
+        pipeline_parallel_size=raw.get("pipeline_parallel_size"),
+        **distributed,
         args=args,
         env=env,
         startup_timeout_s=raw.get("startup_timeout_s"),
         python=get_str(raw, "python", where, None),
     )
+
+
+def _load_distributed(raw: dict[str, Any], where: Where) -> dict[str, Any]:
+    """``distributed_executor_backend`` (mp | ray) and ``ray_address`` (the ray backend's cluster)."""
+    backend = get_str(raw, "distributed_executor_backend", where, None)
+    if backend is not None and backend not in ("mp", "ray"):
+        raise (where / "distributed_executor_backend").fail(
+            f"expected mp (one node) or ray (tensor x pipeline parallel over a Ray cluster's nodes), found {backend!r}"
+        )
+    address = get_str(raw, "ray_address", where, None)
+    if address is not None and backend != "ray":
+        raise (where / "ray_address").fail(
+            "needs distributed_executor_backend: ray (vLLM joins a Ray cluster only with that backend)"
+        )
+    if backend == "ray" and raw.get("devices") is not None:
+        raise (where / "devices").fail(
+            "not used with distributed_executor_backend: ray: the Ray cluster assigns every node's GPUs (ray start "
+            "--num-gpus=N); remove devices and set tensor_parallel_size (GPUs per node) x pipeline_parallel_size"
+        )
+    return {"distributed_executor_backend": backend, "ray_address": address}
 
 
 def _check_alias(alias: str, raw: Any, where: Where) -> None:
@@ -400,6 +433,15 @@ def _load_license(data: dict[str, Any], where: Where) -> LicenseDeclaration | No
     return declared
 
 
+def _load_slo(data: dict[str, Any], where: Where) -> Slo | None:
+    """``slo``: parsed here, once, with strict keys (``capacity.slo.SLO_KEYS``)."""
+    from pytest_agentbench.capacity.slo import slo_from_mapping
+
+    if data.get("slo") is None:
+        return None
+    return slo_from_mapping(get_mapping(data, "slo", where), str(where / "slo"), error=ModelsFileError)
+
+
 def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
     _check_alias(alias, raw, where)
     missing: set[str] = set()
@@ -434,6 +476,7 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
         test_double=get_bool(data, "test_double", where, False) or bool(serve and serve.engine == "scripted"),
         unresolved=tuple(sorted(missing)),
         license=_load_license(data, where),
+        slo=_load_slo(data, where),
         retries=parse_retries(retries, str(where / "retries")),  # last: today's order of messages
     )
 

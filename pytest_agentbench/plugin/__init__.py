@@ -11,9 +11,10 @@ implementations live in one module per concern and are gathered here so pytest f
     reporting.py   report header, failure texts, the terminal summary, the session JSON
     progress.py    live progress: the status line / progress lines, xdist workers' progress files
     gate.py        the regression gate (``--agentbench-gate``): its verdict after the run and the exit status
+    ray.py         ``--ray ADDRESS``: every trial a Ray task on a cluster, each item waiting for its own
     hookspecs.py   our hook specifications (``pytest_agentbench_*``)
 
-Heavy imports (docker, junitparser) stay inside the functions that need them, so
+Heavy imports (docker, junitparser, ray) stay inside the functions that need them, so
 ``import pytest_agentbench.plugin`` is cheap.
 """
 
@@ -35,6 +36,7 @@ from pytest_agentbench.plugin.fixtures import (
 )
 from pytest_agentbench.plugin.gate import pytest_configure_gates
 from pytest_agentbench.plugin.options import pytest_addhooks, pytest_addoption
+from pytest_agentbench.plugin.ray import pytest_configure_ray
 from pytest_agentbench.plugin.reporting import pytest_report_header, pytest_runtest_makereport, pytest_terminal_summary
 from pytest_agentbench.plugin.session import pytest_configure, pytest_sessionfinish, pytest_unconfigure
 
@@ -51,6 +53,7 @@ __all__ = [
     "pytest_collection_modifyitems",
     "pytest_configure",
     "pytest_configure_gates",
+    "pytest_configure_ray",
     "pytest_generate_tests",
     "pytest_ignore_collect",
     "pytest_report_header",

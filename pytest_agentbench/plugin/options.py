@@ -80,6 +80,26 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         ),
     ),
     (
+        "--docker-host",
+        dict(
+            dest="agentbench_docker_host",
+            metavar="URL",
+            help="the Docker engine of the docker sandbox: unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST; the "
+            "base image is built there when missing (ini: agentbench_docker_host; default: $DOCKER_HOST, else the "
+            "local socket)",
+        ),
+    ),
+    (
+        "--ray",
+        dict(
+            dest="agentbench_ray",
+            metavar="ADDRESS",
+            help="run every trial as a Ray task on a cluster and report it here: auto (the cluster RAY_ADDRESS or "
+            "`ray start` names), HOST:PORT, ray://HOST:PORT, or local (start one on this machine, for trying it); "
+            "pip install 'pytest-agentbench[ray]'; docs/ray.md (ini: agentbench_ray)",
+        ),
+    ),
+    (
         "--agent-timeout",
         dict(
             dest="agentbench_agent_timeout",
@@ -194,6 +214,16 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         ),
     ),
     (
+        "--agentbench-keep-requests",
+        dict(
+            action="store_true",
+            default=None,
+            dest="agentbench_keep_requests",
+            help="keep every model call's messages (capped, redacted) in the record's 'replay' field, so "
+            "`agentbench replay results.jsonl` can send them again (ini: agentbench_keep_requests)",
+        ),
+    ),
+    (
         "--agentbench-gateway",
         dict(
             dest="agentbench_gateway",
@@ -214,6 +244,13 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_models_file", "path of models.yaml, relative to the ini file", None, ""),
     ("agentbench_packets", "task packet folders, relative to the ini file", "paths", []),
     ("agentbench_sandbox", "sandbox kind: auto | docker | local | unsafe-local", None, "auto"),
+    (
+        "agentbench_docker_host",
+        "the docker sandbox's engine: unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST",
+        None,
+        "",
+    ),
+    ("agentbench_ray", "run every trial as a Ray task: auto, HOST:PORT, ray://HOST:PORT or local", None, ""),
     ("agentbench_agent_timeout", "agent wall-clock budget in seconds", None, ""),
     ("agentbench_repeats", "independent trials per (packet, alias) (default 1)", None, ""),
     ("agentbench_budget", "what ends a run: wall | tokens (default wall)", None, ""),
@@ -227,6 +264,13 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
         "",
     ),
     ("agentbench_gate", "regression gates, one per line: CANDIDATE vs BASELINE max_drop=POINTS", "linelist", []),
+    ("agentbench_keep_requests", "keep each model call's messages for `agentbench replay` (true/false)", "bool", False),
+    (
+        "agentbench_slo",
+        "the SLO of `agentbench sweep/load/replay`: key=value pairs of ttft_p50_s, tps_p50, ttft_s, tpot_s, e2e_s",
+        None,
+        "",
+    ),
     (
         "agentbench_prompt_warn_kb",
         f"warn about packet prompts larger than this many KiB (default {PROMPT_WARN_BYTES // 1024}; 0: never)",
@@ -297,10 +341,12 @@ def resolve_settings(config: pytest.Config) -> Settings:
         prompt_warn_bytes=prompt_warn,
         repeats=_repeats(config),
         shard=shard,
+        keep_requests=_keep_requests(config),
         gateway=bool(opt.agentbench_gateway or config.getini("agentbench_gateway")),
         **_budget_settings(config),
         session_json=path_of(opt.agentbench_session_json, "agentbench_session_json"),
         progress_every=_progress_every(config),
+        **_engine_settings(config),
     )
 
 
@@ -332,6 +378,12 @@ def _progress_every(config: pytest.Config) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise pytest.UsageError(f"{where}: expected seconds >= 0 (0: no live progress), found {str(raw)!r}")
     return seconds
+
+
+def _keep_requests(config: pytest.Config) -> bool:
+    """--agentbench-keep-requests > ini agentbench_keep_requests > off."""
+    flag = config.option.agentbench_keep_requests
+    return bool(flag if flag is not None else config.getini("agentbench_keep_requests"))
 
 
 def _repeats(config: pytest.Config) -> int:
@@ -411,6 +463,25 @@ def _budget_settings(config: pytest.Config) -> dict[str, Any]:
                 f"e.g. {DEFAULT_SAFETY_FACTOR:g}"
             )
         out["safety_timeout_factor"] = factor
+    return out
+
+
+def _engine_settings(config: pytest.Config) -> dict[str, Any]:
+    """--ray and --docker-host (each CLI > ini), checked once: where trials run and which engine sandboxes use."""
+    from pytest_agentbench.errors import ConfigError
+    from pytest_agentbench.sandbox.docker.engine import check_docker_host
+    from pytest_agentbench.scale.ray import check_address
+
+    out: dict[str, Any] = {}
+    try:
+        got = _raw_setting(config, "agentbench_ray", "--ray", "agentbench_ray")
+        if got is not None:
+            out["ray"] = check_address(got[0], got[1])
+        got = _raw_setting(config, "agentbench_docker_host", "--docker-host", "agentbench_docker_host")
+        if got is not None:
+            out["docker_host"] = check_docker_host(got[0], got[1])
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     return out
 
 

@@ -262,13 +262,13 @@ def pytest_configure(config: pytest.Config) -> None:
     known, specs = _load_specs(settings)
     state = AgentbenchSession(settings=settings, specs=specs, redactor=Redactor.from_environment(known))
     # A chosen kind is checked at once; auto only where a run may need it (not for --collect-only:
-    # asking the Docker engine costs ~0.1 s).
-    if settings.sandbox != "auto" or (settings.models and not config.option.collectonly):
+    # asking the Docker engine costs ~0.1 s). Under --ray each node checks its own (plugin/ray.py).
+    if settings.ray is None and (settings.sandbox != "auto" or (settings.models and not config.option.collectonly)):
         from pytest_agentbench.errors import SandboxUnavailable
         from pytest_agentbench.sandbox import resolve_kind
 
         try:
-            resolve_kind(settings.sandbox)
+            resolve_kind(settings.sandbox, settings.docker_host)
         except SandboxUnavailable as exc:
             raise pytest.UsageError(str(exc)) from None
     workerinput = getattr(config, "workerinput", None)

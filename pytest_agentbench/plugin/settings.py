@@ -31,6 +31,9 @@ class Settings:
     shard: Shard | None = None  # --shard K/N: run only this shard's trials (scale.shards); None: all
     session_json: Path | None = None  # --agentbench-session-json: what happened, for scripts (main-job)
     progress_every: float = 20.0  # --agentbench-progress-every: s between progress lines off a terminal; 0: none
+    keep_requests: bool = False  # --agentbench-keep-requests: the record keeps what `agentbench replay` sends
+    ray: str | None = None  # --ray ADDRESS: every trial a Ray task on that cluster (plugin/ray.py); None: here
+    docker_host: str | None = None  # --docker-host URL: the docker sandbox's engine; None: $DOCKER_HOST or local
     gateway: bool = False  # --agentbench-gateway: start the measuring gateway (serving.gateway) for the session
 
 

@@ -306,6 +306,7 @@ def summary_rows(summaries: Sequence[AliasSummary], records: Sequence[Mapping[st
     section("failure classes", sorted({k for s in summaries for k in s.failures}), lambda s: s.failures, "none")
     row("invalid tool calls", lambda s: str(s.invalid_tool_calls))
     row("retried model calls", lambda s: str(s.retried_attempts))
+    rows.extend(_reset_rows(summaries, records))
     row(
         "latency p50 / p90 (run)",
         lambda s: (
@@ -337,6 +338,15 @@ def summary_rows(summaries: Sequence[AliasSummary], records: Sequence[Mapping[st
     row("$ per 1,000 runs", lambda s: _cost_cell(s, 1000.0))
     rows.extend(_break_even_rows(summaries))
     return rows
+
+
+def _reset_rows(summaries: Sequence[AliasSummary], records: Sequence[Mapping[str, Any]]) -> list[Row]:
+    """Runs whose workspace had something undone before the gates (``packets.integrity``): only when any had."""
+    reset: Counter[str] = Counter(str(r.get("alias")) for r in records if r.get("workspace_reset"))
+    if not reset:
+        return []
+    cells = [f"{reset[s.alias]} run(s)" if reset[s.alias] else "0" for s in summaries]
+    return [("reset before gates", cells)]
 
 
 def _pass_rate_cell(s: AliasSummary) -> str:

@@ -11,15 +11,16 @@ SLO-vs-N line charts (inline SVG from ``reports/svg.py``; every piece of text es
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pytest_agentbench.reports.svg import e, line_chart
 
 if TYPE_CHECKING:
     from pytest_agentbench.capacity.levels import LevelResult, SweepResult
+    from pytest_agentbench.capacity.slo import Slo
 
-__all__ = ["LEGEND", "TABLE_WIDTH", "format_table", "level_done_line", "render_html"]
+__all__ = ["LEGEND", "TABLE_WIDTH", "format_table", "goodput_lines", "grid", "level_done_line", "render_html"]
 
 TABLE_WIDTH = 100
 LEGEND = (
@@ -119,7 +120,7 @@ def _table_rows(result: SweepResult) -> tuple[list[str], list[list[str]]]:
     return list(_HEADER), [_level_row(lv) for lv in result.levels]
 
 
-def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """The columns aligned: N left, the rest right, a dashed rule under the header."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     left = {0}
@@ -129,6 +130,18 @@ def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
         return " ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in pairs)
 
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def goodput_lines(items: Sequence[tuple[str, Mapping[str, Any]]], slo: Slo, wrap: textwrap.TextWrapper) -> list[str]:
+    """One wrapped line: per level or rate (*items*: label, stats with ``goodput``), good/completed and rate."""
+    if not slo.goodput_defined:
+        return wrap.wrap("goodput: no per-request SLO (--goodput ttft:MS tpot:MS, or slo: ttft_s/tpot_s/e2e_s)")
+    parts = []
+    for label, stats in items:
+        g = stats.get("goodput") or {}
+        rate = g.get("rate_per_s")
+        parts.append(f"{label} {g.get('good', 0)}/{g.get('completed', 0)} ({'-' if rate is None else f'{rate:.2f}'}/s)")
+    return wrap.wrap(f"goodput ({slo.describe_goodput()}): " + "; ".join(parts))
 
 
 def _knee_lines(result: SweepResult, wrap: textwrap.TextWrapper) -> list[str]:
@@ -190,10 +203,12 @@ def format_table(result: SweepResult, width: int = TABLE_WIDTH) -> str:
         f"{len(result.packets)} packet(s) x {result.rounds} round(s) per developer, sandbox "
         f"{result.sandbox}; SLO: {result.slo.describe()} (client side)"
     )
-    out += ["", *_grid(*_table_rows(result))]
+    out += ["", *grid(*_table_rows(result))]
     out += wrap.wrap(LEGEND)
     out.append("")
     out += _knee_lines(result, wrap)
+    if result.slo.goodput_defined:
+        out += goodput_lines([(f"N={lv.devs}", lv.client) for lv in result.levels], result.slo, wrap)
     out += wrap.wrap(f"server metrics: {result.server_metrics}")
     prefix = sorted({lv.prefix_cache for lv in result.levels})
     out += wrap.wrap(f"prefix cache between levels: {'; '.join(prefix)}")
@@ -239,11 +254,40 @@ def _charts(result: SweepResult, knee: int | None) -> str:
         slo = getattr(result.slo, slo_field)
         slo_label = f"SLO {slo:g} {slo_unit}" if slo is not None else ""
         charts.append(_level_chart(result, title, key, slo, slo_label, knee_index, y_title))
+    if result.slo.goodput_defined:
+        charts.append(
+            line_chart(
+                "goodput vs developers (model calls meeting the per-request SLO)",
+                [str(lv.devs) for lv in result.levels],
+                [
+                    (
+                        "good calls / s",
+                        [(lv.client.get("goodput") or {}).get("rate_per_s") for lv in result.levels],
+                        "#2a7",
+                        "none",
+                    )
+                ],
+                x_title="developers (N)",
+                y_title="calls / s",
+                mark_index=knee_index,
+                mark_label="knee",
+            )
+        )
     return "".join(charts)
+
+
+def _good_cell(lv: LevelResult) -> str:
+    g = lv.client.get("goodput") or {}
+    if g.get("share") is None:
+        return "-"
+    return f"{g['share']:.0%} ({g['good']}/{g['completed']}, {g['rate_per_s'] or 0:.2f}/s)"
 
 
 def _levels_table(result: SweepResult) -> str:
     header, rows = _table_rows(result)
+    if result.slo.goodput_defined:  # the page has room for goodput beside the medians
+        header = [*header[:10], "goodput", *header[10:]]
+        rows = [[*r[:10], _good_cell(lv), *r[10:]] for r, lv in zip(rows, result.levels, strict=True)]
     table = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"]
     for lv, row in zip(result.levels, rows, strict=True):
         cls = "" if lv.slo_holds is None else (' class="ok"' if lv.slo_holds else ' class="bad"')

@@ -57,6 +57,10 @@ settings the alias sends: ``temperature`` (``null``: none sent, the server's def
 only where the alias has one in ``extra_body``. Records written before repeats existed have no
 ``repeat``: readers take them as repeat 1.
 
+``replay`` (only with ``--agentbench-keep-requests``) holds every model call's messages as sent, their
+tool schemas, ``max_tokens``, start and end times and usage, so ``agentbench replay`` can send them again
+(format and cap: ``capacity.trace``); absent otherwise.
+
 ``workspace_reset`` lists what was undone in the workspace before the gates ran (a planted
 ``conftest.py``, a module shadowing pytest ...; the rules: ``packets.integrity``); empty when nothing was.
 
@@ -265,6 +269,8 @@ def record_to_dict(
         out["trajectory"] = trajectory_of(agent, record.agent_config)
     if transcript:
         out["transcript"] = clip(agent.transcript(), transcript_chars)
+    if isinstance(extra.get("replay"), Mapping):  # --agentbench-keep-requests: capacity.trace's format
+        out["replay"] = extra["replay"]
     if redactor is None:
         redactor = Redactor.from_environment([spec])
     return redactor(json_safe(out))
@@ -330,7 +336,7 @@ def _sandbox_dict(info: SandboxInfo) -> dict[str, Any]:
     }
 
 
-_OWN_FIELDS = ("server_metrics", "worker", "nodeid", "workspace_reset")
+_OWN_FIELDS = ("server_metrics", "worker", "nodeid", "workspace_reset", "replay")
 
 
 def _extra_dict(extra: Mapping[str, Any]) -> dict[str, Any]:

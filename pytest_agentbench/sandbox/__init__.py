@@ -59,23 +59,24 @@ __all__ = [
 ]
 
 
-def docker_status() -> tuple[bool, str]:
-    """(True, "") if a Docker engine answers, else (False, why and how to start one)."""
+def docker_status(docker_host: str | None = None) -> tuple[bool, str]:
+    """(True, what answered) if the Docker engine (``docker_host``, else ``$DOCKER_HOST`` or the local socket)
+    answers, else (False, why and how to start one)."""
     try:
         from pytest_agentbench.sandbox.docker import docker_available
     except ImportError as exc:
         return False, f"the Docker backend is not importable ({exc}); pip install 'pytest-agentbench[docker]'"
-    return docker_available()
+    return docker_available(docker_host)
 
 
-_AUTO: str | None = None
+_AUTO: dict[str | None, str] = {}  # docker host -> what auto resolved to, once per process
 
 
-def resolve_kind(kind: str) -> str:
-    """The backend ``kind`` runs on (``auto`` resolved once per process), or ``SandboxUnavailable`` with the fix."""
-    global _AUTO
+def resolve_kind(kind: str, docker_host: str | None = None) -> str:
+    """The backend ``kind`` runs on (``auto`` resolved once per process and engine), or ``SandboxUnavailable``
+    with the fix; ``docker_host`` is the engine the docker backend would use (``--docker-host``)."""
     if kind == "docker":
-        ok, why = docker_status()
+        ok, why = docker_status(docker_host)
         if not ok:
             raise SandboxUnavailable(f"--sandbox=docker: {why}")
     elif kind == "local":
@@ -85,16 +86,16 @@ def resolve_kind(kind: str) -> str:
         if not ok:
             raise SandboxUnavailable(f"--sandbox=local: {why}")
     elif kind == "auto":
-        if _AUTO is None:
-            _AUTO = _choose_auto()
-        return _AUTO
+        if docker_host not in _AUTO:
+            _AUTO[docker_host] = _choose_auto(docker_host)
+        return _AUTO[docker_host]
     elif kind != "unsafe-local":
         raise SandboxUnavailable(f"--sandbox={kind}: unknown kind; expected auto, docker, local or unsafe-local")
     return kind
 
 
-def _choose_auto() -> str:
-    docker_ok, docker_why = docker_status()
+def _choose_auto(docker_host: str | None) -> str:
+    docker_ok, docker_why = docker_status(docker_host)
     if docker_ok:
         return "docker"
     from pytest_agentbench.sandbox.bwrap import bwrap_status
@@ -105,13 +106,14 @@ def _choose_auto() -> str:
     raise SandboxUnavailable(f"--sandbox=auto: no sandbox can run here. docker: {docker_why}. local: {local_why}")
 
 
-def make_sandbox(kind: str, workspace: Path) -> Sandbox:
-    """A new sandbox of ``kind`` (auto | docker | local | unsafe-local) holding a copy of ``workspace``."""
-    kind = resolve_kind(kind) if kind == "auto" else kind
+def make_sandbox(kind: str, workspace: Path, docker_host: str | None = None) -> Sandbox:
+    """A new sandbox of ``kind`` (auto | docker | local | unsafe-local) holding a copy of ``workspace``;
+    ``docker_host``: the engine of the docker backend (``--docker-host``; None: ``$DOCKER_HOST`` or the local one)."""
+    kind = resolve_kind(kind, docker_host) if kind == "auto" else kind
     if kind == "docker":
         from pytest_agentbench.sandbox.docker import DockerSandbox
 
-        return DockerSandbox(workspace)
+        return DockerSandbox(workspace, docker_host=docker_host)
     if kind == "unsafe-local":
         from pytest_agentbench.sandbox.unsafe_local import UnsafeLocalSandbox
 

@@ -4,6 +4,11 @@
 Debian release, ``docker import``) and holds the recipe; this module finds an
 image of the current recipe by its label, or runs the script. The script takes
 a file lock, so concurrent callers (xdist workers) build once and share.
+
+On a remote engine (``--docker-host`` / ``$DOCKER_HOST``) the image is looked up
+there and, when missing, built for it: the script runs here (debootstrap needs
+root and a Debian machine) with ``DOCKER_HOST`` set, so ``docker import`` sends
+the root file system to that engine; nothing is pulled from a registry.
 """
 
 from __future__ import annotations
@@ -59,29 +64,36 @@ def find_image(client: Any, digest: str) -> str | None:
     return wanted if wanted in tags else str(images[0].id)
 
 
-def run_build_script(script: Path) -> None:
-    """Run the script (it locks, re-checks the cache, builds); SandboxError with its log tail on failure."""
+def run_build_script(script: Path, docker_host: str | None = None) -> None:
+    """Run the script (it locks, re-checks the cache, builds) for the engine at ``docker_host`` (None: the
+    environment's); SandboxError with its log tail on failure."""
+    env = dict(os.environ)
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
     try:
-        done = subprocess.run(
-            [str(script)], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=dict(os.environ)
-        )
+        done = subprocess.run([str(script)], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired:
         raise SandboxError(f"{script} ran over {BUILD_TIMEOUT_S}s: run it by hand to see where it hangs")
     except OSError as exc:
         raise SandboxError(f"could not run {script}: {exc} (is it executable? chmod +x it)")
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise SandboxError(f"{script} failed (exit {done.returncode}):\n{tail}\nfix the cause, then run it again")
+        target = f" for the engine at {docker_host}" if docker_host else ""
+        raise SandboxError(
+            f"{script} failed{target} (exit {done.returncode}):\n{tail}\nfix the cause, then run it again"
+            + (f" (DOCKER_HOST={docker_host} {script})" if docker_host else "")
+        )
 
 
-def ensure_base_image(client: Any) -> str:
-    """Return a reference to ``agentbench-base`` of the current recipe, building it if needed."""
+def ensure_base_image(client: Any, docker_host: str | None = None) -> str:
+    """Return a reference to ``agentbench-base`` of the current recipe on ``client``'s engine, building it there
+    if needed; ``docker_host`` is that engine's address when it is not the environment's."""
     script = build_script()
     digest = recipe_hash(script)
     ref = find_image(client, digest)
     if ref is not None:
         return ref
-    run_build_script(script)
+    run_build_script(script, docker_host)
     ref = find_image(client, digest)
     if ref is None:
         raise SandboxError(f"{script} succeeded but no image labelled {RECIPE_LABEL}={digest[:12]}... exists")

@@ -6,7 +6,8 @@ merge.py      ``agentbench merge``: shard folders -> one results folder and one 
 junit.py      the JUnit part of a merge (one testsuite, retried shards resolved)
 k8s.py        ``agentbench k8s-job``: an Indexed Job, its ConfigMap, Secret references and PVC
 k8s_schema.py those manifests checked against the Kubernetes API schema (the ``kubernetes`` client's models)
+ray.py        ``--ray ADDRESS``: every trial a Ray task on an existing cluster (the pytest side: plugin/ray.py)
 
 The CI matrix examples (GitHub Actions, GitLab CI) are in examples/ci/; docs/scale-out.md tells when to
-use which.
+use which, docs/ray.md how Ray runs the trials.
 """

@@ -2,8 +2,12 @@
 
 This module owns importing the ``docker`` SDK lazily (a missing SDK is a
 ``SandboxError`` naming ``pip install 'pytest-agentbench[docker]'``),
-connecting to the engine of the environment (:func:`connect`), telling whether
-one answers (:func:`docker_available`) and starting one with
+which engine a sandbox talks to (:func:`engine_host`: ``--docker-host`` >
+``$DOCKER_HOST`` > the local socket; ``unix://``, ``tcp://`` or ``ssh://``,
+checked by :func:`check_docker_host`), connecting to it (:func:`connect`;
+TLS from ``$DOCKER_TLS_VERIFY`` / ``$DOCKER_CERT_PATH`` as the docker CLI
+reads them; ``ssh://`` through the ``ssh`` binary, so no paramiko), telling
+whether one answers (:func:`docker_available`) and starting one with
 ``scripts/docker-up`` (:func:`start_engine`), turning the SDK's exceptions into
 ``SandboxError`` (:func:`sdk_errors`), and the labels every sandbox container
 carries (run id, owning pid, host), with which :func:`reap_stale_containers`
@@ -14,13 +18,15 @@ first sandbox (:func:`reap_once`).
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import socket
 import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from pytest_agentbench.errors import SandboxError
+from pytest_agentbench.errors import ConfigError, SandboxError
 from pytest_agentbench.sandbox.host import pid_alive
 from pytest_agentbench.sandbox.image import script_path
 
@@ -40,26 +46,65 @@ def _import_docker() -> Any:
     return docker
 
 
-def connect() -> Any:
-    """A ``docker.DockerClient`` for the engine of the environment, or SandboxError naming the fix."""
+#: The engine URL schemes a sandbox can talk to (the docker CLI's DOCKER_HOST forms, less Windows pipes).
+HOST_SCHEMES = ("unix", "tcp", "ssh")
+_HOST_RE = re.compile(r"^(unix://(/[^\s]*)|tcp://[^\s/]+(:\d+)?/?|ssh://[^\s/]+(:\d+)?/?)$")
+
+
+def check_docker_host(url: str, where: str = "--docker-host") -> str:
+    """``url`` if it is an engine address the SDK can reach (``unix:///path``, ``tcp://HOST:PORT``,
+    ``ssh://[USER@]HOST[:PORT]``), else ConfigError naming ``where`` and the forms."""
+    text = url.strip()
+    if not _HOST_RE.match(text):
+        raise ConfigError(
+            f"{where}: {url!r} is not a Docker engine address; expected unix:///var/run/docker.sock, "
+            "tcp://HOST:PORT (TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH) or ssh://USER@HOST"
+        )
+    return text
+
+
+def engine_host(docker_host: str | None = None) -> str | None:
+    """The engine a sandbox talks to: ``docker_host`` (``--docker-host``) > ``$DOCKER_HOST`` > None (the
+    local socket, the SDK's default)."""
+    return docker_host or os.environ.get("DOCKER_HOST") or None
+
+
+def connect(docker_host: str | None = None) -> Any:
+    """A ``docker.DockerClient`` for ``docker_host`` (else the environment's engine), or SandboxError naming the fix."""
     docker = _import_docker()
+    host = engine_host(docker_host)
+    environment = dict(os.environ)
+    if host:
+        environment["DOCKER_HOST"] = host
     try:
-        return docker.from_env(timeout=60)
+        return docker.from_env(
+            timeout=60, environment=environment, use_ssh_client=bool(host and host.startswith("ssh://"))
+        )
     except docker.errors.DockerException as exc:
-        raise SandboxError(f"no Docker engine answers ({exc}): {ENGINE_FIX}")
+        where = f" at {host}" if host else ""
+        raise SandboxError(f"no Docker engine answers{where} ({exc}): {_engine_fix(host)}")
 
 
-def docker_available() -> tuple[bool, str]:
-    """``(True, what answered)`` if an engine answers, else ``(False, why and the fix)``."""
+def _engine_fix(host: str | None) -> str:
+    if host:
+        return (
+            "start an engine listening there (dockerd -H URL), point --docker-host / DOCKER_HOST at one that runs, "
+            f"or unset them and {ENGINE_FIX}"
+        )
+    return ENGINE_FIX
+
+
+def docker_available(docker_host: str | None = None) -> tuple[bool, str]:
+    """``(True, what answered)`` if the engine answers, else ``(False, why and the fix)``."""
     try:
-        client = connect()
+        client = connect(docker_host)
     except SandboxError as exc:
         return False, str(exc)
     try:
         version = client.version().get("Version", "?")
         return True, f"Docker engine {version} at {client.api.base_url}"
     except Exception as exc:  # any failure to answer is "not available", with the reason
-        return False, f"the Docker engine does not answer ({exc}): {ENGINE_FIX}"
+        return False, f"the Docker engine does not answer ({exc}): {_engine_fix(engine_host(docker_host))}"
     finally:
         client.close()
 

@@ -37,6 +37,7 @@ from pytest_agentbench.sandbox.docker.engine import (
     LABEL_PID,
     LABEL_RUN,
     connect,
+    engine_host,
     reap_once,
     release,
     sdk_errors,
@@ -96,6 +97,7 @@ class DockerSandbox:
         image: str | None = None,
         client: Any = None,
         run_id: str | None = None,
+        docker_host: str | None = None,
         gateway_socket: Path | None = None,
     ) -> None:
         self.output_cap = output_cap
@@ -106,13 +108,13 @@ class DockerSandbox:
         self._tag = f"agentbench-{uuid.uuid4().hex}"  # marks the wrapper's own stderr line
         self._closed = False
         self._owns_client = client is None
-        self._client = client if client is not None else connect()
+        self._client = client if client is not None else connect(docker_host)
         self._container: Any = None
         self._keeper = ""
         self._finalizer: weakref.finalize | None = None
         try:
             reap_once(self._client)
-            self.image = image or ensure_base_image(self._client)
+            self.image = image or ensure_base_image(self._client, engine_host(docker_host))
             self._create(memory, cpus, pids)
             if workspace_src is not None:
                 self._copy_in(Path(workspace_src))
@@ -129,6 +131,7 @@ class DockerSandbox:
             "image_id": str((self._container.attrs or {}).get("Image", "")),
             "limits": limits,
             "container": self.container_id[:12],
+            "engine": engine_host(docker_host) or "the local socket",
         }
         if self.gateway_socket_inside:
             details["gateway"] = self.gateway_socket_inside

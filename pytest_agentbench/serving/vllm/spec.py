@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_agentbench.errors import ConfigError
 from pytest_agentbench.serving.vllm.rules import (
+    check_distributed,
     check_tool_flags,
     parse_devices,
     render_extra_args,
@@ -59,6 +60,9 @@ class ServeSpec:
     served_model_name: str | None = None
     devices: str | None = None
     tensor_parallel_size: int | None = None
+    pipeline_parallel_size: int | None = None
+    distributed_executor_backend: str | None = None  # mp | ray (tensor x pipeline parallel over a Ray cluster)
+    ray_address: str | None = None  # the cluster vLLM joins (RAY_ADDRESS); None: the one on this machine
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     tool_call_parser: str | None = None
@@ -81,6 +85,7 @@ class ServeSpec:
         if self.startup_timeout_s <= 0:
             raise ConfigError(f"serve: startup_timeout_s must be > 0, got {self.startup_timeout_s}")
         # Fail at configuration time, not when the server starts.
+        check_distributed(self.distributed_executor_backend, self.ray_address, self.devices)
         self.layout()
         render_extra_args(self.extra_args)
         check_tool_flags(self.enable_auto_tool_choice, self.tool_call_parser)
@@ -91,13 +96,20 @@ class ServeSpec:
         return self.served_model_name or self.model
 
     @property
+    def on_ray(self) -> bool:
+        """Served over the nodes of a Ray cluster (``distributed_executor_backend: ray``): Ray places the GPUs."""
+        return self.distributed_executor_backend == "ray"
+
+    @property
     def on_cpu(self) -> bool:
-        return parse_devices(self.devices) is None
+        return parse_devices(self.devices) is None and not self.on_ray
 
     def layout(self) -> tuple[list[str] | None, int | None]:
-        """``(devices, tensor_parallel_size)`` as rendered: devices None on CPU, tp None when left to vLLM."""
+        """``(devices, tensor_parallel_size)`` as rendered: devices None on CPU or on Ray, tp None when left to vLLM."""
         devices = parse_devices(self.devices)
-        tp = tensor_parallel_size(self.tensor_parallel_size, devices, setting=self.devices, extra_args=self.extra_args)
+        tp = tensor_parallel_size(
+            self.tensor_parallel_size, devices, setting=self.devices, pipeline_parallel_size=self.pipeline_parallel_size
+        )
         return devices, tp
 
     @classmethod
@@ -129,6 +141,8 @@ _LIFTED_ARGS = (
     "enable_auto_tool_choice",
     "reasoning_parser",
     "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "distributed_executor_backend",
 )
 
 
@@ -146,8 +160,9 @@ def spec_from_alias(alias: Any) -> ServeSpec:
     where = getattr(alias, "where", f"models.{getattr(alias, 'alias', '?')}")
     args = {str(k).replace("-", "_"): v for k, v in dict(serve.args).items()}
     lifted = {key: args.pop(key) for key in _LIFTED_ARGS if key in args}
-    if serve.tensor_parallel_size is not None:
-        lifted["tensor_parallel_size"] = serve.tensor_parallel_size
+    for key in ("tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend", "ray_address"):
+        if getattr(serve, key) is not None:
+            lifted[key] = getattr(serve, key)
     devices = serve.devices
     try:
         return ServeSpec(
