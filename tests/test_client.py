@@ -494,3 +494,74 @@ def test_request_returns_error_statuses_and_raises_oserror_when_nothing_answers(
     assert b"GET /metrics HTTP/1.1" in server.requests[0] and b"Connection: close" in server.requests[0]
     with pytest.raises(OSError):
         http.request("http://127.0.0.1:9/health", timeout=2)
+
+
+# -- what the measuring gateway uses: raw events, a call's own caps and headers, error bodies, a Unix socket --
+
+
+def test_raw_events_come_as_sent_and_the_connection_is_pooled(raw: Any) -> None:
+    named = b'event: message_start\r\ndata: {"type": "message_start"}\r\n\r\n'
+    server = raw(serve_stream([named, b": ping\n\n", sse(delta("hi")), b"data: [DONE]\n\n"]))
+    with http.Client(server.base_url) as client:
+        for _ in range(2):
+            with client.stream("/chat/completions", b"{}", timeout=5, raw=True) as events:
+                got = list(events)
+            assert events.done and events.status == 200
+    assert got == [named.replace(b"\r\n", b"\n"), b": ping\n\n", sse(delta("hi")), b"data: [DONE]\n\n"]
+    assert server.connections == 1
+
+
+def test_a_calls_own_headers_and_caps(raw: Any) -> None:
+    def serve(conn: socket.socket, index: int) -> None:
+        while server.read(conn) is not None:
+            conn.sendall(STREAM_HEAD + chunk(b"data: " + b"x" * 5000) + b"0\r\n\r\n")  # an event that never ends
+
+    server = raw(serve)
+    with http.Client(server.base_url, {"Authorization": "Bearer client"}) as client:
+        with pytest.raises(http.TooLarge, match="SSE event over 1,000 bytes"):
+            own = {"Authorization": "Bearer call", "x-api-key": "k"}
+            with client.stream("/chat/completions", b"{}", timeout=5, headers=own, raw=True, caps=(1000, 10**6)) as s:
+                list(s)
+        with pytest.raises(http.TooLarge, match="streamed more than 3,000 bytes"):
+            with client.stream("/chat/completions", b"{}", timeout=5, caps=(10**6, 3000)) as s:
+                list(s)
+    first, second = server.requests
+    assert b"Authorization: Bearer call\r\n" in first and b"x-api-key: k\r\n" in first and b"client" not in first
+    assert b"Authorization: Bearer client\r\n" in second
+
+
+def test_a_status_error_keeps_the_answer_as_read(raw: Any) -> None:
+    body = json.dumps({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}).encode()
+    server = raw(
+        lambda conn, i: server.read(conn) and conn.sendall(response(body, "429 Too Many", extra="Retry-After: 3\r\n"))
+    )
+    with http.Client(server.base_url) as client, pytest.raises(http.StatusError) as refused:
+        client.stream("/messages", b"{}", timeout=5)
+    error = refused.value
+    assert (error.status, error.retry_after, error.body, str(error)) == (429, 3.0, body, "slow down")
+    assert error.headers is not None and error.headers["retry-after"] == "3"
+    assert http.StatusError.of(http.HttpAnswer(500, b"oops"), "u").body == b"oops"
+
+
+def test_a_client_over_a_unix_socket_keeps_its_connection(tmp_path: Path) -> None:
+    path = str(tmp_path / "admin.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while (request := read_request(conn)) is not None:
+                seen.append(request)
+                conn.sendall(response(b'{"ok": true}'))
+
+    threading.Thread(target=serve, daemon=True).start()
+    with http.Client("http://gateway", unix_socket=path) as client:
+        answers = [client.call("GET", "/agentbench/totals", timeout=5) for _ in range(3)]
+    listener.close()
+    assert [(a.status, a.body) for a in answers] == [(200, b'{"ok": true}')] * 3 and len(seen) == 3
+    assert seen[0].startswith(b"GET /agentbench/totals HTTP/1.1\r\nHost: gateway\r\n")  # one connection, kept alive
+    with pytest.raises(http.ConnectError, match=f"socket {tmp_path / 'missing.sock'}"):
+        http.Client("http://gateway", unix_socket=str(tmp_path / "missing.sock")).call("GET", "/", timeout=2)

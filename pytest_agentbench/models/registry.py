@@ -75,6 +75,7 @@ _ALIAS_KEYS = {
     "description",
     "test_double",
     "tool_choice",
+    "destream",
     "license",
     "slo",
 }
@@ -146,6 +147,7 @@ class ModelSpec:
     cost: CostSpec | None = None  # None: no cost: mapping (cost unknown, not $0)
     cost_raw: dict[str, Any] = field(default_factory=dict)  # the cost: mapping as written, kept in records
     stream: bool = False
+    destream: bool = False  # the gateway asks without streaming and re-emits the answer as SSE (serving.gateway)
     temperature: float | None = 0.0  # None: send none (some commercial models accept only their default)
     max_tokens: int | None = None
     timeout_s: float = 300.0
@@ -461,6 +463,7 @@ def _load_alias(alias: str, raw: Any, where: Where) -> ModelSpec:
         **endpoint,
         **cost,
         stream=get_bool(data, "stream", where, False),
+        destream=get_bool(data, "destream", where, False),
         temperature=None
         if "temperature" in data and data["temperature"] is None
         else get_number(data, "temperature", where, 0.0, minimum=0),

@@ -223,6 +223,16 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
             "`agentbench replay results.jsonl` can send them again (ini: agentbench_keep_requests)",
         ),
     ),
+    (
+        "--agentbench-gateway",
+        dict(
+            dest="agentbench_gateway",
+            action="store_true",
+            default=None,
+            help="start the measuring gateway for the session (shared by xdist workers): external agents reach "
+            "their alias only through it, with a per-run token (ini: agentbench_gateway; default: off)",
+        ),
+    ),
 )
 #: The ini keys, as (name, help, type or None, default).
 _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
@@ -246,6 +256,7 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
     ("agentbench_budget", "what ends a run: wall | tokens (default wall)", None, ""),
     ("agentbench_shard", "run only shard K/N of the trials (e.g. 2/3)", None, ""),
     ("agentbench_max_total_tokens", "token budget per run (prompt + completion), overriding the packets'", None, ""),
+    ("agentbench_gateway", "start the measuring gateway for the session (default false)", "bool", False),
     (
         "agentbench_safety_timeout_factor",
         f"budget tokens: the wall-clock safety net is timeout_s x this (default {DEFAULT_SAFETY_FACTOR:g})",
@@ -331,6 +342,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         repeats=_repeats(config),
         shard=shard,
         keep_requests=_keep_requests(config),
+        gateway=bool(opt.agentbench_gateway or config.getini("agentbench_gateway")),
         **_budget_settings(config),
         session_json=path_of(opt.agentbench_session_json, "agentbench_session_json"),
         progress_every=_progress_every(config),

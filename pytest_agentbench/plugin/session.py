@@ -1,7 +1,8 @@
 """The session object: what one pytest process knows about this agentbench run.
 
-The controller (or a run without xdist) selects the aliases, owns the model servers, picks the results
-folder and merges the workers' JSONL at the end; xdist workers receive the endpoints and the results
+The controller (or a run without xdist) selects the aliases, owns the model servers (and, with
+``--agentbench-gateway``, the measuring gateway in front of them), picks the results folder and merges
+the workers' JSONL at the end; xdist workers receive the endpoints, the gateway's handle and the results
 folder through ``workerinput`` (session fixtures would run once per worker: xdist#271).
 """
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pytest_agentbench.serving.endpoints import OnAliasServerProgress
 
 _WORKER_ENDPOINTS = "agentbench_endpoints"
+_WORKER_GATEWAY = "agentbench_gateway"  # (gateway handle or None, start error or None), from the controller
 _WORKER_RESULTS = "agentbench_results"  # (results folder, completed trials for --resume), from the controller
 _WORKER_PROVENANCE = "agentbench_provenance"  # alias -> what serves it (results.provenance), from the controller
 
@@ -57,6 +59,9 @@ class AgentbenchSession:
     redactor: Redactor = field(default_factory=Redactor)  # every output's secrets (results.redact), set at configure
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # alias -> server provenance, once a session
     on_server_progress: OnAliasServerProgress | None = None  # live progress of server starts (plugin.progress)
+    gateway: Any = None  # the measuring Gateway, in the process that owns the servers (--agentbench-gateway)
+    gateway_handle: dict[str, str] | None = None  # its GatewayHandle as plain data (workers get it)
+    gateway_error: str | None = None
 
     def ensure_endpoints(self) -> tuple[dict[str, str], str | None]:
         """Start the servers once, in the process that owns them; remember a failure."""
@@ -91,6 +96,42 @@ class AgentbenchSession:
             except Exception as exc:  # provenance is a record's footnote: never fail the run on it
                 self.provenance[spec.alias] = {"vllm": UNKNOWN, "vllm_why": f"provenance failed: {exc}"}
 
+    def ensure_gateway(self) -> tuple[dict[str, str] | None, str | None]:
+        """Start the measuring gateway once, in the process that owns the servers, in front of every
+        selected alias's endpoint; remember a failure. Only with ``--agentbench-gateway``."""
+        if self.gateway_handle is None and self.gateway_error is None and self.settings.gateway:
+            urls, error = self.ensure_endpoints()
+            if error:
+                self.gateway_error = f"the agentbench gateway has no endpoints to forward to: {error}"
+                return None, self.gateway_error
+            from pytest_agentbench.serving.gateway import Gateway, route_for
+
+            routes = {
+                spec.alias: route_for(spec, urls.get(spec.alias) or spec.base_url or "")
+                for spec in self.specs
+                if urls.get(spec.alias) or spec.base_url
+            }
+            try:
+                self.gateway = Gateway(routes).start()
+                self.gateway_handle = self.gateway.handle().to_dict()
+            except (AgentbenchError, OSError) as exc:
+                self.gateway_error = f"the agentbench gateway could not start: {exc}"
+        return self.gateway_handle, self.gateway_error
+
+    def gateway_client(self) -> Any:
+        """A ``GatewayClient`` of the session's gateway, in any process (an external agent's adapter opens
+        its run with it); ``ServerError`` without ``--agentbench-gateway`` or when the gateway failed."""
+        from pytest_agentbench.errors import ServerError
+
+        if not self.settings.gateway:
+            raise ServerError("no gateway in this session: pass --agentbench-gateway (ini agentbench_gateway = true)")
+        handle, error = self.ensure_gateway()
+        if error or handle is None:
+            raise ServerError(error or "the agentbench gateway was not started")
+        from pytest_agentbench.serving.gateway import GatewayClient, GatewayHandle
+
+        return GatewayClient(GatewayHandle.from_dict(handle))
+
     def _scrape_at_start(self) -> None:
         from pytest_agentbench.serving.vllm.metrics import scrape
 
@@ -111,6 +152,9 @@ class AgentbenchSession:
         return urls[spec.alias].removesuffix("/v1")
 
     def close(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
         if self.endpoints is not None:
             self.endpoints.close()
             self.endpoints = None
@@ -146,6 +190,13 @@ class AgentbenchSession:
                 self.reconciliation.append(f"{spec.alias}: /metrics not readable at the end ({exc})")
                 continue
             self.reconciliation.append(token_reconciliation_line(spec.alias, records, delta))
+        if self.gateway is not None:
+            for alias, t in self.gateway.totals().items():
+                short = "" if t["usage_reported"] else "; some answered calls reported no usage"
+                self.reconciliation.append(
+                    f"{alias}: gateway {t['calls']} call(s) ({t['failed']} failed, {t['refused']} refused), tokens "
+                    f"{t['prompt_tokens']:,} in / {t['completion_tokens']:,} out ({t['cached_tokens']:,} cached){short}"
+                )
 
     def finish(self, rootpath: Path) -> None:
         """Controller only: merge the workers' JSONL, then write benchmark JSON and the HTML report."""
@@ -224,6 +275,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None and _WORKER_ENDPOINTS in workerinput:
         state.urls, state.start_error = workerinput[_WORKER_ENDPOINTS]
         state.provenance = dict(workerinput.get(_WORKER_PROVENANCE) or {})
+    if workerinput is not None and _WORKER_GATEWAY in workerinput:
+        state.gateway_handle, state.gateway_error = workerinput[_WORKER_GATEWAY]
     if workerinput is not None and _WORKER_RESULTS in workerinput:
         results_dir, done = workerinput[_WORKER_RESULTS]
         state.results_dir, state.done = Path(results_dir), frozenset((str(p), str(a), int(r)) for p, a, r in done)
@@ -292,6 +345,8 @@ class _XdistController:
             return
         node.workerinput[_WORKER_ENDPOINTS] = state.ensure_endpoints()
         node.workerinput[_WORKER_PROVENANCE] = state.provenance
+        if state.settings.gateway:
+            node.workerinput[_WORKER_GATEWAY] = state.ensure_gateway()
 
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml's, which writes the file the suite properties go into

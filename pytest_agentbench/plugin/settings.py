@@ -34,6 +34,7 @@ class Settings:
     keep_requests: bool = False  # --agentbench-keep-requests: the record keeps what `agentbench replay` sends
     ray: str | None = None  # --ray ADDRESS: every trial a Ray task on that cluster (plugin/ray.py); None: here
     docker_host: str | None = None  # --docker-host URL: the docker sandbox's engine; None: $DOCKER_HOST or local
+    gateway: bool = False  # --agentbench-gateway: start the measuring gateway (serving.gateway) for the session
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:

@@ -18,6 +18,8 @@ from pytest_agentbench.errors import PathRefused, SandboxError  # noqa: F401 (re
 
 #: Bytes of stdout (and separately stderr) kept per command; the rest is drained.
 DEFAULT_OUTPUT_CAP = 256 * 1024
+#: Where a sandbox given a ``gateway_socket`` mounts that socket's folder, read-only (serving.gateway).
+GATEWAY_DIR = "/run/agentbench-gateway"
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ Inside (:func:`bwrap_argv`), a command sees:
 - every namespace unshared: user (uid/gid 1000 ``agent``, no capabilities, no nested user
   namespaces), PID (the harness's processes are not in ``/proc``, and when the command ends
   its namespace and every process left in it, ``setsid`` ones included, die with it;
-  ``--die-with-parent`` kills it all when the harness dies), network (no interface but a
-  down loopback), IPC, UTS (hostname ``sandbox``), cgroup;
+  ``--die-with-parent`` kills it all when the harness dies), network (no interface but its
+  own loopback; with a gateway socket, that socket's folder is bound read-only at
+  ``GATEWAY_DIR``, the only way out), IPC, UTS (hostname ``sandbox``), cgroup;
 - an emptied environment: only :data:`SANDBOX_ENV` (PATH, HOME, LANG, TMPDIR, USER, PAGER,
   GIT_PAGER, PYTHONDONTWRITEBYTECODE and the agent's git identity) - nothing of the harness's;
 - limits set by ``prlimit`` inside the user namespace: RLIMIT_NPROC (processes of the sandbox's
@@ -38,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.sandbox.base import GATEWAY_DIR
 from pytest_agentbench.sandbox.git import AGENT_IDENTITY
 
 AGENT_UID = 1000
@@ -153,11 +155,14 @@ def write_etc(folder: Path) -> None:
     (folder / "group").write_text(GROUP)
 
 
-def bwrap_argv(bwrap: str, private: Path, workdir: str, *, pids: int, memory: int) -> list[str]:
+def bwrap_argv(
+    bwrap: str, private: Path, workdir: str, *, pids: int, memory: int, gateway: Path | None = None
+) -> list[str]:
     """The command line up to (and including) ``--``; the command's argv follows it.
 
     ``private`` holds ``workspace/``, ``home/``, ``tmp/`` and ``etc/`` (see :func:`write_etc`);
-    ``workdir`` is the folder inside, e.g. ``/workspace/pkg``.
+    ``workdir`` is the folder inside, e.g. ``/workspace/pkg``; ``gateway``: the gateway's socket, whose
+    folder is bound read-only at ``GATEWAY_DIR`` (the network namespace stays empty: serving.gateway).
     """
     args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--uid", str(AGENT_UID)]
     args += ["--gid", str(AGENT_UID), "--hostname", "sandbox", "--die-with-parent", "--new-session"]
@@ -171,7 +176,10 @@ def bwrap_argv(bwrap: str, private: Path, workdir: str, *, pids: int, memory: in
     args += ["--ro-bind", str(private / "etc" / "group"), "/etc/group"]
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--bind", str(private / "tmp"), "/tmp", "--bind", str(private / "home"), HOME]
-    args += ["--bind", str(private / "workspace"), WORKSPACE, "--remount-ro", "/", "--chdir", workdir]
+    args += ["--bind", str(private / "workspace"), WORKSPACE]
+    if gateway is not None:
+        args += ["--ro-bind", str(gateway.parent), GATEWAY_DIR]
+    args += ["--remount-ro", "/", "--chdir", workdir]
     args += ["--", "/usr/bin/prlimit", f"--nproc={pids}", f"--as={memory}", "--core=0", "--"]
     return args
 
@@ -242,8 +250,17 @@ def reset_status() -> None:
     _STATUS = None
 
 
-def argv_for(bwrap: str, private: Path, workdir: Path, argv: Sequence[str], *, pids: int, memory: int) -> list[str]:
+def argv_for(
+    bwrap: str,
+    private: Path,
+    workdir: Path,
+    argv: Sequence[str],
+    *,
+    pids: int,
+    memory: int,
+    gateway: Path | None = None,
+) -> list[str]:
     """The full host command line running ``argv`` in ``workdir`` (a host folder below the workspace)."""
     rel = workdir.relative_to((private / "workspace").resolve()).as_posix()
     inside = WORKSPACE if rel == "." else f"{WORKSPACE}/{rel}"
-    return bwrap_argv(bwrap, private, inside, pids=pids, memory=memory) + list(argv)
+    return bwrap_argv(bwrap, private, inside, pids=pids, memory=memory, gateway=gateway) + list(argv)

@@ -3,6 +3,8 @@
 Model calls (the adapter: agent turns, probes, sweeps and load) go through a :class:`Client`: one
 per alias and thread of callers, keeping its connections alive between calls. One-shot requests
 to the servers on this machine (health, ``/metrics``, admin endpoints) go through :func:`request`.
+The measuring gateway forwards agents' calls through a :class:`Client` per upstream (streams
+``raw``: each event as sent) and reaches its admin Unix socket with one (``unix_socket=PATH``).
 Built on the standard library's ``http.client``: measured against ``httpx`` and ``aiohttp`` on
 an instant server (``benchmarks/bench_harness.py``), it costs the least CPU per call and per
 streamed event, needs no event loop in the agent's threads and adds no dependency.
@@ -26,9 +28,11 @@ Errors, mapped from the standard library's in one place (:func:`_mapped`)::
     ├── ConnectionLost       the connection broke mid-exchange: reset, closed early, truncated body
     ├── ReadTimeout          one read waited longer than the timeout
     ├── ProtocolError        the answer is not HTTP/1.1 as specified (status line, headers, chunks)
-    │   └── TooLarge         a body, an event or a stream over its limit
+    │   ├── TooLarge         a body, an event or a stream over its limit
+    │   └── NotAStream       a streamed request answered without ``text/event-stream``
     └── StatusError          an HTTP status >= 400 where a success was needed (status, message,
-                             Retry-After); :func:`request` returns statuses as answers instead
+                             Retry-After, the body as read); :func:`request` returns statuses
+                             as answers instead
 
 ``models/taxonomy.py`` maps these to failure classes.
 """
@@ -63,7 +67,9 @@ __all__ = [
     "ProtocolError",
     "ReadTimeout",
     "StatusError",
+    "NotAStream",
     "TooLarge",
+    "UnixHTTPConnection",
     "request",
 ]
 
@@ -74,6 +80,9 @@ MAX_STREAM_BYTES = 256 * 1024 * 1024  # a whole stream (~300 bytes a token: 800k
 _READ = 65536
 _DRAIN_S = 1.0  # after [DONE]: how long the end of the body may take before the connection is dropped
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_Conn, _Response = http.client.HTTPConnection, http.client.HTTPResponse
+_Extra = Mapping[str, str] | None  # a request's own headers, on top of the client's
+_Caps = tuple[int, int]  # an SSE event's and a whole stream's limits, in bytes
 
 
 class HttpError(OSError):
@@ -107,13 +116,28 @@ class TooLarge(ProtocolError):
     """A body, an SSE event or a stream over its limit."""
 
 
+class NotAStream(ProtocolError):
+    """A streamed request answered with another content type than ``text/event-stream``."""
+
+
 class StatusError(HttpError):
-    """An HTTP status >= 400; ``message`` is the server's own (from its JSON error body, if any)."""
+    """An HTTP status >= 400; ``message`` is the server's own (from its JSON error body, if any);
+    ``body`` and ``headers`` are the answer as read (its first :data:`MAX_ERROR_BYTES`), when known."""
+
+    body: bytes = b""
+    headers: Mapping[str, str] | None = None
 
     def __init__(self, status: int, message: str, retry_after: float | None, url: str = ""):
         super().__init__(message, url)
         self.status = status
         self.retry_after = retry_after
+
+    @classmethod
+    def of(cls, answer: HttpAnswer, url: str = "") -> StatusError:
+        """The error an answer with a status >= 400 stands for (its message from the body)."""
+        error = cls(answer.status, _status_message(answer.status, answer.body), _retry_after(answer.headers or {}), url)
+        error.body, error.headers = answer.body, answer.headers
+        return error
 
 
 class Guard(Protocol):
@@ -231,16 +255,37 @@ def _read_capped(response: http.client.HTTPResponse, cap: int, url: str) -> byte
     return body
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to a Unix-domain socket at ``path`` (the URL's host only names the ``Host``)."""
+
+    def __init__(self, path: str, host: str = "localhost", timeout: float | None = None):
+        super().__init__(host, timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:  # a failure leaves the socket to close(), as HTTPConnection's does
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
 class Client:
     """Keep-alive connections to one base URL (``http`` or ``https``), shared by threads.
 
-    ``headers`` go with every request (e.g. ``Authorization``). A connection is reused while the
-    server keeps it open; one the server closed while idle is noticed before reuse, and a request
-    that fails on a reused connection before any answer arrived is sent once more on a new one.
+    ``headers`` go with every request (e.g. ``Authorization``), a request's own on top of them.
+    ``unix_socket``: connect to that socket path instead of the URL's host (never through a proxy).
+    A connection is reused while the server keeps it open; one the server closed while idle is
+    noticed before reuse, and a request that fails on a reused connection before any answer
+    arrived is sent once more on a new one.
     """
 
     def __init__(
-        self, base_url: str, headers: Mapping[str, str] | None = None, *, use_env_proxy: bool = True, max_idle: int = 16
+        self,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        use_env_proxy: bool = True,
+        max_idle: int = 16,
+        unix_socket: str | None = None,
     ):
         parts = urllib.parse.urlsplit(base_url)
         self.scheme = parts.scheme.lower()
@@ -250,7 +295,8 @@ class Client:
         self._prefix = parts.path.rstrip("/")
         self._query = f"?{parts.query}" if parts.query else ""
         self._headers = {"Accept": "application/json", "User-Agent": "pytest-agentbench", **(headers or {})}
-        self._proxy = _env_proxy(self.scheme, self.host) if use_env_proxy else None
+        self._unix = unix_socket
+        self._proxy = _env_proxy(self.scheme, self.host) if use_env_proxy and unix_socket is None else None
         if self._proxy is not None and self.scheme == "http":  # absolute URLs to the proxy, with its credentials
             self._headers.update(self._proxy[2])
         self._tls = ssl.create_default_context() if self.scheme == "https" else None
@@ -263,6 +309,8 @@ class Client:
     def _new(self) -> http.client.HTTPConnection:
         if self.scheme not in ("http", "https") or not self.host:
             raise ConnectError(f"cannot reach {self.url}: only http:// and https:// URLs with a host are supported")
+        if self._unix is not None:
+            return UnixHTTPConnection(self._unix, self.host)
         if self._proxy is None:
             if self._tls is not None:
                 return http.client.HTTPSConnection(self.host, self.port, context=self._tls)
@@ -307,7 +355,8 @@ class Client:
             except TimeoutError as exc:
                 raise ConnectError(f"cannot reach {self.url}: no connection within {timeout:.1f} s", self.url) from exc
             except (OSError, http.client.HTTPException) as exc:  # refused, DNS, TLS, proxy tunnel
-                raise ConnectError(f"cannot reach {self.url}: {exc}", self.url) from exc
+                where = f"{self.url} (socket {self._unix})" if self._unix else self.url
+                raise ConnectError(f"cannot reach {where}: {exc}", self.url) from exc
         assert conn.sock is not None
         conn.sock.settimeout(timeout)
         if guard is not None:
@@ -320,10 +369,12 @@ class Client:
         return target
 
     def _send(
-        self, method: str, path: str, body: bytes | None, timeout: float, guard: Guard | None
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        self, method: str, path: str, body: bytes | None, timeout: float, guard: Guard | None, extra: _Extra = None
+    ) -> tuple[_Conn, _Response]:
         """Send and read the status and headers; a reused connection that was dropped is replaced once."""
         headers = self._headers if body is None else {**self._headers, "Content-Type": "application/json"}
+        if extra:
+            headers = {**headers, **extra}
         target = self._target(path)
         for _ in range(2):
             conn, reused = self._take()
@@ -351,9 +402,10 @@ class Client:
         timeout: float,
         guard: Guard | None = None,
         cap: int = MAX_BODY_BYTES,
+        headers: Mapping[str, str] | None = None,
     ) -> HttpAnswer:
         """One request; any status comes back as an answer (a body over ``cap`` bytes is refused)."""
-        conn, response = self._send(method, path, body, timeout, guard)
+        conn, response = self._send(method, path, body, timeout, guard, headers)
         try:
             with _mapped(self.url):
                 data = _read_capped(response, cap, self.url)
@@ -370,26 +422,35 @@ class Client:
         """POST a JSON body and decode the JSON answer; a status >= 400 raises :class:`StatusError`."""
         answer = self.call("POST", path, body, timeout=timeout, guard=guard)
         if answer.status >= 400:
-            message = _status_message(answer.status, answer.body)
-            raise StatusError(answer.status, message, _retry_after(answer.headers or {}), self.url)
+            raise StatusError.of(answer, self.url)
         try:
             return json.loads(answer.body)
         except ValueError:
             ctype = (answer.headers or {}).get("content-type") or "none"
             raise ValueError(f"not JSON (Content-Type {ctype}): {answer.text()[:200]!r}") from None
 
-    def stream(self, path: str, body: bytes, *, timeout: float, guard: Guard | None = None) -> EventStream:
-        """POST a JSON body and read the answer as server-sent events (use as a context manager)."""
-        conn, response = self._send("POST", path, body, timeout, guard)
+    def stream(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        timeout: float,
+        guard: Guard | None = None,
+        headers: Mapping[str, str] | None = None,
+        raw: bool = False,
+        caps: _Caps | None = None,
+    ) -> EventStream:
+        """POST a JSON body and read the answer as server-sent events (use as a context manager);
+        ``raw``, ``caps`` (None: the module's limits, read at the call): see :class:`EventStream`."""
+        conn, response = self._send("POST", path, body, timeout, guard, headers)
         try:
             if response.status >= 400:
                 with _mapped(self.url):
                     data = _read_capped(response, MAX_ERROR_BYTES, self.url)
-                message = _status_message(response.status, data)
-                raise StatusError(response.status, message, _retry_after(response.headers), self.url)
+                raise StatusError.of(HttpAnswer(response.status, data, response.headers), self.url)
             ctype = (response.headers.get("content-type") or "text/event-stream").split(";")[0].strip().lower()
             if ctype != "text/event-stream":
-                raise ProtocolError(
+                raise NotAStream(
                     f"{self.url} answered a streamed request with Content-Type {ctype}, not text/event-stream: "
                     "the server does not stream; set `stream: false` for this alias",
                     self.url,
@@ -397,7 +458,7 @@ class Client:
         except BaseException:
             conn.close()
             raise
-        return EventStream(self, conn, response, guard)
+        return EventStream(self, conn, response, guard, raw, caps or (MAX_EVENT_BYTES, MAX_STREAM_BYTES))
 
     def close(self) -> None:
         with self._lock:
@@ -417,14 +478,16 @@ class EventStream:
     """The ``data`` of each server-sent event as bytes, until ``[DONE]`` or the end of the body.
 
     Comments (``: ping``) and events without data are skipped; lines may end in LF, CRLF or CR.
+    ``raw``: each event as sent instead (``event:``/``id:`` lines, comments and ``[DONE]`` too, line
+    ends as LF, its blank line kept). ``caps``: the largest event and the largest stream, in bytes.
     Closing it returns a cleanly finished connection to the pool and drops any other.
     """
 
-    def __init__(
-        self, client: Client, conn: http.client.HTTPConnection, response: http.client.HTTPResponse, guard: Guard | None
-    ):
+    def __init__(self, client: Client, conn: _Conn, response: _Response, guard: Guard | None, raw: bool, caps: _Caps):
         self._client, self._conn, self._response, self._guard = client, conn, response, guard
+        self.status = response.status
         self.done = False  # [DONE] was seen
+        self._raw, self._caps = raw, caps
         self._cr = False  # the last read ended in CR: its LF may start the next one
 
     def __iter__(self) -> Iterator[bytes]:
@@ -434,12 +497,13 @@ class EventStream:
             raise _as_http_error(exc, self._client.url) from exc
 
     def _events(self) -> Iterator[bytes]:
-        read, url = self._response.read1, self._client.url
+        read, url, raw = self._response.read1, self._client.url, self._raw
+        max_event, max_stream = self._caps
         buf, total = b"", 0
         while data := read(_READ):  # until the body ends (an event cut off there is dropped, as SSE says)
             total += len(data)
-            if total > MAX_STREAM_BYTES:
-                raise TooLarge(f"{url} streamed more than {MAX_STREAM_BYTES >> 20} MiB", url)
+            if total > max_stream:
+                raise TooLarge(f"{url} streamed more than {max_stream:,} bytes", url)
             if self._cr or b"\r" in data:
                 data = self._lf(data)
             buf = buf + data if buf else data
@@ -450,15 +514,18 @@ class EventStream:
                     payload: bytes | None = event[6:]
                 else:
                     payload = _event_data(event)
+                if raw and event:
+                    yield event + b"\n\n"
                 if payload is None:
                     continue
                 if payload == b"[DONE]":
                     self.done = True
                     return
-                yield payload
+                if not raw:
+                    yield payload
             buf = buf[start:]
-            if len(buf) > MAX_EVENT_BYTES:
-                raise TooLarge(f"{url} sent an SSE event over {MAX_EVENT_BYTES >> 10} KiB", url)
+            if len(buf) > max_event:
+                raise TooLarge(f"{url} sent an SSE event over {max_event:,} bytes", url)
 
     def _lf(self, data: bytes) -> bytes:
         """CRLF and CR line ends as LF (a CRLF split across two reads included)."""

@@ -26,6 +26,8 @@ Script format (YAML or a dict; a folder of YAML files is merged)::
           - {content: "abc", trickle_every_s: 0.5}     # not streamed: the body one byte every 0.5 s
           - {status: 401, error: "invalid api key"}    # as a provider answers a wrong key
           - {tool_calls: [...], streamed: {content: "<tool_call>..."}}   # a different answer when streamed
+          - {tool_calls: [...], stream_leak: true}     # streamed, the calls leak into the content as qwen3
+                # XML (as vLLM's qwen3_coder streaming parser did); not streamed they come native
           - attempts:                                  # successive requests for the same turn (retries)
               - {status: 503}
               - {content: "second try works"}
@@ -219,6 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
         if step.get("reasoning_content"):
             message["reasoning_content"] = step["reasoning_content"]
         model = body.get("model", "scripted")
+        if body.get("stream") and step.get("stream_leak") and calls:
+            message = {"role": "assistant", "content": (content or "") + "".join(map(_qwen3_xml, calls))}
+            finish = step.get("finish_reason") or "stop"
         if body.get("stream"):
             self._stream(
                 model,
@@ -333,6 +338,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
             chunk({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
         chunk({}, finish)
+
+
+def _qwen3_xml(call: dict[str, Any]) -> str:
+    """A tool call as the qwen3_coder chat template writes it: what a streaming parser that misses it leaks."""
+    params = "".join(
+        f"<parameter={key}>\n{value if isinstance(value, str) else json.dumps(value)}\n</parameter>\n"
+        for key, value in json.loads(call["function"]["arguments"] or "{}").items()
+    )
+    return f"\n<tool_call>\n<function={call['function']['name']}>\n{params}</function>\n</tool_call>"
 
 
 class _Hangup(Exception):

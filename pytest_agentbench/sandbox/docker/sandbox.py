@@ -10,7 +10,9 @@ KILL_AFTER_S T sh -c WRAPPER argv...`` with a host-side deadline of
 and restarted (files kept), killing every process a command left (``setsid``
 ones included) when it ends, reading and writing files through the container's
 shell, and removing the container on close, on an exception in the
-constructor, or when the sandbox is collected unclosed.
+constructor, or when the sandbox is collected unclosed. With a ``gateway_socket``, that socket's
+folder is mounted read-only at ``GATEWAY_DIR``: the one way out of a container without network
+(``serving.gateway.forwarder`` serves it on the container's loopback).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_agentbench.errors import PathRefused, SandboxError
-from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, ExecResult, SandboxInfo, confine
+from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, GATEWAY_DIR, ExecResult, SandboxInfo, confine
 from pytest_agentbench.sandbox.docker.engine import (
     LABEL_HOST,
     LABEL_PID,
@@ -96,8 +98,12 @@ class DockerSandbox:
         client: Any = None,
         run_id: str | None = None,
         docker_host: str | None = None,
+        gateway_socket: Path | None = None,
     ) -> None:
         self.output_cap = output_cap
+        self.gateway_socket = Path(gateway_socket) if gateway_socket is not None else None
+        #: the gateway's socket as commands inside see it (its folder mounted read-only), else None
+        self.gateway_socket_inside = f"{GATEWAY_DIR}/{self.gateway_socket.name}" if self.gateway_socket else None
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self._tag = f"agentbench-{uuid.uuid4().hex}"  # marks the wrapper's own stderr line
         self._closed = False
@@ -120,17 +126,16 @@ class DockerSandbox:
             self.close()
             raise
         limits = f"memory={memory} cpus={cpus:g} pids={pids} network=none"
-        self.info = SandboxInfo(
-            kind="docker",
-            isolation="container",
-            details={
-                "image": self.image,
-                "image_id": str((self._container.attrs or {}).get("Image", "")),
-                "limits": limits,
-                "container": self.container_id[:12],
-                "engine": engine_host(docker_host) or "the local socket",
-            },
-        )
+        details = {
+            "image": self.image,
+            "image_id": str((self._container.attrs or {}).get("Image", "")),
+            "limits": limits,
+            "container": self.container_id[:12],
+            "engine": engine_host(docker_host) or "the local socket",
+        }
+        if self.gateway_socket_inside:
+            details["gateway"] = self.gateway_socket_inside
+        self.info = SandboxInfo(kind="docker", isolation="container", details=details)
 
     @property
     def container_id(self) -> str:
@@ -155,8 +160,17 @@ class DockerSandbox:
                 init=True,
                 labels=labels,
                 hostname="sandbox",
+                volumes=self._gateway_volume(),
             )
         self._finalizer = weakref.finalize(self, release, self._client, self._container.id, self._owns_client)
+
+    def _gateway_volume(self) -> dict[str, dict[str, str]] | None:
+        """The gateway socket's folder, read-only: the container's one way out (it keeps network=none)."""
+        if self.gateway_socket is None:
+            return None
+        if not self.gateway_socket.is_socket():
+            raise SandboxError(f"docker sandbox: gateway_socket {self.gateway_socket} is not a socket")
+        return {str(self.gateway_socket.parent): {"bind": GATEWAY_DIR, "mode": "ro"}}
 
     def _copy_in(self, src: Path) -> None:
         if not src.is_dir():
