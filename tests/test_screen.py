@@ -398,7 +398,7 @@ def test_an_endpoint_that_does_not_answer_fails_serving_support(tmp_path: Path) 
     candidate = spec(base_url="http://127.0.0.1:9/v1")  # nothing listens on the discard port
     screen = screen_candidate(candidate, ScreenOptions(repeat=1, concurrency=1))
     support = screen.row("serving support")
-    assert support.disqualified and "GET /v1/models got no answer (APIConnectionError" in support.finding
+    assert support.disqualified and "GET /v1/models got no answer (ConnectError" in support.finding
     assert screen.row("licence").verdict == "unknown"
     assert [screen.row(c).verdict for c in CRITERIA[2:]] == ["unknown"] * 3
     assert screen.row("tool format").finding.startswith("not run: the endpoint did not come up")

@@ -244,12 +244,21 @@ CHECKS: tuple[_Check, ...] = (
 
 
 def served_models(spec: ModelSpec, base_url: str) -> list[dict[str, Any]] | str:
-    """The endpoint's ``/v1/models`` entries as plain data, or why it did not answer."""
-    from openai import OpenAI
+    """The endpoint's ``/v1/models`` entries as plain data, or why it did not answer (the package's one
+    HTTP client, :mod:`pytest_agentbench.serving.http`)."""
+    import json
+
+    from pytest_agentbench.serving.http import Client
 
     try:
-        with OpenAI(base_url=base_url, api_key=spec.api_key(), max_retries=0, timeout=15.0) as client:
-            return [model.model_dump() for model in client.models.list().data]
+        with Client(base_url, {"Authorization": f"Bearer {spec.api_key()}"}, max_idle=0) as client:
+            answer = client.call("GET", "/models", timeout=15.0)
+        if answer.status != 200:
+            return f"HTTP {answer.status}: {answer.body[:160].decode('utf-8', 'replace')}"
+        data = json.loads(answer.body).get("data")
+        if not isinstance(data, list):
+            return "the answer has no 'data' list of models"
+        return [m for m in data if isinstance(m, dict)]
     except Exception as exc:  # any failure to list is a finding for the caller, not an error of the probe
         return f"{type(exc).__name__}: {str(exc)[:160]}"
 

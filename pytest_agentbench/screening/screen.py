@@ -147,7 +147,7 @@ def _dynamic(
     with _serving(spec, redactor) as (url, log):
         progress(f"{spec.alias}: endpoint {url}")
         listed = served_models(spec, url)
-        if isinstance(listed, str) and listed.startswith(("APIConnectionError", "APITimeoutError")):
+        if isinstance(listed, str) and listed.startswith(("ConnectError", "ReadTimeout", "ConnectionLost")):
             raise InfrastructureError(f"{url}: GET /v1/models got no answer ({listed})")
         served = served_max_model_len(spec, url, listed)
         with ModelAdapter(spec, base_url=url) as adapter:
