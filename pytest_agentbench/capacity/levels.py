@@ -4,7 +4,7 @@
 (the server's ``/metrics`` deltas and sampled gauges), :func:`level_costs` ($/dev-month for the
 alias and the commercial alternative, priced by their parsed ``cost:``), the run summaries, and
 the results they fill: :class:`LevelResult` per N and :class:`SweepResult` with the knee and
-``to_dict`` (the ``agentbench-sweep/1`` JSON). Pure: the engine that measures is
+``to_dict`` / ``from_dict`` (the ``agentbench-sweep/1`` JSON). Pure: the engine that measures is
 ``capacity/sweep.py``.
 """
 
@@ -248,6 +248,25 @@ class LevelResult:
             "runs": self.runs,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LevelResult:
+        """A level back from its :meth:`to_dict` form (``KeyError`` / ``TypeError`` when it is not one)."""
+        return cls(
+            devs=int(data["devs"]),
+            wall_s=float(data["wall_s"]),
+            runs=list(data["runs"]),
+            client=dict(data["client"]),
+            server=None if data.get("server") is None else dict(data["server"]),
+            slo_holds=data.get("slo_holds"),
+            slo_reasons=list(data.get("slo_reasons") or []),
+            cost=dict(data["cost"]),
+            checks=[Check(**c) for c in data.get("checks") or []],
+            prefix_cache=str(data.get("prefix_cache", "")),
+            errors=list(data.get("errors") or []),
+            loadavg_before=_triple(data.get("loadavg_before")),
+            loadavg_after=_triple(data.get("loadavg_after")),
+        )
+
 
 @dataclass
 class SweepResult:
@@ -329,6 +348,37 @@ class SweepResult:
                 "levels": [lv.to_dict() for lv in self.levels],
             }
         )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepResult:
+        """A sweep back from its ``agentbench-sweep/1`` JSON (``KeyError`` / ``TypeError`` when it is not one);
+        the knee and mismatches are derived again from the levels, as :meth:`to_dict` derived them."""
+        slo = data.get("slo") or {}
+        return cls(
+            alias=str(data["alias"]),
+            model=str(data["model"]),
+            test_double=bool(data.get("test_double")),
+            slo=Slo.from_dict(slo),
+            levels=[LevelResult.from_dict(lv) for lv in data["levels"]],
+            packets=list(data["packets"]),
+            rounds=int(data["rounds"]),
+            sandbox=str(data["sandbox"]),
+            base_url=str(data.get("base_url", "")),
+            metrics_url=data.get("metrics_url"),
+            server_metrics=str(data.get("server_metrics", "")),
+            notes=list(data.get("notes") or []),
+            started_at=str(data.get("started_at", "")),
+            finished_at=str(data.get("finished_at", "")),
+            compare_alias=data.get("compare_alias"),
+            gpu_hours_per_month=float(data.get("gpu_hours_per_month", HOURS_PER_MONTH_24X7)),
+            dev_hours_per_month=float(data.get("dev_hours_per_month", WORKING_HOURS_PER_MONTH)),
+            stopped=data.get("stopped"),
+            slo_sources=tuple(slo.get("sources") or ()),
+        )
+
+
+def _triple(value: Any) -> tuple[float, float, float] | None:
+    return None if value is None else (float(value[0]), float(value[1]), float(value[2]))
 
 
 # --------------------------------------------------------------------------- run summaries

@@ -29,7 +29,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -134,6 +134,29 @@ class RateRun:
             "loadavg_after": self.loadavg_after,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RateRun:
+        """A run back from its :meth:`to_dict` form: what is not one of its own keys is the stats."""
+        rate = data["request_rate"]
+        own = {"request_rate", "client", "server", "checks", "mismatches", "slo_holds", "slo_reasons", "prefix_cache"}
+        own |= {"loadavg_before", "loadavg_after"}
+        stats = {k: v for k, v in data.items() if k not in own}
+        missing = [k for k in ("completed", "requests", "request_throughput", "ttft_s", "itl_s") if k not in stats]
+        if missing:  # the stats every report reads: without them this is no load run
+            raise KeyError(missing[0])
+        return cls(
+            rate=math.inf if rate == "inf" else float(rate),
+            stats=stats,
+            client=dict(data.get("client") or {}),
+            server=None if data.get("server") is None else dict(data["server"]),
+            checks=[Check(**c) for c in data.get("checks") or []],
+            slo_holds=data.get("slo_holds"),
+            slo_reasons=list(data.get("slo_reasons") or []),
+            prefix_cache=str(data.get("prefix_cache", "")),
+            loadavg_before=_triple(data.get("loadavg_before")),
+            loadavg_after=_triple(data.get("loadavg_after")),
+        )
+
 
 @dataclass
 class LoadResult:
@@ -176,6 +199,30 @@ class LoadResult:
                 "runs": [r.to_dict() for r in self.runs],
             }
         )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadResult:
+        """A load back from its ``agentbench-load/1`` JSON (``KeyError`` / ``TypeError`` when it is not one)."""
+        slo = data.get("slo") or {}
+        return cls(
+            alias=str(data["alias"]),
+            model=str(data["model"]),
+            test_double=bool(data.get("test_double")),
+            base_url=str(data.get("base_url", "")),
+            config=dict(data["config"]),
+            prompts=str(data.get("prompts", "")),
+            slo=Slo.from_dict(slo),
+            slo_sources=tuple(slo.get("sources") or ()),
+            server_metrics=str(data.get("server_metrics", "")),
+            notes=list(data.get("notes") or []),
+            started_at=str(data.get("started_at", "")),
+            runs=[RateRun.from_dict(r) for r in data["runs"]],
+            finished_at=str(data.get("finished_at", "")),
+        )
+
+
+def _triple(value: Any) -> tuple[float, float, float] | None:
+    return None if value is None else (float(value[0]), float(value[1]), float(value[2]))
 
 
 def _loadavg() -> tuple[float, float, float] | None:

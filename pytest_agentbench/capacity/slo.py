@@ -69,6 +69,11 @@ class Slo:
     def to_dict(self) -> dict[str, float | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Slo:
+        """The SLO of a result's ``slo`` object: its :meth:`to_dict` fields (other keys describe it)."""
+        return cls(**{f.name: None if data.get(f.name) is None else float(data[f.name]) for f in fields(cls)})
+
     def describe(self) -> str:
         parts = []
         if self.ttft_p50_s is not None:

@@ -1,10 +1,19 @@
-"""``agentbench report``: the comparison summary with its estimates (and HTML report, estimates JSON) of a run."""
+"""``agentbench report``: the comparison summary with its estimates (and HTML report, estimates JSON) of a run.
+
+    agentbench report results.jsonl --html report.html --sweep sweep-h100/ --sweep sweep-l4/ --load load/
+
+``--sweep`` / ``--load`` add the saved capacity results to the HTML report (``reports/capacity_html.py``):
+per sweep its SLO-vs-N charts and levels with the knee, per load its percentiles and goodput, and with
+two or more sweeps the ranking per team size N. Exit status: 0 done, 2 a usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from pytest_agentbench.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,7 +22,37 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
     r.add_argument("--json", metavar="PATH", help="also write the estimates (intervals, pass@k, $ per solved run)")
     r.add_argument("--title", default="agentbench report")
+    r.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="SWEEP",
+        help="a sweep.json (or its folder) to add to the HTML report's Capacity section; repeat for several "
+        "(two or more are also ranked per team size N)",
+    )
+    r.add_argument(
+        "--load", action="append", default=[], metavar="LOAD", help="a load.json (or its folder) to add; repeatable"
+    )
+    r.add_argument(
+        "--pass-tolerance",
+        type=float,
+        default=5.0,
+        metavar="POINTS",
+        help="for the ranking: a configuration may pass this many percentage points below the best that holds "
+        "the SLO and still win (default 5)",
+    )
     r.set_defaults(func=run)
+
+
+def _capacity(args: argparse.Namespace) -> list[str] | None:
+    """The Capacity fragments of --sweep / --load (``ConfigError`` names a bad file), None when none given."""
+    if not (args.sweep or args.load):
+        return None
+    if not args.html:
+        raise ConfigError("--sweep / --load: they go into the HTML report; add --html PATH")
+    from pytest_agentbench.reports.capacity_html import capacity_fragments
+
+    return capacity_fragments(args.sweep, args.load, pass_tolerance=args.pass_tolerance / 100)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,10 +78,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        capacity = _capacity(args)
+    except ConfigError as exc:
+        print(f"agentbench report: error: {exc}", file=sys.stderr)
+        return 2
     records = load_records(path, on_problem=lambda msg: print(f"warning: {msg}", file=sys.stderr))
     print(format_summary(records))
     if args.html:
-        print(f"written: {write_html(records, Path(args.html), args.title)}")
+        print(f"written: {write_html(records, Path(args.html), args.title, capacity=capacity)}")
     if args.json:
         print(f"written: {write_estimates(estimate_aliases(records), Path(args.json), records)}")
     return 0

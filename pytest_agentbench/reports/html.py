@@ -9,7 +9,8 @@ the summary table (the same rows as the terminal summary, isolation included), p
 rate per alias, run-latency box + strip plot, tokens and cost per run, outcome classes
 per alias, the paired comparison of each alias with the first (``reports/compare_html.py``), and every
 run with its gates and (folded) transcript; then provenance per alias (reports/provenance.py) and the
-trajectory viewer (packet x alias grid -> a run's patch and turns). Runs whose endpoint
+trajectory viewer (packet x alias grid -> a run's patch and turns); given ``capacity`` fragments
+(``reports/capacity_html.py``: saved sweeps, loads, the ranking), a Capacity section before Runs. Runs whose endpoint
 never answered (outcome ``infrastructure``) are in none of those: a note at the top and
 a section of their own list them. Every piece of text from a record is HTML-escaped: a
 transcript may contain ``<script>``. :func:`write_html` redacts secrets from the records
@@ -365,13 +366,15 @@ def _infrastructure_section(records: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def _head(records: Sequence[Mapping[str, Any]], summaries: Sequence[AliasSummary], title: str) -> list[str]:
+def _head(
+    records: Sequence[Mapping[str, Any]], summaries: Sequence[AliasSummary], title: str, extra_css: str = ""
+) -> list[str]:
     """The page's head, title line and the notes that apply to the whole run (test doubles, isolation)."""
     packets = sorted({str((r.get("packet") or {}).get("id")) for r in records})
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
-        f"<style>{CSS}{TRAJECTORY_CSS}</style></head><body>",
+        f"<style>{CSS}{TRAJECTORY_CSS}{extra_css}</style></head><body>",
         f"<h1>{e(title)}</h1>",
         f'<p class="meta">{len(records)} run(s), {len(summaries)} alias(es), {len(packets)} packet(s): '
         f"{e(', '.join(packets))}. Generated {e(generated)}.</p>",
@@ -386,15 +389,39 @@ def _head(records: Sequence[Mapping[str, Any]], summaries: Sequence[AliasSummary
     return parts
 
 
+def _capacity_css() -> str:
+    from pytest_agentbench.reports.capacity_html import CAPACITY_CSS  # the capacity modules only when asked
+
+    return CAPACITY_CSS
+
+
+def _capacity_section(capacity: Sequence[str] | None) -> list[str]:
+    """The saved sweeps and loads (body fragments of ``reports/capacity_html.py``), under one heading."""
+    if not capacity:
+        return []
+    return [
+        '<section class="capacity"><h2 id="capacity">Capacity</h2><p class="meta">Serving capacity measured by '
+        "<code>agentbench sweep</code> / <code>agentbench load</code>, read from their saved JSON; columns and rules: "
+        "docs/capacity.md.</p>",
+        *capacity,
+        "</section>",
+    ]
+
+
 def render_html(
-    records: Sequence[Mapping[str, Any]], title: str = "agentbench report", *, aliases: Sequence[str] | None = None
+    records: Sequence[Mapping[str, Any]],
+    title: str = "agentbench report",
+    *,
+    aliases: Sequence[str] | None = None,
+    capacity: Sequence[str] | None = None,
 ) -> str:
-    """The whole report as one HTML string (see :func:`write_html`)."""
+    """The whole report as one HTML string (see :func:`write_html`); *capacity*: the body fragments of
+    ``reports/capacity_html.capacity_fragments`` (sweeps, loads, ranking), a section of their own."""
     summaries = summarize(records, aliases)
     colors = {s.alias: PALETTE[i % len(PALETTE)] for i, s in enumerate(summaries)}
-    parts = _head(records, summaries, title)
+    parts = _head(records, summaries, title, _capacity_css() if capacity else "")
     if not records:
-        parts.append("<p>No runs recorded.</p></body></html>")
+        parts += ["<p>No runs recorded.</p>", *_capacity_section(capacity), "</body></html>"]
         return "".join(parts)
     infra = sum(1 for r in records if is_infrastructure(r))
     if infra:
@@ -427,6 +454,7 @@ def render_html(
         "agent_timeout, token_budget, safety_timeout); or the failure class of the model call that ended the run.</p>",
         _category_chart(summaries),
         *paired_section(records, [s.alias for s in summaries]),
+        *_capacity_section(capacity),
         "<h2>Runs</h2>",
         _runs_table(graded),
         *_infrastructure_section(records),
@@ -444,6 +472,7 @@ def write_html(
     *,
     aliases: Sequence[str] | None = None,
     redactor: Redactor | None = None,
+    capacity: Sequence[str] | None = None,
 ) -> Path:
     """Write the self-contained report to ``path`` (folders created); returns the path.
 
@@ -453,6 +482,6 @@ def write_html(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     redactor = Redactor.from_environment() if redactor is None else redactor
-    page = render_html(redactor(list(records)), redactor.text(title), aliases=aliases)
+    page = render_html(redactor(list(records)), redactor.text(title), aliases=aliases, capacity=capacity)
     path.write_text(redactor.text(page), encoding="utf-8")
     return path

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pytest_agentbench.capacity.load import LoadResult
     from pytest_agentbench.capacity.replay import ReplayResult
 
-__all__ = ["LOAD_LEGEND", "format_load", "format_replay", "render_load_html", "render_replay_html"]
+__all__ = ["LOAD_LEGEND", "format_load", "format_replay", "load_body", "render_load_html", "render_replay_html"]
 
 LOAD_LEGEND = (
     "done = completed / sent; req/s and out tok/s over the run's wall time; ttft, tpot, itl, e2e = "
@@ -270,12 +270,16 @@ def _page(title: str, facts: Sequence[str], body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{e(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{e(title)}</h1><ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>" + body + "</body></html>\n"
+        f"<h1>{e(title)}</h1>"
+        + ("<ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>" if facts else "")
+        + body
+        + "</body></html>\n"
     )
 
 
-def render_load_html(result: LoadResult) -> str:
-    """A self-contained page: goodput and TTFT/ITL percentiles vs rate (inline SVG), the table, the checks."""
+def load_body(result: LoadResult, heading: str = "h2") -> str:
+    """The page's body below its title, a fragment (also a section of the run report): the facts, goodput
+    and TTFT/ITL percentiles vs rate (inline SVG), the table, the checks. *heading*: the sub-headings' tag."""
     labels = [_rate(r.rate) for r in result.runs]
     stats = [r.stats for r in result.runs]
     facts = [
@@ -293,12 +297,17 @@ def render_load_html(result: LoadResult) -> str:
         + _percentile_chart("TTFT percentiles vs request rate", labels, stats, "ttft_s", "request rate (req/s)")
         + _percentile_chart("ITL percentiles vs request rate", labels, stats, "itl_s", "request rate (req/s)")
     )
-    body = (
-        f"<div>{charts}</div><h2>Runs</h2>{_table(header, rows, [r.slo_holds for r in result.runs])}"
-        f"<p>{e(LOAD_LEGEND)}</p><h2>Reconciliation</h2>"
+    return (
+        "<ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>"
+        f"<div>{charts}</div><{heading}>Runs</{heading}>{_table(header, rows, [r.slo_holds for r in result.runs])}"
+        f"<p>{e(LOAD_LEGEND)}</p><{heading}>Reconciliation</{heading}>"
         + _checks_table([(f"rate {lb}", r.checks) for lb, r in zip(labels, result.runs, strict=True)])
     )
-    return _page(f"agentbench load: {result.alias}", facts, body)
+
+
+def render_load_html(result: LoadResult) -> str:
+    """A self-contained page: the title and :func:`load_body`."""
+    return _page(f"agentbench load: {result.alias}", [], load_body(result))
 
 
 def render_replay_html(result: ReplayResult) -> str:

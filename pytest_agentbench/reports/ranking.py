@@ -15,7 +15,7 @@ from pytest_agentbench.capacity.ranking import RankRow
 from pytest_agentbench.reports.svg import e, hbar_chart
 from pytest_agentbench.reports.sweep import TABLE_WIDTH, grid
 
-__all__ = ["format_ranking", "render_ranking_html"]
+__all__ = ["format_ranking", "ranking_body", "render_ranking_html"]
 
 _HEADER = ("rank", "alias", "SLO", "pass", "$/dev-mo", "good", "ttft", "why not")
 _STYLE = (
@@ -69,8 +69,11 @@ def format_ranking(tables: Mapping[int, Sequence[RankRow]], tolerance: float, wi
     return "\n".join(out)
 
 
-def render_ranking_html(tables: Mapping[int, Sequence[RankRow]], tolerance: float, sources: Sequence[str]) -> str:
-    """A self-contained page: per N, a $/dev-month chart of the eligible rows and the whole table."""
+def ranking_body(
+    tables: Mapping[int, Sequence[RankRow]], tolerance: float, sources: Sequence[str], heading: str = "h2"
+) -> str:
+    """The page's body below its title, a fragment (also a section of the run report): the rule, the
+    sources, and per N a $/dev-month chart of the eligible rows and the whole table."""
     parts = []
     for n, rows in tables.items():
         eligible = [r for r in rows if r.rank is not None and r.usd_per_dev_month is not None]
@@ -85,16 +88,19 @@ def render_ranking_html(tables: Mapping[int, Sequence[RankRow]], tolerance: floa
         for r in rows:
             cls = ' class="win"' if r.rank == 1 else (' class="out"' if r.rank is None else "")
             table.append(f"<tr{cls}>" + "".join(f"<td>{e(c)}</td>" for c in _cells(r)) + "</tr>")
-        parts.append(f"<h2>N = {n}</h2>" + "".join(table) + "</table>")
+        parts.append(f"<{heading}>N = {n}</{heading}>" + "".join(table) + "</table>")
     rule = (
         f"eligible = holds the SLO and passes within {tolerance * 100:g} points of the best pass rate that holds it; "
         "ranked by $/dev-month (cheapest first)"
     )
+    return f"<p>{e(rule)}</p><ul>" + "".join(f"<li>{e(s)}</li>" for s in sources) + "</ul>" + "".join(parts)
+
+
+def render_ranking_html(tables: Mapping[int, Sequence[RankRow]], tolerance: float, sources: Sequence[str]) -> str:
+    """A self-contained page: the title and :func:`ranking_body`."""
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>agentbench rank</title>'
-        f"<style>{_STYLE}</style></head><body><h1>agentbench rank</h1><p>{e(rule)}</p><ul>"
-        + "".join(f"<li>{e(s)}</li>" for s in sources)
-        + "</ul>"
-        + "".join(parts)
+        f"<style>{_STYLE}</style></head><body><h1>agentbench rank</h1>"
+        + ranking_body(tables, tolerance, sources)
         + "</body></html>\n"
     )

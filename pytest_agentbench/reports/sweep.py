@@ -20,7 +20,16 @@ if TYPE_CHECKING:
     from pytest_agentbench.capacity.levels import LevelResult, SweepResult
     from pytest_agentbench.capacity.slo import Slo
 
-__all__ = ["LEGEND", "TABLE_WIDTH", "format_table", "goodput_lines", "grid", "level_done_line", "render_html"]
+__all__ = [
+    "LEGEND",
+    "TABLE_WIDTH",
+    "format_table",
+    "goodput_lines",
+    "grid",
+    "level_done_line",
+    "render_html",
+    "sweep_body",
+]
 
 TABLE_WIDTH = 100
 LEGEND = (
@@ -326,15 +335,24 @@ def _facts(result: SweepResult, knee: int | None, note: str) -> list[str]:
     return facts + [f"note: {e(n)}" for n in result.notes]
 
 
-def render_html(result: SweepResult, title: str | None = None) -> str:
-    """A self-contained HTML page: the SLO-vs-N plots (inline SVG), the table, checks and notes."""
-    title = title or f"agentbench sweep: {result.alias}"
+def sweep_body(result: SweepResult, heading: str = "h2") -> str:
+    """The page's body below its title, a fragment (also a section of the run report): the facts,
+    the SLO-vs-N plots (inline SVG), the levels table with goodput and the knee, checks and notes.
+    *heading* is the tag of its sub-headings."""
     knee, note = result.knee
     facts = _facts(result, knee, note)
     return (
+        "<ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>"
+        f"<div>{_charts(result, knee)}</div><{heading}>Levels</{heading}>{_levels_table(result)}"
+        f"<{heading}>Reconciliation</{heading}>{_checks_table(result)}" + _FOOTER
+    )
+
+
+def render_html(result: SweepResult, title: str | None = None) -> str:
+    """A self-contained HTML page: the title and :func:`sweep_body`."""
+    title = title or f"agentbench sweep: {result.alias}"
+    return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{e(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{e(title)}</h1><ul>" + "".join(f"<li>{f}</li>" for f in facts) + "</ul>"
-        f"<div>{_charts(result, knee)}</div><h2>Levels</h2>{_levels_table(result)}"
-        f"<h2>Reconciliation</h2>{_checks_table(result)}" + _FOOTER + "</body></html>\n"
+        f"<h1>{e(title)}</h1>{sweep_body(result)}</body></html>\n"
     )
