@@ -155,6 +155,10 @@ def test_new_modules_that_shadow_installed_or_standard_ones_are_removed(bugfix: 
 def test_links_and_odd_names_do_not_slip_through(bugfix: Packet) -> None:
     undone = _undone(bugfix, {"ok\npytest.py": "x\n"}, links={"pytest.py": "/etc/hostname", "tests/conftest.py": "/"})
     assert undone == {"pytest.py": "removed", "tests/conftest.py": "removed"}
+    # a link to a package folder elsewhere (the listing does not follow links into folders)
+    # (stats/ is a package: stats/pytest is stats.pytest there and shadows nothing; the link at the root does)
+    files = {"stats/pytest/__init__.py": "\n", "stats/pytest/__main__.py": "raise SystemExit(0)\n"}
+    assert _undone(bugfix, files, links={"pytest": "stats/pytest"}) == {"pytest": "removed"}
 
 
 def test_caches_and_package_metadata_are_removed(bugfix: Packet) -> None:

@@ -165,7 +165,9 @@ def _top_level_name(path: str, kind: str, entries: Mapping[str, str]) -> str | N
     name = PurePosixPath(path).name
     if kind in ("f", "l") and name.endswith(_MODULE_SUFFIXES):
         return name.split(".", 1)[0]
-    if kind in ("d", "l") and _is_package(path, entries):
+    if kind == "l":
+        return name  # a link may lead to a package folder the listing does not enter: judged by its name
+    if kind == "d" and _is_package(path, entries):
         return name
     return None
 
