@@ -98,6 +98,10 @@ def _decode_timings(call: CallRecord, end_s: float) -> dict[str, float]:
     return timings
 
 
+#: Longest wait for a run's calls in flight to be counted before the next one is judged against the budget.
+_SETTLE_S = 2.0
+
+
 class Proxy:
     """Forwards calls of runs to their aliases' routes (see the module docstring)."""
 
@@ -113,6 +117,11 @@ class Proxy:
         """Answer one model call of ``run`` (``body``: the request, already a JSON object)."""
         route = self.routes[run.alias]
         run.results_seen(tool_results(protocol, body))
+        if run.ledger.limit is not None:
+            # The previous call's answer reaches the agent a moment before its tokens are counted (finish()
+            # runs after the reply): without this wait an agent's next call could be clamped and judged on a
+            # stale count. Bounded, so truly parallel calls of one run only wait this long.
+            run.settle(_SETTLE_S)
         call = run.begin(protocol)
         call.stream = wants_stream(body)
         call.requested_model = str(body.get("model") or "")
