@@ -38,7 +38,7 @@ from pytest_agentbench.capacity.arrivals import arrival_times, check_rate
 from pytest_agentbench.capacity.latency import RequestTiming, request_stats
 from pytest_agentbench.capacity.metering import InFlight
 from pytest_agentbench.capacity.reconcile import Check, reconcile
-from pytest_agentbench.capacity.server import ServerWatch
+from pytest_agentbench.capacity.server import ServerWatch, default_model, loadavg
 from pytest_agentbench.capacity.slo import Slo
 from pytest_agentbench.errors import ConfigError, ModelCallError
 from pytest_agentbench.results.jsonsafe import json_safe
@@ -195,7 +195,7 @@ class LoadResult:
                 "notes": self.notes,
                 "started_at": self.started_at,
                 "finished_at": self.finished_at,
-                "machine": {"cpus": os.cpu_count(), "loadavg_end": _loadavg()},
+                "machine": {"cpus": os.cpu_count(), "loadavg_end": loadavg()},
                 "runs": [r.to_dict() for r in self.runs],
             }
         )
@@ -223,19 +223,6 @@ class LoadResult:
 
 def _triple(value: Any) -> tuple[float, float, float] | None:
     return None if value is None else (float(value[0]), float(value[1]), float(value[2]))
-
-
-def _loadavg() -> tuple[float, float, float] | None:
-    try:
-        return os.getloadavg()
-    except OSError:
-        return None
-
-
-def _default_make_model(spec: ModelSpec, base_url: str) -> Model:
-    from pytest_agentbench.models.adapter import ModelAdapter
-
-    return ModelAdapter(spec, base_url)
 
 
 @dataclass
@@ -273,7 +260,7 @@ class Load:
         self.config = config
         self.spec = load_spec(config.spec, ignore_eos=config.ignore_eos)
         self.base_url = base_url.rstrip("/")
-        self.make_model = make_model or _default_make_model
+        self.make_model = make_model or default_model
         self.progress = progress or (lambda _msg: None)
         self.server = ServerWatch(
             self.base_url,
@@ -341,7 +328,7 @@ class Load:
         n = len(cfg.prompts.prompts)
         run = _Run(arrival_times(n, rate, cfg.burstiness, seed=cfg.seed), cfg.prompts.prompts, InFlight())
         run.timings = [None] * n
-        load_before = _loadavg()
+        load_before = loadavg()
         window.start()
         wall, cpu = self._drive(run)
         server = window.close()
@@ -359,7 +346,7 @@ class Load:
             slo_reasons=reasons,
             prefix_cache=prefix,
             loadavg_before=load_before,
-            loadavg_after=_loadavg(),
+            loadavg_after=loadavg(),
         )
 
     def _client(self, stats: dict[str, Any], run: _Run, wall: float, cpu: float) -> dict[str, Any]:

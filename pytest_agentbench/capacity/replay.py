@@ -38,7 +38,7 @@ from pytest_agentbench.capacity.latency import RequestTiming, request_stats
 from pytest_agentbench.capacity.load import load_spec
 from pytest_agentbench.capacity.metering import InFlight
 from pytest_agentbench.capacity.reconcile import Check, reconcile
-from pytest_agentbench.capacity.server import ServerWatch
+from pytest_agentbench.capacity.server import ServerWatch, default_model, loadavg
 from pytest_agentbench.capacity.slo import Slo, find_knee
 from pytest_agentbench.errors import ConfigError, ModelCallError
 from pytest_agentbench.results.jsonsafe import json_safe
@@ -177,19 +177,6 @@ class ReplayResult:
         )
 
 
-def _loadavg() -> tuple[float, float, float] | None:
-    try:
-        return os.getloadavg()
-    except OSError:
-        return None
-
-
-def _default_make_model(spec: ModelSpec, base_url: str) -> Model:
-    from pytest_agentbench.models.adapter import ModelAdapter
-
-    return ModelAdapter(spec, base_url)
-
-
 @dataclass
 class _Level:
     devs: int
@@ -216,7 +203,7 @@ class Replay:
         self.config = config
         self.spec = load_spec(config.spec, ignore_eos=config.ignore_eos)
         self.base_url = base_url.rstrip("/")
-        self.make_model = make_model or _default_make_model
+        self.make_model = make_model or default_model
         self.progress = progress or (lambda _msg: None)
         self.sleep = sleep
         self.server = ServerWatch(
@@ -320,7 +307,7 @@ class Replay:
             slo_reasons=reasons,
             prefix_cache=prefix,
             errors=level.errors,
-            loadavg_after=_loadavg(),
+            loadavg_after=loadavg(),
         )
 
     def _client(self, stats: dict[str, Any], level: _Level, wall: float, cpu: float) -> dict[str, Any]:

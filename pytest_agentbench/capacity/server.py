@@ -12,12 +12,32 @@ a measured run (``POST /reset_prefix_cache``, exposed in vLLM 0.32 only with
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 from pytest_agentbench.capacity.metering import MetricsSampler
 from pytest_agentbench.errors import ServerError
 
-__all__ = ["ServerWatch", "Window"]
+if TYPE_CHECKING:
+    from pytest_agentbench.agents.loop import Model
+    from pytest_agentbench.models.registry import ModelSpec
+
+__all__ = ["ServerWatch", "Window", "default_model", "loadavg"]
+
+
+def loadavg() -> tuple[float, float, float] | None:
+    """The machine's 1/5/15-minute load, recorded beside every sweep, load and replay; None where unknown."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return None
+
+
+def default_model(spec: ModelSpec, base_url: str) -> Model:
+    """The model client sweeps, loads and replays use unless told otherwise: the agent's own adapter."""
+    from pytest_agentbench.models.adapter import ModelAdapter
+
+    return ModelAdapter(spec, base_url)
 
 
 class Window:

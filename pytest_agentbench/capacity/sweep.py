@@ -30,7 +30,6 @@ table and page in ``reports/sweep.py`` and the command in ``cli/sweep.py``.
 from __future__ import annotations
 
 import dataclasses
-import os
 import resource
 import threading
 import time
@@ -50,7 +49,7 @@ from pytest_agentbench.capacity.levels import (
 )
 from pytest_agentbench.capacity.metering import InFlight, MeteredModel
 from pytest_agentbench.capacity.reconcile import reconcile
-from pytest_agentbench.capacity.server import ServerWatch, Window
+from pytest_agentbench.capacity.server import ServerWatch, Window, default_model, loadavg
 from pytest_agentbench.capacity.slo import Slo
 from pytest_agentbench.errors import ConfigError, InfrastructureError
 from pytest_agentbench.reports.sweep import level_done_line
@@ -107,19 +106,6 @@ class SweepConfig:
                 )
 
 
-def _loadavg() -> tuple[float, float, float] | None:
-    try:
-        return os.getloadavg()
-    except OSError:
-        return None
-
-
-def _default_make_model(spec: ModelSpec, base_url: str) -> Model:
-    from pytest_agentbench.models.adapter import ModelAdapter
-
-    return ModelAdapter(spec, base_url)
-
-
 @dataclass
 class _Level:
     """One level while its developer threads run: what they share and what they collect."""
@@ -172,7 +158,7 @@ class Sweep:
             )
         self.spec = dataclasses.replace(config.spec, stream=True)
         self.base_url = base_url.rstrip("/")
-        self.make_model = make_model or _default_make_model
+        self.make_model = make_model or default_model
         if make_sandbox is None:
             from pytest_agentbench.sandbox import make_sandbox as _make
 
@@ -235,7 +221,7 @@ class Sweep:
         for m in level.models:
             m.close()
         server = window.close()
-        return self._level_result(level, measured, server, prefix, _loadavg())
+        return self._level_result(level, measured, server, prefix, loadavg())
 
     def _drive(self, level: _Level, window: Window) -> _Measured:
         """Start the developers, release them together and time them until the last one is done."""
@@ -243,7 +229,7 @@ class Sweep:
             threading.Thread(target=self._developer, args=(level, i), name=f"agentbench-dev-{i}", daemon=True)
             for i in range(level.devs)
         ]
-        load_before = _loadavg()
+        load_before = loadavg()
         for t in threads:
             t.start()
         try:
