@@ -59,6 +59,7 @@ FAILURE_CLASSES: tuple[FailureClass, ...] = get_args(FailureClass)
 __all__ = [
     "FAILURE_CLASSES",
     "AgentbenchError",
+    "AgentStartError",
     "ConfigError",
     "EndpointUnreachable",
     "FailureClass",
@@ -186,6 +187,14 @@ class EndpointUnreachable(InfrastructureError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # several fields: pickle (xdist) needs help
         return (type(self), (self.alias, self.url, self.failure, self.detail))
+
+
+class AgentStartError(InfrastructureError):
+    """An external agent never reached its model (it did not start, or died before its first call).
+
+    Nothing was measured of the model, so the run is recorded as ``infrastructure`` (not counted) and
+    the test is an *error*; the message names the agent, its exit and the last lines it printed.
+    """
 
 
 def _rebuild_start_error(message: str, fields: dict[str, Any]) -> ServerStartError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, BudgetMode, budget_config
 from pytest_agentbench.agents.loop import Model, progress_of, run_agent
@@ -25,6 +26,9 @@ from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.results.record import RunRecord, new_run_id
 from pytest_agentbench.sandbox.base import Sandbox
 from pytest_agentbench.sandbox.patch import take_patch
+
+if TYPE_CHECKING:
+    from pytest_agentbench.agents.external.trial import ExternalAgent
 
 __all__ = ["run_packet"]
 
@@ -41,12 +45,15 @@ def run_packet(
     max_total_tokens: int | None = None,
     safety_factor: float = DEFAULT_SAFETY_FACTOR,
     on_progress: OnRunProgress | None = None,
+    agent: ExternalAgent | None = None,
 ) -> RunRecord:
     """Run the agent on ``packet`` in a fresh sandbox, then its gates; the sandbox is always closed.
 
     ``agent_timeout`` and ``max_total_tokens`` override the packet's limits; ``budget`` picks what binds
     (``wall``, or ``tokens`` with the wall clock a safety net at timeout x ``safety_factor``: ``agents.config``).
     ``on_progress`` (:mod:`pytest_agentbench.events`) hears of each agent turn and of the gates starting.
+    ``agent``: an external agent CLI (``agents.external``) instead of the built-in loop; ``model`` is then unused
+    (the agent reaches its alias through the gateway) and the sandbox must mount the gateway's socket.
     """
     start = time.monotonic()
     limits = packet.limits
@@ -61,7 +68,10 @@ def run_packet(
     )
     sandbox = make_sandbox(packet)
     try:
-        result = run_agent(packet.prompt, sandbox, model, config, on_progress)
+        if agent is None:
+            result = run_agent(packet.prompt, sandbox, model, config, on_progress)
+        else:
+            result = agent.session(packet.prompt, sandbox, config)
         patch = take_patch(sandbox, packet.workspace) if result.counted else None
         if on_progress is not None and result.counted:
             on_progress(progress_of("gates", result.turns, config, result.wall_s))
@@ -78,7 +88,14 @@ def run_packet(
         gates=gates,
         sandbox=info,
         wall_s=time.monotonic() - start,
-        extra={"workspace_reset": [r.to_dict() for r in resets]} if resets else {},
+        extra=_extra(resets, agent),
         patch=patch,
         agent_config=config,
     )
+
+
+def _extra(resets: list[Reset], agent: ExternalAgent | None) -> dict[str, object]:
+    extra: dict[str, object] = {"workspace_reset": [r.to_dict() for r in resets]} if resets else {}
+    if agent is not None:
+        extra["external_agent"] = {"name": agent.name, "version": agent.version, "protocol": agent.adapter.protocol}
+    return extra

@@ -36,6 +36,7 @@ class Case:
     packet: Packet
     spec: ModelSpec
     repeat: int = 1
+    agent: str = "builtin"  # --agent: the built-in loop or an external agent's name
 
     @property
     def trial(self) -> tuple[str, str, int]:
@@ -47,9 +48,11 @@ class Case:
         return ShardItem(self.packet.id, self.spec.alias, self.repeat, cost=packet_cost(self.packet))
 
 
-def case_id(packet_id: str, alias: str, repeat: int, repeats: int) -> str:
-    """``<packet>-<alias>``, plus ``-r<repeat>`` when the run has more than one repeat."""
-    return f"{packet_id}-{alias}" if repeats == 1 else f"{packet_id}-{alias}-r{repeat}"
+def case_id(packet_id: str, alias: str, repeat: int, repeats: int, agent: str | None = None) -> str:
+    """``<packet>-<alias>``, plus ``-<agent>`` when agents other than the built-in one are selected, plus
+    ``-r<repeat>`` when the run has more than one repeat."""
+    base = f"{packet_id}-{alias}" if agent is None else f"{packet_id}-{alias}-{agent}"
+    return base if repeats == 1 else f"{base}-r{repeat}"
 
 
 def _under(path: Path, roots: tuple[Path, ...] | list[Path]) -> bool:
@@ -157,13 +160,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             "agentbench_case", [pytest.param(None, marks=pytest.mark.skip(reason=reason))], ids=[packet.id]
         )
         return
-    # Alias order as selected, then repeat 1..N: the same on every xdist worker.
-    repeats = state.settings.repeats
-    cases = [Case(packet, spec, r) for spec in state.specs for r in range(1, repeats + 1)]
+    # Alias order as selected, then agents as selected, then repeat 1..N: the same on every xdist worker.
+    repeats, agents = state.settings.repeats, state.settings.agents
+    named = agents != ("builtin",)
+    cases = [Case(packet, spec, r, a) for spec in state.specs for a in agents for r in range(1, repeats + 1)]
     metafunc.parametrize(
         "agentbench_case",
         cases,
-        ids=[case_id(packet.id, c.spec.alias, c.repeat, repeats) for c in cases],
+        ids=[case_id(packet.id, c.spec.alias, c.repeat, repeats, c.agent if named else None) for c in cases],
     )
 
 

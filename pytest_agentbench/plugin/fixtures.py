@@ -39,14 +39,14 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
 
     config = request.config
     state = config.stash[SESSION]
-    packet, spec = agentbench_case.packet, agentbench_case.spec.for_repeat(agentbench_case.repeat)
+    spec = agentbench_case.spec.for_repeat(agentbench_case.repeat)
     base_url = _endpoint_of(state, spec)
     item = request.node
     remote = config.stash.get(RAY_RUNS, None)
     if remote is not None:
         record = remote.record_for(item)
     else:
-        record = _run_here(request, state, packet, spec, base_url, agentbench_case.repeat)
+        record = _run_here(request, state, agentbench_case, spec, base_url)
     endpoint = public_url(base_url)
     _report_to_item(item, record, endpoint)
     config.hook.pytest_agentbench_run_done(record=record, item=item)
@@ -55,15 +55,22 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     return record
 
 
-def _run_here(
-    request: pytest.FixtureRequest, state: Any, packet: Packet, spec: ModelSpec, base_url: str, repeat: int
-) -> Any:
-    """The trial in this process, through our hooks (adapter, sandbox), measured by pytest-benchmark if active."""
+def _run_here(request: pytest.FixtureRequest, state: Any, case: Case, spec: ModelSpec, base_url: str) -> Any:
+    """The trial in this process, through our hooks (adapter, sandbox), measured by pytest-benchmark if active.
+    An external agent (``--agent``) reaches its alias through the gateway instead of a model client."""
+    from pytest_agentbench.plugin.agents import external_agent
     from pytest_agentbench.runner import run_packet
 
     config = request.config
     hook = config.hook
-    model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
+    packet, repeat = case.packet, case.repeat
+    agent = external_agent(state, case.agent, spec)
+    if agent is not None:
+        from pytest_agentbench.agents.external.trial import NoModel
+
+        model: Any = NoModel(agent.name)
+    else:
+        model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
     if state.settings.keep_requests:  # what `agentbench replay` needs (capacity.trace)
         from pytest_agentbench.capacity.trace import RequestRecorder
 
@@ -79,8 +86,14 @@ def _run_here(
                 packet,
                 spec,
                 model,
-                lambda p: hook.pytest_agentbench_make_sandbox(packet=p, settings=state.settings),
+                lambda p: hook.pytest_agentbench_make_sandbox(
+                    packet=p,
+                    settings=state.settings,
+                    agent=agent.adapter if agent is not None else None,
+                    gateway_socket=agent.gateway_socket if agent is not None else None,
+                ),
                 on_progress=on_progress,
+                agent=agent,
                 **_budgets(state.settings),
             )
         record.repeat = repeat
@@ -104,6 +117,8 @@ def _run_here(
             record = execute()
     finally:
         model.close()
+        if agent is not None:
+            agent.client.close()
     return record
 
 
@@ -166,10 +181,15 @@ def _asked_for_benchmark(config: pytest.Config) -> bool:
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_agentbench_make_sandbox(packet: Packet, settings: Settings) -> Any:
+def pytest_agentbench_make_sandbox(
+    packet: Packet, settings: Settings, agent: Any = None, gateway_socket: str | None = None
+) -> Any:
     from pytest_agentbench.sandbox import make_sandbox
 
-    return make_sandbox(settings.sandbox, packet.workspace, settings.docker_host)
+    install = getattr(agent, "install", None)
+    return make_sandbox(
+        settings.sandbox, packet.workspace, settings.docker_host, install=install, gateway_socket=gateway_socket
+    )
 
 
 @pytest.hookimpl(trylast=True)

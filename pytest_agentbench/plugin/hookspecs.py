@@ -12,8 +12,13 @@ import pytest
 
 
 @pytest.hookspec(firstresult=True)
-def pytest_agentbench_make_sandbox(packet: Any, settings: Any) -> Any:
-    """Return a new Sandbox holding a copy of ``packet.workspace`` for one run."""
+def pytest_agentbench_make_sandbox(packet: Any, settings: Any, agent: Any, gateway_socket: Any) -> Any:
+    """Return a new Sandbox holding a copy of ``packet.workspace`` for one run.
+
+    ``agent`` is the run's external agent adapter (``agents.external``; None: the built-in loop): its
+    ``install`` must be in the sandbox's image; ``gateway_socket`` (None for the built-in loop) is the
+    measuring gateway's agent socket, which the sandbox must mount (``sandbox.base.GATEWAY_DIR``).
+    """
 
 
 @pytest.hookspec(firstresult=True)

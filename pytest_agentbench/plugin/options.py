@@ -30,6 +30,7 @@ from pytest_agentbench.packets.schema import (
     find_packet_files,
     packet_root_of,
 )
+from pytest_agentbench.plugin.agents import AGENT_INIS, AGENT_OPTIONS, agent_settings
 from pytest_agentbench.plugin.settings import SANDBOX_KINDS, Settings, split_list
 from pytest_agentbench.scale.manifest import check_results_folder
 from pytest_agentbench.scale.shards import Shard, parse_shard
@@ -282,9 +283,9 @@ _INIS: tuple[tuple[str, str, str | None, Any], ...] = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("agentbench", "agentbench: evaluate coding agents on task packets")
-    for flag, kwargs in _OPTIONS:
+    for flag, kwargs in _OPTIONS + AGENT_OPTIONS:
         group.addoption(flag, **kwargs)
-    for name, help_text, type_, default in _INIS:
+    for name, help_text, type_, default in _INIS + AGENT_INIS:
         parser.addini(name, help_text, type=type_, default=default)
 
 
@@ -329,6 +330,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
     if results_dir is None and resume is not None:
         results_dir = resume.parent if resume.suffix == ".jsonl" else resume
     shard = _shard(config, results_dir)
+    agents = agent_settings(config, _ini_base(config))
+    external = any(a != "builtin" for a in agents["agents"])
     return Settings(
         models=models,
         models_file=models_file,
@@ -342,7 +345,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         repeats=_repeats(config),
         shard=shard,
         keep_requests=_keep_requests(config),
-        gateway=bool(opt.agentbench_gateway or config.getini("agentbench_gateway")),
+        gateway=bool(opt.agentbench_gateway or config.getini("agentbench_gateway")) or external,
+        **agents,
         **_budget_settings(config),
         session_json=path_of(opt.agentbench_session_json, "agentbench_session_json"),
         progress_every=_progress_every(config),

@@ -17,6 +17,7 @@ import pytest
 
 from pytest_agentbench.errors import AgentbenchError, ConfigError
 from pytest_agentbench.models import MODELS_FILE
+from pytest_agentbench.plugin.agents import resolve_agents
 from pytest_agentbench.plugin.options import resolve_settings
 from pytest_agentbench.plugin.progress import PROGRESS, install_progress
 from pytest_agentbench.plugin.settings import Settings
@@ -62,6 +63,7 @@ class AgentbenchSession:
     gateway: Any = None  # the measuring Gateway, in the process that owns the servers (--agentbench-gateway)
     gateway_handle: dict[str, str] | None = None  # its GatewayHandle as plain data (workers get it)
     gateway_error: str | None = None
+    agents: dict[str, Any] = field(default_factory=dict)  # --agent name -> adapter (None: the built-in loop)
 
     def ensure_endpoints(self) -> tuple[dict[str, str], str | None]:
         """Start the servers once, in the process that owns them; remember a failure."""
@@ -261,6 +263,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = resolve_settings(config)
     known, specs = _load_specs(settings)
     state = AgentbenchSession(settings=settings, specs=specs, redactor=Redactor.from_environment(known))
+    state.agents = resolve_agents(settings)
     # A chosen kind is checked at once; auto only where a run may need it (not for --collect-only:
     # asking the Docker engine costs ~0.1 s). Under --ray each node checks its own (plugin/ray.py).
     if settings.ray is None and (settings.sandbox != "auto" or (settings.models and not config.option.collectonly)):

@@ -34,7 +34,10 @@ class Settings:
     keep_requests: bool = False  # --agentbench-keep-requests: the record keeps what `agentbench replay` sends
     ray: str | None = None  # --ray ADDRESS: every trial a Ray task on that cluster (plugin/ray.py); None: here
     docker_host: str | None = None  # --docker-host URL: the docker sandbox's engine; None: $DOCKER_HOST or local
-    gateway: bool = False  # --agentbench-gateway: start the measuring gateway (serving.gateway) for the session
+    gateway: bool = False  # --agentbench-gateway (or any external agent): start the measuring gateway (serving.gateway)
+    agents: tuple[str, ...] = ("builtin",)  # --agent: the agents every packet runs with (agents.external.registry)
+    agents_file: Path | None = None  # --agents-file: named agent commands; None: none
+    agent_command: str | None = None  # --agent-command: the template of --agent=command
 
 
 def split_list(value: str | list[str] | None) -> tuple[str, ...]:

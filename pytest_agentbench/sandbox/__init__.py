@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_agentbench.errors import SandboxUnavailable
 
 if TYPE_CHECKING:
+    from pytest_agentbench.sandbox.agent_image import AgentInstall
     from pytest_agentbench.sandbox.base import Sandbox
 
 # The backends load on first use: sandbox.kinds (imported by the plugin's options) must stay cheap.
@@ -106,14 +107,31 @@ def _choose_auto(docker_host: str | None) -> str:
     raise SandboxUnavailable(f"--sandbox=auto: no sandbox can run here. docker: {docker_why}. local: {local_why}")
 
 
-def make_sandbox(kind: str, workspace: Path, docker_host: str | None = None) -> Sandbox:
+def make_sandbox(
+    kind: str,
+    workspace: Path,
+    docker_host: str | None = None,
+    *,
+    install: AgentInstall | None = None,
+    gateway_socket: str | Path | None = None,
+) -> Sandbox:
     """A new sandbox of ``kind`` (auto | docker | local | unsafe-local) holding a copy of ``workspace``;
-    ``docker_host``: the engine of the docker backend (``--docker-host``; None: ``$DOCKER_HOST`` or the local one)."""
+    ``docker_host``: the engine of the docker backend (``--docker-host``; None: ``$DOCKER_HOST`` or the local one).
+
+    For an external agent: ``install`` is what its image needs (docker only: the image is built once and
+    cached, ``sandbox.agent_image``), ``gateway_socket`` the gateway's agent socket the sandbox mounts.
+    """
     kind = resolve_kind(kind, docker_host) if kind == "auto" else kind
+    socket = Path(gateway_socket) if gateway_socket is not None else None
+    if install is not None and kind != "docker":
+        raise SandboxUnavailable(
+            f"--sandbox={kind}: agent {install.name!r} is installed into the docker sandbox's image; "
+            "run it with --sandbox=docker (start an engine: scripts/docker-up)"
+        )
     if kind == "docker":
         from pytest_agentbench.sandbox.docker import DockerSandbox
 
-        return DockerSandbox(workspace, docker_host=docker_host)
+        return DockerSandbox(workspace, docker_host=docker_host, gateway_socket=socket, agent_install=install)
     if kind == "unsafe-local":
         from pytest_agentbench.sandbox.unsafe_local import UnsafeLocalSandbox
 
@@ -121,5 +139,5 @@ def make_sandbox(kind: str, workspace: Path, docker_host: str | None = None) -> 
     if kind == "local":
         from pytest_agentbench.sandbox.local import LocalSandbox
 
-        return LocalSandbox(workspace)
+        return LocalSandbox(workspace, gateway_socket=socket)
     raise SandboxUnavailable(f"--sandbox={kind}: unknown kind; expected auto, docker, local or unsafe-local")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_agentbench.errors import PathRefused, SandboxError
+from pytest_agentbench.sandbox.agent_image import AgentInstall, ensure_agent_image
 from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, GATEWAY_DIR, ExecResult, SandboxInfo, confine
 from pytest_agentbench.sandbox.docker.engine import (
     LABEL_HOST,
@@ -99,6 +100,7 @@ class DockerSandbox:
         run_id: str | None = None,
         docker_host: str | None = None,
         gateway_socket: Path | None = None,
+        agent_install: AgentInstall | None = None,
     ) -> None:
         self.output_cap = output_cap
         self.gateway_socket = Path(gateway_socket) if gateway_socket is not None else None
@@ -114,6 +116,8 @@ class DockerSandbox:
         self._finalizer: weakref.finalize | None = None
         try:
             reap_once(self._client)
+            if image is None and agent_install is not None:
+                image = ensure_agent_image(self._client, agent_install, engine_host(docker_host))
             self.image = image or ensure_base_image(self._client, engine_host(docker_host))
             self._create(memory, cpus, pids)
             if workspace_src is not None:
