@@ -207,3 +207,20 @@ def test_mini_swe_agents_finish_reads_the_trajectorys_status(
 ) -> None:
     finish = MiniSweAgent().finish(ExecResult(code, stdout, "", 1.0), SESSION)
     assert (finish.finished, finish.ended_by) == (finished, ended_by)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ray=local"], "*--agent=tiny with --ray: *cannot mount*"),
+        (["--docker-host=ssh://me@far", "--sandbox=docker"], "*remote engine cannot bind-mount it*"),
+        (["--docker-host=tcp://10.1.2.3:2375", "--sandbox=docker"], "*remote engine cannot bind-mount it*"),
+    ],
+)
+def test_an_external_agent_where_the_gateway_socket_cannot_reach_is_refused(
+    pytester: pytest.Pytester, folder: Path, args: list[str], message: str
+) -> None:
+    into(pytester, folder)
+    result = pytester.runpytest_inprocess("--agent=tiny", *args, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

@@ -81,9 +81,35 @@ def resolve_agents(settings: Any) -> dict[str, Any]:
 
     try:
         registry = AgentRegistry(settings.agents_file, settings.agent_command)
-        return {name: registry.resolve(name) for name in settings.agents}
+        agents = {name: registry.resolve(name) for name in settings.agents}
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    external = [name for name, adapter in agents.items() if adapter is not None]
+    if external:
+        _check_reach(settings, external)
+    return agents
+
+
+def _check_reach(settings: Any, external: list[str]) -> None:
+    """External agents reach the gateway through its Unix socket, mounted into the sandbox: the sandbox must
+    run on this machine. Refuse what cannot work rather than let every run fail."""
+    import os
+    from urllib.parse import urlparse
+
+    names = ",".join(external)
+    if settings.ray is not None:
+        raise pytest.UsageError(
+            f"--agent={names} with --ray: an external agent reaches its model through the gateway's Unix socket on "
+            "this machine, which a Ray node cannot mount; run external agents without --ray (xdist: -n N)"
+        )
+    host = settings.docker_host or os.environ.get("DOCKER_HOST") or ""
+    parsed = urlparse(host)
+    if settings.sandbox in ("docker", "auto") and parsed.scheme in ("ssh", "tcp"):
+        if parsed.scheme == "ssh" or parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise pytest.UsageError(
+                f"--agent={names} with the Docker engine at {host}: the gateway's socket is on this machine and a "
+                "remote engine cannot bind-mount it; use a local engine for external agents"
+            )
 
 
 def external_agent(state: Any, name: str, spec: Any) -> Any:
