@@ -8,6 +8,9 @@ the record; sandbox failures propagate as :class:`~pytest_agentbench.errors.Sand
 A run whose model never answered (outcome ``infrastructure``, rule in
 ``agents.transcript``) is recorded with no gate results: the untouched workspace
 would only "miss" them, which says nothing about the model.
+
+A packet with ``phases`` runs them in order on the one sandbox (:func:`~pytest_agentbench.agents.phases.run_phases`),
+each phase a fresh session of :func:`builtin_session`; the gates run after the last.
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, BudgetMode, budget_config
+from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, AgentConfig, BudgetMode, budget_config
 from pytest_agentbench.agents.loop import Model, progress_of, run_agent
+from pytest_agentbench.agents.phases import Session, run_config, run_phases
+from pytest_agentbench.agents.transcript import AgentResult
 from pytest_agentbench.events import OnRunProgress
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import run_gates
 from pytest_agentbench.packets.integrity import Reset
-from pytest_agentbench.packets.schema import Packet
+from pytest_agentbench.packets.schema import Packet, Phase
 from pytest_agentbench.results.record import RunRecord, new_run_id
 from pytest_agentbench.sandbox.base import Sandbox
 from pytest_agentbench.sandbox.patch import take_patch
 
-__all__ = ["run_packet"]
+__all__ = ["builtin_session", "run_packet"]
 
 
 def run_packet(
@@ -61,7 +66,7 @@ def run_packet(
     )
     sandbox = make_sandbox(packet)
     try:
-        result = run_agent(packet.prompt, sandbox, model, config, on_progress)
+        result, config = _run_agent(packet, sandbox, model, config, on_progress)
         patch = take_patch(sandbox, packet.workspace) if result.counted else None
         if on_progress is not None and result.counted:
             on_progress(progress_of("gates", result.turns, config, result.wall_s))
@@ -82,3 +87,23 @@ def run_packet(
         patch=patch,
         agent_config=config,
     )
+
+
+def builtin_session(sandbox: Sandbox, model: Model, on_progress: OnRunProgress | None = None) -> Session:
+    """The built-in loop as a phase's session: a fresh conversation on the phase's prompt, offering its tools,
+    under its budgets (``agents.phases.phase_config``), in the run's ``sandbox``."""
+
+    def session(phase: Phase, config: AgentConfig) -> AgentResult:
+        return run_agent(phase.prompt, sandbox, model, config, on_progress)
+
+    return session
+
+
+def _run_agent(
+    packet: Packet, sandbox: Sandbox, model: Model, config: AgentConfig, on_progress: OnRunProgress | None
+) -> tuple[AgentResult, AgentConfig]:
+    """The agent's work on the packet (one session, or its phases) and the budgets the run had as a whole."""
+    if not packet.phases:
+        return run_agent(packet.prompt, sandbox, model, config, on_progress), config
+    session = builtin_session(sandbox, model, on_progress)
+    return run_phases(packet.phases, session, config), run_config(config, packet.phases)
