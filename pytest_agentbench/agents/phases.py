@@ -120,7 +120,7 @@ def _spent_message(config: AgentConfig, outcome: Outcome, used: int | None) -> s
         )
     if outcome == "safety_timeout":
         return f"wall-clock safety net of {config.wall_limit_s:g} s reached over the phases"
-    return f"wall budget of {config.timeout_s:.0f} s used up over the phases"
+    return f"wall budget of {config.timeout_s:g} s used up over the phases"
 
 
 def _tokens_of(result: AgentResult) -> int | None:
