@@ -91,7 +91,6 @@ def run_agent(
     wall_out: Outcome = "safety_timeout" if config.budget == "tokens" else "agent_timeout"
     ledger = TokenLedger(config.max_total_tokens)
     tools = Tools(sandbox, config, deadline)
-    schemas = offered(config.tools)  # a phase's tools only (config.tools); the rest are refused by Tools
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
     turns: list[Turn] = []
 
@@ -110,7 +109,7 @@ def run_agent(
         t0 = time.monotonic()
         try:
             cap = ledger.max_tokens(config.max_output_tokens)
-            completion = model.complete(messages, schemas, max_tokens=cap, timeout=remaining)
+            completion = model.complete(messages, offered(config.tools), max_tokens=cap, timeout=remaining)
         except ModelCallError as exc:
             turns.append(
                 Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries, started_s=t0 - start)

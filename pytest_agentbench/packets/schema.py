@@ -218,14 +218,10 @@ def load_packet(path: Path | str, *, prompt_warn_bytes: int | None = PROMPT_WARN
         raise (where / "kind").fail(f"expected one of {', '.join(KINDS)}, found {kind!r}")
     version = get_number(data, "version", where, 1, integer=True, minimum=1)
     title = get_str(data, "title", where, required=True)
-    phased = data.get("phases") is not None
-    # checked in file order: the first problem is the one reported
-    prompt = _load_prompt(data, where, root, required=not phased)
-    if prompt:
-        _warn_if_large(prompt, prompt_warn_bytes, where / ("prompt" if "prompt" in data else "prompt_file"))
+    prompt = _load_task(data, where, root, prompt_warn_bytes)  # checked in file order: the first problem is reported
     workspace = _load_workspace(data, where, root)
     limits = _load_limits(data, where)
-    phases = _load_phases(data, where, root, prompt, limits, prompt_warn_bytes) if phased else ()
+    phases = _load_phases(data, where, root, prompt, limits, prompt_warn_bytes)
     gates = _load_gates(data, where, root)
     reference = None
     if data.get("reference") is not None:
@@ -273,6 +269,14 @@ def _globs(data: dict[str, Any], key: str, where: Where) -> tuple[str, ...]:
                 "no absolute paths, no '..'"
             )
     return globs
+
+
+def _load_task(data: dict[str, Any], where: Where, root: Path, cap: int | None) -> str:
+    """The packet's prompt ("" for a packet with phases that gives none), warned about when large."""
+    prompt = _load_prompt(data, where, root, required=data.get("phases") is None)
+    if prompt:
+        _warn_if_large(prompt, cap, where / ("prompt" if "prompt" in data else "prompt_file"))
+    return prompt
 
 
 def _load_prompt(data: dict[str, Any], where: Where, root: Path, *, required: bool = True) -> str:
@@ -350,8 +354,10 @@ def _load_limits(data: dict[str, Any], where: Where) -> Limits:
 def _load_phases(
     data: dict[str, Any], where: Where, root: Path, task: str, limits: Limits, prompt_warn_bytes: int | None
 ) -> tuple[Phase, ...]:
-    """``phases:``: a non-empty list of sessions with unique ids (rules: docs/packets.md "Phases")."""
+    """``phases:``: a non-empty list of sessions with unique ids (rules: docs/packets.md "Phases"); () if none."""
     raw = data.get("phases")
+    if raw is None:
+        return ()
     if not isinstance(raw, list) or not raw:
         raise (where / "phases").fail(
             f"expected a non-empty list of phases (each with 'id' and 'prompt' or 'prompt_file'), "

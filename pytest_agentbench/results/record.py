@@ -276,8 +276,7 @@ def record_to_dict(
         "workspace_reset": [dict(r) for r in extra.get("workspace_reset") or []],
         "extra": _extra_dict(extra),
     }
-    if agent.phases:
-        out["phases"] = [p.to_dict() for p in agent.phases]
+    out |= {"phases": [p.to_dict() for p in agent.phases]} if agent.phases else {}  # a packet with phases only
     if trajectory:
         out["trajectory"] = trajectory_of(agent, record.agent_config)
     if transcript:
