@@ -8,6 +8,9 @@ the record; sandbox failures propagate as :class:`~pytest_agentbench.errors.Sand
 A run whose model never answered (outcome ``infrastructure``, rule in
 ``agents.transcript``) is recorded with no gate results: the untouched workspace
 would only "miss" them, which says nothing about the model.
+
+A packet with ``phases`` runs them in order on the one sandbox (:func:`~pytest_agentbench.agents.phases.run_phases`),
+each phase a fresh session of :func:`builtin_session`; the gates run after the last.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, BudgetMode, budget_config
+from pytest_agentbench.agents.config import DEFAULT_SAFETY_FACTOR, AgentConfig, BudgetMode, budget_config
 from pytest_agentbench.agents.loop import Model, progress_of, run_agent
+from pytest_agentbench.agents.phases import Session, run_config, run_phases
+from pytest_agentbench.agents.transcript import AgentResult
 from pytest_agentbench.events import OnRunProgress
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import run_gates
 from pytest_agentbench.packets.integrity import Reset
-from pytest_agentbench.packets.schema import Packet
+from pytest_agentbench.packets.schema import Packet, Phase
 from pytest_agentbench.results.record import RunRecord, new_run_id
 from pytest_agentbench.sandbox.base import Sandbox
 from pytest_agentbench.sandbox.patch import take_patch
@@ -30,7 +35,7 @@ from pytest_agentbench.sandbox.patch import take_patch
 if TYPE_CHECKING:
     from pytest_agentbench.agents.external.trial import ExternalAgent
 
-__all__ = ["run_packet"]
+__all__ = ["builtin_session", "external_session", "run_packet"]
 
 
 def run_packet(
@@ -68,10 +73,7 @@ def run_packet(
     )
     sandbox = make_sandbox(packet)
     try:
-        if agent is None:
-            result = run_agent(packet.prompt, sandbox, model, config, on_progress)
-        else:
-            result = agent.session(packet.prompt, sandbox, config)
+        result, config = _run_agent(packet, sandbox, model, config, on_progress, agent)
         patch = take_patch(sandbox, packet.workspace) if result.counted else None
         if on_progress is not None and result.counted:
             on_progress(progress_of("gates", result.turns, config, result.wall_s))
@@ -99,3 +101,40 @@ def _extra(resets: list[Reset], agent: ExternalAgent | None) -> dict[str, object
     if agent is not None:
         extra["external_agent"] = {"name": agent.name, "version": agent.version, "protocol": agent.adapter.protocol}
     return extra
+
+
+def builtin_session(sandbox: Sandbox, model: Model, on_progress: OnRunProgress | None = None) -> Session:
+    """The built-in loop as a phase's session: a fresh conversation on the phase's prompt, offering its tools,
+    under its budgets (``agents.phases.phase_config``), in the run's ``sandbox``."""
+
+    def session(phase: Phase, config: AgentConfig) -> AgentResult:
+        return run_agent(phase.prompt, sandbox, model, config, on_progress)
+
+    return session
+
+
+def external_session(sandbox: Sandbox, agent: ExternalAgent) -> Session:
+    """An external agent as a phase's session: a fresh headless session of the CLI (its own gateway run) on
+    the phase's prompt, told the phase's tools (the adapter maps what its CLI can restrict), in ``sandbox``."""
+
+    def session(phase: Phase, config: AgentConfig) -> AgentResult:
+        return agent.session(phase.prompt, sandbox, config, tools=config.tools)
+
+    return session
+
+
+def _run_agent(
+    packet: Packet,
+    sandbox: Sandbox,
+    model: Model,
+    config: AgentConfig,
+    on_progress: OnRunProgress | None,
+    agent: ExternalAgent | None,
+) -> tuple[AgentResult, AgentConfig]:
+    """The agent's work on the packet (one session, or its phases) and the budgets the run had as a whole."""
+    if not packet.phases:
+        if agent is not None:
+            return agent.session(packet.prompt, sandbox, config), config
+        return run_agent(packet.prompt, sandbox, model, config, on_progress), config
+    session = builtin_session(sandbox, model, on_progress) if agent is None else external_session(sandbox, agent)
+    return run_phases(packet.phases, session, config), run_config(config, packet.phases)

@@ -224,3 +224,28 @@ def test_an_external_agent_where_the_gateway_socket_cannot_reach_is_refused(
     result = pytester.runpytest_inprocess("--agent=tiny", *args, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_a_two_phase_packet_runs_each_phase_as_a_fresh_session_of_the_external_agent(
+    pytester: pytest.Pytester, folder: Path
+) -> None:
+    from .test_phases import GOOD_SCRIPT, PHASED
+
+    _local()
+    into(pytester, folder)
+    shutil.copytree(PHASED, pytester.path / "phased" / "example-wordcount-phases")
+    # The plan phase's first call is a `run` its tools do not offer: the built-in loop refuses it, a command
+    # agent cannot be told (its CLI knows nothing of phases), so this script leaves it out.
+    script = json.loads(json.dumps(GOOD_SCRIPT))
+    script["conversations"][0]["responses"].pop(0)
+    (pytester.path / "scripts" / "good" / "phases.yaml").write_text(json.dumps(script))
+    result = pytester.runpytest_inprocess(
+        "--packets=phased", "--models=a", "--agent=tiny", "--sandbox=local", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
+    (record,) = records(pytester.path)
+    assert [p["id"] for p in record["phases"]] == ["plan", "implement"]
+    assert all(p["outcome"] == "finished" and p["model_calls"] > 0 for p in record["phases"])
+    assert sum(p["turns"] for p in record["phases"]) == record["turns"] == len(record["client"]["calls"])
+    for kind in ("prompt", "completion"):
+        assert sum(p["tokens"][kind] for p in record["phases"]) == record["client"]["tokens"][kind] > 0

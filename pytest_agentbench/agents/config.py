@@ -55,6 +55,9 @@ class AgentConfig:
     max_total_tokens: int | None = None  # prompt + completion over the run; None: no token budget
     max_total_tokens_from: str | None = None  # "packet" | "option" | "default" (tokens mode, none given)
     safety_timeout_s: float | None = None  # tokens mode: the wall-clock safety net (None: timeout_s x factor)
+    #: The tools offered to the model (built-in tool names; a packet phase's ``tools``); None: all of them.
+    #: A call to any other tool is refused with a tool error for the model (``agents.tools``).
+    tools: tuple[str, ...] | None = None
 
     @property
     def wall_limit_s(self) -> float:

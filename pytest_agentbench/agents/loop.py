@@ -5,8 +5,10 @@ The loop runs on the host; only commands touch the sandbox. A bad tool call
 error message for the model, never a crash. Budgets: turns, tokens over the run
 (each call's ``max_tokens`` clamped to what is left: ``budget.py``), the wall clock
 (binding, or in ``tokens`` mode only a safety net: ``config.py``), and an
-output-token cap per model call. The tools are in ``tools.py``, what a run leaves
-(turns, outcome, transcript) in ``transcript.py``.
+output-token cap per model call. The tools are in ``tools.py`` (the model is offered
+``config.tools`` only, a packet phase's set; a call to another is refused), what a run leaves
+(turns, outcome, transcript) in ``transcript.py``; a multi-phase packet runs one loop per phase
+(``phases.py``).
 
 A failed model call ends the run as ``model_error`` with its class - unless the
 model never answered: a first call that fails with a class of
@@ -23,7 +25,7 @@ from typing import Any, Literal, Protocol
 
 from pytest_agentbench.agents.budget import TokenLedger
 from pytest_agentbench.agents.config import AgentConfig
-from pytest_agentbench.agents.tools import TOOLS, ToolError, Tools
+from pytest_agentbench.agents.tools import ToolError, Tools, offered
 from pytest_agentbench.agents.transcript import (
     ENDED_BY,
     INFRASTRUCTURE,
@@ -107,7 +109,7 @@ def run_agent(
         t0 = time.monotonic()
         try:
             cap = ledger.max_tokens(config.max_output_tokens)
-            completion = model.complete(messages, TOOLS, max_tokens=cap, timeout=remaining)
+            completion = model.complete(messages, offered(config.tools), max_tokens=cap, timeout=remaining)
         except ModelCallError as exc:
             turns.append(
                 Turn(index, time.monotonic() - t0, error=exc.failure, retries=exc.retries, started_s=t0 - start)

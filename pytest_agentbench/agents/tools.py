@@ -1,7 +1,9 @@
 """The agent's six tools: their JSON schemas (what the model sees) and their execution over a sandbox.
 
 A bad call (unknown tool, missing or unknown arguments, a path outside the workspace, a file
-that is not text) raises :class:`ToolError`, whose message goes back to the model.
+that is not text) raises :class:`ToolError`, whose message goes back to the model. So does a call
+to a tool the session does not offer (``AgentConfig.tools``, a packet phase's ``tools``):
+:func:`offered` is the schema list the model is shown, and :class:`Tools` refuses the rest.
 """
 
 from __future__ import annotations
@@ -58,6 +60,15 @@ TOOLS: list[dict[str, Any]] = [
 ]
 TOOL_NAMES = tuple(t["function"]["name"] for t in TOOLS)
 
+__all__ = ["TOOLS", "TOOL_NAMES", "ToolError", "Tools", "offered"]
+
+
+def offered(names: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The schemas of the tools ``names`` (None: every tool), in :data:`TOOLS` order."""
+    if names is None:
+        return TOOLS
+    return [t for t in TOOLS if t["function"]["name"] in names]
+
 
 class ToolError(Exception):
     """A tool call the model got wrong: the message goes back to the model."""
@@ -72,8 +83,14 @@ class Tools:
         self.deadline = deadline
 
     def dispatch(self, call: ToolCall) -> str:
-        if call.name not in TOOL_NAMES:
-            raise ToolError(f"unknown tool {call.name!r}; available tools: {', '.join(TOOL_NAMES)}")
+        allowed = self.config.tools if self.config.tools is not None else TOOL_NAMES
+        if call.name not in allowed:
+            if call.name in TOOL_NAMES:
+                raise ToolError(
+                    f"tool {call.name!r} is not offered in this session (its phase allows only "
+                    f"{', '.join(allowed)}); no action taken: use one of those"
+                )
+            raise ToolError(f"unknown tool {call.name!r}; available tools: {', '.join(allowed)}")
         try:
             args = call.parsed_arguments()
         except ValueError as exc:

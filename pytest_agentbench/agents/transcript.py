@@ -1,4 +1,9 @@
-"""What a run of the agent leaves: its turns, tool outcomes, how it ended, and the readable transcript."""
+"""What a run of the agent leaves: its turns, tool outcomes, how it ended, and the readable transcript.
+
+A run of a multi-phase packet (``agents.phases``) leaves one :class:`AgentResult` for all its
+sessions: each turn names its ``phase``, and ``phases`` holds one :class:`PhaseFigures` per
+phase that ran; the transcript marks where each phase began and how it ended.
+"""
 
 from __future__ import annotations
 
@@ -76,6 +81,40 @@ class Turn:
     retries: tuple[str, ...] = ()  # failure classes of attempts the adapter retried
     extra: dict[str, Any] = field(default_factory=dict)  # adapter timings (tpot_s, decode_tok_s, ...)
     started_s: float | None = None  # when the model call began, seconds into the run
+    phase: str | None = None  # the packet phase this turn belongs to (None: a packet without phases)
+
+
+@dataclass(frozen=True)
+class PhaseFigures:
+    """What one phase of a multi-phase run did (the record's ``phases[]``)."""
+
+    id: str
+    outcome: Outcome  # how this phase's session ended (its own view: see agents.phases for the run's)
+    turns: int
+    model_calls: int
+    usage: Usage
+    wall_s: float
+    ended_by: str | None  # the budget that ended the phase ("turns", "tokens", "wall", ...); None: itself
+    max_turns: int
+    tools: tuple[str, ...] | None  # the tools the phase offered; None: all
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "outcome": self.outcome,
+            "turns": self.turns,
+            "model_calls": self.model_calls,
+            "tokens": {
+                "prompt": self.usage.prompt_tokens,
+                "completion": self.usage.completion_tokens,
+                "cached": self.usage.cached_tokens,
+                "usage_reported": self.usage.reported,
+            },
+            "wall_s": round(self.wall_s, 6),
+            "ended_by": self.ended_by,
+            "max_turns": self.max_turns,
+            "tools": None if self.tools is None else list(self.tools),
+        }
 
 
 @dataclass
@@ -87,6 +126,7 @@ class AgentResult:
     failure: str | None = None  # model-call failure class, when outcome is "model_error" or "infrastructure"
     error: str = ""
     budget: BudgetUse | None = None  # what the run was allowed and used, which budget ended it (agents.budget)
+    phases: tuple[PhaseFigures, ...] = ()  # a multi-phase run's phases that ran, in order (empty: one session)
 
     @property
     def answered(self) -> bool:
@@ -129,7 +169,14 @@ class AgentResult:
             + (f" ({self.failure})" if self.failure else "")
             + f", {len(self.turns)} turn(s), {self.wall_s:.2f} s"
         ]
+        if self.phases:
+            lines.append("phases: " + ", ".join(f"{p.id} {p.outcome} ({p.turns} turn(s))" for p in self.phases))
+        figures = {p.id: p for p in self.phases}
+        phase: str | None = None
         for t in self.turns:
+            if t.phase is not None and t.phase != phase:
+                phase = t.phase
+                lines.append(_phase_line(figures.get(phase), phase))
             lines.append(
                 f"--- turn {t.index} ({t.wall_s:.2f} s, {t.usage.prompt_tokens} in / {t.usage.completion_tokens} out)"
             )
@@ -151,6 +198,13 @@ class AgentResult:
         if self.budget is not None and self.budget.note:
             lines.append(f"budget: {self.budget.note}")
         return "\n".join(lines)
+
+
+def _phase_line(figures: PhaseFigures | None, phase: str) -> str:
+    """The transcript's marker where a phase begins, with how that phase ended."""
+    if figures is None:
+        return f"=== phase {phase} ==="
+    return f"=== phase {phase}: {figures.outcome}, {figures.turns} turn(s), {figures.wall_s:.2f} s ==="
 
 
 def clip(text: str, limit: int) -> str:

@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     for loaded in verdicts:
         if loaded.packet is not None:
             p = loaded.packet
-            print(f"ok   {p.file}: {p.id} ({p.kind}, {len(p.gates)} gate(s))")
+            phases = f", {len(p.phases)} phase(s): {', '.join(f.id for f in p.phases)}" if p.phases else ""
+            print(f"ok   {p.file}: {p.id} ({p.kind}, {len(p.gates)} gate(s){phases})")
         else:
             print(f"FAIL {loaded.error}")
         for note in loaded.warnings:

@@ -7,6 +7,13 @@ that is not UTF-8 (the line of the first bad byte), a duplicate YAML key, a NUL
 byte in any string (a gate command could not run), a non-finite number and a
 prompt file that is a folder or not text.
 
+A packet may give ``phases:`` instead of one session: an ordered list of fresh agent
+sessions on the same workspace (plan, implement, ...), each a :class:`Phase` with its own
+prompt, tools and turn budget; the gates run after the last (how they run:
+``agents.phases``). With phases the top-level ``prompt`` is optional; when given it is
+the task every phase sees first (a phase's session prompt is the packet's prompt, a blank
+line, then the phase's own). Bad phase values name their key (``phases[1].tools``).
+
 A prompt larger than ``prompt_warn_bytes`` (default :data:`PROMPT_WARN_BYTES`)
 loads, with a :class:`~pytest_agentbench.errors.PacketWarning`: it may not fit
 a model's context, but whether it does depends on the alias, not the packet.
@@ -34,6 +41,7 @@ from pytest_agentbench._schema import (
     load_yaml_mapping,
     type_name,
 )
+from pytest_agentbench.agents.tools import TOOL_NAMES
 from pytest_agentbench.errors import ConfigError, PacketError, PacketWarning
 
 PACKET_FILE = "packet.yaml"
@@ -63,7 +71,11 @@ _PACKET_KEYS = {
     "tags",
     "protect",
     "allow",
+    "phases",
 }
+_PHASE_KEYS = {"id", "prompt", "prompt_file", "tools", "max_turns", "description"}
+#: The tool every phase offers whatever its ``tools`` say: a session must be able to end itself.
+ALWAYS_OFFERED = "finish"
 _LIMIT_KEYS = {"max_turns", "timeout_s", "max_output_tokens", "max_total_tokens"}
 _GATE_KEYS = {"id", "run", "expect_exit", "timeout_s", "add", "guard", "description"}
 
@@ -91,6 +103,21 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """One headless agent session of a multi-phase packet, on the workspace the phases before it left."""
+
+    id: str
+    #: What the session receives as its first user message: the packet's prompt (when it has one),
+    #: a blank line, then the phase's own ``prompt`` / ``prompt_file``.
+    prompt: str
+    #: The built-in tools offered (in ``agents.tools.TOOL_NAMES`` order, ``finish`` always among them);
+    #: None: every tool.
+    tools: tuple[str, ...] | None
+    max_turns: int  # this phase's own turn budget (default: the packet's limits.max_turns)
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Packet:
     id: str
     kind: str
@@ -107,6 +134,8 @@ class Packet:
     protect: tuple[str, ...] = ()
     #: Workspace globs the agent may create or change although they are test configuration or shadow a module.
     allow: tuple[str, ...] = ()
+    #: The sessions the agent runs in order (empty: one session on ``prompt``, as packets without phases).
+    phases: tuple[Phase, ...] = ()
 
     @property
     def file(self) -> Path:
@@ -189,10 +218,10 @@ def load_packet(path: Path | str, *, prompt_warn_bytes: int | None = PROMPT_WARN
         raise (where / "kind").fail(f"expected one of {', '.join(KINDS)}, found {kind!r}")
     version = get_number(data, "version", where, 1, integer=True, minimum=1)
     title = get_str(data, "title", where, required=True)
-    prompt = _load_prompt(data, where, root)  # checked in file order: the first problem is the one reported
-    _warn_if_large(prompt, prompt_warn_bytes, where / ("prompt" if "prompt" in data else "prompt_file"))
+    prompt = _load_task(data, where, root, prompt_warn_bytes)  # checked in file order: the first problem is reported
     workspace = _load_workspace(data, where, root)
     limits = _load_limits(data, where)
+    phases = _load_phases(data, where, root, prompt, limits, prompt_warn_bytes)
     gates = _load_gates(data, where, root)
     reference = None
     if data.get("reference") is not None:
@@ -219,6 +248,7 @@ def load_packet(path: Path | str, *, prompt_warn_bytes: int | None = PROMPT_WARN
         tags=tags,
         protect=_globs(data, "protect", where),
         allow=_globs(data, "allow", where),
+        phases=phases,
     )
 
 
@@ -241,9 +271,23 @@ def _globs(data: dict[str, Any], key: str, where: Where) -> tuple[str, ...]:
     return globs
 
 
-def _load_prompt(data: dict[str, Any], where: Where, root: Path) -> str:
+def _load_task(data: dict[str, Any], where: Where, root: Path, cap: int | None) -> str:
+    """The packet's prompt ("" for a packet with phases that gives none), warned about when large."""
+    prompt = _load_prompt(data, where, root, required=data.get("phases") is None)
+    if prompt:
+        _warn_if_large(prompt, cap, where / ("prompt" if "prompt" in data else "prompt_file"))
+    return prompt
+
+
+def _load_prompt(data: dict[str, Any], where: Where, root: Path, *, required: bool = True) -> str:
+    """The text of ``prompt`` or of the file ``prompt_file`` names (a packet's or a phase's); "" when
+    neither is given and none is ``required``."""
     has_prompt, has_file = data.get("prompt") is not None, data.get("prompt_file") is not None
+    if not required and not has_prompt and not has_file:
+        return ""
     if has_prompt == has_file:
+        if not required:
+            raise where.fail("give at most one of 'prompt' (the text) or 'prompt_file' (a file in the packet)")
         raise where.fail("give exactly one of 'prompt' (the text) or 'prompt_file' (a file in the packet)")
     if has_prompt:
         return get_str(data, "prompt", where, required=True) or ""
@@ -305,6 +349,65 @@ def _load_limits(data: dict[str, Any], where: Where) -> Limits:
             lim_raw, "max_total_tokens", where / "limits", None, integer=True, minimum=MIN_TOTAL_TOKENS
         ),
     )
+
+
+def _load_phases(
+    data: dict[str, Any], where: Where, root: Path, task: str, limits: Limits, prompt_warn_bytes: int | None
+) -> tuple[Phase, ...]:
+    """``phases:``: a non-empty list of sessions with unique ids (rules: docs/packets.md "Phases"); () if none."""
+    raw = data.get("phases")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise (where / "phases").fail(
+            f"expected a non-empty list of phases (each with 'id' and 'prompt' or 'prompt_file'), "
+            f"found {type_name(raw)}; leave 'phases' out for a packet of one session"
+        )
+    phases: list[Phase] = []
+    for i, item in enumerate(raw):
+        at = where / "phases" / i
+        phase = _load_phase(item, at, root, task, limits)
+        if any(p.id == phase.id for p in phases):
+            raise (at / "id").fail(f"duplicate phase id {phase.id!r}: phase ids must be unique within the packet")
+        _warn_if_large(phase.prompt, prompt_warn_bytes, at)
+        phases.append(phase)
+    return tuple(phases)
+
+
+def _load_phase(raw: Any, where: Where, root: Path, task: str, limits: Limits) -> Phase:
+    if not isinstance(raw, dict):
+        raise where.fail(f"expected a mapping with 'id' and 'prompt' or 'prompt_file', found {type_name(raw)}")
+    check_keys(raw, where, required={"id"}, optional=_PHASE_KEYS - {"id"})
+    pid = get_str(raw, "id", where, required=True) or ""
+    if not _ID_RE.match(pid):
+        raise (where / "id").fail(
+            f"{pid!r} is not a valid phase id: use lowercase letters, digits, '-', '_', '.' (e.g. plan, implement)"
+        )
+    own = _load_prompt(raw, where, root)
+    return Phase(
+        id=pid,
+        prompt=f"{task.rstrip()}\n\n{own}" if task.strip() else own,
+        tools=_phase_tools(raw, where),
+        max_turns=get_number(raw, "max_turns", where, limits.max_turns, integer=True, minimum=1),
+        description=get_str(raw, "description", where, "") or "",
+    )
+
+
+def _phase_tools(raw: dict[str, Any], where: Where) -> tuple[str, ...] | None:
+    """A phase's ``tools``: built-in tool names, each once; ``finish`` is added (always offered)."""
+    if raw.get("tools") is None:
+        return None
+    at = where / "tools"
+    names = raw["tools"]
+    known = ", ".join(TOOL_NAMES)
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise at.fail(f"expected a non-empty list of tool names out of {known}, found {type_name(names)}")
+    for name in names:
+        if name not in TOOL_NAMES:
+            raise at.fail(f"unknown tool {name!r}: the built-in tools are {known}")
+        if names.count(name) > 1:
+            raise at.fail(f"tool {name!r} is listed twice: name each tool once")
+    return tuple(n for n in TOOL_NAMES if n in names or n == ALWAYS_OFFERED)
 
 
 def _load_gates(data: dict[str, Any], where: Where, root: Path) -> tuple[Gate, ...]:

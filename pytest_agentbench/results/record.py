@@ -61,6 +61,17 @@ only where the alias has one in ``extra_body``. Records written before repeats e
 tool schemas, ``max_tokens``, start and end times and usage, so ``agentbench replay`` can send them again
 (format and cap: ``capacity.trace``); absent otherwise.
 
+``phases`` (only for a packet with ``phases:``; absent otherwise) has one entry per phase that ran, in
+order (a run stopped early lists fewer: ``agents.phases``)::
+
+    "phases": [{"id": "plan", "outcome": "finished", "turns": 3, "model_calls": 3,
+                "tokens": {"prompt": 2100, "completion": 180, "cached": 0, "usage_reported": true},
+                "wall_s": 4.2, "ended_by": null, "max_turns": 8, "tools": ["read_file", "write_file", ...]}, ...]
+
+Their turns and tokens sum to the record's ``turns`` and ``client.tokens``; each entry of ``client.calls``
+and ``trajectory`` then names its ``phase``, and ``budget`` is the run's (tokens and wall clock over all
+phases, ``max_turns`` the phases' summed).
+
 ``workspace_reset`` lists what was undone in the workspace before the gates ran (a planted
 ``conftest.py``, a module shadowing pytest ...; the rules: ``packets.integrity``); empty when nothing was.
 
@@ -265,6 +276,7 @@ def record_to_dict(
         "workspace_reset": [dict(r) for r in extra.get("workspace_reset") or []],
         "extra": _extra_dict(extra),
     }
+    out |= {"phases": [p.to_dict() for p in agent.phases]} if agent.phases else {}  # a packet with phases only
     if trajectory:
         out["trajectory"] = trajectory_of(agent, record.agent_config)
     if transcript:
@@ -377,6 +389,8 @@ def _call_dict(t: Any) -> dict[str, Any]:
         "tool_calls": len(t.tool_calls),
         "invalid_tool_calls": len(t.invalid_tool_calls),
     }
+    if getattr(t, "phase", None) is not None:
+        out["phase"] = t.phase
     retries = getattr(t, "retries", ())
     if retries:
         out["retries"] = list(retries)

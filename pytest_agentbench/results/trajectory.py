@@ -11,7 +11,8 @@ entry per model call (index-aligned with ``client.calls``, which holds the call'
 
 ``budget_left`` is what was left when the call began, this call included (``wall_s`` null where the
 start is unknown);
-``tokens_so_far`` the prompt + completion tokens of the calls before it. A tool result is what the
+``tokens_so_far`` the prompt + completion tokens of the calls before it; ``phase`` (first key, only in a
+multi-phase run) the packet phase the call belongs to. A tool result is what the
 model was shown (the loop already keeps head and tail of a long one, with its own marker).
 
 Bounded: each text is kept up to :data:`FIELD_CHARS` of its kind, and the whole trajectory to
@@ -98,7 +99,8 @@ def _turn(turn: Turn, clip: _Clipper, config: AgentConfig | None, tokens_so_far:
         left["turns"] = max(0, config.max_turns - turn.index)
         if turn.started_s is not None:
             left["wall_s"] = round(max(0.0, config.timeout_s - turn.started_s), 6)
-    return {
+    out: dict[str, Any] = {"phase": turn.phase} if turn.phase is not None else {}
+    return out | {
         "index": turn.index,
         "started_s": None if turn.started_s is None else round(turn.started_s, 6),
         "budget_left": left,
