@@ -91,12 +91,15 @@ def test_files_set_the_turn_cap_the_output_cap_and_the_models_metadata() -> None
     config = _config(files)
     assert config["max_reflections"] == 4 and config["tags_cache"] == f"{STATE}/aider/tags-cache"
     settings = json.loads(files[f"{STATE}/aider/model-settings.yml"])
-    assert settings == [{"name": "openai/served-model", "extra_params": {"max_tokens": 777}}]
+    gateway = {"api_base": "http://127.0.0.1:8765/v1", "api_key": "agb-run-secret-token"}
+    assert settings == [{"name": "openai/served-model", "extra_params": gateway | {"max_tokens": 777}}]
     metadata = json.loads(files[f"{STATE}/aider/model-metadata.json"])
     assert metadata["openai/served-model"]["litellm_provider"] == "openai"
     plain = Aider().files(session(max_turns=1))
     assert _config(plain)["max_reflections"] == 0
-    assert json.loads(plain[f"{STATE}/aider/model-settings.yml"]) == [{"name": "openai/served-model"}]
+    assert json.loads(plain[f"{STATE}/aider/model-settings.yml"]) == [
+        {"name": "openai/served-model", "extra_params": gateway}
+    ]
 
 
 # -- reading the exit --------------------------------------------------------------------------------
@@ -163,6 +166,11 @@ def _repo(root: Path) -> Path:
     (work / "src" / "stats.py").write_text("def median(xs):\n    s = sorted(xs)\n    return s[len(s) // 2]\n")
     (work / "tests").mkdir()
     (work / "tests" / "test_stats.py").write_text("from src.stats import median\n\n\ndef test_odd():\n    assert 1\n")
+    # a workspace that would configure aider otherwise: another endpoint, commits, its .gitignore entry
+    (work / ".env").write_text(
+        "OPENAI_BASE_URL=http://127.0.0.1:9/v1\nOPENAI_API_BASE=http://127.0.0.1:9/v1\nOPENAI_API_KEY=sk-workspace\n"
+    )
+    (work / ".aider.conf.yml").write_text("auto-commits: true\ndirty-commits: true\ngitignore: true\n")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "packet"]):
         subprocess.run(git + cmd, cwd=work, check=True, capture_output=True)
@@ -222,7 +230,9 @@ def test_real_aider_edits_through_the_gateway_and_leaves_only_the_edit(tmp_path:
         wire.close()
     assert run["finish"] == Finish(True, note="aider: applied edits to src/stats.py"), run["output"]
     assert (run["work"] / "src" / "stats.py").read_text() == FIXED
-    assert run["status"] == " M src/stats.py\n"  # no .aider* files, no .gitignore change, no commit
+    assert run["status"] == " M src/stats.py\n"  # no .aider* files, no .gitignore change
+    log = subprocess.run(["git", "log", "--oneline"], cwd=run["work"], capture_output=True, text=True).stdout
+    assert len(log.splitlines()) == 1  # no commit, whatever the workspace's .aider.conf.yml says
     assert len(wire.requests) == 2 and len(run["calls"]) == 2
     for request in wire.requests:
         body = request["body"]

@@ -42,6 +42,12 @@ prompt) and never runs tests (no ``--test-cmd``). Everything aider writes beside
 under ``STATE/aider`` (chat, input and LLM histories, model settings and metadata, tags cache) and
 ``HOME=STATE/aider/home`` (``~/.aider``); nothing is committed. A model metadata file for
 ``openai/MODEL`` and ``LITELLM_LOCAL_MODEL_COST_MAP`` keep it from fetching price maps at start.
+The gateway's URL and the run token are also ``extra_params`` (``api_base``, ``api_key``) of the
+model settings file, which LiteLLM takes over any environment: aider loads a ``.env`` from the
+workspace over the environment (and LiteLLM prefers ``OPENAI_BASE_URL`` to aider's
+``--openai-api-base``), so without them a packet's ``.env`` could point aider elsewhere. aider also
+reads ``.aider.conf.yml`` and ``.aider.model.settings.yml`` from the workspace; the command line
+and the settings file given there win over them.
 
 aider exits 0 after ``--message-file`` whatever happened to the model (errors are printed and
 counted by the gateway); exit 1 is a start-up failure (bad option, unreadable prompt).
@@ -139,9 +145,10 @@ class Aider:
 
     def files(self, session: Session) -> dict[str, str]:
         home, model = self.home(session), self.model(session)
-        settings: dict[str, object] = {"name": model}
+        extra: dict[str, object] = {"api_base": session.base_url, "api_key": session.token}
         if session.max_output_tokens:
-            settings["extra_params"] = {"max_tokens": session.max_output_tokens}
+            extra["max_tokens"] = session.max_output_tokens
+        settings = {"name": model, "extra_params": extra}
         metadata = {model: {"litellm_provider": "openai", "mode": "chat"}}
         metadata[model] |= {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
         config = {
