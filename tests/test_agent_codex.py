@@ -27,7 +27,7 @@ from pytest_agentbench.agents.external.codex import (
     read_events,
 )
 from pytest_agentbench.sandbox.base import ExecResult
-from pytest_agentbench.serving.gateway import GatewayClient
+from pytest_agentbench.serving.gateway import GatewayClient, Route
 
 from .gateway_doubles import Wire, route, running, sse
 
@@ -278,9 +278,13 @@ FINAL = {
 
 def _run_codex(cli: str, tmp_path: Path, wire: Wire, max_total_tokens: int | None) -> tuple[Any, Any, Path, Any]:
     """Codex through a real gateway to ``wire``: (the command's exit, the run's calls, the workspace, Finish)."""
+    return _run_codex_on(cli, tmp_path, route("up", wire.base_url, api_key_env="CODEXTEST_KEY"), max_total_tokens)
+
+
+def _run_codex_on(cli: str, tmp_path: Path, up: Route, max_total_tokens: int | None) -> tuple[Any, Any, Path, Any]:
     workspace, state = tmp_path / "ws", tmp_path / "state"
     workspace.mkdir()
-    with running(route("up", wire.base_url, api_key_env="CODEXTEST_KEY")) as gw, GatewayClient(gw.handle()) as admin:
+    with running(up) as gw, GatewayClient(gw.handle()) as admin:
         ticket = admin.open_run("up", max_total_tokens=max_total_tokens)
         s = session(
             prompt="Make made.txt.",
@@ -359,3 +363,39 @@ def test_codex_stops_at_the_gateways_token_budget_without_retrying(tmp_path: Pat
     assert [c.refused for c in run.calls] == [None, "token_budget"] and run.budget["spent"]
     assert not finish.finished and "402 Payment Required" in finish.note
     assert (workspace / "made.txt").exists()  # the first call's command ran
+
+
+# -- the real thing: vLLM on CPU serving the tiny model, its /metrics as the judge -----------------------------
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_codex_against_vllm_reconciles_with_its_metrics(tiny_model: Path, tmp_path: Path) -> None:
+    """Codex's own request shape (developer messages, store:false, include, its tools) is served by vLLM, and
+    the gateway's token totals equal vLLM's /metrics. Random weights: what the model says does not matter."""
+    from pytest_agentbench.serving.vllm.metrics import diff, scrape_settled
+    from pytest_agentbench.serving.vllm.process import VLLMServer
+    from pytest_agentbench.serving.vllm.spec import ServeSpec
+
+    cli = _codex_cli()
+    spec = ServeSpec(
+        model=str(tiny_model),
+        served_model_name="tiny",
+        max_model_len=16384,  # Codex's first request is ~9,500 tokens of this model (its prompt and tools)
+        extra_args={"load_format": "dummy", "max_num_seqs": 4},
+        env={"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"},  # past the tiny model's 4,096 positions
+        log_dir=str(tmp_path / "logs"),
+        startup_timeout_s=300,
+    )
+    with VLLMServer(spec) as server:
+        up = Route(alias="up", where="models.up", base_url=server.base_url, model="tiny", max_tokens=64)
+        before = scrape_settled(server.metrics_url, model_name="tiny")
+        done, run, _, finish = _run_codex_on(cli, tmp_path, up, max_total_tokens=60_000)
+        delta = diff(before, scrape_settled(server.metrics_url, model_name="tiny"))
+    assert run.calls and all(c.failure is None and c.usage.reported for c in run.calls), done.stdout[-2000:]
+    assert {c.protocol for c in run.calls} == {"responses"}
+    prompt = sum(c.usage.prompt_tokens for c in run.calls)
+    completion = sum(c.usage.completion_tokens for c in run.calls)
+    print(
+        f"codex: {len(run.calls)} call(s), gateway {prompt} in / {completion} out; vLLM /metrics "
+        f"{delta.prompt_tokens} in / {delta.generation_tokens} out; {finish.note}"
+    )
+    assert (prompt, completion) == (delta.prompt_tokens, delta.generation_tokens)
