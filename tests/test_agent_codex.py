@@ -88,6 +88,7 @@ def test_the_config_names_the_gateway_as_the_only_provider_and_turns_off_what_le
     assert {"plugins", "remote_plugin", "apps", "goals", "unbounded_connection_retries"} <= set(config["features"])
     assert not any(config["features"].values())
     assert s.token not in "".join(files.values())  # the token travels in the environment only
+    assert config["shell_environment_policy"] == {"exclude": ["AGENTBENCH_*", "OPENAI_*", "ANTHROPIC_*"]}
     assert "developer_instructions" not in config
 
 
@@ -258,7 +259,7 @@ def _response(rid: str, item: dict[str, Any], usage: tuple[int, int, int]) -> An
     )
 
 
-SHELL = "printf 'made by codex\\n' > made.txt && cat made.txt"
+SHELL = "printf 'made by codex\\n' > made.txt && cat made.txt && env"
 CALL = {
     "type": "function_call",
     "id": "fc_1",
@@ -332,6 +333,8 @@ def test_codex_does_a_task_through_the_gateway_and_every_call_is_measured(
         assert not [t for t in sent["body"]["tools"] if t["type"] != "function"]  # no hosted web_search
     (output,) = [i for i in wire.requests[1]["body"]["input"] if i.get("type") == "function_call_output"]
     assert output["call_id"] == "call_1" and "made by codex" in output["output"]
+    assert "CODEX_HOME=" in output["output"]  # the model's command saw its environment, but not the gateway's
+    assert not [v for v in (TOKEN_ENV, "OPENAI_", "ANTHROPIC_", "agb-run-") if v in output["output"]]
     calls = run.calls
     assert [(c.protocol, c.status, c.stream, c.failure) for c in calls] == [("responses", 200, True, None)] * 2
     assert [(c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.cached_tokens) for c in calls] == [

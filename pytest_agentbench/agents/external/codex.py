@@ -39,6 +39,7 @@ from pytest_agentbench.agents.external.adapter import AgentInstall, Finish, Prot
 from pytest_agentbench.sandbox.base import ExecResult
 
 __all__ = [
+    "COMMAND_ENV_EXCLUDED",
     "PACKAGE",
     "READ_ONLY_NOTE",
     "TOKEN_ENV",
@@ -81,7 +82,11 @@ FEATURES_OFF = (
     "unbounded_connection_retries",
 )
 
-Scalar = str | bool | int
+#: Variables the model's commands do not get (Codex passes its whole environment on otherwise): the run
+#: token and the gateway's URLs are for Codex itself.
+COMMAND_ENV_EXCLUDED = ("AGENTBENCH_*", "OPENAI_*", "ANTHROPIC_*")
+
+Scalar = str | bool | int | tuple[str, ...]
 
 
 def _toml_value(value: Scalar) -> str:
@@ -89,6 +94,8 @@ def _toml_value(value: Scalar) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     # A JSON string is a TOML basic string, once DEL (which JSON leaves raw) is escaped too.
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
@@ -119,6 +126,7 @@ def config_toml(session: Session) -> str:
         "feedback": {"enabled": False},
         "history": {"persistence": "none"},
         "agents": {"enabled": False},
+        "shell_environment_policy": {"exclude": COMMAND_ENV_EXCLUDED},
         "features": {name: False for name in FEATURES_OFF},
         f"model_providers.{PROVIDER}": {
             "name": "agentbench gateway",
