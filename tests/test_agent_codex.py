@@ -1,0 +1,404 @@
+"""The Codex CLI adapter (agents/external/codex.py): its config, command line and environment for a Session,
+its reading of recorded exits, and (``slow``) real runs of the pinned CLI on the host through the real
+gateway to a Responses-API upstream on 127.0.0.1 (tests/gateway_doubles.Wire).
+
+The real runs need the CLI: ``npm install --prefix DIR @openai/codex@VERSION`` and
+``AGENTBENCH_CODEX=DIR/node_modules/.bin/codex`` (or ``codex`` on PATH); they skip without it.
+"""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_agentbench.agents.external.adapter import AgentAdapter, Session
+from pytest_agentbench.agents.external.codex import (
+    PACKAGE,
+    READ_ONLY_NOTE,
+    TOKEN_ENV,
+    VERSION,
+    CodexAgent,
+    read_events,
+)
+from pytest_agentbench.sandbox.base import ExecResult
+from pytest_agentbench.serving.gateway import GatewayClient, Route
+
+from .gateway_doubles import Wire, route, running, sse
+
+STATE = "/tmp/agentbench-agent"
+
+
+def session(**kw: Any) -> Session:
+    base: dict[str, Any] = {
+        "prompt": "Fix median().",
+        "prompt_file": f"{STATE}/prompt.md",
+        "workspace": "/workspace",
+        "base_url": "http://127.0.0.1:8765/v1",
+        "root_url": "http://127.0.0.1:8765",
+        "token": "agb-run-0123456789",
+        "model": "Qwen/Qwen3-Coder-30B-A3B-Instruct",
+        "max_turns": 12,
+        "timeout_s": 300.0,
+        "state_dir": STATE,
+    }
+    return Session(**(base | kw))
+
+
+def config_of(s: Session) -> dict[str, Any]:
+    (text,) = CodexAgent().files(s).values()
+    return tomllib.loads(text)
+
+
+# -- what the adapter hands the sandbox ------------------------------------------------------------------
+def test_the_adapter_is_pinned_and_installs_from_npm() -> None:
+    agent = CodexAgent()
+    assert isinstance(agent, AgentAdapter)
+    assert (agent.name, agent.version, agent.protocol) == ("codex", VERSION, "responses")
+    assert agent.install is not None and agent.install.npm == (f"{PACKAGE}@{VERSION}",)
+    assert agent.install.bins == ("codex",) and agent.install.pip == ()
+
+
+def test_the_config_names_the_gateway_as_the_only_provider_and_turns_off_what_leaves_the_machine() -> None:
+    s = session()
+    agent = CodexAgent()
+    files = agent.files(s)
+    assert list(files) == [f"{STATE}/codex-home/config.toml"]
+    assert agent.env(s) == {"CODEX_HOME": f"{STATE}/codex-home", TOKEN_ENV: s.token}
+    config = config_of(s)
+    assert config["model"] == s.model and config["model_provider"] == "agentbench"
+    assert config["model_providers"] == {
+        "agentbench": {
+            "name": "agentbench gateway",
+            "base_url": s.base_url,
+            "env_key": TOKEN_ENV,
+            "wire_api": "responses",
+            "request_max_retries": 2,
+            "stream_max_retries": 0,
+        }
+    }
+    assert (config["approval_policy"], config["sandbox_mode"]) == ("never", "danger-full-access")
+    assert config["check_for_update_on_startup"] is False and config["web_search"] == "disabled"
+    assert all(config[t]["enabled"] is False for t in ("analytics", "feedback", "agents"))
+    assert {"plugins", "remote_plugin", "apps", "goals", "unbounded_connection_retries"} <= set(config["features"])
+    assert not any(config["features"].values())
+    assert s.token not in "".join(files.values())  # the token travels in the environment only
+    assert config["shell_environment_policy"] == {"exclude": ["AGENTBENCH_*", "OPENAI_*", "ANTHROPIC_*"]}
+    assert "developer_instructions" not in config
+
+
+@pytest.mark.parametrize("model", ['a"b\\c', "line\nbreak\ttab", "del\x7fchar", "ünï/çødé 🚀", "[x] = 1"])
+def test_any_model_name_round_trips_through_the_toml(model: str) -> None:
+    assert config_of(session(model=model))["model"] == model
+    assert config_of(session(base_url=f"http://127.0.0.1:1/{model}"))["model_providers"]["agentbench"]["base_url"]
+
+
+def test_a_phase_without_writing_tools_is_told_to_stay_read_only() -> None:
+    assert config_of(session(tools=("read_file", "list_files")))["developer_instructions"] == READ_ONLY_NOTE
+    assert "developer_instructions" not in config_of(session(tools=("read_file", "edit")))
+    assert "developer_instructions" not in config_of(session(tools=None))
+
+
+def _fake_codex(tmp_path: Path) -> Path:
+    """A ``codex`` on PATH that prints its arguments and its stdin as JSON."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "codex"
+    fake.write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        "print(json.dumps({'argv': sys.argv[1:], 'stdin': sys.stdin.read()}))\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    return bin_dir
+
+
+def test_the_command_hands_codex_the_prompt_file_on_stdin(tmp_path: Path) -> None:
+    prompt = '--help is not a flag here; "quotes", $HOME, `ticks` and ünï\nsecond line\n'
+    (tmp_path / "prompt.md").write_text(prompt)
+    s = session(prompt=prompt, prompt_file=str(tmp_path / "prompt.md"), workspace=str(tmp_path))
+    argv = CodexAgent().argv(s)
+    assert prompt not in argv  # never an argument: no length limit, never read as an option
+    env = {"PATH": f"{_fake_codex(tmp_path)}:/usr/bin:/bin"}
+    done = subprocess.run(argv, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["stdin"] == prompt
+    assert seen["argv"] == [
+        "exec",
+        "--skip-git-repo-check",
+        "--dangerously-bypass-approvals-and-sandbox",
+        "--strict-config",
+        "--ephemeral",
+        "--color",
+        "never",
+        "--json",
+        "-",
+    ]
+
+
+# -- reading its exit (outputs recorded from codex-cli 0.171.0) ----------------------------------------------
+WARNING = (
+    '{"type":"item.completed","item":{"id":"item_0","type":"error","message":"Model metadata for `m` not found. '
+    'Defaulting to fallback metadata; this can degrade performance and cause issues."}}'
+)
+DONE = "\n".join(
+    [
+        '{"type":"thread.started","thread_id":"01a2330d-1c89-7bd1-9184-7fa42ad8149e"}',
+        WARNING,
+        '{"type":"turn.started"}',
+        '{"type":"item.started","item":{"id":"item_1","type":"command_execution","command":"/bin/bash -lc '
+        '\'echo hi > a.txt\'","aggregated_output":"","exit_code":null,"status":"in_progress"}}',
+        '{"type":"item.completed","item":{"id":"item_1","type":"command_execution","command":"/bin/bash -lc '
+        '\'echo hi > a.txt\'","aggregated_output":"","exit_code":0,"status":"completed"}}',
+        '{"type":"item.completed","item":{"id":"item_2","type":"file_change","changes":[{"path":"/w/hello.txt",'
+        '"kind":"add"}],"status":"completed"}}',
+        '{"type":"item.completed","item":{"id":"item_3","type":"agent_message",'
+        '"text":"Fixed median().\\n\\nTests pass."}}',
+        '{"type":"turn.completed","usage":{"input_tokens":210,"cached_input_tokens":20,"cache_write_input_tokens":0,'
+        '"output_tokens":14,"reasoning_output_tokens":0}}',
+    ]
+)
+REFUSED = "\n".join(
+    [
+        '{"type":"thread.started","thread_id":"01a2330e-5abc-7c42-a795-89e7ebb0a863"}',
+        WARNING,
+        '{"type":"turn.started"}',
+        '{"type":"error","message":"unexpected status 402 Payment Required: token budget spent, url: '
+        'http://127.0.0.1:8765/v1/responses"}',
+        '{"type":"turn.failed","error":{"message":"unexpected status 402 Payment Required: token budget spent, url: '
+        'http://127.0.0.1:8765/v1/responses"}}',
+    ]
+)
+USAGE_ERROR = (
+    "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\n"
+    "Usage: codex exec [OPTIONS] [PROMPT]\n\nFor more information, try '--help'.\n"
+)
+
+
+def _exit(code: int, stdout: str = "", stderr: str = "", timed_out: bool = False) -> ExecResult:
+    return ExecResult(exit_code=code, stdout=stdout, stderr=stderr, duration_s=1.0, timed_out=timed_out)
+
+
+def test_the_events_of_a_finished_session_are_read() -> None:
+    seen = read_events(DONE)
+    assert seen.thread_id == "01a2330d-1c89-7bd1-9184-7fa42ad8149e"
+    assert (seen.commands, seen.file_changes, seen.completed, seen.failed) == (1, 1, True, None)
+    assert seen.messages == ["Fixed median().\n\nTests pass."] and len(seen.warnings) == 1
+    assert seen.usage is not None and seen.usage["input_tokens"] == 210
+    finish = CodexAgent().finish(_exit(0, DONE), session())
+    assert finish.finished and finish.ended_by is None and finish.note == "codex: Fixed median()."
+
+
+def test_a_failed_turn_is_not_finished_and_says_why() -> None:
+    finish = CodexAgent().finish(_exit(1, REFUSED, "WARNING: proceeding ...\n"), session())
+    assert not finish.finished and finish.ended_by is None
+    assert finish.note.startswith("codex: exit 1: unexpected status 402 Payment Required: token budget spent")
+    # a turn that failed is not finished even if the exit code said so
+    assert not CodexAgent().finish(_exit(0, REFUSED), session()).finished
+
+
+def test_exits_without_events_a_cut_tail_and_the_wall_clock() -> None:
+    agent = CodexAgent()
+    usage = agent.finish(_exit(2, "", USAGE_ERROR), session())
+    assert not usage.finished and usage.note == "codex: exit 2: For more information, try '--help'."
+    cut = DONE[: DONE.rindex('{"type":"turn.completed"') + 30]  # the output cap cut the last event
+    assert agent.finish(_exit(0, cut), session()).finished
+    assert read_events(cut + "\nnot json\n[1, 2]\n").completed is False
+    silent = agent.finish(_exit(0, '{"type":"turn.started"}\n{"type":"turn.completed","usage":null}'), session())
+    assert silent.finished and silent.note == "codex: finished without a final message"
+    late = agent.finish(_exit(124, DONE, timed_out=True), session(timeout_s=90))
+    assert not late.finished and late.note == "codex: stopped at the wall clock (90 s)"
+    crashed = agent.finish(_exit(139, "", ""), session())
+    assert not crashed.finished and crashed.note == "codex: exit 139: no output"
+
+
+# -- real runs of the pinned CLI, on the host, through the gateway --------------------------------------------
+def _codex_cli() -> str:
+    found = os.environ.get("AGENTBENCH_CODEX") or shutil.which("codex")
+    why = (
+        f"the Codex CLI is not installed: npm install --prefix DIR {PACKAGE}@{VERSION}, then "
+        "AGENTBENCH_CODEX=DIR/node_modules/.bin/codex (or codex on PATH)"
+    )
+    if not found or not os.access(found, os.X_OK):
+        pytest.skip(why)
+    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    if version != f"codex-cli {VERSION}":
+        pytest.skip(f"{found} is {version!r}, not the pinned {VERSION}: {why}")
+    return found
+
+
+def _response(rid: str, item: dict[str, Any], usage: tuple[int, int, int]) -> Any:
+    """A Responses-API stream answering with one output item, with usage (input, output, cached)."""
+    created = {"id": rid, "object": "response", "status": "in_progress", "model": "up", "output": []}
+    used = {
+        "input_tokens": usage[0],
+        "input_tokens_details": {"cached_tokens": usage[2]},
+        "output_tokens": usage[1],
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage[0] + usage[1],
+    }
+    done = created | {"status": "completed", "output": [item], "usage": used}
+    if item["type"] == "function_call":  # as OpenAI streams it: the item first, empty, then its deltas
+        start = item | {"arguments": "", "status": "in_progress"}
+        delta = {"type": "response.function_call_arguments.delta", "item_id": item["id"], "delta": item["arguments"]}
+    else:
+        start = item | {"content": [], "status": "in_progress"}
+        delta = {"type": "response.output_text.delta", "item_id": item["id"], "delta": item["content"][0]["text"]}
+    return sse(
+        {"type": "response.created", "response": created},
+        {"type": "response.output_item.added", "output_index": 0, "item": start},
+        delta | {"output_index": 0, "content_index": 0},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": done},
+        named=True,
+    )
+
+
+SHELL = "printf 'made by codex\\n' > made.txt && cat made.txt && env"
+CALL = {
+    "type": "function_call",
+    "id": "fc_1",
+    "call_id": "call_1",
+    "name": "exec_command",
+    "arguments": json.dumps({"cmd": SHELL}),
+    "status": "completed",
+}
+FINAL = {
+    "type": "message",
+    "id": "msg_2",
+    "role": "assistant",
+    "status": "completed",
+    "content": [{"type": "output_text", "text": "Made made.txt.", "annotations": []}],
+}
+
+
+def _run_codex(cli: str, tmp_path: Path, wire: Wire, max_total_tokens: int | None) -> tuple[Any, Any, Path, Any]:
+    """Codex through a real gateway to ``wire``: (the command's exit, the run's calls, the workspace, Finish)."""
+    return _run_codex_on(cli, tmp_path, route("up", wire.base_url, api_key_env="CODEXTEST_KEY"), max_total_tokens)
+
+
+def _run_codex_on(cli: str, tmp_path: Path, up: Route, max_total_tokens: int | None) -> tuple[Any, Any, Path, Any]:
+    workspace, state = tmp_path / "ws", tmp_path / "state"
+    workspace.mkdir()
+    with running(up) as gw, GatewayClient(gw.handle()) as admin:
+        ticket = admin.open_run("up", max_total_tokens=max_total_tokens)
+        s = session(
+            prompt="Make made.txt.",
+            prompt_file=str(state / "prompt.md"),
+            workspace=str(workspace),
+            base_url=ticket.base_url,
+            root_url=ticket.base_url.removesuffix("/v1"),
+            token=ticket.token,
+            state_dir=str(state),
+        )
+        agent = CodexAgent()
+        for path, text in {s.prompt_file: s.prompt, **agent.files(s)}.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+        env = {"PATH": f"{Path(cli).parent}:/usr/bin:/bin", **ticket.env(), **agent.env(s)}
+        done = subprocess.run(
+            agent.argv(s), cwd=workspace, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+        )
+        calls = admin.close_run(ticket.run_id)
+    result = ExecResult(done.returncode, done.stdout, done.stderr, 0.0)
+    return done, calls, workspace, agent.finish(result, s)
+
+
+@pytest.mark.slow
+def test_codex_does_a_task_through_the_gateway_and_every_call_is_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = _codex_cli()
+    monkeypatch.setenv("CODEXTEST_KEY", "sk-codex-upstream-secret")
+    wire = Wire(_response("resp_1", CALL, (1200, 30, 100)), _response("resp_2", FINAL, (1300, 8, 1200)))
+    try:
+        done, run, workspace, finish = _run_codex(cli, tmp_path, wire, max_total_tokens=None)
+    finally:
+        wire.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert finish.finished and finish.note == "codex: Made made.txt."
+    assert sorted(p.name for p in workspace.iterdir()) == ["made.txt"]  # no state in the workspace
+    assert (workspace / "made.txt").read_text() == "made by codex\n"
+    assert [r["path"] for r in wire.requests] == ["/v1/responses", "/v1/responses"]  # nothing else, no /models
+    for sent in wire.requests:
+        assert sent["headers"]["authorization"] == "Bearer sk-codex-upstream-secret"
+        assert sent["body"]["model"] == "up-model" and sent["body"]["stream"] is True
+        assert sent["body"]["store"] is False and "max_output_tokens" not in sent["body"]
+        assert [t.get("name") for t in sent["body"]["tools"]][0] == "exec_command"
+        assert not [t for t in sent["body"]["tools"] if t["type"] != "function"]  # no hosted web_search
+    (output,) = [i for i in wire.requests[1]["body"]["input"] if i.get("type") == "function_call_output"]
+    assert output["call_id"] == "call_1" and "made by codex" in output["output"]
+    assert "CODEX_HOME=" in output["output"]  # the model's command saw its environment, but not the gateway's
+    assert not [v for v in (TOKEN_ENV, "OPENAI_", "ANTHROPIC_", "agb-run-") if v in output["output"]]
+    calls = run.calls
+    assert [(c.protocol, c.status, c.stream, c.failure) for c in calls] == [("responses", 200, True, None)] * 2
+    assert [(c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.cached_tokens) for c in calls] == [
+        (1200, 30, 100),
+        (1300, 8, 1200),
+    ]
+    assert [tc.name for tc in calls[0].tool_calls] == ["exec_command"] and calls[0].tool_call_format == "native"
+    assert all(c.ttft_s is not None for c in calls)
+    assert run.budget["used"] == 1200 + 30 + 1300 + 8
+    assert read_events(done.stdout).usage == {
+        "input_tokens": 2500,
+        "cached_input_tokens": 1300,
+        "cache_write_input_tokens": 0,
+        "output_tokens": 38,
+        "reasoning_output_tokens": 0,
+    }  # Codex's own count agrees with the gateway's
+
+
+@pytest.mark.slow
+def test_codex_stops_at_the_gateways_token_budget_without_retrying(tmp_path: Path) -> None:
+    cli = _codex_cli()
+    wire = Wire(_response("resp_1", CALL, (1200, 30, 0)), _response("resp_2", FINAL, (1300, 8, 0)))
+    try:
+        done, run, workspace, finish = _run_codex(cli, tmp_path, wire, max_total_tokens=1000)
+    finally:
+        wire.close()
+    assert done.returncode == 1
+    assert len(wire.requests) == 1  # the second call never reached the upstream
+    assert [c.refused for c in run.calls] == [None, "token_budget"] and run.budget["spent"]
+    assert not finish.finished and "402 Payment Required" in finish.note
+    assert (workspace / "made.txt").exists()  # the first call's command ran
+
+
+# -- the real thing: vLLM on CPU serving the tiny model, its /metrics as the judge -----------------------------
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_codex_against_vllm_reconciles_with_its_metrics(tiny_model: Path, tmp_path: Path) -> None:
+    """Codex's own request shape (developer messages, store:false, include, its tools) is served by vLLM, and
+    the gateway's token totals equal vLLM's /metrics. Random weights: what the model says does not matter."""
+    from pytest_agentbench.serving.vllm.metrics import diff, scrape_settled
+    from pytest_agentbench.serving.vllm.process import VLLMServer
+    from pytest_agentbench.serving.vllm.spec import ServeSpec
+
+    cli = _codex_cli()
+    spec = ServeSpec(
+        model=str(tiny_model),
+        served_model_name="tiny",
+        max_model_len=16384,  # Codex's first request is ~9,500 tokens of this model (its prompt and tools)
+        extra_args={"load_format": "dummy", "max_num_seqs": 4},
+        env={"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"},  # past the tiny model's 4,096 positions
+        log_dir=str(tmp_path / "logs"),
+        startup_timeout_s=300,
+    )
+    with VLLMServer(spec) as server:
+        up = Route(alias="up", where="models.up", base_url=server.base_url, model="tiny", max_tokens=64)
+        before = scrape_settled(server.metrics_url, model_name="tiny")
+        done, run, _, finish = _run_codex_on(cli, tmp_path, up, max_total_tokens=60_000)
+        delta = diff(before, scrape_settled(server.metrics_url, model_name="tiny"))
+    assert run.calls and all(c.failure is None and c.usage.reported for c in run.calls), done.stdout[-2000:]
+    assert {c.protocol for c in run.calls} == {"responses"}
+    prompt = sum(c.usage.prompt_tokens for c in run.calls)
+    completion = sum(c.usage.completion_tokens for c in run.calls)
+    print(
+        f"codex: {len(run.calls)} call(s), gateway {prompt} in / {completion} out; vLLM /metrics "
+        f"{delta.prompt_tokens} in / {delta.generation_tokens} out; {finish.note}"
+    )
+    assert (prompt, completion) == (delta.prompt_tokens, delta.generation_tokens)
