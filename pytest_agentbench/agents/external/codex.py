@@ -194,13 +194,19 @@ def _take(seen: CodexEvents, event: dict[str, Any]) -> None:
         seen.usage = usage if isinstance(usage, dict) else None
 
 
+@dataclass(frozen=True)
 class CodexAgent:
     """The Codex CLI, pinned (:data:`VERSION`), as an ``AgentAdapter`` (agents/external/adapter.py)."""
 
-    name = "codex"
-    version = VERSION
+    version: str = VERSION
+    name: str = "codex"
     protocol: Protocol_ = "responses"
-    install: AgentInstall | None = AgentInstall(name="codex", npm=(f"{PACKAGE}@{VERSION}",), bins=("codex",))
+    install: AgentInstall | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.install is None:
+            install = AgentInstall(name="codex", npm=(f"{PACKAGE}@{self.version}",), bins=("codex",))
+            object.__setattr__(self, "install", install)
 
     @staticmethod
     def home(session: Session) -> str:

@@ -47,7 +47,7 @@ AGENTS_FILE = "agents.yaml"
 BUILTIN_ADAPTERS: dict[str, str] = {
     "mini-swe-agent": "pytest_agentbench.agents.external.mini_swe_agent:MiniSweAgent",
     "aider": "pytest_agentbench.agents.external.aider:Aider",
-    "codex": "pytest_agentbench.agents.external.codex:Codex",
+    "codex": "pytest_agentbench.agents.external.codex:CodexAgent",
     "claude-code": "pytest_agentbench.agents.external.claude_code:ClaudeCode",
 }
 _PROTOCOLS = ("chat", "responses", "messages")
