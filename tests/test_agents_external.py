@@ -40,7 +40,7 @@ SESSION = Session(
 )
 
 
-def tiny_agent_command(exit_code: int | None = None) -> str:
+def tiny_agent_command(exit_code: int | None = None, max_turns: str = "{max_turns}") -> str:
     """The tiny agent as a ``command`` template (its source inline: the sandbox sees none of our files)."""
     source = TINY_AGENT.read_text()
     if exit_code is not None:
@@ -48,7 +48,7 @@ def tiny_agent_command(exit_code: int | None = None) -> str:
     encoded = base64.b64encode(source.encode()).decode()
     return (
         f"python3 -c \"import base64; exec(base64.b64decode('{encoded}'))\" "
-        "{prompt_file} {base_url} {model} {max_turns}"
+        "{prompt_file} {base_url} {model} " + max_turns
     )
 
 
@@ -64,6 +64,7 @@ def folder(user_folder: Path) -> Path:
         "agents:\n"
         f"  tiny:\n    command: {json.dumps(tiny_agent_command())}\n    version: '0.1'\n"
         f"  broken:\n    command: {json.dumps(tiny_agent_command(exit_code=9))}\n"
+        f"  greedy:\n    command: {json.dumps(tiny_agent_command(max_turns='50'))}\n"
     )
     return user_folder
 
@@ -249,3 +250,19 @@ def test_a_two_phase_packet_runs_each_phase_as_a_fresh_session_of_the_external_a
     assert sum(p["turns"] for p in record["phases"]) == record["turns"] == len(record["client"]["calls"])
     for kind in ("prompt", "completion"):
         assert sum(p["tokens"][kind] for p in record["phases"]) == record["client"]["tokens"][kind] > 0
+
+
+def test_an_agent_that_ignores_its_turn_budget_is_stopped_by_the_gateway(
+    pytester: pytest.Pytester, folder: Path
+) -> None:
+    _local()
+    into(pytester, folder)
+    packet = pytester.path / "packets" / "bugfix-median" / "packet.yaml"
+    packet.write_text(packet.read_text().replace("max_turns: 20", "max_turns: 2"))
+    result = pytester.runpytest_inprocess(
+        "--packets=packets", "--models=a", "--agent=greedy", "--sandbox=local", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(failed=1)  # two calls do not fix the bug (the good script edits in its third)
+    (record,) = records(pytester.path)
+    assert record["outcome"] == "max_turns" and record["budget"]["ended_by"] == "turns"
+    assert record["turns"] == record["model_calls"] == 2

@@ -407,6 +407,29 @@ def test_a_spent_token_budget_is_a_402_and_caps_are_clamped_to_what_is_left() ->
     assert len(turns_from_calls(run.calls)) == 2
 
 
+def test_a_spent_turn_budget_is_a_402_whatever_the_agent_asks() -> None:
+    """A run's turn budget counts answered calls (a failed one is no turn); the next is refused, not forwarded."""
+    script = {
+        "conversations": [{"responses": [{"content": "one"}, {"attempts": [{"status": 503}, {"content": "two"}]}]}]
+    }
+    with ScriptedServer(script) as server:
+        with running(route("a", server.base_url)) as gw:
+            ticket = gw.open_run("a", max_calls=2)
+            path = "/v1/chat/completions"
+            assert post(gw, path, chat(), ticket.token)[0] == 200
+            first = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "one"}]}
+            assert post(gw, path, chat() | first, ticket.token)[0] == 503  # failed: not a turn
+            assert post(gw, path, chat() | first, ticket.token)[0] == 200
+            status, _, refused = post(gw, path, chat() | first, ticket.token)
+            run = gw.close_run(ticket.run_id)
+    error = json.loads(refused)["error"]
+    assert status == 402 and error["type"] == "turn_budget_exceeded" and "2 model call(s)" in error["message"]
+    assert len(server.requests) == 3 and [c.refused for c in run.calls] == [None, None, None, "turn_budget"]
+    assert outcome_of(run.calls) == ("max_turns", None) and run.budget["max_calls"] == 2
+    with pytest.raises(ValueError, match="max_calls must be a whole number >= 1"):
+        gw.runs.open("a", max_calls=0)
+
+
 # -- the plugin: one gateway per session, shared by xdist workers ---------------------------------------
 AGENT_TEST = """
 import json, os

@@ -164,6 +164,8 @@ def _result(
     ended_by: str | None = None
     if any(c.refused == "token_budget" for c in records):
         outcome, ended_by = "token_budget", "tokens"
+    elif any(c.refused == "turn_budget" for c in records):
+        outcome, ended_by = "max_turns", "turns"
     elif done.timed_out:
         outcome, ended_by = _timeout_outcome(config)
     elif finish.ended_by == "turns":

@@ -61,6 +61,7 @@ class ExternalAgent:
             run_id=run_id,
             max_total_tokens=config.max_total_tokens,
             ttl_s=config.wall_limit_s + TOKEN_GRACE_S,
+            max_calls=config.max_turns,
         )
         session = new_session(prompt, ticket, self.model, config, workspace=WORKSPACE, tools=tools)
         return run_session(self.adapter, session, sandbox, self.client, ticket, config).result

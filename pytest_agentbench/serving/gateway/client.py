@@ -123,10 +123,23 @@ class GatewayClient:
         return obj
 
     def open_run(
-        self, alias: str, *, run_id: str | None = None, max_total_tokens: int | None = None, ttl_s: float | None = None
+        self,
+        alias: str,
+        *,
+        run_id: str | None = None,
+        max_total_tokens: int | None = None,
+        ttl_s: float | None = None,
+        max_calls: int | None = None,
     ) -> RunTicket:
-        """A new run of ``alias`` (its token stops working at ``close_run`` or after ``ttl_s``)."""
-        body = {"alias": alias, "run_id": run_id, "max_total_tokens": max_total_tokens, "ttl_s": ttl_s}
+        """A new run of ``alias`` (its token stops working at ``close_run`` or after ``ttl_s``); ``max_calls``:
+        answered model calls it may make (its turn budget), a call past them refused with HTTP 402."""
+        body = {
+            "alias": alias,
+            "run_id": run_id,
+            "max_total_tokens": max_total_tokens,
+            "ttl_s": ttl_s,
+            "max_calls": max_calls,
+        }
         data = self._call("POST", "/agentbench/runs", body)
         return RunTicket(str(data["run_id"]), alias, str(data["token"]), self.handle.base_url, self.handle.agent_socket)
 

@@ -155,6 +155,13 @@ class Proxy:
             message = f"agentbench gateway: run {run.run_id}: {run.spent_message()}; no more model calls in this run"
             self._refuse(reply, call, protocol, 402, "token_budget_exceeded", "token_budget", message)
             return True
+        if run.turns_spent(call):
+            message = (
+                f"agentbench gateway: run {run.run_id}: its turn budget of {run.max_calls} model call(s) is used up; "
+                "no more model calls in this run"
+            )
+            self._refuse(reply, call, protocol, 402, "turn_budget_exceeded", "turn_budget", message)
+            return True
         return False
 
     @staticmethod

@@ -67,7 +67,7 @@ class CallRecord:
     finish_reason: str | None = None
     failure: str | None = None  # a FailureClass when the call failed
     error: str = ""
-    refused: str | None = None  # the gateway answered itself: token_budget | protocol | bad_request
+    refused: str | None = None  # the gateway answered itself: token_budget | turn_budget | protocol | bad_request
     native_tool_calls: int = 0
     leaked_tool_calls: int = 0  # calls the alias's tool parser found in the text
     repaired: bool = False  # ... and the agent got them as proper calls
@@ -117,8 +117,11 @@ class CallRecord:
 class Run:
     """One run's state: its alias, budget, calls and the tool calls still waiting for a result."""
 
-    def __init__(self, run_id: str, alias: str, max_total_tokens: int | None, ttl_s: float) -> None:
+    def __init__(
+        self, run_id: str, alias: str, max_total_tokens: int | None, ttl_s: float, max_calls: int | None = None
+    ) -> None:
         self.run_id = run_id
+        self.max_calls = max_calls  # answered model calls the run may make (its turn budget); None: no cap
         self.alias = alias
         self.opened = time.monotonic()
         self.expires = self.opened + ttl_s
@@ -155,6 +158,13 @@ class Run:
                 return asked
             return self.ledger.max_tokens(asked)
 
+    def turns_spent(self, call: CallRecord) -> bool:
+        """Whether the run's other calls (answered, or still in flight) use up its turn budget before ``call``."""
+        with self._lock:
+            if self.max_calls is None:
+                return False
+            return sum(1 for c in self.calls if c is not call and c.answered) >= self.max_calls
+
     @property
     def spent(self) -> bool:
         with self._lock:
@@ -188,6 +198,7 @@ class Run:
         with self._lock:
             ledger = self.ledger
             budget = {"limit": ledger.limit, "used": ledger.used, "known": ledger.known, "note": ledger.note}
+            budget["max_calls"] = self.max_calls
             return {
                 "run_id": self.run_id,
                 "alias": self.alias,
@@ -213,7 +224,13 @@ class RunRegistry:
         self._lock = threading.Lock()
 
     def open(
-        self, alias: str, *, run_id: str | None = None, max_total_tokens: int | None = None, ttl_s: float | None = None
+        self,
+        alias: str,
+        *,
+        run_id: str | None = None,
+        max_total_tokens: int | None = None,
+        ttl_s: float | None = None,
+        max_calls: int | None = None,
     ) -> tuple[Run, str]:
         """A new run of ``alias`` and its token. ``KeyError`` for an alias the gateway does not route,
         ``ValueError`` for a run id already open."""
@@ -221,8 +238,10 @@ class RunRegistry:
             raise KeyError(f"the gateway routes no alias {alias!r}; it routes: {', '.join(sorted(self.aliases))}")
         if max_total_tokens is not None and max_total_tokens < 1:
             raise ValueError(f"max_total_tokens must be >= 1, found {max_total_tokens}")
+        if max_calls is not None and (not isinstance(max_calls, int) or max_calls < 1):
+            raise ValueError(f"max_calls must be a whole number >= 1, found {max_calls!r}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        run = Run(run_id or uuid.uuid4().hex[:12], alias, max_total_tokens, ttl_s or DEFAULT_TTL_S)
+        run = Run(run_id or uuid.uuid4().hex[:12], alias, max_total_tokens, ttl_s or DEFAULT_TTL_S, max_calls)
         with self._lock:
             if run.run_id in self._runs:
                 raise ValueError(f"run {run.run_id!r} is already open on the gateway")

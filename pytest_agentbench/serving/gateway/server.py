@@ -262,6 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
                 run_id=body.get("run_id"),
                 max_total_tokens=body.get("max_total_tokens"),
                 ttl_s=body.get("ttl_s"),
+                max_calls=body.get("max_calls"),
             )
         except (KeyError, ValueError, TypeError) as exc:
             self._fail(None, 400, "invalid_request_error", f"agentbench gateway: {exc.args[0] if exc.args else exc}")
@@ -382,10 +383,18 @@ class Gateway:
         return GatewayHandle(self.base_url, str(self.agent_socket), str(self.admin_socket))
 
     def open_run(
-        self, alias: str, *, run_id: str | None = None, max_total_tokens: int | None = None, ttl_s: float | None = None
+        self,
+        alias: str,
+        *,
+        run_id: str | None = None,
+        max_total_tokens: int | None = None,
+        ttl_s: float | None = None,
+        max_calls: int | None = None,
     ) -> RunTicket:
         """A run of ``alias`` and its token, in this process (workers use :class:`GatewayClient`)."""
-        run, token = self.runs.open(alias, run_id=run_id, max_total_tokens=max_total_tokens, ttl_s=ttl_s)
+        run, token = self.runs.open(
+            alias, run_id=run_id, max_total_tokens=max_total_tokens, ttl_s=ttl_s, max_calls=max_calls
+        )
         return RunTicket(run.run_id, alias, token, self.base_url, str(self.agent_socket))
 
     def run_calls(self, run_id: str) -> RunCalls:

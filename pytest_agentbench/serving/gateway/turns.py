@@ -112,6 +112,8 @@ def outcome_of(calls: Sequence[CallRecord], *, finished: bool = True) -> tuple[O
     """
     if any(c.refused == "token_budget" for c in calls):
         return "token_budget", None
+    if any(c.refused == "turn_budget" for c in calls):
+        return "max_turns", None
     answered = any(c.answered for c in calls)
     first_failure = next((c for c in calls if c.failure is not None or c.refused == "protocol"), None)
     if not answered and first_failure is not None:
