@@ -247,11 +247,15 @@ def _run_install(container: Any, install: AgentInstall) -> None:
     if code == 0:
         return
     what = f"ran over {INSTALL_TIMEOUT_S}s" if code is None else f"exit {code}"
+    if "provides no executable" in log:
+        fix = f"set the agent's bins to executables the package installs (bins={list(install.bins)})"
+    else:
+        fix = (
+            "the install runs with no network from the host's downloads; if pip found no matching wheel, the host's "
+            "Python and the image's python3 differ in a way pip cannot bridge: run pytest under the image's Python"
+        )
     raise SandboxError(
-        f"agent {install.name}: installing {_specs(install)} into the image failed ({what}; no network inside, "
-        f"everything comes from the host's downloads):\n{_tail(log)}\n"
-        "fix: if a wheel was refused, the host's Python and the image's python3 differ in a way pip cannot bridge "
-        "(run pytest under the image's Python); if a bin is missing, correct the adapter's bins"
+        f"agent {install.name}: installing {_specs(install)} into the image failed ({what}):\n{_tail(log)}\nfix: {fix}"
     )
 
 
@@ -289,7 +293,7 @@ def install_script(install: AgentInstall) -> str:
         '$home/node_modules/.bin)"; exit 3; }'
     )
     lines += [f"link {q(b)}" for b in install.bins]
-    lines += ['rm -rf "$ctx"', 'chmod -R a+rX "$home"', "rm -rf /root/.cache /root/.npm"]
+    lines += ['rm -rf "$ctx"', 'chmod -R a+rX "$home"']
     return "\n".join(lines) + "\n"
 
 
@@ -383,7 +387,7 @@ def pip_fetch_argv(install: AgentInstall, target: str, dest: Path) -> list[str]:
     """The host's pip command that puts wheels for ``install`` (and pip) into ``dest``: ``pip wheel`` when
     this Python is the image's minor version, else binary-only ``pip download`` for the image's Python."""
     base = [sys.executable, "-m", "pip"]
-    common = ["--disable-pip-version-check", "--progress-bar", "off", "pip", *install.pip]
+    common = ["--disable-pip-version-check", "--progress-bar", "off", *install.pip, "pip"]  # pip: runs the install
     if target == "{}.{}".format(*sys.version_info[:2]):
         return [*base, "wheel", "--wheel-dir", str(dest), *common]
     nodot = target.replace(".", "")
