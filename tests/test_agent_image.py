@@ -22,6 +22,7 @@ import pytest
 
 from pytest_agentbench.errors import ConfigError, SandboxError
 from pytest_agentbench.sandbox import agent_image as ai
+from pytest_agentbench.sandbox import image as image_mod
 from pytest_agentbench.sandbox.agent_image import (
     AGENT_RECIPE_LABEL,
     AgentInstall,
@@ -32,6 +33,7 @@ from pytest_agentbench.sandbox.agent_image import (
     install_script,
     pip_fetch_argv,
 )
+from pytest_agentbench.sandbox.image import ensure_base_image
 
 COWSAY = AgentInstall(name="agentbench-test-cowsay", pip=("cowsay==6.1",), bins=("cowsay",))
 CODEX = AgentInstall(name="codex", npm=("@openai/codex@0.171.0",), bins=("codex",))
@@ -196,6 +198,8 @@ def test_a_pip_agent_runs_as_the_agent_without_network_and_stays_out_of_the_gate
     assert ensure_agent_image(client, COWSAY) == ref
     assert time.monotonic() - started < 1.0, "a second call must find the image, not build"
     assert len(_images_of(client, COWSAY)) == 1 and any(own_cache.glob("pip-agentbench-test-cowsay-*/cowsay-6.1-*"))
+    assert image_mod.find_image(client, image_mod.recipe_hash()) == ensure_base_image(client)  # never the agent's
+    assert client.images.get(ref).labels[image_mod.RECIPE_LABEL] == f"agent-on-{image_mod.recipe_hash()}"
     with DockerSandbox(image=ref, client=client) as sb, DockerSandbox(client=client) as base:
         said = sb.exec(["cowsay", "-t", "offline"], timeout=60)
         assert said.ok and "offline" in said.stdout, (built_s, said)
@@ -227,6 +231,25 @@ def test_concurrent_callers_build_once_and_a_missing_bin_is_named(client: Any, o
         ensure_agent_image(client, wrong)
     assert not _images_of(client, wrong)
     assert not client.containers.list(all=True, filters={"name": "agentbench-agent-build-"})
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_an_npm_agent_gets_debian_node_and_its_bins_without_network(client: Any, own_cache: Path) -> None:
+    from pytest_agentbench.sandbox.docker import DockerSandbox
+
+    install = AgentInstall(name="agentbench-test-npm-cowsay", npm=("cowsay@1.6.0",), bins=("cowsay", "cowthink"))
+    _remove_images(client, install)
+    ref = ensure_agent_image(client, install)
+    assert any(own_cache.glob("debs-*/nodejs_*.deb")) and any(own_cache.glob("npm-agentbench-test-npm-cowsay-*"))
+    with DockerSandbox(image=ref, client=client) as sb:
+        node = sb.exec(["node", "--version"], timeout=30)
+        assert node.ok and int(node.stdout.strip().lstrip("v").split(".")[0]) >= 18  # what codex / claude need
+        thought = sb.exec(["cowthink", "offline"], timeout=60)
+        assert thought.ok and "offline" in thought.stdout, thought
+        assert sb.exec(["sh", "-c", "readlink /usr/local/bin/cowsay"], timeout=30).stdout.strip() == (
+            "/opt/agentbench/agents/agentbench-test-npm-cowsay/node_modules/.bin/cowsay"
+        )
 
 
 @pytest.mark.docker

@@ -60,7 +60,7 @@ from typing import Any
 
 from pytest_agentbench.errors import ConfigError, SandboxError
 from pytest_agentbench.sandbox.docker.engine import remove_container, sdk_errors
-from pytest_agentbench.sandbox.image import ensure_base_image, recipe_hash
+from pytest_agentbench.sandbox.image import RECIPE_LABEL, ensure_base_image, recipe_hash
 
 __all__ = [
     "AGENTS_DIR",
@@ -170,14 +170,15 @@ def ensure_agent_image(client: Any, install: AgentInstall, docker_host: str | No
     """A reference to an image of the current ``agentbench-base`` with ``install`` in it on ``client``'s
     engine (``docker_host``: its address when not the environment's), built there if none exists."""
     base_ref = ensure_base_image(client, docker_host)
-    digest = agent_recipe_hash(install, recipe_hash())
+    base_digest = recipe_hash()
+    digest = agent_recipe_hash(install, base_digest)
     ref = _find_image(client, install, digest)
     if ref is not None:
         return ref
     with _build_lock(install.name):
         ref = _find_image(client, install, digest)  # another worker may have built it while we waited
         if ref is None:
-            _build(client, install, base_ref, digest)
+            _build(client, install, base_ref, base_digest, digest)
             ref = _find_image(client, install, digest)
     if ref is None:
         raise SandboxError(f"agent {install.name}: built, but no image labelled {AGENT_RECIPE_LABEL}={digest[:12]}...")
@@ -196,8 +197,10 @@ def _build_lock(name: str) -> Iterator[None]:
 
 
 # -- the build -------------------------------------------------------------------
-def _build(client: Any, install: AgentInstall, base_ref: str, digest: str) -> None:
-    """Install into a network-less container of ``base_ref`` and commit it as the agent's image."""
+def _build(client: Any, install: AgentInstall, base_ref: str, base_digest: str, digest: str) -> None:
+    """Install into a network-less container of ``base_ref`` and commit it as the agent's image. The base's
+    recipe label is overwritten (``agent-on-<base hash>``): a lookup of the base never finds an agent image,
+    and ``build-base-image`` prunes agent images of an older base with it."""
     name = f"agentbench-agent-build-{install.name}"
     remove_container(client, name)  # a build a killed process left behind
     with sdk_errors(f"creating the build container of agent {install.name}"):
@@ -226,7 +229,8 @@ def _build(client: Any, install: AgentInstall, base_ref: str, digest: str) -> No
                     "USER agent",
                     "WORKDIR /workspace",
                     'CMD ["sleep", "infinity"]',
-                    f"LABEL {AGENT_RECIPE_LABEL}={digest} {AGENT_NAME_LABEL}={install.name}",
+                    f"LABEL {AGENT_RECIPE_LABEL}={digest} {AGENT_NAME_LABEL}={install.name} "
+                    f"{RECIPE_LABEL}=agent-on-{base_digest}",
                 ],
             )
     finally:
