@@ -8,6 +8,7 @@ bwrap.py         local's bubblewrap command line, its limits, and whether it run
 unsafe_local.py  the unsafe-local backend (a temp copy, own process group): explicit choice only
 docker/          the Docker backend: engine, exec stream, shell scripts, DockerSandbox
 image.py         the agentbench-base image, built without a registry and cached by recipe hash
+agent_image.py   agentbench-base + one external agent CLI (pip/npm from the host's registries), built offline
 git.py           the workspace's git set-up, shared by every backend, and the host-made baseline
 patch.py         the agent's patch (git diff against the packet as given), through any Sandbox
 _patch_script.py the part of it that runs inside the sandbox
