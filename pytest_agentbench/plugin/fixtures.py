@@ -65,12 +65,7 @@ def _run_here(request: pytest.FixtureRequest, state: Any, case: Case, spec: Mode
     hook = config.hook
     packet, repeat = case.packet, case.repeat
     agent = external_agent(state, case.agent, spec)
-    if agent is not None:
-        from pytest_agentbench.agents.external.trial import NoModel
-
-        model: Any = NoModel(agent.name)
-    else:
-        model = hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
+    model = _model_client(hook, spec, base_url, agent)
     if state.settings.keep_requests:  # what `agentbench replay` needs (capacity.trace)
         from pytest_agentbench.capacity.trace import RequestRecorder
 
@@ -120,6 +115,15 @@ def _run_here(request: pytest.FixtureRequest, state: Any, case: Case, spec: Mode
         if agent is not None:
             agent.client.close()
     return record
+
+
+def _model_client(hook: Any, spec: ModelSpec, base_url: str, agent: Any) -> Any:
+    """The built-in loop's model client (our hook), or for an external agent one that is never asked."""
+    if agent is None:
+        return hook.pytest_agentbench_make_adapter(spec=spec, base_url=base_url)
+    from pytest_agentbench.agents.external.trial import NoModel
+
+    return NoModel(agent.name)
 
 
 def _budgets(settings: Settings) -> dict[str, Any]:

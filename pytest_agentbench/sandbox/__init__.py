@@ -8,6 +8,8 @@ bwrap.py         local's bubblewrap command line, its limits, and whether it run
 unsafe_local.py  the unsafe-local backend (a temp copy, own process group): explicit choice only
 docker/          the Docker backend: engine, exec stream, shell scripts, DockerSandbox
 image.py         the agentbench-base image, built without a registry and cached by recipe hash
+agent_install.py what an external agent needs in its image (AgentInstall); docker/agent_image.py builds it:
+                 agentbench-base + one external agent CLI (pip/npm from the host's registries), built offline
 git.py           the workspace's git set-up, shared by every backend, and the host-made baseline
 patch.py         the agent's patch (git diff against the packet as given), through any Sandbox
 _patch_script.py the part of it that runs inside the sandbox
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_agentbench.errors import SandboxUnavailable
 
 if TYPE_CHECKING:
-    from pytest_agentbench.sandbox.agent_image import AgentInstall
+    from pytest_agentbench.sandbox.agent_install import AgentInstall
     from pytest_agentbench.sandbox.base import Sandbox
 
 # The backends load on first use: sandbox.kinds (imported by the plugin's options) must stay cheap.
@@ -119,7 +121,7 @@ def make_sandbox(
     ``docker_host``: the engine of the docker backend (``--docker-host``; None: ``$DOCKER_HOST`` or the local one).
 
     For an external agent: ``install`` is what its image needs (docker only: the image is built once and
-    cached, ``sandbox.agent_image``), ``gateway_socket`` the gateway's agent socket the sandbox mounts.
+    cached, ``sandbox.docker.agent_image``), ``gateway_socket`` the gateway's agent socket the sandbox mounts.
     """
     kind = resolve_kind(kind, docker_host) if kind == "auto" else kind
     socket = Path(gateway_socket) if gateway_socket is not None else None

@@ -7,7 +7,7 @@ measuring gateway (:mod:`pytest_agentbench.serving.gateway`), whose per-call rec
 run's turns, tokens and timings (:mod:`pytest_agentbench.agents.external.session`). So an adapter
 says only:
 
-* what to install into the sandbox image (:class:`~pytest_agentbench.sandbox.agent_image.AgentInstall`,
+* what to install into the sandbox image (:class:`~pytest_agentbench.sandbox.agent_install.AgentInstall`,
   or None);
 * the files to write before the agent starts (absolute paths inside the sandbox, all under the
   session's ``state_dir``: config, never the workspace), its extra environment and its ``argv``;
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from pytest_agentbench.sandbox.agent_image import AgentInstall
+from pytest_agentbench.sandbox.agent_install import AgentInstall
 from pytest_agentbench.sandbox.base import ExecResult
 
 __all__ = ["AgentAdapter", "AgentInstall", "Finish", "Protocol_", "Session", "last_line"]

@@ -11,7 +11,7 @@ ends in ``/v1``), ``{root_url}`` (Anthropic style), ``{model}``, ``{max_turns}``
 ``{workspace}``, ``{state_dir}``. The command runs with ``sh -c`` in the workspace, with
 ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` and ``ANTHROPIC_BASE_URL``/``ANTHROPIC_API_KEY`` pointing at
 the gateway; exit status 0 is ``finished``, any other ``stopped``. Its install, when it has one,
-is an :class:`~pytest_agentbench.sandbox.agent_image.AgentInstall` like the built-in adapters'.
+is an :class:`~pytest_agentbench.sandbox.agent_install.AgentInstall` like the built-in adapters'.
 """
 
 from __future__ import annotations

@@ -76,15 +76,13 @@ def _install(value: Any, name: str, where: str) -> AgentInstall | None:
         return None
     if not isinstance(value, Mapping) or not set(value) <= {"pip", "npm", "bins"}:
         raise ConfigError(f"{where}: expected a mapping with pip, npm and bins lists, found {value!r}")
-    install = AgentInstall(
-        name=name,
-        pip=_strings(value.get("pip"), f"{where}.pip"),
-        npm=_strings(value.get("npm"), f"{where}.npm"),
-        bins=_strings(value.get("bins"), f"{where}.bins"),
-    )
-    if not (install.pip or install.npm):
+    pip, npm = _strings(value.get("pip"), f"{where}.pip"), _strings(value.get("npm"), f"{where}.npm")
+    if not (pip or npm):
         raise ConfigError(f"{where}: gives no pip or npm package to install; remove it or list the packages")
-    return install
+    try:
+        return AgentInstall(name=name, pip=pip, npm=npm, bins=_strings(value.get("bins"), f"{where}.bins"))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _entry(name: str, data: Any, where: str) -> AgentAdapter:

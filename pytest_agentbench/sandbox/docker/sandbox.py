@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from pytest_agentbench.errors import PathRefused, SandboxError
-from pytest_agentbench.sandbox.agent_image import AgentInstall, ensure_agent_image
+from pytest_agentbench.sandbox.agent_install import AgentInstall
 from pytest_agentbench.sandbox.base import DEFAULT_OUTPUT_CAP, GATEWAY_DIR, ExecResult, SandboxInfo, confine
+from pytest_agentbench.sandbox.docker.agent_image import ensure_agent_image
 from pytest_agentbench.sandbox.docker.engine import (
     LABEL_HOST,
     LABEL_PID,
