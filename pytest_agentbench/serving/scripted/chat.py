@@ -67,7 +67,9 @@ class Chat:
             "completion_tokens": reply.completion_tokens,
             "total_tokens": reply.prompt_tokens + reply.completion_tokens,
         }
-        usage.update(reply.usage_extra)
+        if reply.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+        usage.update({k: v for k, v in reply.usage_extra.items() if k != "cached_tokens"})
         return usage
 
     @staticmethod

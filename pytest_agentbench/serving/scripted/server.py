@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -99,7 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
         ctype: str = "application/json",
         headers: dict[str, str] | None = None,
         trickle_s: float = 0.0,
+        before_last: Callable[[], None] | None = None,
     ) -> None:
+        """Send an answer; ``before_last`` runs just before its last byte goes out (the rest went)."""
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -107,10 +109,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, str(v))
         self.end_headers()
         if not trickle_s:
+            if before_last is not None:
+                before_last()
             self.wfile.write(body)
             return
         try:  # a server that trickles its answer: the client must give up by its own deadline
             for i in range(len(body)):
+                if i == len(body) - 1 and before_last is not None:
+                    before_last()
                 self.wfile.write(body[i : i + 1])
                 self.wfile.flush()
                 time.sleep(trickle_s)
@@ -183,10 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(speaker, body, reply, StreamFaults.of(step))
             return
-        self._json(
-            200, speaker.answer(reply, body, self.server.next_id()), trickle_s=float(step.get("trickle_every_s") or 0)
-        )
-        self.server.answered(speaker.name, reply)
+        answer = json.dumps(speaker.answer(reply, body, self.server.next_id())).encode()
+        trickle_s = float(step.get("trickle_every_s") or 0)
+        self._send(200, answer, trickle_s=trickle_s, before_last=lambda: self.server.answered(speaker.name, reply))
 
     def _reply(self, speaker: _Speaker, body: dict[str, Any], step: dict[str, Any], turn: int) -> Reply | None:
         """The answer to give; None when a plan step does not fit the request's tools (400 sent)."""
@@ -233,9 +238,12 @@ class _Handler(BaseHTTPRequestHandler):
         rid = self.server.next_id()
         counted, tail = speaker.events(reply, body, rid)
         writer = EventWriter(self.wfile, faults, lambda: speaker.empty_event(body, rid))
+        # the usage is counted just before the stream's last event: a client that has read it all finds it in
+        count = (lambda: self.server.answered(speaker.name, reply)) if speaker.usage_sent(reply, body) else None
+        events = [(e, writer.send) for e in counted] + [(e, writer.tail) for e in tail]
         try:
-            for event in counted:
-                writer.send(event)
+            for n, (event, send) in enumerate(events):
+                send(event, count if n == len(events) - 1 else None)
         except Hangup:  # the client gave up during a keep-alive: nothing more to send
             self.close_connection = True
             return
@@ -244,11 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(2)
             return
-        for event in tail:
-            writer.tail(event)
         self.close_connection = True
-        if speaker.usage_sent(reply, body):
-            self.server.answered(speaker.name, reply)
 
 
 class _Server(ThreadingHTTPServer):

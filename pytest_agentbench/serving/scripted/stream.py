@@ -92,7 +92,8 @@ class EventWriter:
         self.empty_event = empty_event
         self.sent = 0
 
-    def send(self, event: bytes) -> None:
+    def send(self, event: bytes, before: Callable[[], None] | None = None) -> None:
+        """Send one counted event; ``before`` runs once the faults let it through, before it is written."""
         faults = self.faults
         if faults.drop_after is not None and self.sent >= faults.drop_after:
             raise Dropped
@@ -101,10 +102,14 @@ class EventWriter:
         if faults.keepalive is not None and self.sent == faults.keepalive.after:
             faults.keepalive.send(self.out, self.empty_event)
         self.sent += 1
+        if before is not None:
+            before()
         self.out.write(event)
         self.out.flush()
 
-    def tail(self, event: bytes) -> None:
+    def tail(self, event: bytes, before: Callable[[], None] | None = None) -> None:
         """An event after the answer (chat's usage chunk, ``[DONE]``): never dropped or delayed."""
+        if before is not None:
+            before()
         self.out.write(event)
         self.out.flush()
