@@ -86,7 +86,7 @@ def vllm_support_row(spec: ModelSpec, folder: ModelFolder, installed: Installed)
 def served_models_row(spec: ModelSpec, kind: str, listed: Sequence[Mapping[str, Any]] | str) -> Row:
     """The row for a scripted alias or an existing endpoint: does ``/v1/models`` list the model?"""
     rule = "the endpoint does not serve the alias's model (not in /v1/models)"
-    what = "a scripted test double (serving/scripted.py), not a model" if kind == "scripted" else "an existing endpoint"
+    what = "a scripted test double (serving/scripted/), not a model" if kind == "scripted" else "an existing endpoint"
     if isinstance(listed, str):
         return Row(
             "serving support",
