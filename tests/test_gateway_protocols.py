@@ -2,6 +2,7 @@
 calls, the responses and messages protocols, and reconciliation with vLLM's /metrics over all three.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ def test_a_protocol_the_alias_does_not_serve_is_refused_with_the_fix() -> None:
     scripted = route_for(
         ModelSpec(alias="s", model="m", source=Path("models.yaml"), serve=serve), "http://127.0.0.1:9/v1"
     )
-    assert route_for(spec, spec.base_url or "").protocols is None and scripted.protocols == frozenset({"chat"})
+    assert route_for(spec, spec.base_url or "").protocols is None
+    assert scripted.protocols == frozenset({"chat", "responses", "messages"})
+    scripted = dataclasses.replace(scripted, protocols=frozenset({"chat"}))  # an endpoint known to serve chat only
     wire = Wire(answer({"detail": "Not Found"}, 404))
     try:
         with running(scripted, route("open", wire.base_url)) as gw:

@@ -4,8 +4,8 @@ A :class:`Route` is what the gateway knows of one alias: the upstream ``base_url
 the session started, or the alias's own), the model name it sends, the variable holding the key
 (read at call time, host side: the agent never gets it), the tool parser and ``destream`` flag,
 the per-call ``timeout_s``, and the protocols the endpoint is known to serve
-(:func:`served_protocols`: a vLLM server we start serves all three; the scripted test double
-only chat; an endpoint given by ``base_url`` is not known, so a call is forwarded and a 404/405
+(:func:`served_protocols`: a vLLM server we start serves all three, and so does the scripted test
+double; an endpoint given by ``base_url`` is not known, so a call is forwarded and a 404/405
 is explained).
 
 :class:`Upstream` holds the gateway's clients, one :class:`pytest_agentbench.serving.http.Client`
@@ -51,10 +51,9 @@ class ClientGone(Exception):
 
 def served_protocols(spec: ModelSpec) -> frozenset[Protocol] | None:
     """The protocols the alias's endpoint is known to serve; None: not known (forward and see)."""
-    if spec.serve is not None and spec.serve.engine == "vllm":
-        return frozenset(PROTOCOLS)  # vLLM >= 0.32 serves chat, responses and Anthropic messages
-    if spec.serve is not None and spec.serve.engine == "scripted":
-        return frozenset({"chat"})  # the scripted test double speaks chat completions only
+    if spec.serve is not None and spec.serve.engine in ("vllm", "scripted"):
+        # vLLM >= 0.32 serves chat, responses and Anthropic messages; so does the scripted test double
+        return frozenset(PROTOCOLS)
     return None
 
 
