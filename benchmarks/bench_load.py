@@ -25,6 +25,23 @@ median; prompt and output token totals, client-side and as the server's counter
 deltas; and the client's CPU per output token (``time.process_time`` around the
 load; for vllm bench, around its ``benchmark()`` coroutine in its own process).
 
+Both sides time the same window: from just before the first request is sent to the last
+answer read (vllm bench's ``duration``: ``benchmark_start_time`` before its first task, to
+the end of ``asyncio.gather``; ours: ``Load``'s clock starts as the waiting workers are
+released and stops when the last one has read its answer). Neither sends a warm-up request
+inside it (vllm bench's ready check is off by default), both open their connections cold in
+it. Per-request timelines of both on one clock (``perf_counter`` is CLOCK_MONOTONIC) showed
+the window within 0.4 ms of first send -> last end on both sides.
+
+On a shared 2-core machine the server's own speed moves by 2x between runs, and a pair's
+ratio with it. So each pair's throughput ratio is also split exactly in two: how busy each
+client kept the server (``server_in_flight``: the server's e2e seconds over the client's
+wall time, by Little's law the mean number of requests it had in flight; ~C for a client
+that adds nothing) and how fast the server was in each run (its e2e seconds, theirs / ours).
+At ``--max-concurrency C`` the first is the client's doing; at a request rate both clients
+place the last arrival at N / R, so the throughput ratio is ~1 whatever the client and the
+split says little.
+
     .venv/bin/pytest benchmarks/bench_load.py --benchmark-only -p no:cacheprovider -s
 
 Takes minutes (marked ``vllm`` and ``slow``; ``benchmarks/`` is not in the test run).
@@ -154,7 +171,17 @@ def _server_side(server: Any, before: Any) -> dict[str, Any]:
         "server_generation_tokens": delta.generation_tokens,
         "server_requests": delta.requests_finished,
         "server_ttft_p50_ms": None if delta.ttft is None or delta.ttft.p50 is None else 1000 * delta.ttft.p50,
+        "server_e2e_sum_s": None if delta.e2e is None else delta.e2e.sum,
     }
+
+
+def server_in_flight(result: dict[str, Any]) -> float | None:
+    """Requests the server had in flight on average over the client's window (Little's law: the server's
+    own e2e seconds summed over the requests, over the client's wall time). At ``--max-concurrency C`` a
+    client that sends at once, reads promptly and turns a slot round at once keeps it near C; it does not
+    depend on how fast the server was in that run, which the machine's load moves by 2x between runs."""
+    busy = result.get("server_e2e_sum_s")
+    return None if busy is None or not result["wall_s"] else busy / result["wall_s"]
 
 
 def our_load(server: Any, prompts: list[str], concurrency: int | None, rate: float = math.inf) -> dict[str, Any]:
@@ -262,24 +289,38 @@ def vllm_bench(
     }
 
 
+def _has_busy(pair: dict[str, dict[str, Any]]) -> bool:
+    return all(pair[who].get("server_in_flight") for who in ("ours", "vllm_bench"))
+
+
+def _factors(pair: dict[str, dict[str, Any]]) -> tuple[float, float]:
+    """A pair's throughput ratio split exactly in two (same requests and output tokens on both sides, so
+    tok/s = in-flight x output tokens / the server's e2e seconds): the clients' share, how busy each kept the
+    server (``server_in_flight``), and the server's, how fast it was in each run (its e2e seconds, theirs / ours).
+    """
+    ours, theirs = pair["ours"], pair["vllm_bench"]
+    return ours["server_in_flight"] / theirs["server_in_flight"], theirs["server_e2e_sum_s"] / ours["server_e2e_sum_s"]
+
+
 def _prompt_count(concurrency: int | None) -> int:
     env = os.environ.get("AGENTBENCH_BENCH_PROMPTS")
     return int(env) if env else 16 if concurrency == 1 else 32
 
 
 def _row(r: dict[str, Any]) -> str:
-    srv = r.get("server_ttft_p50_ms")
+    srv, busy = r.get("server_ttft_p50_ms"), r.get("server_in_flight")
     return (
         f"{r['client']:<28} {r['completed']:>4} {r['output_tok_s']:>9.1f} {r['ttft_p50_ms']:>8.1f} "
         f"{'-' if srv is None else f'{srv:.1f}':>8} {r['tpot_p50_ms']:>7.2f} {r['itl_p50_ms']:>7.2f} "
         f"{r['cpu_ms_per_output_token']:>10.3f} {r['prompt_tokens']:>7} {r.get('server_prompt_tokens')!s:>7} "
-        f"{r['output_tokens']:>7} {r.get('server_generation_tokens')!s:>7}"
+        f"{r['output_tokens']:>7} {r.get('server_generation_tokens')!s:>7} "
+        f"{'-' if busy is None else f'{busy:.2f}':>8}"
     )
 
 
 _HEADER = (
     f"{'client':<28} {'reqs':>4} {'out tok/s':>9} {'TTFT p50':>8} {'srv TTFT':>8} {'TPOT':>7} {'ITL':>7} "
-    f"{'cpu ms/tok':>10} {'in':>7} {'srv in':>7} {'out':>7} {'srv out':>7}"
+    f"{'cpu ms/tok':>10} {'in':>7} {'srv in':>7} {'out':>7} {'srv out':>7} {'srv busy':>8}"
 )
 
 
@@ -308,6 +349,7 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int | None
             else:
                 result = our_load(server, prompts, concurrency, rate)
             result.update(_server_side(server, before), loadavg_1m=os.getloadavg()[0])
+            result["server_in_flight"] = server_in_flight(result)
             pair[who] = result
         pairs.append(pair)
         print(
@@ -318,6 +360,13 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int | None
         print(_HEADER, file=sys.stderr)
         print(_row(pair["ours"]), file=sys.stderr)
         print(_row(pair["vllm_bench"]), file=sys.stderr)
+        if _has_busy(pair):
+            client, speed = _factors(pair)
+            print(
+                f"tok/s ours / vllm bench {pair['ours']['output_tok_s'] / pair['vllm_bench']['output_tok_s']:.3f} = "
+                f"client (server busy ratio) {client:.3f} x server speed (its e2e, theirs / ours) {speed:.3f}",
+                file=sys.stderr,
+            )
         # Exact about tokens: the same prompts, OUTPUT_LEN per request, as the server counted them.
         ours, theirs = pair["ours"], pair["vllm_bench"]
         assert ours["completed"] == theirs["completed"] == n
@@ -329,14 +378,18 @@ def test_load_vs_vllm_bench(benchmark: Any, server: Any, concurrency: int | None
     def med(who: str, key: str) -> float:
         return statistics.median(p[who][key] for p in pairs)
 
+    ratios = sorted(p["ours"]["output_tok_s"] / p["vllm_bench"]["output_tok_s"] for p in pairs)
+    factors = [_factors(p) for p in pairs if _has_busy(p)]
     summary = {
         "concurrency": concurrency,
         "request_rate": "inf" if math.isinf(rate) else rate,
         "prompts": n,
         "reps": reps,
-        "throughput_ratio_ours_over_vllm_p50": statistics.median(
-            p["ours"]["output_tok_s"] / p["vllm_bench"]["output_tok_s"] for p in pairs
-        ),
+        "throughput_ratio_ours_over_vllm_p50": statistics.median(ratios),
+        "throughput_ratio_min": ratios[0],
+        "throughput_ratio_max": ratios[-1],
+        "server_in_flight_ratio_ours_over_vllm_p50": statistics.median(f[0] for f in factors) if factors else None,
+        "server_speed_ratio_ours_over_vllm_p50": statistics.median(f[1] for f in factors) if factors else None,
         "cpu_per_token_ratio_ours_over_vllm_p50": statistics.median(
             p["ours"]["cpu_ms_per_output_token"] / p["vllm_bench"]["cpu_ms_per_output_token"] for p in pairs
         ),
