@@ -444,7 +444,7 @@ def columns_text(summaries: Sequence[AliasSummary]) -> str:
 
 def _header(s: AliasSummary) -> list[str]:
     model = s.model if s.model not in (s.alias, s.model_alias) else ""
-    version = f"{s.agent} {s.agent_version}" if s.agent != BUILTIN_AGENT and s.agent_version else ""
+    version = f"agent {s.agent_version}" if s.agent != BUILTIN_AGENT and s.agent_version else ""
     return [s.alias, model, version, "(test double)" if s.test_double else ""]
 
 
