@@ -82,6 +82,7 @@ def run_packet(
         info = sandbox.info
     finally:
         sandbox.close()
+    named = {"agent_name": agent.name, "agent_version": agent.version} if agent is not None else {}
     return RunRecord(
         run_id=run_id or new_run_id(),
         packet=packet,
@@ -90,17 +91,15 @@ def run_packet(
         gates=gates,
         sandbox=info,
         wall_s=time.monotonic() - start,
-        extra=_extra(resets, agent),
+        extra=_extra(resets),
         patch=patch,
         agent_config=config,
+        **named,
     )
 
 
-def _extra(resets: list[Reset], agent: ExternalAgent | None) -> dict[str, object]:
-    extra: dict[str, object] = {"workspace_reset": [r.to_dict() for r in resets]} if resets else {}
-    if agent is not None:
-        extra["external_agent"] = {"name": agent.name, "version": agent.version, "protocol": agent.adapter.protocol}
-    return extra
+def _extra(resets: list[Reset]) -> dict[str, object]:
+    return {"workspace_reset": [r.to_dict() for r in resets]} if resets else {}
 
 
 def builtin_session(sandbox: Sandbox, model: Model, on_progress: OnRunProgress | None = None) -> Session:

@@ -266,3 +266,14 @@ def test_an_agent_that_ignores_its_turn_budget_is_stopped_by_the_gateway(
     (record,) = records(pytester.path)
     assert record["outcome"] == "max_turns" and record["budget"]["ended_by"] == "turns"
     assert record["turns"] == record["model_calls"] == 2
+
+
+def test_the_record_names_the_external_agent_and_its_version(pytester: pytest.Pytester, folder: Path) -> None:
+    _local()
+    into(pytester, folder)
+    result = pytester.runpytest_inprocess(
+        "--packets=packets", "--models=a", "--agent=tiny,builtin", "--sandbox=local", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=2)
+    agents = {r["agent"]["name"]: r["agent"]["version"] for r in records(pytester.path)}
+    assert agents["tiny"] == "0.1" and set(agents) == {"tiny", "builtin"}

@@ -295,7 +295,7 @@ def test_estimates_json_is_never_read_as_a_run_record(tmp_path: Path, capsys: py
     assert doc["aliases"][0]["flaky_packets"] == ["p"] and doc["aliases"][1]["pass_at_1"]["value"] == 1.0
     problems: list[str] = []
     assert load_records(path, on_problem=problems.append) == []  # indented: no line is a JSON object
-    assert completed_trials(tmp_path) == {("p", "a", 1), ("p", "a", 2), ("p", "b", 1), ("p", "b", 2)}
+    assert completed_trials(tmp_path) == {(p, a, "builtin", r) for p in "p" for a in "ab" for r in (1, 2)}
     assert cli_main(["report", str(path)]) == 2
     assert "holds estimates derived from a run, not run records" in capsys.readouterr().err
     out = tmp_path / "again.json"

@@ -186,7 +186,7 @@ def test_unreachable_alias_is_an_error_apart_and_a_flaky_one_a_failure(
     )
     assert flaky["gates"] and not flaky["passed"]  # answered once: graded, and it counts
     assert good["passed"] and good["counted"]
-    assert ("bugfix-median", "dead", 1) not in completed_trials(results)
+    assert ("bugfix-median", "dead", "builtin", 1) not in completed_trials(results)
 
     # benchmark JSON: the dead pair's extra_info says so, and has no pass rate
     info = {b["params"]["alias"]: b["extra_info"] for b in bench["benchmarks"]}

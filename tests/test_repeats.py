@@ -98,7 +98,8 @@ def test_completed_trials_reads_repeats_and_old_records_as_repeat_1(tmp_path: Pa
         {"packet": {"id": "p"}, "alias": "b", "repeat": 2, "outcome": "max_turns"},  # a model failure is a result
     ]
     (tmp_path / RESULTS_FILE).write_text("".join(json.dumps(r) + "\n" for r in lines))
-    assert completed_trials(tmp_path) == {("p", "a", 1), ("p", "a", 3), ("p", "b", 1), ("p", "b", 2)}
+    done = {("p", "a", 1), ("p", "a", 3), ("p", "b", 1), ("p", "b", 2)}
+    assert completed_trials(tmp_path) == {(p, a, "builtin", r) for p, a, r in done}
     assert [record_repeat(r) for r in lines] == [1, 3, 4, 1, 2]
 
 

@@ -460,9 +460,10 @@ def test_completed_trials_for_resume(tmp_path: Path) -> None:
     d = tmp_path / "results"
     JsonlWriter(worker_results_path(d, "gw0")).write(_rec("1", "2026-01-01T00:00:00+00:00", "p1", "a"))
     JsonlWriter(worker_results_path(d, "gw1")).write(_rec("2", "2026-01-01T00:00:01+00:00", "p2", "b"))
-    assert completed_trials(d) == {("p1", "a", 1), ("p2", "b", 1)}  # no repeat: trial 1
+    # no repeat: trial 1; no agent: the built-in one
+    assert completed_trials(d) == {("p1", "a", "builtin", 1), ("p2", "b", "builtin", 1)}
     merge_jsonl(worker_files(d), d / RESULTS_FILE)
-    assert completed_trials(d / RESULTS_FILE) == {("p1", "a", 1), ("p2", "b", 1)}
+    assert completed_trials(d / RESULTS_FILE) == {("p1", "a", "builtin", 1), ("p2", "b", "builtin", 1)}
 
 
 WRITER = textwrap.dedent("""

@@ -4,6 +4,10 @@ Results: results.jsonl files or the run folders that hold them; several are merg
 ``run_id``). Without any, the newest run the plugin wrote under ``./.agentbench/runs/`` (its default
 ``--agentbench-results``). Exit 0 with the comparison; 2 for an unreadable file, an alias without
 runs there (the message lists the aliases there are) or no paired trials - never a traceback.
+
+Where the results hold more than one agent, A and B are agent x alias cells, named as the reports
+name them (``"mini-swe-agent @ local-coder"``; a bare alias is its one cell, and is refused, with
+the cells listed, where it ran under several agents): agents are compared, never pooled.
 """
 
 from __future__ import annotations
@@ -34,8 +38,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "compare",
         help="paired comparison of two aliases over the same (packet, repeat) trials: McNemar, intervals, deltas",
     )
-    c.add_argument("alias_a", metavar="A", help="the first alias (differences are B - A)")
-    c.add_argument("alias_b", metavar="B", help="the second alias")
+    c.add_argument(
+        "alias_a",
+        metavar="A",
+        help="the first alias, or cell 'AGENT @ ALIAS' where several agents ran (differences are B - A)",
+    )
+    c.add_argument("alias_b", metavar="B", help="the second alias (or cell)")
     c.add_argument(
         "results",
         nargs="*",

@@ -97,13 +97,29 @@ def _killed(status: int) -> str:
 
 
 def _pass_rate(runs: Sequence[Mapping[str, Any]]) -> str:
-    counted = [r for r in runs if r.get("outcome") != "infrastructure"]
+    """``6 run(s) on a, b, 4 passed all their gates (67 %)``; with several agents, per agent x alias cell."""
+    from pytest_agentbench.results.cells import agents_of, cell_columns, column_of, label_cells
+
+    counted = label_cells([r for r in runs if r.get("outcome") != "infrastructure"])
     if not counted:
         return "no run was recorded"
     passed = sum(1 for r in counted if r.get("passed"))
-    aliases = sorted({str(r.get("alias")) for r in counted})
-    on = f" on {', '.join(aliases)}" if len(aliases) <= 3 else f" on {len(aliases)} aliases"
-    return f"{len(counted)} run(s){on}, {passed} passed all their gates ({100 * passed / len(counted):.0f} %)"
+    cells = cell_columns(counted)
+    several = len(agents_of(counted)) > 1
+    on = (
+        f" on {', '.join(sorted(cells))}"
+        if len(cells) <= 3
+        else f" on {len(cells)} {'cells' if several else 'aliases'}"
+    )
+    text = f"{len(counted)} run(s){on}, {passed} passed all their gates ({100 * passed / len(counted):.0f} %)"
+    if not several:
+        return text
+    per = []
+    for cell in cells:
+        mine = [r for r in counted if column_of(r) == cell]
+        won = sum(1 for r in mine if r.get("passed"))
+        per.append(f"{cell} {won}/{len(mine)}")
+    return f"{text}; per cell: {', '.join(per)}"
 
 
 def _where(session: Mapping[str, Any], setup_s: float | None) -> list[str]:
@@ -130,6 +146,8 @@ def _shown(path: str | Path) -> str:
 
 
 def _time(session: Mapping[str, Any], setup_s: float | None) -> tuple[str, str]:
+    from pytest_agentbench.results.cells import column_of
+
     runs = session.get("runs") or []
     starts = {str(k): float(v) for k, v in (session.get("server_start_s") or {}).items()}
     parts: dict[str, float] = {}
@@ -154,7 +172,7 @@ def _time(session: Mapping[str, Any], setup_s: float | None) -> tuple[str, str]:
     slowest_text = f"{slowest}, {duration(parts[slowest])}"
     if runs:
         top = max(runs, key=lambda r: float(r.get("wall_s") or 0))
-        slowest_text += f"; slowest run: {top.get('packet')} on {top.get('alias')}, {duration(top.get('wall_s') or 0)}"
+        slowest_text += f"; slowest run: {top.get('packet')} on {column_of(top)}, {duration(top.get('wall_s') or 0)}"
     return f"{duration(total)} in all{shown}", slowest_text
 
 

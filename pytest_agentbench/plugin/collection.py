@@ -23,6 +23,7 @@ from pytest_agentbench.errors import ConfigError
 from pytest_agentbench.packets.schema import PACKET_FILE, Packet, load_packet, packet_root_of
 from pytest_agentbench.plugin.session import SESSION
 from pytest_agentbench.plugin.shard import apply_shard
+from pytest_agentbench.results.cells import BUILTIN_AGENT, TrialKey
 from pytest_agentbench.scale.shards import ShardItem, packet_cost
 
 if TYPE_CHECKING:
@@ -31,21 +32,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Case:
-    """One trial: a packet on an alias, the ``repeat``-th of ``--repeats`` (1-based)."""
+    """One trial: a packet on an alias under an agent, the ``repeat``-th of ``--repeats`` (1-based)."""
 
     packet: Packet
     spec: ModelSpec
     repeat: int = 1
-    agent: str = "builtin"  # --agent: the built-in loop or an external agent's name
+    agent: str = BUILTIN_AGENT  # the agent's registry name (--agent): the built-in loop or an external agent
 
     @property
-    def trial(self) -> tuple[str, str, int]:
-        """(packet id, alias, repeat): what ``--resume`` matches against finished records."""
-        return (self.packet.id, self.spec.alias, self.repeat)
+    def trial(self) -> TrialKey:
+        """(packet id, alias, agent, repeat): what ``--resume`` matches against finished records."""
+        return (self.packet.id, self.spec.alias, self.agent, self.repeat)
 
     def shard_item(self) -> ShardItem:
         """This trial as ``--shard`` places it: its key and its expected cost (scale.shards)."""
-        return ShardItem(self.packet.id, self.spec.alias, self.repeat, cost=packet_cost(self.packet))
+        return ShardItem(self.packet.id, self.spec.alias, self.repeat, agent=self.agent, cost=packet_cost(self.packet))
 
 
 def case_id(packet_id: str, alias: str, repeat: int, repeats: int, agent: str | None = None) -> str:

@@ -152,7 +152,7 @@ _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
         dict(
             dest="agentbench_resume",
             metavar="PATH",
-            help="skip (packet, alias, repeat) trials that already have a record in PATH (a results folder or "
+            help="skip (packet, alias, agent, repeat) trials that already have a record in PATH (a results folder or "
             "its results.jsonl); new runs are added to that folder",
         ),
     ),

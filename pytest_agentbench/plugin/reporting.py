@@ -67,10 +67,13 @@ def write_session_json(path: Path, state: Any, stats: dict[str, list[Any]], exit
 
 
 def _run_summary(record: dict[str, Any]) -> dict[str, Any]:
+    from pytest_agentbench.results.cells import record_agent
+
     client = record.get("client") or {}
     return {
         "packet": (record.get("packet") or {}).get("id"),
         "alias": record.get("alias"),
+        "agent": record_agent(record),
         "repeat": record.get("repeat"),
         "outcome": record.get("outcome"),
         "passed": bool(record.get("passed")),

@@ -48,7 +48,7 @@ class AgentbenchSession:
     start_error: str | None = None
     packet_ids: dict[str, Path] = field(default_factory=dict)
     results_dir: Path | None = None  # where this process appends its JSONL (chosen by the controller)
-    done: frozenset[tuple[str, str, int]] = frozenset()  # (packet, alias, repeat) trials --resume skips
+    done: frozenset[tuple[str, str, str, int]] = frozenset()  # (packet, alias, agent, repeat) trials --resume skips
     writer: Any = None  # this process's JsonlWriter, opened on the first record
     session_start: str = ""  # ISO time: the summary shows this session's runs (all of them with --resume)
     records: list[dict[str, Any]] | None = None  # merged records (controller, after sessionfinish)

@@ -1,5 +1,6 @@
 """Budget figures per alias from run records (``results.record_to_dict``): what was solved within budget,
-and how many tokens solving took. Pure functions over record dicts, pytest-free.
+and how many tokens solving took. Pure functions over record dicts, pytest-free. An "alias" here is a
+column of the summary: with more than one agent, an agent x alias cell (``results.cells``).
 
 * **Solved within budget**: passed runs that ended without hitting any budget (``budget.ended_by`` is
   ``null``) and did not go over the token budget (``over_by`` 0 or none), over the counted runs
@@ -22,6 +23,7 @@ from typing import Any
 
 from pytest_agentbench.agents.transcript import ENDED_BY, INFRASTRUCTURE
 from pytest_agentbench.reports.stats import percentile
+from pytest_agentbench.results.cells import column_of, label_cells
 
 __all__ = [
     "SolvedWithin",
@@ -73,7 +75,7 @@ def within_budget(record: Mapping[str, Any]) -> bool | None:
 
 
 def _counted(records: Sequence[Mapping[str, Any]], alias: str) -> list[Mapping[str, Any]]:
-    return [r for r in records if str(r.get("alias")) == alias and r.get("outcome") != INFRASTRUCTURE]
+    return [r for r in label_cells(records) if column_of(r) == alias and r.get("outcome") != INFRASTRUCTURE]
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ def _over_cell(records: Sequence[Mapping[str, Any]], alias: str) -> str:
 
 def budget_rows(records: Sequence[Mapping[str, Any]], aliases: Sequence[str]) -> list[Row]:
     """(label, one cell per alias) rows: the budget mode, solved within budget, tokens to solve."""
+    records = label_cells(records)
     solved = [solved_within_budget(records, a) for a in aliases]
     dists = [tokens_to_solve(records, a) for a in aliases]
     rows: list[Row] = [

@@ -21,6 +21,12 @@ and the smallest difference the run could detect with 80 % power (``minimum_dete
 assuming independent trials: conservative). The verdict follows the p-value at 1 - confidence.
 
 **Per packet**: passes per alias and the discordant pairs (the packets that *flip*).
+
+**Agents.** What is compared is a cell, an agent on an alias (``results.cells``): with only the
+built-in agent in the records a cell is its alias, as before agents could be chosen; with several,
+``A`` and ``B`` name cells (``"mini-swe-agent @ local-coder"``; a bare alias means its one cell, and
+is refused, listing them, where it ran under several agents). Two agents on one alias are two cells:
+their trials are paired with each other (the fair comparison of agents on one model), never pooled.
 """
 
 from __future__ import annotations
@@ -44,7 +50,15 @@ from pytest_agentbench.reports.paired import (
 )
 from pytest_agentbench.reports.stats import median
 from pytest_agentbench.reports.summary import format_seconds, is_infrastructure
-from pytest_agentbench.results.jsonl import record_repeat
+from pytest_agentbench.results.cells import (
+    SEPARATOR,
+    agents_of,
+    cell_columns,
+    column_of,
+    label_cells,
+    record_repeat,
+    resolve_cell,
+)
 
 __all__ = [
     "POWER",
@@ -134,7 +148,7 @@ def _latest(records: Sequence[Mapping[str, Any]], alias: str) -> tuple[dict[Tria
     chosen: dict[TrialKey, Mapping[str, Any]] = {}
     superseded = 0
     for rec in records:
-        if str(rec.get("alias")) != alias:
+        if column_of(rec) != alias:
             continue
         key = (str((rec.get("packet") or {}).get("id")), record_repeat(rec))
         old = chosen.get(key)
@@ -149,12 +163,14 @@ def _latest(records: Sequence[Mapping[str, Any]], alias: str) -> tuple[dict[Tria
 
 
 def aliases_in(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The aliases that have records, in order of first appearance."""
-    return list(dict.fromkeys(str(r.get("alias")) for r in records if r.get("alias") is not None))
+    """The aliases that have records, in order of first appearance (agent x alias cells where the records
+    hold more than one agent: ``results.cells``)."""
+    return cell_columns(label_cells([r for r in records if r.get("alias") is not None]))
 
 
 def pair_trials(records: Sequence[Mapping[str, Any]], alias_a: str, alias_b: str) -> Pairing:
     """Pair A's and B's trials by (packet, repeat); see the module docstring for what is left out."""
+    records = label_cells(records)
     a, lost_a = _latest(records, alias_a)
     b, lost_b = _latest(records, alias_b)
     pairs, infra = [], []
@@ -305,14 +321,30 @@ def _packet_flips(pairs: Sequence[tuple[Trial, Trial]]) -> tuple[PacketFlips, ..
     return tuple(rows)
 
 
-def _check_aliases(records: Sequence[Mapping[str, Any]], alias_a: str, alias_b: str) -> None:
+def _check_aliases(records: Sequence[Mapping[str, Any]], alias_a: str, alias_b: str) -> tuple[str, str]:
+    """A and B as cells of ``records`` (a bare alias: its one cell); a :class:`UsageError` where one has no runs."""
     known = aliases_in(records)
+    cells = len(agents_of(records)) > 1
+    what = "cells (agent @ alias)" if cells else "aliases"
+    resolved = []
     for alias in (alias_a, alias_b):
-        if alias not in known:
+        cell = resolve_cell(alias, known)
+        if cell not in known:
             there = ", ".join(known) if known else "none (no records)"
-            raise UsageError(f"alias {alias!r} has no runs in these results; the aliases there are: {there}")
-    if alias_a == alias_b:
-        raise UsageError(f"compare needs two different aliases, got {alias_a!r} twice")
+            raise UsageError(f"alias {alias!r} has no runs in these results; the {what} there are: {there}")
+        resolved.append(cell)
+    if resolved[0] == resolved[1]:
+        raise UsageError(f"compare needs two different {what}, got {resolved[0]!r} twice")
+    return resolved[0], resolved[1]
+
+
+def _rerun_hint(a: str, b: str) -> str:
+    """How to give two cells paired trials: the same packets and repeats for both."""
+    agents = [c.split(SEPARATOR, 1)[0] for c in (a, b) if SEPARATOR in c]
+    aliases = [c.split(SEPARATOR, 1)[-1] for c in (a, b)]
+    models = ",".join(dict.fromkeys(aliases))
+    agent = f" --agent={','.join(dict.fromkeys(agents))}" if agents else ""
+    return f"pytest --models={models}{agent} --repeats 10"
 
 
 def _no_pairs(p: Pairing) -> UsageError:
@@ -326,7 +358,7 @@ def _no_pairs(p: Pairing) -> UsageError:
         )
     return UsageError(
         f"{p.alias_a} and {p.alias_b} have no paired (packet, repeat) trials to compare ({'; '.join(why)}); "
-        f"run both on the same packets and repeats, e.g. pytest --models={p.alias_a},{p.alias_b} --repeats 10"
+        f"run both on the same packets and repeats, e.g. {_rerun_hint(p.alias_a, p.alias_b)}"
     )
 
 
@@ -349,7 +381,8 @@ def compare(
     or no pairs."""
     if not 0 < confidence < 1:
         raise UsageError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
-    _check_aliases(records, alias_a, alias_b)
+    records = label_cells(records)
+    alias_a, alias_b = _check_aliases(records, alias_a, alias_b)
     pairing = pair_trials(records, alias_a, alias_b)
     pairs = pairing.pairs
     if not pairs:

@@ -9,7 +9,8 @@ k - 1 comparisons instead of k(k - 1)/2 (45 for ten aliases), and fewer tests me
 
 Shown: an interval chart of the difference in pass rate (alias - reference, points) with its 95 %
 interval, a table with the 2x2 counts, the exact McNemar p-value, the verdict and the paired-bootstrap
-deltas, and per comparison (folded) the packets that flip and what the pairing left out.
+deltas, and per comparison (folded) the packets that flip and what the pairing left out. With more
+than one agent in the records, what is compared is each agent x alias cell (``results.cells``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pytest_agentbench.reports.compare import (
 )
 from pytest_agentbench.reports.summary import is_infrastructure
 from pytest_agentbench.reports.svg import e, interval_chart
+from pytest_agentbench.results.cells import column_of, label_cells
 
 __all__ = ["paired_section"]
 
@@ -95,7 +97,8 @@ def _details(alias: str, cmp: Comparison) -> str:
 
 def paired_section(records: Sequence[Mapping[str, Any]], aliases: Sequence[str] | None = None) -> list[str]:
     """The section's HTML parts: each alias against the first; ``[]`` with fewer than two judged aliases."""
-    judged = {str(r.get("alias")) for r in records if not is_infrastructure(r)}
+    records = label_cells(records)  # with several agents, each agent x alias cell is one column (results.cells)
+    judged = {column_of(r) for r in records if not is_infrastructure(r)}
     order = [a for a in [*(aliases or ()), *aliases_in(records)] if a in judged]
     order = list(dict.fromkeys(order))
     if len(order) < 2:

@@ -56,6 +56,7 @@ from pytest_agentbench.reports.intervals import (
     z_value,
 )
 from pytest_agentbench.reports.stats import median
+from pytest_agentbench.results.cells import SEPARATOR, cell_columns, column_of, label_cells
 from pytest_agentbench.results.jsonsafe import json_safe
 
 __all__ = [
@@ -219,8 +220,9 @@ class AliasEstimates:
         return next((x for x in (self.pass_hat_k if hat else self.pass_at_k) if x.k == k), None)
 
     def properties(self, prefix: str = "agentbench") -> list[tuple[str, int | float]]:
-        """Numeric JUnit testsuite properties ``agentbench.<alias>.<figure>``; unknown figures are left out."""
-        p = f"{prefix}.{self.alias}"
+        """Numeric JUnit testsuite properties ``agentbench.<alias>.<figure>``; unknown figures are left out.
+        A cell ``agent @ alias`` is named ``<agent>@<alias>`` there."""
+        p = f"{prefix}.{self.alias.replace(SEPARATOR, '@')}"
         out: list[tuple[str, int | float]] = [(f"{p}.runs", self.runs), (f"{p}.passes", self.passes)]
         out.append((f"{p}.trials_per_packet", self.trials))
         out += _est_props(f"{p}.pass_at_1", self.pass_at_1)
@@ -338,10 +340,12 @@ def estimate_aliases(
     seed: int = 0,
 ) -> list[AliasEstimates]:
     """Per alias, in ``aliases`` order (default: order of first appearance; listed aliases without runs
-    get empty estimates), from the counted records."""
-    by_alias: dict[str, dict[str, _Runs]] = {str(a): {} for a in aliases or ()}
+    get empty estimates), from the counted records. With more than one agent, per agent x alias cell
+    (``results.cells``: ``alias`` is then the cell's label, ``mini-swe-agent @ local-coder``)."""
+    records = label_cells(records)
+    by_alias: dict[str, dict[str, _Runs]] = {c: {} for c in cell_columns(records, aliases)}
     for rec in records:
-        by_packet = by_alias.setdefault(str(rec.get("alias")), {})
+        by_packet = by_alias.setdefault(column_of(rec), {})
         if is_infrastructure(rec):
             continue
         packet = str((rec.get("packet") or {}).get("id", "?"))

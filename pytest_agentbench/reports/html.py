@@ -4,13 +4,15 @@
 
 Inline CSS and inline SVG (drawn with reports/svg.py), one inline script (the trajectory viewer of
 reports/trajectory.py; the page reads without it): nothing fetched when the file is opened.
-Sections: the isolation warnings (mixed levels, unsafe-local runs),
-the summary table (the same rows as the terminal summary, isolation included), pass
-rate per alias, run-latency box + strip plot, tokens and cost per run, outcome classes
-per alias, the paired comparison of each alias with the first (``reports/compare_html.py``), and every
-run with its gates and (folded) transcript; then provenance per alias (reports/provenance.py) and the
-trajectory viewer (packet x alias grid -> a run's patch and turns); given ``capacity`` fragments
-(``reports/capacity_html.py``: saved sweeps, loads, the ranking), a Capacity section before Runs. Runs whose endpoint
+Sections: the isolation warnings (mixed levels, unsafe-local runs), the summary table (the same
+rows as the terminal summary, isolation included), with more than one agent the agents x models
+matrix (``reports/cells_html.py``; every per-alias figure is then per agent x alias cell,
+``agent @ alias``: ``results.cells``), pass rate per alias, run-latency box + strip plot, tokens
+and cost per run, outcome classes per alias, the paired comparison of each alias with the first
+(``reports/compare_html.py``), and every run with its gates and (folded) transcript; then
+provenance per alias (reports/provenance.py) and the trajectory viewer (packet x alias grid -> a
+run's patch and turns); given ``capacity`` fragments (``reports/capacity_html.py``: saved sweeps,
+loads, the ranking), a Capacity section before Runs. Runs whose endpoint
 never answered (outcome ``infrastructure``) are in none of those: a note at the top and
 a section of their own list them. Every piece of text from a record is HTML-escaped: a
 transcript may contain ``<script>``. :func:`write_html` redacts secrets from the records
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.reports.cells_html import agent_matrix_section
 from pytest_agentbench.reports.compare_html import paired_section
 from pytest_agentbench.reports.estimates import PairEstimates, reported_ks
 from pytest_agentbench.reports.isolation import isolation_warnings
@@ -34,6 +37,7 @@ from pytest_agentbench.reports.provenance import provenance_section
 from pytest_agentbench.reports.summary import (
     NOT_STREAMED,
     AliasSummary,
+    columns_text,
     format_seconds,
     is_infrastructure,
     summarize,
@@ -41,7 +45,7 @@ from pytest_agentbench.reports.summary import (
 )
 from pytest_agentbench.reports.svg import box_strip, e, hbar_chart, legend, stacked_chart, tick_seconds
 from pytest_agentbench.reports.trajectory import TRAJECTORY_CSS, trajectory_section
-from pytest_agentbench.results.jsonl import record_repeat
+from pytest_agentbench.results.cells import column_of, label_cells, record_repeat
 from pytest_agentbench.results.redact import Redactor
 
 __all__ = ["render_html", "write_html"]
@@ -317,7 +321,7 @@ def _runs_table(records: Sequence[Mapping[str, Any]]) -> str:
         records,
         key=lambda r: (
             (r.get("packet") or {}).get("id", ""),
-            str(r.get("alias")),
+            column_of(r),
             record_repeat(r),
             str(r.get("timestamp")),
         ),
@@ -328,7 +332,7 @@ def _runs_table(records: Sequence[Mapping[str, Any]]) -> str:
         outcome = str(rec.get("outcome")) + (f" ({rec['failure']})" if rec.get("failure") else "")
         td = ' <span class="td">test double</span>' if rec.get("test_double") else ""
         rows.append(
-            f"<tr><td class=nw>{e((rec.get('packet') or {}).get('id'))}</td><td>{e(rec.get('alias'))}{td}</td>"
+            f"<tr><td class=nw>{e((rec.get('packet') or {}).get('id'))}</td><td>{e(column_of(rec))}{td}</td>"
             f"<td class=num>{record_repeat(rec)}</td>"
             f'<td class="{"pass" if passed else "fail"}">{"pass" if passed else "fail"}</td>'
             f"<td>{e(outcome)}</td><td>{_gate_badges(rec)}</td><td class=num>{e(rec.get('turns'))}</td>"
@@ -352,10 +356,10 @@ def _infrastructure_section(records: Sequence[Mapping[str, Any]]) -> list[str]:
     if not infra:
         return []
     rows = "".join(
-        f"<tr><td class=nw>{e((r.get('packet') or {}).get('id'))}</td><td>{e(r.get('alias'))}</td>"
+        f"<tr><td class=nw>{e((r.get('packet') or {}).get('id'))}</td><td>{e(column_of(r))}</td>"
         f"<td>{e((r.get('extra') or {}).get('endpoint', ''))}</td><td>{e(r.get('failure'))}</td>"
         f"<td><small>{e(r.get('error'))}</small></td></tr>"
-        for r in sorted(infra, key=lambda r: (str(r.get("alias")), str(r.get("timestamp"))))
+        for r in sorted(infra, key=lambda r: (column_of(r), str(r.get("timestamp"))))
     )
     return [
         "<h2>Infrastructure errors</h2>",
@@ -376,7 +380,7 @@ def _head(
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
         f"<style>{CSS}{TRAJECTORY_CSS}{extra_css}</style></head><body>",
         f"<h1>{e(title)}</h1>",
-        f'<p class="meta">{len(records)} run(s), {len(summaries)} alias(es), {len(packets)} packet(s): '
+        f'<p class="meta">{len(records)} run(s), {e(_columns(summaries))}, {len(packets)} packet(s): '
         f"{e(', '.join(packets))}. Generated {e(generated)}.</p>",
     ]
     if any(s.test_double for s in summaries):
@@ -387,6 +391,11 @@ def _head(
         )
     parts += [f'<p class="note warn">{e(w)}</p>' for w in isolation_warnings(records)]
     return parts
+
+
+def _columns(summaries: Sequence[AliasSummary]) -> str:
+    """``2 alias(es)``; with several agents ``4 cells (2 agents x 2 aliases)`` (``reports.summary.columns_text``)."""
+    return columns_text(summaries) if len({s.agent for s in summaries}) > 1 else f"{len(summaries)} alias(es)"
 
 
 def _capacity_css() -> str:
@@ -417,6 +426,7 @@ def render_html(
 ) -> str:
     """The whole report as one HTML string (see :func:`write_html`); *capacity*: the body fragments of
     ``reports/capacity_html.capacity_fragments`` (sweeps, loads, ranking), a section of their own."""
+    records = label_cells(records)  # several agents: every column is an agent x alias cell (results.cells)
     summaries = summarize(records, aliases)
     colors = {s.alias: PALETTE[i % len(PALETTE)] for i, s in enumerate(summaries)}
     parts = _head(records, summaries, title, _capacity_css() if capacity else "")
@@ -437,6 +447,7 @@ def render_html(
         '<p class="meta">Percentiles by linear interpolation between closest ranks. Latency, TTFT and tok/s are '
         "measured on the client (wall clock around the run and each HTTP call); tok/s = completion tokens / call "
         f"wall time. Cost: unknown is never shown as $0.{e(ttft_note)}</p>",
+        *agent_matrix_section(summaries),
         "<h2>Pass rate</h2>",
         _pass_rate_chart(summaries, colors),
         *_packets_section(summaries),

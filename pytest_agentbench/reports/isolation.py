@@ -3,7 +3,8 @@
 Levels, strongest first: ``container`` (docker), ``bubblewrap`` (local), ``unsafe-local``
 (a plain temp folder: the agent could read and rewrite the hidden gate files, so a pass there
 proves nothing). Records written before the levels had these names say ``process-group`` or
-``process-group+netns``: that is ``unsafe-local``. pytest-free.
+``process-group+netns``: that is ``unsafe-local``. The warnings name the report's columns (aliases, or
+agent x alias cells: ``results.cells``). pytest-free.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from pytest_agentbench.results.cells import column_of, label_cells
 
 __all__ = ["LEVELS", "isolation_cell", "isolation_of", "isolation_warnings"]
 
@@ -38,8 +41,8 @@ def _rank(level: str) -> int:
 def isolation_warnings(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """What a reader must be told before comparing: mixed isolation levels, and unsafe-local runs."""
     by_level: dict[str, set[str]] = {}
-    for rec in records:
-        by_level.setdefault(isolation_of(rec), set()).add(str(rec.get("alias")))
+    for rec in label_cells(records):
+        by_level.setdefault(isolation_of(rec), set()).add(column_of(rec))
     warnings = []
     if len(by_level) > 1:
         parts = "; ".join(

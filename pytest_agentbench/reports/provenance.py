@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pytest_agentbench.reports.svg import e
+from pytest_agentbench.results.cells import cell_columns, column_of, label_cells
 
 __all__ = ["provenance_section"]
 
@@ -80,16 +81,18 @@ def provenance_section(records: Sequence[Mapping[str, Any]], aliases: Sequence[s
     """The section's HTML; "" when no record carries provenance."""
     by_alias: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     packets: dict[str, set[str]] = defaultdict(set)
+    records = label_cells(records)  # with several agents: one row per agent x alias cell (results.cells)
     for rec in records:
         versions = rec.get("versions") or {}
         if "server" in versions or "sandbox" in versions:
-            by_alias[str(rec.get("alias"))].append(versions)
+            by_alias[column_of(rec)].append(versions)
         p = versions.get("packet") or {}
         if p.get("sha256"):
             packets[f"{p.get('id')} v{p.get('version')}"].add(str(p["sha256"]))
     if not by_alias:
         return ""
-    order = [a for a in (aliases or []) if a in by_alias] + sorted(a for a in by_alias if a not in (aliases or []))
+    listed = cell_columns(records, aliases) if aliases else []
+    order = [a for a in listed if a in by_alias] + sorted(a for a in by_alias if a not in listed)
     head = "".join(f"<th>{e(name)}</th>" for name, _ in _COLUMNS)
     rows = "".join(
         f"<tr><td>{e(alias)}</td>"

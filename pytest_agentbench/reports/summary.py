@@ -2,7 +2,9 @@
 
     print(format_summary(load_records("results.jsonl")))
 
-One column per alias; rows: runs, isolation (container / bubblewrap / unsafe-local;
+One column per alias (with more than one agent in the records, per agent x alias cell, labelled
+``mini-swe-agent @ local-coder``: ``results.cells``; with only the built-in agent, per alias as
+before agents could be chosen); rows: runs, isolation (container / bubblewrap / unsafe-local;
 a comparison that mixes levels, or has unsafe-local runs, is warned about above the
 table), pass rate with its 95 % interval (and, with repeats, pass@N, pass^N and the
 flaky packets), outcomes, gates passed per packet (a packet x alias matrix), failure
@@ -54,11 +56,21 @@ from pytest_agentbench.reports.intervals import Estimate
 from pytest_agentbench.reports.isolation import isolation_cell, isolation_of, isolation_warnings
 from pytest_agentbench.reports.stats import percentile
 from pytest_agentbench.reports.texttable import NBSP, Row, render_blocks
+from pytest_agentbench.results.cells import (
+    BUILTIN_AGENT,
+    cell_columns,
+    column_of,
+    label_cells,
+    record_agent,
+    record_agent_version,
+)
 
 __all__ = [
+    "CELLS_NOTE",
     "NOT_STREAMED",
     "AliasSummary",
     "Row",
+    "columns_text",
     "format_seconds",
     "format_summary",
     "is_infrastructure",
@@ -68,6 +80,11 @@ __all__ = [
 ]
 
 NOT_STREAMED = "n/a (not streamed)"
+#: Said under every comparison of more than one agent.
+CELLS_NOTE = (
+    "Columns are agent x alias cells (agent @ alias): every agent ran the same packets with the same prompt, "
+    "workspace and budgets; a cell's figures are over its own runs only, never pooled across agents."
+)
 
 
 def run_category(record: Mapping[str, Any]) -> str:
@@ -87,9 +104,13 @@ def run_category(record: Mapping[str, Any]) -> str:
 
 @dataclass
 class AliasSummary:
-    """Everything the summary and the report show for one alias."""
+    """Everything the summary and the report show for one alias (or agent x alias cell: ``alias`` is then
+    the cell's label, ``agent`` and ``model_alias`` its parts)."""
 
     alias: str
+    agent: str = BUILTIN_AGENT
+    model_alias: str = ""
+    agent_version: str | None = None
     model: str = ""
     test_double: bool = False
     runs: int = 0  # counted runs: every field below but ``infrastructure`` is over these
@@ -140,11 +161,14 @@ class AliasSummary:
 
 
 def summarize(records: Sequence[Mapping[str, Any]], aliases: Sequence[str] | None = None) -> list[AliasSummary]:
-    """Per-alias aggregates, in ``aliases`` order (default: order of first appearance)."""
-    by_alias: dict[str, AliasSummary] = {a: AliasSummary(a) for a in aliases or ()}
+    """Per-alias (per-cell) aggregates, in ``aliases`` order (default: order of first appearance)."""
+    records = label_cells(records)
+    by_alias: dict[str, AliasSummary] = {c: AliasSummary(c, model_alias=c) for c in cell_columns(records, aliases)}
     for rec in records:
-        alias = str(rec.get("alias"))
-        s = by_alias.setdefault(alias, AliasSummary(alias))
+        label = column_of(rec)
+        s = by_alias.setdefault(label, AliasSummary(label))
+        s.agent, s.model_alias = record_agent(rec), str(rec.get("alias"))
+        s.agent_version = s.agent_version or record_agent_version(rec)
         _add(s, rec)
     for s, est in zip(by_alias.values(), estimate_aliases(records, list(by_alias)), strict=True):
         s.estimate = est
@@ -342,7 +366,7 @@ def summary_rows(summaries: Sequence[AliasSummary], records: Sequence[Mapping[st
 
 def _reset_rows(summaries: Sequence[AliasSummary], records: Sequence[Mapping[str, Any]]) -> list[Row]:
     """Runs whose workspace had something undone before the gates (``packets.integrity``): only when any had."""
-    reset: Counter[str] = Counter(str(r.get("alias")) for r in records if r.get("workspace_reset"))
+    reset: Counter[str] = Counter(column_of(r) for r in label_cells(records) if r.get("workspace_reset"))
     if not reset:
         return []
     cells = [f"{reset[s.alias]} run(s)" if reset[s.alias] else "0" for s in summaries]
@@ -407,8 +431,21 @@ def infrastructure_cell(s: AliasSummary) -> str:
     return f"{n} ({', '.join(sorted(s.infrastructure))})"
 
 
+def columns_text(summaries: Sequence[AliasSummary]) -> str:
+    """``2 aliases``; with several agents ``4 cells (2 agents x 2 aliases)``."""
+    n = len(summaries)
+    agents = {s.agent for s in summaries}
+    if len(agents) < 2:
+        return f"{n} alias{'es' if n != 1 else ''}"
+    aliases = {s.model_alias for s in summaries}
+    plural = "es" if len(aliases) != 1 else ""
+    return f"{n} cell{'s' if n != 1 else ''} ({len(agents)} agents x {len(aliases)} alias{plural})"
+
+
 def _header(s: AliasSummary) -> list[str]:
-    return [s.alias, s.model if s.model != s.alias else "", "(test double)" if s.test_double else ""]
+    model = s.model if s.model not in (s.alias, s.model_alias) else ""
+    version = f"agent {s.agent_version}" if s.agent != BUILTIN_AGENT and s.agent_version else ""
+    return [s.alias, model, version, "(test double)" if s.test_double else ""]
 
 
 def _notes(summaries: Sequence[AliasSummary], width: int) -> list[str]:
@@ -422,6 +459,8 @@ def _notes(summaries: Sequence[AliasSummary], width: int) -> list[str]:
         "(never $0). Self-hosted cost = GPU $/h x model-call time / concurrency; commercial = tokens x price, "
         "cached input at its own price. $ per solved run = spend / passed runs, over the runs whose cost is known.",
     ]
+    if len({s.agent for s in summaries}) > 1:
+        notes.append(CELLS_NOTE)
     trials = max((s.estimate.trials for s in summaries if s.estimate), default=0)
     if trials > 1:
         notes.append(
@@ -461,6 +500,7 @@ def format_summary(
     title: str = "agentbench summary",
 ) -> str:
     """The aliases side by side as plain text at most ``width`` columns wide (several blocks if needed)."""
+    records = label_cells(records)
     summaries = summarize(records, aliases)
     if not summaries:
         return f"{title}: no runs recorded"
@@ -468,9 +508,7 @@ def format_summary(
     n = len(records)
     infra = sum(1 for r in records if is_infrastructure(r))
     apart = f" ({infra} infrastructure error{'s' if infra != 1 else ''}, not counted)" if infra else ""
-    lines = [
-        f"{title}: {n} run{'s' if n != 1 else ''}{apart}, {len(summaries)} alias{'es' if len(summaries) != 1 else ''}"
-    ]
+    lines = [f"{title}: {n} run{'s' if n != 1 else ''}{apart}, {columns_text(summaries)}"]
     for warning in isolation_warnings(records):
         lines.extend(textwrap.wrap(warning, width=width, subsequent_indent="  "))
     lines.extend(render_blocks([_header(s) for s in summaries], rows, width))

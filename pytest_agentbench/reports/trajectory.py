@@ -2,8 +2,9 @@
 
 :func:`trajectory_section` renders, from run records (see :mod:`pytest_agentbench.results.record`):
 
-- the entry point, a grid of outcomes: one row per packet, one column per alias (per alias and agent
-  where several agents ran), one chip per trial (``r1``, ``r2``, ...) coloured by how it ended;
+- the entry point, a grid of outcomes: one row per packet, one column per alias (per agent x alias
+  cell, ``agent @ alias``, where several agents ran: ``results.cells``), one chip per trial (``r1``,
+  ``r2``, ...) coloured by how it ended;
 - filters by alias, outcome (``passed``, ``gates missed``, a budget, a failure class) and by a failure
   class that occurred anywhere in the run (retried attempts included);
 - per run a section: its gates, numbers and budgets, the patch as a collapsible diff (added, removed,
@@ -32,6 +33,7 @@ from typing import Any
 
 from pytest_agentbench.reports.summary import NOT_STREAMED, format_seconds, run_category
 from pytest_agentbench.reports.svg import e
+from pytest_agentbench.results.cells import column_of, label_cells
 from pytest_agentbench.results.trajectory import fair_limit
 
 __all__ = ["PAGE_CHARS", "TRAJECTORY_CSS", "TRAJECTORY_JS", "trajectory_section"]
@@ -148,11 +150,6 @@ def _trial(rec: Mapping[str, Any]) -> tuple[str, int]:
     return str((rec.get("packet") or {}).get("id")), int(rec.get("repeat") or 1)
 
 
-def _column(rec: Mapping[str, Any], by_agent: bool) -> str:
-    agent = ((rec.get("versions") or {}).get("agent") or {}).get("name")
-    return f"{rec.get('alias')} · {agent}" if by_agent and agent else str(rec.get("alias"))
-
-
 def _failures(rec: Mapping[str, Any]) -> list[str]:
     return sorted(str(k) for k in (rec.get("failures_by_class") or {}))
 
@@ -204,7 +201,7 @@ def _chip(rec: Mapping[str, Any], rid: str, col: str) -> str:
     cls = _CHIP_CLASS.get(category, "infra" if category == "infrastructure" else "failed")
     mark = {"passed": "&#10003;", "infra": "!"}.get(cls, "&#10007;")
     repeat = rec.get("repeat") or 1
-    tip = f"{rec.get('alias')} on {(rec.get('packet') or {}).get('id')}, trial {repeat}: {category}"
+    tip = f"{column_of(rec)} on {(rec.get('packet') or {}).get('id')}, trial {repeat}: {category}"
     return (
         f'<a class="tv-chip {cls}" id="chip-{rid}" href="#run-{rid}" data-run="{rid}" data-col="{e(col)}" '
         f'data-packet="{e((rec.get("packet") or {}).get("id"))}" data-outcome="{e(category)}" '
@@ -212,12 +209,12 @@ def _chip(rec: Mapping[str, Any], rid: str, col: str) -> str:
     )
 
 
-def _grid(records: Sequence[Mapping[str, Any]], ids: Sequence[str], cols: Sequence[str], by_agent: bool) -> str:
+def _grid(records: Sequence[Mapping[str, Any]], ids: Sequence[str], cols: Sequence[str]) -> str:
     cells: dict[tuple[str, str], list[str]] = defaultdict(list)
     order = sorted(range(len(records)), key=lambda i: (records[i].get("repeat") or 1, str(records[i].get("timestamp"))))
     for i in order:
         rec = records[i]
-        col = _column(rec, by_agent)
+        col = column_of(rec)
         cells[(str((rec.get("packet") or {}).get("id")), col)].append(_chip(rec, ids[i], col))
     packets = sorted({p for p, _ in cells})
     head = "".join(f'<th data-col="{e(c)}">{e(c)}</th>' for c in cols)
@@ -378,7 +375,7 @@ def _run_head(rec: Mapping[str, Any]) -> str:
     limits = f", budget {budget.get('turns')} turn(s)" if budget.get("turns") is not None else ""
     outcome = str(rec.get("outcome")) + (f" ({rec['failure']})" if rec.get("failure") else "")
     return (
-        f"<h3>{e((rec.get('packet') or {}).get('id'))} &middot; {e(rec.get('alias'))} &middot; "
+        f"<h3>{e((rec.get('packet') or {}).get('id'))} &middot; {e(column_of(rec))} &middot; "
         f"trial {e(rec.get('repeat') or 1)} &mdash; {e(run_category(rec))}</h3>"
         f'<p class="meta">outcome {e(outcome)}; {e(rec.get("turns"))} turn(s){e(limits)}; run wall '
         f"{e(format_seconds(client.get('wall_s')))}, model calls {e(format_seconds(client.get('model_wall_s')))}; "
@@ -390,11 +387,11 @@ def _run_head(rec: Mapping[str, Any]) -> str:
 
 
 def _compare_links(rec: Mapping[str, Any], rid: str, peers: Mapping[str, tuple[Mapping[str, Any], str]]) -> str:
-    """One link per other alias that ran the same packet and trial (its newest run of it)."""
+    """One link per other alias (agent x alias cell) that ran the same packet and trial (its newest run of it)."""
     links = [
         f'<a href="#cmp={rid},{pid}">{e(alias)} r{e(peer.get("repeat") or 1)}</a>'
         for alias, (peer, pid) in sorted(peers.items())
-        if alias != str(rec.get("alias"))
+        if alias != column_of(rec)
     ]
     return f'<p class="meta">compare with: {" ".join(links)}</p>' if links else ""
 
@@ -425,12 +422,12 @@ def trajectory_section(records: Sequence[Mapping[str, Any]], *, page_chars: int 
     Its styles are :data:`TRAJECTORY_CSS`, for the page's ``<style>``."""
     if not records:
         return ""
+    records = label_cells(records)  # several agents: one column per agent x alias cell (results.cells)
     ids = _run_ids(records)
-    by_agent = len({((r.get("versions") or {}).get("agent") or {}).get("name") for r in records}) > 1
-    cols = sorted({_column(r, by_agent) for r in records})
+    cols = sorted({column_of(r) for r in records})
     by_trial: dict[tuple[str, int], dict[str, tuple[Mapping[str, Any], str]]] = defaultdict(dict)
     for rec, rid in sorted(zip(records, ids, strict=True), key=lambda pair: str(pair[0].get("timestamp"))):
-        by_trial[_trial(rec)][str(rec.get("alias"))] = (rec, rid)  # the newest run of each alias wins
+        by_trial[_trial(rec)][column_of(rec)] = (rec, rid)  # the newest run of each cell wins
     clip = _PageClip(records, page_chars)
     sections = "".join(
         _run_section(rec, rid, by_trial[_trial(rec)], clip) for rec, rid in zip(records, ids, strict=True)
@@ -440,7 +437,7 @@ def trajectory_section(records: Sequence[Mapping[str, Any]], *, page_chars: int 
         '<p class="meta">One chip per run: click it for its patch and every turn (model call, tokens, tool calls '
         "with their results). Everything shown is in results.jsonl; a text cut anywhere says so in place, with "
         "how much and where the whole is.</p>"
-        f'<div id="tv">{_bars(records, cols)}{_grid(records, ids, cols, by_agent)}'
+        f'<div id="tv">{_bars(records, cols)}{_grid(records, ids, cols)}'
         f'<div id="tv-cmp" class="tv-cmp" hidden></div><div class="tv-runs">{sections}</div></div>'
         f"<script>{TRAJECTORY_JS}</script>"
     )

@@ -2,6 +2,7 @@
 
 record.py     RunRecord (JUnit properties), its JSON form, the run's cost
 trajectory.py the record's bounded per-turn trajectory
+cells.py      the agent a record names, the trial key, agent x alias cells and their labels
 provenance.py what produced a run: server, model, sandbox, agent, packet (``versions``)
 export.py     exports for other tools (SWE-bench predictions), whole patches beside the records
 redact.py     secrets and URLs made safe to write

@@ -1,6 +1,6 @@
 """Run records as pytest-benchmark storage JSON, so ``pytest-benchmark compare`` reads them. pytest-free.
 
-One benchmark per (packet, alias): its rounds are the runs' client-side wall
+One benchmark per (packet, alias, agent): its rounds are the runs' client-side wall
 times (the ``--repeats`` trials of the pair, in repeat order; the name and
 ``fullname`` drop the ``-r<N>`` of the trials' test ids, so a run with repeats
 and one without compare as the same benchmark), its ``stats`` follow pytest-benchmark's own rules (quartiles,
@@ -27,6 +27,7 @@ from typing import Any
 
 from pytest_agentbench.agents.transcript import INFRASTRUCTURE
 from pytest_agentbench.reports.stats import percentile
+from pytest_agentbench.results.cells import BUILTIN_AGENT, cell_id, record_agent, record_agent_version
 from pytest_agentbench.results.jsonl import record_repeat
 from pytest_agentbench.results.jsonsafe import json_safe
 
@@ -174,6 +175,8 @@ def _benchmark_extra_info(
         "agentbench.packet": (first.get("packet") or {}).get("id"),
         "agentbench.kind": (first.get("packet") or {}).get("kind"),
         "agentbench.alias": first.get("alias"),
+        "agentbench.agent": record_agent(first),
+        "agentbench.agent_version": record_agent_version(first),
         "agentbench.model": first.get("model"),
         "agentbench.test_double": bool(first.get("test_double")),
         "agentbench.runs": len(runs),
@@ -194,9 +197,11 @@ def _benchmark_extra_info(
     }
 
 
-def _benchmark_entry(packet: str, alias: str, runs: Sequence[Mapping[str, Any]], include_data: bool) -> dict[str, Any]:
-    """One pytest-benchmark ``benchmarks[]`` entry: the runs of one (packet, alias) pair."""
-    param = f"{packet}-{alias}"
+def _benchmark_entry(
+    packet: str, alias: str, agent: str, runs: Sequence[Mapping[str, Any]], include_data: bool
+) -> dict[str, Any]:
+    """One pytest-benchmark ``benchmarks[]`` entry: the runs of one (packet, alias, agent)."""
+    param = f"{packet}-{cell_id(agent, alias)}"
     name = f"test_packet[{param}]"
     runs = sorted(runs, key=record_repeat)  # stable: the attempts of one repeat keep their order
     infrastructure = [r for r in runs if r.get("outcome") == INFRASTRUCTURE]
@@ -209,7 +214,7 @@ def _benchmark_entry(packet: str, alias: str, runs: Sequence[Mapping[str, Any]],
         "group": packet,
         "name": name,
         "fullname": next((_pair_nodeid(r) for r in runs if r.get("nodeid")), name),
-        "params": {"packet": packet, "alias": alias},
+        "params": {"packet": packet, "alias": alias, **({} if agent == BUILTIN_AGENT else {"agent": agent})},
         "param": param,
         "extra_info": _benchmark_extra_info(counted, infrastructure),
         "options": dict(_OPTIONS),
@@ -230,7 +235,7 @@ def benchmark_json(
     commit_info: Mapping[str, Any] | None = None,
     include_data: bool = True,
 ) -> dict[str, Any]:
-    """pytest-benchmark's storage JSON: one benchmark per (packet, alias), ``stats`` over run wall times.
+    """pytest-benchmark's storage JSON: one benchmark per (packet, alias, agent), ``stats`` over run wall times.
 
     Each attempt of a pair is one round (seconds, client-side wall time of the
     whole run); ``group`` is the packet, so ``pytest-benchmark compare FILE``
@@ -238,12 +243,13 @@ def benchmark_json(
     agentbench metrics. Written by the controller because pytest-benchmark
     disables itself under xdist.
     """
-    pairs: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    pairs: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for rec in records:
-        key = (str((rec.get("packet") or {}).get("id")), str(rec.get("alias")))
+        key = (str((rec.get("packet") or {}).get("id")), str(rec.get("alias")), record_agent(rec))
         pairs.setdefault(key, []).append(rec)
     benchmarks = [
-        _benchmark_entry(packet, alias, runs, include_data) for (packet, alias), runs in sorted(pairs.items())
+        _benchmark_entry(packet, alias, agent, runs, include_data)
+        for (packet, alias, agent), runs in sorted(pairs.items())
     ]
     return {
         "machine_info": dict(machine_info) if machine_info is not None else default_machine_info(),

@@ -10,7 +10,9 @@ predictions, one JSON object per line with exactly the three keys its harness re
   the test ids use, so each trial is its own prediction. Two records of one trial (two sessions
   exported together) keep the newer one, with a warning.
 - ``model_name_or_path`` is the alias by default (unique in a models file; two aliases may serve
-  one model), or the served model name, or ``alias/model`` (``name_by``).
+  one model), or the served model name, or ``alias/model`` (``name_by``); a run of an agent other
+  than the built-in one adds it as the test ids do (``local-coder-mini-swe-agent``: ``results.cells``),
+  so two agents on one alias are two predictors, never one.
 - ``model_patch`` is the record's ``patch.diff``; for a patch cut for the record, the whole from
   ``patches/<run_id>.diff`` next to the results file (:func:`keep_whole_patch` wrote it there),
   else the cut head (a warning says so: it holds only the first files).
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_agentbench.errors import UsageError
+from pytest_agentbench.results.cells import cell_id, record_agent
 from pytest_agentbench.results.jsonl import RESULTS_FILE, load_records, record_repeat, worker_files
 from pytest_agentbench.results.redact import Redactor
 
@@ -130,8 +133,9 @@ def _model_patch(source: Path, rec: Mapping[str, Any], warn: Warn) -> str | None
 
 
 def _name(rec: Mapping[str, Any], name_by: str) -> str:
-    alias, model = str(rec.get("alias")), str(rec.get("model"))
-    return {"alias": alias, "model": model, "alias/model": f"{alias}/{model}"}[name_by]
+    alias, model, agent = str(rec.get("alias")), str(rec.get("model")), record_agent(rec)
+    name = {"alias": alias, "model": model, "alias/model": f"{alias}/{model}"}[name_by]
+    return cell_id(agent, name)
 
 
 def swebench_predictions(

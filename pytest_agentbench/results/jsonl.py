@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_agentbench.errors import ResultsWarning
+from pytest_agentbench.results.cells import TrialKey, record_repeat, trial_key
 from pytest_agentbench.results.jsonsafe import json_safe
 
 __all__ = [
@@ -219,8 +220,8 @@ def _result_sources(path: Path) -> list[Path]:
     return [path] if path.is_file() else []
 
 
-def completed_trials(path: Path | str, *, on_problem: Problem | None = None) -> set[tuple[str, str, int]]:
-    """``{(packet_id, alias, repeat)}`` that already have a record: what ``--resume`` skips.
+def completed_trials(path: Path | str, *, on_problem: Problem | None = None) -> set[TrialKey]:
+    """``{(packet_id, alias, agent, repeat)}`` that already have a record: what ``--resume`` skips.
 
     ``path`` is a results file or a results folder (its ``results.jsonl`` and
     ``results-*.jsonl``); a missing path gives an empty set. A record is a
@@ -228,20 +229,13 @@ def completed_trials(path: Path | str, *, on_problem: Problem | None = None) -> 
     harness itself broke never wrote one, and runs whose endpoint never answered
     (outcome ``infrastructure``) judged nothing: both are run again. A record
     without ``repeat`` (written before ``--repeats`` existed), or with one that is
-    not a whole number >= 1, counts as repeat 1.
+    not a whole number >= 1, counts as repeat 1; one without ``agent`` (written
+    before agents could be chosen) as the built-in agent's (``results.cells.trial_key``).
     """
-    trials: set[tuple[str, str, int]] = set()
+    trials: set[TrialKey] = set()
     for source in _result_sources(Path(path)):
         for rec in load_records(source, on_problem=on_problem):
-            packet, alias = (rec.get("packet") or {}).get("id"), rec.get("alias")
+            packet, alias, agent, repeat = trial_key(rec)
             if packet and alias and rec.get("outcome") != "infrastructure":
-                trials.add((str(packet), str(alias), record_repeat(rec)))
+                trials.add((packet, alias, agent, repeat))
     return trials
-
-
-def record_repeat(record: Mapping[str, Any]) -> int:
-    """The record's ``repeat`` (1-based); 1 where it has none or an unusable one."""
-    repeat = record.get("repeat")
-    if isinstance(repeat, int) and not isinstance(repeat, bool) and repeat >= 1:
-        return repeat
-    return 1

@@ -25,6 +25,7 @@ from typing import Any
 
 from pytest_agentbench.agents.transcript import INFRASTRUCTURE
 from pytest_agentbench.errors import JunitMergeWarning
+from pytest_agentbench.results.cells import BUILTIN_AGENT, cell_label
 
 __all__ = ["JunitMergeWarning", "alias_rows", "format_alias_table", "merge_junit"]
 
@@ -108,12 +109,16 @@ def _alias_of(name: str, known: Sequence[str]) -> str:
 
 
 def alias_rows(cases: Sequence[tuple[str, dict[str, str], str]]) -> list[dict[str, Any]]:
-    """One dict per alias (order of first appearance) from (name, properties, status) triples."""
+    """One dict per alias (order of first appearance) from (name, properties, status) triples; where the
+    cases name more than one agent (``agentbench.agent``), per agent x alias cell (``results.cells``)."""
     known = [p["alias"] for _, p, _ in cases if p.get("alias")]
+    cells = len({p.get("agent") or BUILTIN_AGENT for _, p, _ in cases if p.get("alias")}) > 1
     rows: dict[str, dict[str, Any]] = {}
     walls: dict[str, list[float]] = {}
     for name, props, status in cases:
         alias = props.get("alias") or _alias_of(name, known)
+        if cells and props.get("alias"):
+            alias = cell_label(props.get("agent") or BUILTIN_AGENT, alias)
         row = rows.setdefault(
             alias,
             {

@@ -3,13 +3,15 @@
 A record's ``versions`` (:func:`run_versions`)::
 
     {"agentbench": "0.1.0", "python": "3.11.9",
-     "agent": {"name": "agentbench-loop", "version": "0.1.0", "system_prompt_sha256": "3f2a..."},
+     "agent": {"name": "builtin", "version": "0.1.0", "system_prompt_sha256": "3f2a..."},
      "packet": {"id": "bugfix-median", "version": 1, "sha256": "..."},
      "sandbox": {"kind": "docker", "image": "agentbench-base:adb2c74912b0", "image_id": "sha256:..."},
      "server": {"endpoint": "http://127.0.0.1:8000/v1", "engine": "vllm", "vllm": "0.8.5", "vllm_why": "",
                 "model": "served-name", "model_path": "/models/x", "model_sha256": "...",
                 "model_revision": null, "model_why": "", "args": ["--model", "/models/x", ...]}}
 
+``agent`` is the record's own ``agent`` (its name and version); for the built-in loop also the hash of
+its system prompt (records written before agents could be chosen call it ``agentbench-loop``).
 ``sandbox`` is ``{"kind": "local", "bwrap": "bubblewrap 0.8.0"}`` for bubblewrap and
 ``{"kind": "unsafe-local", "isolation": "none"}`` for unsafe-local. Where a value could not be
 had it is the string ``"unknown"`` and a ``..._why`` beside it says why (a broken server, junk, a
@@ -41,11 +43,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pytest_agentbench.results.cells import BUILTIN_AGENT
 from pytest_agentbench.results.redact import REDACTED, Redactor, looks_secret_name, public_url
 
 __all__ = [
     "AGENT_NAME",
     "UNKNOWN",
+    "agentbench_version",
     "endpoint_provenance",
     "fetch_json",
     "model_fingerprint",
@@ -56,7 +60,7 @@ __all__ = [
 ]
 
 UNKNOWN = "unknown"
-AGENT_NAME = "agentbench-loop"
+AGENT_NAME = BUILTIN_AGENT
 #: Seconds one provenance request may take in all (connect, headers, body).
 FETCH_TIMEOUT_S = 3.0
 #: Bytes read of a provenance answer at most.
@@ -295,7 +299,8 @@ def sandbox_provenance(kind: str, details: Mapping[str, str]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _agentbench_version() -> str:
+def agentbench_version() -> str:
+    """This package's installed version (the built-in agent's version); ``unknown`` where it is not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -305,14 +310,20 @@ def _agentbench_version() -> str:
 
 
 @lru_cache(maxsize=1)
-def _agent() -> dict[str, str]:
+def _builtin_prompt_sha256() -> str:
     from pytest_agentbench.agents.loop import SYSTEM_PROMPT
 
-    return {
-        "name": AGENT_NAME,
-        "version": _agentbench_version(),
-        "system_prompt_sha256": hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest(),
-    }
+    return hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest()
+
+
+def _agent(record: Any) -> dict[str, str]:
+    """The record's agent (name, version); the built-in loop's also with its system prompt's hash."""
+    name = getattr(record, "agent_name", AGENT_NAME)
+    version = getattr(record, "agent_version", None) or agentbench_version()
+    out = {"name": name, "version": version}
+    if name == AGENT_NAME:
+        out["system_prompt_sha256"] = _builtin_prompt_sha256()
+    return out
 
 
 def run_versions(record: Any) -> dict[str, Any]:
@@ -324,9 +335,9 @@ def run_versions(record: Any) -> dict[str, Any]:
         packet_hash = f"{UNKNOWN}: {exc}"
     server = dict(record.provenance) if record.provenance else {"vllm": UNKNOWN, "vllm_why": "not recorded"}
     return {
-        "agentbench": _agentbench_version(),
+        "agentbench": agentbench_version(),
         "python": platform.python_version(),
-        "agent": _agent(),
+        "agent": _agent(record),
         "packet": {"id": packet.id, "version": packet.version, "sha256": packet_hash},
         "sandbox": sandbox_provenance(sandbox.kind, sandbox.details or {}),
         "server": server,

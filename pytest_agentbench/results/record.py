@@ -1,4 +1,4 @@
-"""The run record: one finished trial (packet x alias), its JUnit properties and its JSON form. pytest-free.
+"""The run record: one finished trial (packet x alias x agent), its JUnit properties and its JSON form. pytest-free.
 
 A :class:`RunRecord` holds the packet, the alias's spec, the agent's result,
 the gate results, the sandbox's description and the wall time of one run;
@@ -10,6 +10,7 @@ properties a packet test sets, :func:`new_run_id` names a run, and
     {"schema_version": 1, "run_id": "3f2a...", "timestamp": "2026-...+00:00", "started_at": "...",
      "packet": {"id": "bugfix-median", "kind": "bug-fix", "version": 1},
      "alias": "local-coder", "model": "...", "test_double": false,
+     "agent": {"name": "builtin", "version": "0.1.0"},
      "repeat": 1, "sampling": {"temperature": 0.0, "seed": 7},
      "outcome": "finished", "failure": null, "failures_by_class": {}, "error": "", "passed": true,
      "counted": true,
@@ -51,6 +52,12 @@ and the budget left when it began, within a fixed size (cuts are marked in place
 :mod:`pytest_agentbench.results.trajectory`). ``versions`` says what produced the run: the server
 (vLLM version, model path and fingerprint, its arguments), the sandbox image or bubblewrap
 version, the agent and the packet's content hash (see :mod:`pytest_agentbench.results.provenance`).
+
+``agent`` names the agent that ran the trial: its registry name (``--agent``: ``builtin`` for the
+harness's own loop, ``mini-swe-agent``, ...) and its pinned version (the package's own for
+``builtin``); ``versions.agent`` says the same (with the loop's system-prompt hash for ``builtin``).
+Records written before agents could be chosen have no ``agent``: readers take them as ``builtin``
+(:mod:`pytest_agentbench.results.cells`, which also owns the trial key (packet, alias, agent, repeat)).
 
 ``repeat`` is the trial's number (1-based) among ``--repeats N``; ``sampling`` holds the sampling
 settings the alias sends: ``temperature`` (``null``: none sent, the server's default) and ``seed``
@@ -118,8 +125,9 @@ from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.packets.gates import GateResult
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.reports.stats import median
+from pytest_agentbench.results.cells import BUILTIN_AGENT
 from pytest_agentbench.results.jsonsafe import json_safe
-from pytest_agentbench.results.provenance import run_versions
+from pytest_agentbench.results.provenance import agentbench_version, run_versions
 from pytest_agentbench.results.redact import Redactor
 from pytest_agentbench.results.trajectory import trajectory as trajectory_of
 from pytest_agentbench.sandbox.base import SandboxInfo
@@ -157,6 +165,8 @@ class RunRecord:
     patch: Patch | None = None  # what the agent changed (None: not taken, e.g. an infrastructure run)
     agent_config: AgentConfig | None = None  # the budgets the agent ran under
     provenance: dict[str, Any] = field(default_factory=dict)  # the endpoint's (results.provenance), per session
+    agent_name: str = BUILTIN_AGENT  # the agent that ran it (--agent): its registry name
+    agent_version: str = field(default_factory=agentbench_version)  # its pinned version (builtin: the package's)
 
     @property
     def passed(self) -> bool:
@@ -173,6 +183,8 @@ class RunRecord:
             ("agentbench.alias", self.spec.alias),
             ("agentbench.model", self.spec.model),
             ("agentbench.repeat", self.repeat),
+            ("agentbench.agent", self.agent_name),
+            ("agentbench.agent_version", self.agent_version),
             ("agentbench.test_double", self.spec.test_double),
             ("agentbench.outcome", self.agent.outcome),
             ("agentbench.failure", self.agent.failure or ""),
@@ -252,6 +264,7 @@ def record_to_dict(
         "alias": spec.alias,
         "model": spec.model,
         "test_double": bool(spec.test_double),
+        "agent": {"name": record.agent_name, "version": record.agent_version},
         "repeat": record.repeat,
         "sampling": sampling_settings(spec),
         "outcome": agent.outcome,
@@ -276,16 +289,24 @@ def record_to_dict(
         "workspace_reset": [dict(r) for r in extra.get("workspace_reset") or []],
         "extra": _extra_dict(extra),
     }
-    out |= {"phases": [p.to_dict() for p in agent.phases]} if agent.phases else {}  # a packet with phases only
+    out |= _optional_parts(record, trajectory, transcript, transcript_chars)
+    if redactor is None:
+        redactor = Redactor.from_environment([spec])
+    return redactor(json_safe(out))
+
+
+def _optional_parts(record: RunRecord, trajectory: bool, transcript: bool, transcript_chars: int) -> dict[str, Any]:
+    """The record's parts that are there only when asked for, or only for some runs."""
+    agent, extra, out = record.agent, record.extra or {}, {}
+    if agent.phases:  # a packet with phases only
+        out["phases"] = [p.to_dict() for p in agent.phases]
     if trajectory:
         out["trajectory"] = trajectory_of(agent, record.agent_config)
     if transcript:
         out["transcript"] = clip(agent.transcript(), transcript_chars)
     if isinstance(extra.get("replay"), Mapping):  # --agentbench-keep-requests: capacity.trace's format
         out["replay"] = extra["replay"]
-    if redactor is None:
-        redactor = Redactor.from_environment([spec])
-    return redactor(json_safe(out))
+    return out
 
 
 def sampling_settings(spec: ModelSpec) -> dict[str, Any]:

@@ -32,17 +32,16 @@ from typing import Any
 
 from pytest_agentbench.agents.transcript import INFRASTRUCTURE
 from pytest_agentbench.errors import ConfigError, UsageError
+from pytest_agentbench.results.cells import BUILTIN_AGENT, TrialKey, trial_key
 from pytest_agentbench.results.jsonl import (
     RESULTS_FILE,
     load_records,
     merge_records,
-    record_repeat,
     record_time,
     worker_files,
     write_records,
 )
 from pytest_agentbench.scale.manifest import SHARD_FILE, ShardManifest, read_manifest
-from pytest_agentbench.scale.shards import DEFAULT_AGENT, TrialKey
 
 __all__ = ["BENCHMARK_FILE", "JUNIT_FILE", "REPORT_FILE", "MergeReport", "ShardFolder", "merge_folders", "trial_key"]
 
@@ -76,17 +75,6 @@ class MergeReport:
     outputs: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # decisions: retried shards, duplicates resolved
     problems: list[str] = field(default_factory=list)  # warnings: unreadable lines, trials without a record
-
-
-def trial_key(record: Mapping[str, Any]) -> TrialKey:
-    """(packet id, alias, agent, repeat) of a record; the agent is the built-in one where the record names none."""
-    agent = record.get("agent")
-    return (
-        str((record.get("packet") or {}).get("id") or ""),
-        str(record.get("alias") or ""),
-        agent if isinstance(agent, str) and agent else DEFAULT_AGENT,
-        record_repeat(record),
-    )
 
 
 def _read_folder(path: Path, on_problem: Callable[[str], None]) -> ShardFolder:
@@ -204,12 +192,18 @@ def _missing_trials(folders: Sequence[ShardFolder], records: Sequence[Mapping[st
             continue
         lost = [t for t in f.manifest.trials if t not in have]
         if lost:
-            shown = ", ".join(f"{p} x {a} r{r}" for p, a, _, r in lost[:5]) + (" ..." if len(lost) > 5 else "")
+            shown = ", ".join(_trial_text(t) for t in lost[:5]) + (" ..." if len(lost) > 5 else "")
             report.problems.append(
                 f"{f.path}: shard {f.manifest.shard} has no record of {len(lost)} of its {len(f.manifest.trials)} "
                 f"trials ({shown}): interrupted, deselected (-k), or the harness failed before the record; to run "
                 f"only those: pytest <the same options> --shard {f.manifest.shard} --resume {f.path}"
             )
+
+
+def _trial_text(key: TrialKey) -> str:
+    """``bugfix x a r2`` (``bugfix x a (mini-swe-agent) r2`` for an agent other than the built-in one)."""
+    packet, alias, agent, repeat = key
+    return f"{packet} x {alias}{'' if agent == BUILTIN_AGENT else f' ({agent})'} r{repeat}"
 
 
 def _aliases(folders: Sequence[ShardFolder], records: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_agentbench.errors import UsageError
+from pytest_agentbench.results.cells import BUILTIN_AGENT, TrialKey
 
 if TYPE_CHECKING:
     from pytest_agentbench.packets.schema import Packet
@@ -54,11 +55,10 @@ __all__ = [
     "shard_loads",
 ]
 
-#: The agent of every trial until agents other than the built-in loop exist (the key keeps a place for one).
-DEFAULT_AGENT = "builtin"
+#: The agent of a trial that names none: the built-in loop.
+DEFAULT_AGENT = BUILTIN_AGENT
 
-#: (packet id, alias, agent, repeat): one trial, the unit a shard owns.
-TrialKey = tuple[str, str, str, int]
+# TrialKey (results.cells): (packet id, alias, agent, repeat): one trial, the unit a shard owns.
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 

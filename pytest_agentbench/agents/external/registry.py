@@ -38,10 +38,11 @@ import yaml
 from pytest_agentbench.agents.external.adapter import AgentAdapter, AgentInstall
 from pytest_agentbench.agents.external.command import CommandAdapter, check_template
 from pytest_agentbench.errors import ConfigError, UsageError
+from pytest_agentbench.results.cells import BUILTIN_AGENT
 
 __all__ = ["AGENTS_FILE", "BUILTIN", "BUILTIN_ADAPTERS", "AgentRegistry", "load_agents_file"]
 
-BUILTIN = "builtin"
+BUILTIN = BUILTIN_AGENT
 AGENTS_FILE = "agents.yaml"
 #: name -> "module:factory" of the adapters this package ships (loaded on first use).
 BUILTIN_ADAPTERS: dict[str, str] = {
