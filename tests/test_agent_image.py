@@ -236,6 +236,17 @@ def test_concurrent_callers_build_once_and_a_missing_bin_is_named(client: Any, o
 
 @pytest.mark.docker
 @pytest.mark.slow
+def test_a_new_recipe_of_an_agent_removes_its_older_image(client: Any, own_cache: Path) -> None:
+    old = AgentInstall(name="agentbench-test-cowsay-upgrade", pip=("cowsay==6.0",), bins=("cowsay",))
+    new = AgentInstall(name="agentbench-test-cowsay-upgrade", pip=("cowsay==6.1",), bins=("cowsay",))
+    old_ref = ensure_agent_image(client, old)
+    assert _images_of(client, old)
+    new_ref = ensure_agent_image(client, new)
+    assert new_ref != old_ref and _images_of(client, new) and not _images_of(client, old)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
 def test_an_npm_agent_gets_debian_node_and_its_bins_without_network(client: Any, own_cache: Path) -> None:
     from pytest_agentbench.sandbox.docker import DockerSandbox
 

@@ -130,9 +130,19 @@ def ensure_agent_image(client: Any, install: AgentInstall, docker_host: str | No
         if ref is None:
             _build(client, install, base_ref, base_digest, digest)
             ref = _find_image(client, install, digest)
+            _prune_older(client, install, digest)
     if ref is None:
         raise SandboxError(f"agent {install.name}: built, but no image labelled {AGENT_RECIPE_LABEL}={digest[:12]}...")
     return ref
+
+
+def _prune_older(client: Any, install: AgentInstall, digest: str) -> None:
+    """Remove this agent's images of other recipes (an older version, builder or base): each is ~1 GB. One a
+    container still uses, or that another tag holds, stays (the engine refuses); never fail a build on it."""
+    for image in client.images.list(filters={"label": f"{AGENT_NAME_LABEL}={install.name}"}):
+        if (image.labels or {}).get(AGENT_RECIPE_LABEL) != digest:
+            with contextlib.suppress(SandboxError), sdk_errors(f"removing an older image of agent {install.name}"):
+                client.images.remove(image.id)
 
 
 @contextlib.contextmanager
