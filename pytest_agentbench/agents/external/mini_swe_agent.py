@@ -6,8 +6,7 @@ LiteLLM), runs each command in a fresh subshell in the workspace, and ends when 
 
     mini -c mini.yaml -c STATE/agentbench.yaml -t "$(cat PROMPT)" -y --exit-immediately -o STATE/trajectory.json
 
-with the config file setting what the packet allows (facts measured with 2.4.6:
-/work/shared/notes/agents-ray-bwrap.md):
+with the config file setting what the packet allows (measured with 2.4.6; docs/agents.md):
 
 ==================  ==========================================================================
 packet budget       mini-swe-agent
