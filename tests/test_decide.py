@@ -331,6 +331,23 @@ def test_bad_options_name_the_option(tmp_path: Path, capsys: pytest.CaptureFixtu
         TeamInputs(boundary="open")  # type: ignore[arg-type]
 
 
+def test_a_decision_is_for_one_agent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    builtin = runs(1.0, 0.0, repeats=5)
+    mini = [
+        dict(r, agent={"name": "mini-swe-agent", "version": "2.4.6"}, run_id=r["run_id"] + "-mini")
+        for r in runs(0.0, 1.0, repeats=5)
+    ]
+    path = str(write(tmp_path, builtin + mini))
+    base = [path, "--data-boundary", "moderate", "-o", "-"]
+    _fails(capsys, base, "runs of 2 agents (builtin, mini-swe-agent)", "pass --agent NAME")
+    _fails(capsys, [*base, "--agent", "aider"], "--agent aider: no run of that agent", "builtin, mini-swe-agent")
+    assert main(["decide", *base, "--agent", "builtin"]) == 0
+    said_builtin = capsys.readouterr().out
+    assert main(["decide", *base, "--agent", "mini-swe-agent"]) == 0
+    said_mini = capsys.readouterr().out
+    assert said_builtin != said_mini  # api solves all under builtin, local all under mini-swe-agent
+
+
 def test_an_alias_without_a_role_is_left_out_with_the_fix(tmp_path: Path) -> None:
     records = runs(1.0, 1.0, repeats=2) + [
         {**run("mystery", "p1", 1, True), "cost": {"usd": None, "kind": None}, "versions": {}}

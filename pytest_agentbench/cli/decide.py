@@ -66,6 +66,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--local", action="append", default=[], metavar="ALIAS", help="treat ALIAS as self-hosted")
     p.add_argument("--commercial", action="append", default=[], metavar="ALIAS", help="treat ALIAS as an API")
     p.add_argument("--confidence", type=_number("--confidence"), default=0.95, metavar="C")
+    p.add_argument("--agent", metavar="NAME", help="the agent whose runs to decide on, where the results hold several")
     p.add_argument("-o", "--output", default="decision.md", metavar="FILE", help="where to write (- for stdout)")
     p.set_defaults(func=run)
     return p
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         inputs = _inputs(args)
-        sources = read_sources(_results(args.results), args.sweep, args.screen, warn=warn)
+        sources = read_sources(_results(args.results), args.sweep, args.screen, warn=warn, agent=args.agent)
         evidence = collect(sources, inputs)
         decision = decide(evidence, inputs)
         _write(render_adr(decision, evidence), args.output)

@@ -118,15 +118,36 @@ def load_screens(path: Path) -> list[dict[str, Any]]:
     return [dict(c) for c in candidates]
 
 
+def _one_agent(records: list[dict[str, Any]], agent: str | None) -> list[dict[str, Any]]:
+    """The records of one agent (``agent``, or the only one there is), else UsageError naming them all."""
+    from pytest_agentbench.results.cells import record_agent
+
+    agents = sorted({record_agent(r) for r in records})
+    if agent is None:
+        if len(agents) > 1:
+            raise UsageError(
+                f"the results hold runs of {len(agents)} agents ({', '.join(agents)}): a decision compares models "
+                "for one agent; pass --agent NAME"
+            )
+        return records
+    kept = [r for r in records if record_agent(r) == agent]
+    if not kept:
+        raise UsageError(f"--agent {agent}: no run of that agent in the results; they hold {', '.join(agents)}")
+    return kept
+
+
 def read_sources(
     results: Sequence[str | Path],
     sweeps: Sequence[str | Path] = (),
     screens: Sequence[str | Path] = (),
     *,
     warn: Callable[[str], None] = lambda message: None,
+    agent: str | None = None,
 ) -> Sources:
-    """Read and check every file; a later file's sweep or screening of the same alias replaces an earlier one's."""
+    """Read and check every file; a later file's sweep or screening of the same alias replaces an earlier one's.
+    The decision compares models for one agent: ``agent`` picks it where the records hold several."""
     records, paths = load_results(results, warn)
+    records = _one_agent(records, agent)
     sweep_list = [(Path(p), load_sweep(Path(p))) for p in sweeps]
     screen_list = [(Path(p), cand) for p in screens for cand in load_screens(Path(p))]
     return Sources(tuple(records), tuple(paths), tuple(sweep_list), tuple(screen_list))
