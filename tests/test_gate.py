@@ -85,6 +85,19 @@ def test_a_drop_within_the_margin_passes_and_a_big_run_is_not_too_small() -> Non
     assert "n = 500 pairs catch a drop of ~" in verdict.message and "too small" not in verdict.message
 
 
+def test_a_gate_can_compare_two_agents_on_one_alias() -> None:
+    """``AGENT@ALIAS`` names a cell: switching the agent is gated like switching the model."""
+    builtin = [dict(r, alias="m") for r in coin_records(seed=3, a=1.0, b=1.0) if r["alias"] == "a"]
+    mini = [
+        dict(r, alias="m", agent={"name": "mini-swe-agent", "version": "2.4.6"})
+        for r in coin_records(seed=3, a=0.5, b=0.5)
+        if r["alias"] == "a"
+    ]
+    verdict = judge(parse_gate("mini-swe-agent@m vs builtin@m max_drop=5"), builtin + mini, resamples=20)
+    assert verdict.failed and "FAILED: mini-swe-agent@m is below builtin@m" in verdict.message
+    assert not judge(parse_gate("builtin@m vs mini-swe-agent@m max_drop=5"), builtin + mini, resamples=20).failed
+
+
 def test_the_docs_gate_table_is_not_optimistic() -> None:
     """At the tabled pairs for a drop 20 points beyond max_drop, the simulated gate catches it in >= 78 %."""
     n = pairs_needed(0.20, 0.5, alpha=0.10)
@@ -200,6 +213,10 @@ def test_an_infrastructure_error_keeps_the_session_red_when_the_gates_pass(pytes
             "--agentbench-gate 'a vs zz': alias 'zz' is not selected for this run (--mod",
         ),
         (["--agentbench-gate", "a"], "--agentbench-gate: gate 'a': expected 'CANDIDATE vs BASELINE"),
+        (
+            ["--agentbench-gate", "codex@a vs a"],
+            "--agentbench-gate 'codex@a vs a': agent 'codex' is not selected for this run (--agent=builtin)",
+        ),
     ],
 )
 def test_bad_gates_are_usage_errors_at_start(pytester: pytest.Pytester, args: list[str], message: str) -> None:

@@ -50,22 +50,36 @@ def pytest_configure_gates(config: pytest.Config) -> None:
         return
     from pytest_agentbench.reports.gate import parse_gate
 
-    selected = config.stash[SESSION].settings.models
+    settings = config.stash[SESSION].settings
     gates = []
     for text in texts:
         try:
             gate = parse_gate(text)
         except UsageError as exc:
             raise pytest.UsageError(f"{option}: {exc}") from None
-        for alias in (gate.candidate, gate.baseline):
-            if alias not in selected:
-                chosen = f"--models={','.join(selected)}" if selected else "no --models at all"
-                raise pytest.UsageError(
-                    f"{option} {text!r}: alias {alias!r} is not selected for this run ({chosen}); add it to "
-                    "--models, or name selected aliases in the gate"
-                )
+        for side in (gate.candidate, gate.baseline):
+            _check_side(side, settings, f"{option} {text!r}")
         gates.append(gate)
     config.pluginmanager.register(GatePlugin(config, tuple(gates)), "agentbench-gate")
+
+
+def _check_side(side: str, settings: Any, where: str) -> None:
+    """A gate names an alias, or a cell ``AGENT@ALIAS``: both must be selected for this run."""
+    agent, at, alias = side.rpartition("@")
+    if not at:
+        agent, alias = "", side
+    selected = settings.models
+    if alias not in selected:
+        chosen = f"--models={','.join(selected)}" if selected else "no --models at all"
+        raise pytest.UsageError(
+            f"{where}: alias {alias!r} is not selected for this run ({chosen}); add it to --models, or name "
+            "selected aliases in the gate"
+        )
+    if agent and agent not in settings.agents:
+        raise pytest.UsageError(
+            f"{where}: agent {agent!r} is not selected for this run (--agent={','.join(settings.agents)}); add it "
+            "to --agent, or name a selected one (AGENT@ALIAS)"
+        )
 
 
 class GatePlugin:

@@ -144,7 +144,10 @@ def resolve_cell(name: str, columns: Sequence[str]) -> str:
     """The cell ``name`` means among ``columns``: itself, or the one cell of an alias given bare.
 
     A bare alias that ran under several agents is ambiguous: a :class:`UsageError` listing its cells.
+    ``agent@alias`` (no spaces, as a gate on the command line writes it) is ``agent @ alias``.
     """
+    if "@" in name and SEPARATOR not in name:
+        name = name.replace("@", SEPARATOR, 1)
     if name in columns:
         return name
     mine = [c for c in columns if c.endswith(f"{SEPARATOR}{name}")]
