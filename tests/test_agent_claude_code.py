@@ -201,7 +201,7 @@ def test_exits_without_a_result_a_cut_tail_and_the_wall_clock() -> None:
     assert not crashed.finished and crashed.note == "claude-code: exit 1: Error: something broke"
     assert agent.finish(_exit(139, "", ""), session()).note == "claude-code: exit 139: no output"
     cut = agent.finish(_exit(0, DONE[:40]), session())  # the output cap cut the one line
-    assert not cut.finished and read_result(DONE[:40] + "\n[1]\n\"x\"\n") is None
+    assert not cut.finished and read_result(DONE[:40] + '\n[1]\n"x"\n') is None
     late = agent.finish(_exit(124, DONE, timed_out=True), session(timeout_s=90))
     assert not late.finished and late.note == "claude-code: stopped at the wall clock (90 s)"
 
