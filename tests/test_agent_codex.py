@@ -496,6 +496,10 @@ models:
     (record,) = map(json.loads, (pytester.path / "res" / "results.jsonl").read_text().splitlines())
     assert record["agent"]["name"] == "codex" and record["model_calls"] >= 1, result.stdout.str()[-3000:]
     assert record["outcome"] != "infrastructure", record.get("error")
+    calls = record["client"]["calls"]
+    assert all(c["error"] is None and c["usage_reported"] for c in calls), calls
+    assert {c["timings"]["protocol"] for c in calls} == {"responses"}
+    assert {c["timings"]["via"] for c in calls} == {"gateway"}
     result.stdout.fnmatch_lines(["tiny-cpu: tokens client * in / * out; server /metrics * in / * out: equal"])
     gateway = json.loads((pytester.path / "totals.json").read_text())["tiny-cpu"]
     tokens = record["client"]["tokens"]
