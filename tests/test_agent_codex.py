@@ -1,13 +1,18 @@
 """The Codex CLI adapter (agents/external/codex.py): its config, command line and environment for a Session,
-its reading of recorded exits, and (``slow``) real runs of the pinned CLI on the host through the real
-gateway to a Responses-API upstream on 127.0.0.1 (tests/gateway_doubles.Wire).
+its reading of recorded exits, how the gateway reads a responses stream's tool calls, and (``docker`` +
+``slow``) real runs of the pinned CLI in the docker sandbox, in the image the plugin builds for it:
 
-The real runs need the CLI: ``npm install --prefix DIR @openai/codex@VERSION`` and
-``AGENTBENCH_CODEX=DIR/node_modules/.bin/codex`` (or ``codex`` on PATH); they skip without it.
+* one session (agents/external/session.py) through the real gateway to a Responses-API upstream on
+  127.0.0.1 (tests/gateway_doubles.Wire): what Codex sends, what its commands see, its token budget;
+* through the plugin (tests/agent_runs.py) against the scripted double on a good and a noop plan:
+  the gates decide, and the gateway's tokens equal the double's;
+* (``vllm`` too) through the plugin against the tiny model on vLLM: the numbers reconcile with /metrics.
+
+The first docker run builds the image (npm on the host, installed offline in the image; then cached
+by its recipe hash); a session then takes seconds.
 """
 
 import json
-import os
 import shutil
 import stat
 import subprocess
@@ -17,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from pytest_agentbench.agents.external.adapter import AgentAdapter, Session
+from pytest_agentbench.agents.config import AgentConfig
+from pytest_agentbench.agents.external.adapter import AgentAdapter, Finish, Session
 from pytest_agentbench.agents.external.codex import (
     PACKAGE,
     READ_ONLY_NOTE,
@@ -26,9 +32,14 @@ from pytest_agentbench.agents.external.codex import (
     CodexAgent,
     read_events,
 )
+from pytest_agentbench.agents.external.session import SessionRun, new_session, run_session
+from pytest_agentbench.agents.external.trial import WORKSPACE
 from pytest_agentbench.sandbox.base import ExecResult
-from pytest_agentbench.serving.gateway import GatewayClient, Route
+from pytest_agentbench.serving.gateway import GatewayClient
+from pytest_agentbench.serving.gateway.sse import StreamMeter
 
+from .agent_runs import FIX_MEDIAN, assert_reconciled, plugin_run
+from .conftest import BUGFIX
 from .gateway_doubles import Wire, route, running, sse
 
 STATE = "/tmp/agentbench-agent"
@@ -217,21 +228,62 @@ def test_exits_without_events_a_cut_tail_and_the_wall_clock() -> None:
     assert not crashed.finished and crashed.note == "codex: exit 139: no output"
 
 
-# -- real runs of the pinned CLI, on the host, through the gateway --------------------------------------------
-def _codex_cli() -> str:
-    found = os.environ.get("AGENTBENCH_CODEX") or shutil.which("codex")
-    why = (
-        f"the Codex CLI is not installed: npm install --prefix DIR {PACKAGE}@{VERSION}, then "
-        "AGENTBENCH_CODEX=DIR/node_modules/.bin/codex (or codex on PATH)"
+# -- how the gateway reads a responses stream's tool call (what Codex runs is the finished item) ---------------
+def _meter(*events: dict[str, Any]) -> StreamMeter:
+    meter = StreamMeter("responses", 0.0)
+    for i, e in enumerate(events):
+        meter.feed(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode(), float(i))
+    return meter
+
+
+ARGS = '{"cmd": "ls"}'
+ADDED = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "exec_command"}
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param(  # as OpenAI streams it: the item empty, its deltas, the item done
+            [("added", ""), ("delta", ARGS[:5]), ("delta", ARGS[5:]), ("done", ARGS)], id="openai"
+        ),
+        pytest.param([("added", ARGS), ("delta", ARGS), ("done", ARGS)], id="arguments-in-added-and-deltas"),
+        pytest.param([("added", ARGS), ("done", ARGS)], id="arguments-in-added-no-deltas"),
+        pytest.param([("added", ""), ("delta-no-index", ARGS), ("done", ARGS)], id="delta-without-output-index"),
+        pytest.param([("added", ""), ("delta", ARGS)], id="no-done-event"),
+    ],
+)
+def test_a_streamed_responses_tool_call_is_recorded_once_as_the_client_runs_it(
+    events: list[tuple[str, str]],
+) -> None:
+    wire = []
+    for kind, args in events:
+        if kind == "added":
+            wire.append({"type": "response.output_item.added", "output_index": 0, "item": ADDED | {"arguments": args}})
+        elif kind == "done":
+            wire.append({"type": "response.output_item.done", "output_index": 0, "item": ADDED | {"arguments": args}})
+        else:
+            delta = {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": args}
+            wire.append(delta if kind == "delta-no-index" else delta | {"output_index": 0})
+    answer = _meter(*wire).answer()
+    assert answer.message["tool_calls"] == [
+        {"id": "call_1", "type": "function", "function": {"name": "exec_command", "arguments": ARGS}}
+    ]
+
+
+def test_two_calls_in_one_answer_keep_their_order_and_arguments() -> None:
+    first, second = ADDED, ADDED | {"id": "fc_2", "call_id": "call_2", "name": "write_stdin"}
+    meter = _meter(
+        {"type": "response.output_item.added", "output_index": 0, "item": first | {"arguments": ""}},
+        {"type": "response.output_item.added", "output_index": 1, "item": second | {"arguments": "{}"}},
+        {"type": "response.function_call_arguments.delta", "output_index": 0, "item_id": "fc_1", "delta": ARGS},
+        {"type": "response.output_item.done", "output_index": 1, "item": second | {"arguments": '{"chars": "y"}'}},
+        {"type": "response.output_item.done", "output_index": 0, "item": first | {"arguments": ARGS}},
     )
-    if not found or not os.access(found, os.X_OK):
-        pytest.skip(why)
-    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    if version != f"codex-cli {VERSION}":
-        pytest.skip(f"{found} is {version!r}, not the pinned {VERSION}: {why}")
-    return found
+    calls = [(c["id"], c["function"]["arguments"]) for c in meter.answer().message["tool_calls"]]
+    assert calls == [("call_1", ARGS), ("call_2", '{"chars": "y"}')]
 
 
+# -- real runs of the pinned CLI, in the docker sandbox, in the image the plugin builds --------------------------
 def _response(rid: str, item: dict[str, Any], usage: tuple[int, int, int]) -> Any:
     """A Responses-API stream answering with one output item, with usage (input, output, cached)."""
     created = {"id": rid, "object": "response", "status": "in_progress", "model": "up", "output": []}
@@ -277,53 +329,40 @@ FINAL = {
 }
 
 
-def _run_codex(cli: str, tmp_path: Path, wire: Wire, max_total_tokens: int | None) -> tuple[Any, Any, Path, Any]:
-    """Codex through a real gateway to ``wire``: (the command's exit, the run's calls, the workspace, Finish)."""
-    return _run_codex_on(cli, tmp_path, route("up", wire.base_url, api_key_env="CODEXTEST_KEY"), max_total_tokens)
+def _run_codex(tmp_path: Path, wire: Wire, max_total_tokens: int | None) -> tuple[SessionRun, Finish, dict[str, Any]]:
+    """One Codex session in a docker sandbox through a real gateway to ``wire``: (the session, Codex's Finish,
+    the workspace afterwards: ``files`` (ls -A) and ``made`` (made.txt or None))."""
+    from pytest_agentbench.sandbox.docker import DockerSandbox
 
-
-def _run_codex_on(cli: str, tmp_path: Path, up: Route, max_total_tokens: int | None) -> tuple[Any, Any, Path, Any]:
-    workspace, state = tmp_path / "ws", tmp_path / "state"
-    workspace.mkdir()
+    (tmp_path / "ws").mkdir()
+    agent, config = CodexAgent(), AgentConfig(max_turns=12, timeout_s=120, max_total_tokens=max_total_tokens)
+    up = route("up", wire.base_url, api_key_env="CODEXTEST_KEY")
     with running(up) as gw, GatewayClient(gw.handle()) as admin:
-        ticket = admin.open_run("up", max_total_tokens=max_total_tokens)
-        s = session(
-            prompt="Make made.txt.",
-            prompt_file=str(state / "prompt.md"),
-            workspace=str(workspace),
-            base_url=ticket.base_url,
-            root_url=ticket.base_url.removesuffix("/v1"),
-            token=ticket.token,
-            state_dir=str(state),
-        )
-        agent = CodexAgent()
-        for path, text in {s.prompt_file: s.prompt, **agent.files(s)}.items():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text)
-        env = {"PATH": f"{Path(cli).parent}:/usr/bin:/bin", **ticket.env(), **agent.env(s)}
-        done = subprocess.run(
-            agent.argv(s), cwd=workspace, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
-        )
-        calls = admin.close_run(ticket.run_id)
-    result = ExecResult(done.returncode, done.stdout, done.stderr, 0.0)
-    return done, calls, workspace, agent.finish(result, s)
+        ticket = admin.open_run("up", max_total_tokens=max_total_tokens, max_calls=config.max_turns)
+        s = new_session("Make made.txt.", ticket, "up", config, workspace=WORKSPACE, tools=None)
+        with DockerSandbox(tmp_path / "ws", gateway_socket=gw.agent_socket, agent_install=agent.install) as box:
+            assert "agentbench-agent-codex" in box.image
+            done = run_session(agent, s, box, admin, ticket, config)
+            made = box.exec(["sh", "-c", "cat made.txt 2>/dev/null"], timeout=30)
+            seen = {"files": box.exec(["ls", "-A"], timeout=30).stdout.split(), "made": made.stdout or None}
+    return done, agent.finish(done.exec, s), seen
 
 
+@pytest.mark.docker
 @pytest.mark.slow
 def test_codex_does_a_task_through_the_gateway_and_every_call_is_measured(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_engine: None
 ) -> None:
-    cli = _codex_cli()
     monkeypatch.setenv("CODEXTEST_KEY", "sk-codex-upstream-secret")
     wire = Wire(_response("resp_1", CALL, (1200, 30, 100)), _response("resp_2", FINAL, (1300, 8, 1200)))
     try:
-        done, run, workspace, finish = _run_codex(cli, tmp_path, wire, max_total_tokens=None)
+        done, finish, workspace = _run_codex(tmp_path, wire, max_total_tokens=None)
     finally:
         wire.close()
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.exec.exit_code == 0, done.exec.output[-3000:]
     assert finish.finished and finish.note == "codex: Made made.txt."
-    assert sorted(p.name for p in workspace.iterdir()) == ["made.txt"]  # no state in the workspace
-    assert (workspace / "made.txt").read_text() == "made by codex\n"
+    assert done.result.outcome == "finished" and done.result.summary == finish.note
+    assert workspace == {"files": [".git", "made.txt"], "made": "made by codex\n"}  # no state in the workspace
     assert [r["path"] for r in wire.requests] == ["/v1/responses", "/v1/responses"]  # nothing else, no /models
     for sent in wire.requests:
         assert sent["headers"]["authorization"] == "Bearer sk-codex-upstream-secret"
@@ -335,16 +374,18 @@ def test_codex_does_a_task_through_the_gateway_and_every_call_is_measured(
     assert output["call_id"] == "call_1" and "made by codex" in output["output"]
     assert "CODEX_HOME=" in output["output"]  # the model's command saw its environment, but not the gateway's
     assert not [v for v in (TOKEN_ENV, "OPENAI_", "ANTHROPIC_", "agb-run-") if v in output["output"]]
-    calls = run.calls
+    calls = done.calls.calls
     assert [(c.protocol, c.status, c.stream, c.failure) for c in calls] == [("responses", 200, True, None)] * 2
     assert [(c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.cached_tokens) for c in calls] == [
         (1200, 30, 100),
         (1300, 8, 1200),
     ]
     assert [tc.name for tc in calls[0].tool_calls] == ["exec_command"] and calls[0].tool_call_format == "native"
+    assert [tc.arguments for tc in calls[0].tool_calls] == [CALL["arguments"]]
     assert all(c.ttft_s is not None for c in calls)
-    assert run.budget["used"] == 1200 + 30 + 1300 + 8
-    assert read_events(done.stdout).usage == {
+    assert done.calls.budget["used"] == 1200 + 30 + 1300 + 8
+    assert (done.result.usage.prompt_tokens, done.result.usage.completion_tokens) == (2500, 38)
+    assert read_events(done.exec.stdout).usage == {
         "input_tokens": 2500,
         "cached_input_tokens": 1300,
         "cache_write_input_tokens": 0,
@@ -353,52 +394,114 @@ def test_codex_does_a_task_through_the_gateway_and_every_call_is_measured(
     }  # Codex's own count agrees with the gateway's
 
 
+@pytest.mark.docker
 @pytest.mark.slow
-def test_codex_stops_at_the_gateways_token_budget_without_retrying(tmp_path: Path) -> None:
-    cli = _codex_cli()
+def test_codex_stops_at_the_gateways_token_budget_without_retrying(tmp_path: Path, docker_engine: None) -> None:
     wire = Wire(_response("resp_1", CALL, (1200, 30, 0)), _response("resp_2", FINAL, (1300, 8, 0)))
     try:
-        done, run, workspace, finish = _run_codex(cli, tmp_path, wire, max_total_tokens=1000)
+        done, finish, workspace = _run_codex(tmp_path, wire, max_total_tokens=1000)
     finally:
         wire.close()
-    assert done.returncode == 1
+    assert done.exec.exit_code == 1
     assert len(wire.requests) == 1  # the second call never reached the upstream
-    assert [c.refused for c in run.calls] == [None, "token_budget"] and run.budget["spent"]
+    assert [c.refused for c in done.calls.calls] == [None, "token_budget"] and done.calls.budget["spent"]
     assert not finish.finished and "402 Payment Required" in finish.note
-    assert (workspace / "made.txt").exists()  # the first call's command ran
+    assert done.result.outcome == "token_budget"
+    assert workspace["made"] == "made by codex\n"  # the first call's command ran
 
 
-# -- the real thing: vLLM on CPU serving the tiny model, its /metrics as the judge -----------------------------
+# -- through the plugin: the scripted double on a good and a noop plan ----------------------------------------
+GOOD = [
+    {"shell": "cat stats/core.py"},
+    {"shell": FIX_MEDIAN},
+    {"shell": "python3 -m pytest -q tests"},
+    {"finish": "Fixed median() for even-length input."},
+]
+NOOP = [{"shell": "ls"}, {"finish": "Nothing to do."}]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_codex_fixes_the_bug_on_the_good_plan_and_not_on_the_noop_and_every_token_is_counted(
+    pytester: pytest.Pytester, docker_engine: None
+) -> None:
+    result, records, totals = plugin_run(pytester, "codex", GOOD, NOOP)
+    result.assert_outcomes(passed=1, failed=1)
+    good, noop = records["good"], records["noop"]
+    assert good["passed"] and good["outcome"] == "finished" and not noop["passed"]
+    assert noop["outcome"] == "finished"  # it ended by itself: the gates failed it
+    assert good["agent"] == {"name": "codex", "version": VERSION}
+    assert good["model_calls"] == len(GOOD) and noop["model_calls"] == len(NOOP)
+    assert good["sandbox"]["kind"] == "docker" and "agentbench-agent-codex" in good["versions"]["sandbox"]["image"]
+    assert good["trajectory"][1]["tool_calls"][0]["name"] == "exec_command"
+    assert "stats/core.py" in good["patch"]["diff"] and not noop["patch"]["files"]
+    assert_reconciled(records, totals)
+
+
+# -- through the plugin against the tiny model on vLLM (random weights: the gates may fail) -------------------
+GATEWAY_TOTALS_CONFTEST = """
+import json
+
+import pytest
+
+from pytest_agentbench.plugin.session import SESSION
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    state = session.config.stash[SESSION]
+    if state.gateway is not None:
+        with open("totals.json", "w") as f:
+            json.dump(state.gateway.totals(), f)
+"""
+
+
+@pytest.mark.docker
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_codex_against_vllm_reconciles_with_its_metrics(tiny_model: Path, tmp_path: Path) -> None:
-    """Codex's own request shape (developer messages, store:false, include, its tools) is served by vLLM, and
-    the gateway's token totals equal vLLM's /metrics. Random weights: what the model says does not matter."""
-    from pytest_agentbench.serving.vllm.metrics import diff, scrape_settled
-    from pytest_agentbench.serving.vllm.process import VLLMServer
-    from pytest_agentbench.serving.vllm.spec import ServeSpec
-
-    cli = _codex_cli()
-    spec = ServeSpec(
-        model=str(tiny_model),
-        served_model_name="tiny",
-        max_model_len=16384,  # Codex's first request is ~9,500 tokens of this model (its prompt and tools)
-        extra_args={"load_format": "dummy", "max_num_seqs": 4},
-        env={"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"},  # past the tiny model's 4,096 positions
-        log_dir=str(tmp_path / "logs"),
-        startup_timeout_s=300,
+def test_codex_against_vllm_through_the_plugin_reconciles_with_its_metrics(
+    pytester: pytest.Pytester, tiny_model: Path, vllm_python: str, docker_engine: None
+) -> None:
+    """Codex's own requests (developer messages, store:false, include, its tools) served by vLLM; the
+    plugin's client tokens (the gateway's) equal vLLM's /metrics."""
+    packet = pytester.path / "packets" / "bugfix-median"
+    shutil.copytree(BUGFIX, packet)
+    text = (packet / "packet.yaml").read_text()
+    (packet / "packet.yaml").write_text(text.replace("max_turns: 20, timeout_s: 300", "max_turns: 2, timeout_s: 180"))
+    (pytester.path / "models.yaml").write_text(f"""\
+models:
+  tiny-cpu:
+    model: tiny
+    max_tokens: 32
+    serve:
+      engine: vllm
+      model_path: {tiny_model}
+      python: {vllm_python}
+      # Codex's first request is ~9,500 tokens of this model (its prompt and tools): past its 4,096 positions
+      args: {{load_format: dummy, max_model_len: 16384, max_num_seqs: 4}}
+      env: {{VLLM_ALLOW_LONG_MAX_MODEL_LEN: "1"}}
+      startup_timeout_s: 600
+""")
+    pytester.makeconftest(GATEWAY_TOTALS_CONFTEST)
+    result = pytester.runpytest_subprocess(
+        "--models=tiny-cpu",
+        "--packets=packets",
+        "--agent=codex",
+        "--sandbox=docker",
+        "-p",
+        "no:cacheprovider",
+        "--agentbench-results=res",
+        timeout=1200,
     )
-    with VLLMServer(spec) as server:
-        up = Route(alias="up", where="models.up", base_url=server.base_url, model="tiny", max_tokens=64)
-        before = scrape_settled(server.metrics_url, model_name="tiny")
-        done, run, _, finish = _run_codex_on(cli, tmp_path, up, max_total_tokens=60_000)
-        delta = diff(before, scrape_settled(server.metrics_url, model_name="tiny"))
-    assert run.calls and all(c.failure is None and c.usage.reported for c in run.calls), done.stdout[-2000:]
-    assert {c.protocol for c in run.calls} == {"responses"}
-    prompt = sum(c.usage.prompt_tokens for c in run.calls)
-    completion = sum(c.usage.completion_tokens for c in run.calls)
-    print(
-        f"codex: {len(run.calls)} call(s), gateway {prompt} in / {completion} out; vLLM /metrics "
-        f"{delta.prompt_tokens} in / {delta.generation_tokens} out; {finish.note}"
-    )
-    assert (prompt, completion) == (delta.prompt_tokens, delta.generation_tokens)
+    (record,) = map(json.loads, (pytester.path / "res" / "results.jsonl").read_text().splitlines())
+    assert record["agent"]["name"] == "codex" and record["model_calls"] >= 1, result.stdout.str()[-3000:]
+    assert record["outcome"] != "infrastructure", record.get("error")
+    calls = record["client"]["calls"]
+    assert all(c["error"] is None and c["usage_reported"] for c in calls), calls
+    assert {c["timings"]["protocol"] for c in calls} == {"responses"}
+    assert {c["timings"]["via"] for c in calls} == {"gateway"}
+    result.stdout.fnmatch_lines(["tiny-cpu: tokens client * in / * out; server /metrics * in / * out: equal"])
+    gateway = json.loads((pytester.path / "totals.json").read_text())["tiny-cpu"]
+    tokens = record["client"]["tokens"]
+    assert (tokens["prompt"], tokens["completion"]) == (gateway["prompt_tokens"], gateway["completion_tokens"])
+    assert gateway["prompt_tokens"] > 9000  # Codex's prompt and tools went through, whole

@@ -11,7 +11,9 @@ reasoning or tool-call delta is the first token (TTFT), every event that carries
 usage chunk; responses: ``response.completed``; messages: ``message_start`` then
 ``message_delta``, the later value of each field winning), and the stream is *finished* only
 when the protocol says so (chat: a ``finish_reason``; responses: a terminal ``response.*``
-event; messages: ``message_stop``) - a stream that just ends was dropped. The text is kept (up
+event; messages: ``message_stop``) - a stream that just ends was dropped. A responses tool call is
+its ``output_item.done`` item where the stream has one (what clients run), else what its
+``output_item.added`` and argument deltas add up to; its events are matched by ``output_index``. The text is kept (up
 to :data:`MAX_TEXT_CHARS`) so the tool parser can tell afterwards whether calls leaked into it.
 Undecodable events are counted as junk; error events are kept.
 """
@@ -71,6 +73,7 @@ class StreamMeter:
         self._reasoning: list[str] = []
         self._chars = 0
         self._calls: dict[Any, dict[str, str]] = {}
+        self._item_index: dict[str, int] = {}
 
     # -- feeding ----------------------------------------------------------
     def feed(self, raw: bytes, now: float) -> bool:
@@ -150,14 +153,22 @@ class StreamMeter:
             return True, self._keep_text(self._text, obj.get("delta"))
         if kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
             return True, self._keep_text(self._reasoning, obj.get("delta"))
-        if kind == "response.function_call_arguments.delta":
-            self._call(obj.get("item_id") or obj.get("output_index"), arguments=obj.get("delta"))
-            return True, True
         item = obj.get("item") if isinstance(obj.get("item"), Mapping) else {}
+        key = self._item_key(obj, item)
+        if kind == "response.function_call_arguments.delta":
+            self._call(key, arguments=obj.get("delta"))
+            return True, True
         if kind == "response.output_item.added" and item.get("type") == "function_call":
-            key = item.get("id") or obj.get("output_index")
             self._call(key, call_id=item.get("call_id"), name=item.get("name"), arguments=item.get("arguments"))
             return True, True
+        if kind == "response.output_item.done" and item.get("type") == "function_call":
+            # The finished item is the call as the client runs it: it replaces what the deltas added up
+            # to (a server that also puts the arguments in output_item.added would have them twice).
+            slot = self._calls.setdefault(key, {"id": "", "name": "", "arguments": ""})
+            for field, value in (("id", item.get("call_id")), ("name", item.get("name"))):
+                slot[field] = value if isinstance(value, str) and value else slot[field]
+            slot["arguments"] = item["arguments"] if isinstance(item.get("arguments"), str) else slot["arguments"]
+            return True, False
         if kind in _TERMINAL_RESPONSES or kind == "error":
             response = obj.get("response") if isinstance(obj.get("response"), Mapping) else {}
             self.model = str(response.get("model") or self.model)
@@ -171,6 +182,17 @@ class StreamMeter:
                 error = response.get("error") or obj.get("message") or obj
                 self.error = str(error.get("message") if isinstance(error, Mapping) else error)
         return True, False
+
+    def _item_key(self, obj: Mapping[str, Any], item: Mapping[str, Any]) -> Any:
+        """One output item's key: its ``output_index``, else the index its id was first seen with (servers leave
+        one or the other out of some events)."""
+        item_id = obj.get("item_id") or item.get("id")
+        index = obj.get("output_index")
+        if isinstance(index, int):
+            if isinstance(item_id, str):
+                self._item_index.setdefault(item_id, index)
+            return index
+        return self._item_index.get(item_id, item_id) if isinstance(item_id, str) else None
 
     def _messages(self, obj: Mapping[str, Any]) -> tuple[bool, bool]:
         kind = obj.get("type")
