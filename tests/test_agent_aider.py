@@ -26,6 +26,8 @@ from pytest_agentbench.agents.external.trial import WORKSPACE
 from pytest_agentbench.sandbox.base import ExecResult
 from pytest_agentbench.serving.gateway import GatewayClient
 
+from .agent_runs import assert_reconciled, plugin_run
+from .conftest import BUGFIX
 from .gateway_doubles import Wire, answer, route, running, sse
 
 STATE = "/tmp/agentbench-agent"
@@ -227,6 +229,8 @@ def _aider(
             "log": _sh(box, "git log --oneline"),
             "stats": box.read_file("src/stats.py").decode(),
             "state": sorted(_sh(box, f"ls -A {STATE}/aider").split()),
+            "aider_home": sorted(_sh(box, f"ls -A {STATE}/aider/home/.aider").split()),
+            "user_home": sorted(_sh(box, "ls -A $HOME").split()),
             "patch": take_patch(box, work),
             "wall": wall,
             "output": run.exec.output,
@@ -265,6 +269,9 @@ def test_real_aider_edits_through_the_gateway_and_leaves_only_the_edit(tmp_path:
         "chat.history.md", "home", "launch.py", "llm.history", "model-metadata.json", "model-settings.yml",
         "tags-cache",
     ]  # fmt: skip
+    # aider's ~/.aider is under the state dir (HOME); the image user's own home is left as built
+    assert run["aider_home"] == ["analytics.json", "installs.json"]  # no caches/: nothing was fetched
+    assert ".aider" not in run["user_home"] and ".cache" not in run["user_home"]
 
 
 @pytest.mark.docker
@@ -296,3 +303,41 @@ def test_real_aider_stops_at_once_when_the_gateway_refuses_for_the_budget(tmp_pa
     assert len(wire.requests) == 1  # the second call was refused by the gateway, and not retried
     assert [c.refused for c in run["calls"]] == [None, "token_budget"]
     assert run["wall"] < 40, run["output"]  # aider's own back-off would take over 60 s
+
+
+# -- aider through the plugin on bugfix-median, against the scripted double ------------------------------
+#: aider's requests open with its fixed example exchange: 4 assistant messages before the packet's prompt
+#: (the few-shot edit, "Ok.", the repo map's and the file list's acks). The scripted double counts turn N
+#: as the request's assistant messages, so aider's first call is turn 4: these plan steps are never sent.
+EXAMPLE_TURNS = [{"say": "(turn of aider's example exchange: never asked for)"}] * 4
+CORE = (BUGFIX / "repo" / "stats" / "core.py").read_text()
+CORE_FIXED = CORE.replace(
+    "    mid = len(data) // 2\n    return data[mid]\n",
+    "    mid = len(data) // 2\n    if len(data) % 2 == 0:\n        return (data[mid - 1] + data[mid]) / 2\n"
+    "    return data[mid]\n",
+)
+CORE_EDIT = f"The even case needs the mean of the two middle values.\n\nstats/core.py\n```python\n{CORE_FIXED}```\n"
+# aider has no tools: an edit is a whole-file listing in the answer's text. The first names stats/core.py
+# (not yet in aider's chat: aider adds it and asks again, applying nothing); the second is applied.
+GOOD = [*EXAMPLE_TURNS, {"say": CORE_EDIT}, {"say": CORE_EDIT}]
+NOOP = [*EXAMPLE_TURNS, {"say": "The median looks right to me; I would change nothing."}]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_aider_fixes_the_bug_on_the_good_plan_and_not_on_the_noop_and_every_token_is_counted(
+    pytester: pytest.Pytester, docker_engine: None
+) -> None:
+    assert CORE_FIXED != CORE
+    result, records, totals = plugin_run(pytester, "aider", GOOD, NOOP)
+    result.assert_outcomes(passed=1, failed=1)
+    good, noop = records["good"], records["noop"]
+    assert good["passed"] and good["outcome"] == "finished" and not noop["passed"]
+    assert good["agent"] == {"name": "aider", "version": DEFAULT_VERSION}
+    assert good["model_calls"] == 2 and noop["model_calls"] == 1
+    assert good["sandbox"]["kind"] == "docker" and "agentbench-agent-aider" in good["versions"]["sandbox"]["image"]
+    # the patch is the edit alone: no .aider* file, no tags cache, no .gitignore line
+    assert [f["path"] for f in good["patch"]["files"]] == ["stats/core.py"] and not noop["patch"]["files"]
+    assert "+        return (data[mid - 1] + data[mid]) / 2" in good["patch"]["diff"]
+    assert [t["content"].strip() for t in good["trajectory"]] == [CORE_EDIT.strip()] * 2  # as the gateway saw it
+    assert_reconciled(records, totals)
