@@ -1,26 +1,35 @@
 """The aider adapter (agents/external/aider.py): its command line, environment and files for a session,
-how it reads aider's exit, and real aider runs on the host through the measuring gateway.
+how it reads aider's exit, and real aider runs in the docker sandbox through the measuring gateway.
 
-The real runs (``slow``) need aider in ``/tmp/aider-venv`` (``python3.11 -m venv /tmp/aider-venv &&
-/tmp/aider-venv/bin/pip install aider-chat==0.86.2``) and are skipped without it; the upstream is
-tests/gateway_doubles.Wire, which logs every request and answers chat-completion streams with usage.
+The real runs (``docker``, ``slow``) use the image the plugin builds (``ensure_agent_image`` of
+``Aider().install``: aider-chat's wheels fetched on the host, installed offline in the image, cached
+by recipe hash; the first build takes about 30 s, each run after it seconds). The session runs as
+the plugin runs it (``agents.external.session``: the forwarder, the launcher, the sandbox's wall
+clock). Their upstream is tests/gateway_doubles.Wire, which logs every request and answers
+chat-completion streams with usage; the last test runs aider through the plugin on bugfix-median
+against the scripted double (tests/agent_runs.py).
 """
 
 import json
-import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.external.adapter import Finish, Session
 from pytest_agentbench.agents.external.aider import BUDGET_NOTE, DEFAULT_VERSION, Aider
+from pytest_agentbench.agents.external.session import new_session, run_session
+from pytest_agentbench.agents.external.trial import WORKSPACE
 from pytest_agentbench.sandbox.base import ExecResult
+from pytest_agentbench.serving.gateway import GatewayClient
 
+from .agent_runs import assert_reconciled, plugin_run
+from .conftest import BUGFIX
 from .gateway_doubles import Wire, answer, route, running, sse
 
-VENV = Path("/tmp/aider-venv")
 STATE = "/tmp/agentbench-agent"
 
 
@@ -136,12 +145,7 @@ def test_finish_reads_aiders_output(result: ExecResult, expected: Finish) -> Non
     assert Aider().finish(result, session()) == expected
 
 
-# -- real aider on the host, through the gateway ------------------------------------------------------
-needs_aider = pytest.mark.skipif(
-    not (VENV / "bin" / "aider").exists(),
-    reason="aider is not installed in /tmp/aider-venv (python3.11 -m venv /tmp/aider-venv && "
-    "/tmp/aider-venv/bin/pip install aider-chat==0.86.2); the docker image install is the lead's",
-)
+# -- real aider in the docker sandbox, through the gateway ------------------------------------------------
 FIXED = "def median(xs):\n    s = sorted(xs)\n    n = len(s)\n    if n % 2:\n        return s[n // 2]\n"
 FIXED += "    return (s[n // 2 - 1] + s[n // 2]) / 2\n"
 EDIT = f"I will fix even-length input.\n\nsrc/stats.py\n```python\n{FIXED}```\n"
@@ -160,7 +164,8 @@ def streamed(text: str, prompt_tokens: int, completion_tokens: int) -> Any:
     return sse(*chunks, b"data: [DONE]\n\n")
 
 
-def _repo(root: Path) -> Path:
+def _workspace(root: Path) -> Path:
+    """A packet's workspace folder (the sandbox copies it in and makes it a git repo with one commit)."""
     work = root / "workspace"
     (work / "src").mkdir(parents=True)
     (work / "src" / "stats.py").write_text("def median(xs):\n    s = sorted(xs)\n    return s[len(s) // 2]\n")
@@ -171,70 +176,86 @@ def _repo(root: Path) -> Path:
         "OPENAI_BASE_URL=http://127.0.0.1:9/v1\nOPENAI_API_BASE=http://127.0.0.1:9/v1\nOPENAI_API_KEY=sk-workspace\n"
     )
     (work / ".aider.conf.yml").write_text("auto-commits: true\ndirty-commits: true\ngitignore: true\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "packet"]):
-        subprocess.run(git + cmd, cwd=work, check=True, capture_output=True)
     return work
 
 
-def _aider(tmp_path: Path, wire: Wire, *, max_turns: int = 6, max_total_tokens: int | None = None) -> dict[str, Any]:
-    """One real aider session on the host: its Finish, the run's calls, the alias's totals, the workspace's status."""
-    work, state = _repo(tmp_path), tmp_path / "state"
-    with running(route("a", wire.base_url)) as gw:
-        ticket = gw.open_run("a", max_total_tokens=max_total_tokens)
-        s = session(
-            prompt_file=str(state / "prompt.md"),
-            workspace=str(work),
-            base_url=ticket.base_url,
-            root_url=ticket.base_url.removesuffix("/v1"),
-            token=ticket.token,
-            max_turns=max_turns,
-            timeout_s=120.0,
-            max_output_tokens=512,
-            state_dir=str(state),
-        )
-        adapter = Aider()
-        for path, text in {s.prompt_file: s.prompt, **adapter.files(s)}.items():
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text)
-        env = {"PATH": f"{VENV}/bin:/usr/bin:/bin", **ticket.env(), **adapter.env(s)}
+@pytest.fixture(scope="module")
+def aider_image(docker_engine: None) -> Iterator[str]:
+    """The agent image the plugin runs aider in (built once, then found by its recipe hash)."""
+    from pytest_agentbench.sandbox.docker.agent_image import ensure_agent_image
+    from pytest_agentbench.sandbox.docker.engine import connect
+
+    client = connect()
+    try:
+        yield ensure_agent_image(client, Aider().install)
+    finally:
+        client.close()
+
+
+def _sh(box: Any, command: str) -> str:
+    done = box.exec(["sh", "-c", command], timeout=60)
+    assert done.exit_code == 0, done.output
+    return str(done.stdout)
+
+
+def _aider(
+    tmp_path: Path, wire: Wire, image: str, *, max_turns: int = 6, max_total_tokens: int | None = None
+) -> dict[str, Any]:
+    """One real aider session in the docker sandbox: its result, the run's calls, the alias's totals,
+    and what the workspace and the state folder hold afterwards."""
+    from pytest_agentbench.sandbox.docker import DockerSandbox
+    from pytest_agentbench.sandbox.patch import take_patch
+
+    work = _workspace(tmp_path)
+    config = AgentConfig(max_turns=max_turns, timeout_s=120.0, max_output_tokens=512, max_total_tokens=max_total_tokens)
+    adapter = Aider()
+    with (
+        running(route("a", wire.base_url)) as gw,
+        GatewayClient(gw.handle()) as client,
+        DockerSandbox(work, image=image, gateway_socket=gw.agent_socket) as box,
+    ):
+        ticket = client.open_run("a", max_total_tokens=max_total_tokens, ttl_s=300, max_calls=max_turns)
+        s = new_session("Fix median() for even-length input.", ticket, "served-model", config, workspace=WORKSPACE,
+                        tools=None)  # fmt: skip
         start = time.monotonic()
-        done = subprocess.run(
-            adapter.argv(s), cwd=work, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180
-        )
+        run = run_session(adapter, s, box, client, ticket, config)
         wall = time.monotonic() - start
-        result = ExecResult(done.returncode, done.stdout, done.stderr, wall)
-        calls, totals = gw.close_run(ticket.run_id).calls, gw.totals()["a"]
-    status = subprocess.run(["git", "status", "--short", "--ignored"], cwd=work, capture_output=True, text=True)
-    return {
-        "finish": adapter.finish(result, s),
-        "calls": calls,
-        "totals": totals,
-        "status": status.stdout,
-        "work": work,
-        "state": state,
-        "wall": wall,
-        "output": result.output,
-        "token": ticket.token,
-    }
+        out = {
+            "finish": adapter.finish(run.exec, s),
+            "result": run.result,
+            "calls": run.calls.calls,
+            "totals": client.totals()["a"],
+            "status": _sh(box, "git status --short --ignored"),
+            "log": _sh(box, "git log --oneline"),
+            "stats": box.read_file("src/stats.py").decode(),
+            "state": sorted(_sh(box, f"ls -A {STATE}/aider").split()),
+            "aider_home": sorted(_sh(box, f"ls -A {STATE}/aider/home/.aider").split()),
+            "user_home": sorted(_sh(box, "ls -A $HOME").split()),
+            "patch": take_patch(box, work),
+            "wall": wall,
+            "output": run.exec.output,
+            "token": ticket.token,
+        }
+    return out
 
 
+@pytest.mark.docker
 @pytest.mark.slow
-@needs_aider
-def test_real_aider_edits_through_the_gateway_and_leaves_only_the_edit(tmp_path: Path) -> None:
+def test_real_aider_edits_through_the_gateway_and_leaves_only_the_edit(tmp_path: Path, aider_image: str) -> None:
     # the first answer names the file (aider adds it to the chat and asks again), the second is applied
     wire = Wire(streamed(EDIT, 900, 70), streamed(EDIT, 1000, 71))
     try:
-        run = _aider(tmp_path, wire)
+        run = _aider(tmp_path, wire, aider_image)
     finally:
         wire.close()
     assert run["finish"] == Finish(True, note="aider: applied edits to src/stats.py"), run["output"]
-    assert (run["work"] / "src" / "stats.py").read_text() == FIXED
+    assert run["result"].outcome == "finished" and len(run["result"].turns) == 2
+    assert run["stats"] == FIXED
     assert run["status"] == " M src/stats.py\n"  # no .aider* files, no .gitignore change
-    log = subprocess.run(["git", "log", "--oneline"], cwd=run["work"], capture_output=True, text=True).stdout
-    assert len(log.splitlines()) == 1  # no commit, whatever the workspace's .aider.conf.yml says
+    assert len(run["log"].splitlines()) == 1  # no commit, whatever the workspace's .aider.conf.yml says
+    assert [f["path"] for f in run["patch"].files] == ["src/stats.py"] and not run["patch"].error
     assert len(wire.requests) == 2 and len(run["calls"]) == 2
-    for request in wire.requests:
+    for request in wire.requests:  # the workspace's .env pointed at port 9: aider still came here
         body = request["body"]
         assert request["path"] == "/v1/chat/completions" and body["model"] == "a-model"
         assert body["stream"] is True and "tools" not in body and body["max_tokens"] == 512
@@ -244,36 +265,79 @@ def test_real_aider_edits_through_the_gateway_and_leaves_only_the_edit(tmp_path:
     assert all(c.stream and c.answered and c.ttft_s is not None for c in run["calls"])
     totals = run["totals"]
     assert (totals["prompt_tokens"], totals["completion_tokens"]) == (1900, 141)
-    assert sorted(p.name for p in (run["state"] / "aider").iterdir()) == [
+    assert run["state"] == [
         "chat.history.md", "home", "launch.py", "llm.history", "model-metadata.json", "model-settings.yml",
         "tags-cache",
     ]  # fmt: skip
+    # aider's ~/.aider is under the state dir (HOME); the image user's own home is left as built
+    assert run["aider_home"] == ["analytics.json", "installs.json"]  # no caches/: nothing was fetched
+    assert ".aider" not in run["user_home"] and ".cache" not in run["user_home"]
 
 
+@pytest.mark.docker
 @pytest.mark.slow
-@needs_aider
-def test_real_aider_stops_at_its_turn_cap(tmp_path: Path) -> None:
+def test_real_aider_stops_at_its_turn_cap(tmp_path: Path, aider_image: str) -> None:
     # each answer names another file not in the chat: a reflection each time, until the cap (2 turns)
     wire = Wire(streamed("Look at src/stats.py first.", 50, 7), streamed("And tests/test_stats.py too.", 60, 7))
     try:
-        run = _aider(tmp_path, wire, max_turns=2)
+        run = _aider(tmp_path, wire, aider_image, max_turns=2)
     finally:
         wire.close()
     assert run["finish"] == Finish(False, ended_by="turns", note="aider: turn limit reached (2 model calls)")
+    assert run["result"].outcome == "max_turns"
     assert len(wire.requests) == len(run["calls"]) == 2
-    assert run["status"] == ""
+    assert run["status"] == "" and not run["patch"].files
 
 
+@pytest.mark.docker
 @pytest.mark.slow
-@needs_aider
-def test_real_aider_stops_at_once_when_the_gateway_refuses_for_the_budget(tmp_path: Path) -> None:
+def test_real_aider_stops_at_once_when_the_gateway_refuses_for_the_budget(tmp_path: Path, aider_image: str) -> None:
     """aider retries LiteLLM's APIError for 60 s; the launcher makes the gateway's 402 final."""
     wire = Wire(streamed("Let me look at src/stats.py.", 900, 70), answer({"never": "reached"}))
     try:
-        run = _aider(tmp_path, wire, max_total_tokens=500)
+        run = _aider(tmp_path, wire, aider_image, max_total_tokens=500)
     finally:
         wire.close()
     assert run["finish"] == Finish(False, note="aider: the token budget is spent"), run["output"]
+    assert run["result"].outcome == "token_budget"
     assert len(wire.requests) == 1  # the second call was refused by the gateway, and not retried
     assert [c.refused for c in run["calls"]] == [None, "token_budget"]
     assert run["wall"] < 40, run["output"]  # aider's own back-off would take over 60 s
+
+
+# -- aider through the plugin on bugfix-median, against the scripted double ------------------------------
+#: aider's requests open with its fixed example exchange: 4 assistant messages before the packet's prompt
+#: (the few-shot edit, "Ok.", the repo map's and the file list's acks). The scripted double counts turn N
+#: as the request's assistant messages, so aider's first call is turn 4: these plan steps are never sent.
+EXAMPLE_TURNS = [{"say": "(turn of aider's example exchange: never asked for)"}] * 4
+CORE = (BUGFIX / "repo" / "stats" / "core.py").read_text()
+CORE_FIXED = CORE.replace(
+    "    mid = len(data) // 2\n    return data[mid]\n",
+    "    mid = len(data) // 2\n    if len(data) % 2 == 0:\n        return (data[mid - 1] + data[mid]) / 2\n"
+    "    return data[mid]\n",
+)
+CORE_EDIT = f"The even case needs the mean of the two middle values.\n\nstats/core.py\n```python\n{CORE_FIXED}```\n"
+# aider has no tools: an edit is a whole-file listing in the answer's text. The first names stats/core.py
+# (not yet in aider's chat: aider adds it and asks again, applying nothing); the second is applied.
+GOOD = [*EXAMPLE_TURNS, {"say": CORE_EDIT}, {"say": CORE_EDIT}]
+NOOP = [*EXAMPLE_TURNS, {"say": "The median looks right to me; I would change nothing."}]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_aider_fixes_the_bug_on_the_good_plan_and_not_on_the_noop_and_every_token_is_counted(
+    pytester: pytest.Pytester, docker_engine: None
+) -> None:
+    assert CORE_FIXED != CORE
+    result, records, totals = plugin_run(pytester, "aider", GOOD, NOOP)
+    result.assert_outcomes(passed=1, failed=1)
+    good, noop = records["good"], records["noop"]
+    assert good["passed"] and good["outcome"] == "finished" and not noop["passed"]
+    assert good["agent"] == {"name": "aider", "version": DEFAULT_VERSION}
+    assert good["model_calls"] == 2 and noop["model_calls"] == 1
+    assert good["sandbox"]["kind"] == "docker" and "agentbench-agent-aider" in good["versions"]["sandbox"]["image"]
+    # the patch is the edit alone: no .aider* file, no tags cache, no .gitignore line
+    assert [f["path"] for f in good["patch"]["files"]] == ["stats/core.py"] and not noop["patch"]["files"]
+    assert "+        return (data[mid - 1] + data[mid]) / 2" in good["patch"]["diff"]
+    assert [t["content"].strip() for t in good["trajectory"]] == [CORE_EDIT.strip()] * 2  # as the gateway saw it
+    assert_reconciled(records, totals)

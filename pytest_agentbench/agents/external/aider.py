@@ -3,7 +3,7 @@
 aider speaks chat completions through LiteLLM, streams, declares no tools: the model edits by
 answering in an *edit format* (``whole``: the file's path on a line, then the whole new file in a
 fence) and aider applies it to the working tree. Headless here means one ``--message-file``
-(facts measured with 0.86.2: /work/helpers/aider-facts.md)::
+(measured with 0.86.2; figures and known limits: docs/agents.md, "aider")::
 
     PY STATE/aider/launch.py --message-file PROMPT --yes-always --model openai/MODEL --edit-format whole
         --no-auto-commits --no-dirty-commits --no-gitignore --no-check-update ... (see :meth:`Aider.argv`)
