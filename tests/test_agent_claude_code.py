@@ -233,3 +233,61 @@ def test_claude_code_fixes_the_bug_on_the_good_plan_and_not_on_the_noop_and_ever
     assert "ANTHROPIC_BASE_URL=http://127.0.0.1:" in trajectory and "CLAUDE_CONFIG_DIR=/tmp/" in trajectory
     assert "agb-run-" not in trajectory and "_API_KEY=" not in trajectory
     assert_reconciled(records, totals)
+
+
+PHASE_SCRIPT = {
+    "conversations": [
+        {
+            "match": "PLAN phase",
+            "workdir": "/workspace",
+            "plan": [
+                {"write": {"path": "PLAN.md", "content": "Change count_words in wordcount/__init__.py: split()\n"}},
+                {"finish": "planned"},
+            ],
+        },
+        {
+            "match": "IMPLEMENT phase",
+            "plan": [
+                {"shell": "sed -i 's/text.split(\" \")/text.split()/' wordcount/__init__.py"},
+                {"finish": "implemented the plan"},
+            ],
+        },
+    ]
+}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_two_phase_packet_runs_claude_code_once_per_phase_with_the_phases_tools(
+    pytester: pytest.Pytester, docker_engine: None
+) -> None:
+    import shutil
+
+    import yaml
+
+    from .test_phases import PHASED
+
+    shutil.copytree(PHASED, pytester.path / "packets" / "example-wordcount-phases")
+    (pytester.path / "scripts").mkdir()
+    (pytester.path / "scripts" / "phases.yaml").write_text(yaml.safe_dump(PHASE_SCRIPT))
+    (pytester.path / "models.yaml").write_text(
+        "models:\n  good:\n    model: scripted-good\n    serve: {engine: scripted, script: scripts/phases.yaml}\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "--packets=packets", "--models=good", "--agent=claude-code", "--sandbox=docker", "-p", "no:cacheprovider",
+        "--agentbench-results=res", timeout=600,
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    (record,) = [json.loads(line) for line in (pytester.path / "res" / "results.jsonl").read_text().splitlines()]
+    assert [(p["id"], p["outcome"], p["model_calls"]) for p in record["phases"]] == [
+        ("plan", "finished", 2),
+        ("implement", "finished", 2),
+    ]
+    for kind in ("prompt", "completion"):
+        assert sum(p["tokens"][kind] for p in record["phases"]) == record["client"]["tokens"][kind] > 0
+    calls = [t["name"] for turn in record["trajectory"] for t in turn["tool_calls"]]
+    assert calls == [
+        "Write",
+        "Bash",
+    ]  # (which tools each phase declared: test_a_phases_tools_map_onto_claude_codes_tools)
+    assert [c["phase"] for c in record["client"]["calls"]] == ["plan", "plan", "implement", "implement"]
