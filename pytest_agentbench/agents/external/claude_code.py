@@ -37,7 +37,7 @@ max_output_tokens   ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` (the request's ``max_token
 tools (phase)       ``--tools``: built-in names mapped by :data:`TOOL_MAP`
 ==================  ==========================================================================
 
-Measured with 2.1.332: /work/helpers/claude-facts.md, docs/agents.md.
+Measured with 2.1.332: docs/agents.md.
 """
 
 from __future__ import annotations

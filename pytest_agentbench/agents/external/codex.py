@@ -25,7 +25,7 @@ Budgets: Codex has no turn or step limit and sends no output cap, so ``max_turns
 clock bound a session; an alias's ``max_tokens`` is still applied by the gateway). A phase's
 ``tools`` cannot be enforced either (Codex has one shell tool, ``exec_command``): a phase without
 any writing tool gets a read-only instruction (:data:`READ_ONLY_NOTE`). Measured behaviour of
-this version: /work/helpers/npm-agent-facts.md, docs/agents.md.
+this version: docs/agents.md.
 """
 
 from __future__ import annotations
