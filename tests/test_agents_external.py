@@ -210,12 +210,20 @@ def test_mini_swe_agents_finish_reads_the_trajectorys_status(
     assert (finish.finished, finish.ended_by) == (finished, ended_by)
 
 
+def test_an_installed_agent_outside_docker_is_refused_at_start(pytester: pytest.Pytester, folder: Path) -> None:
+    into(pytester, folder)
+    result = pytester.runpytest_inprocess("--agent=tiny,mini-swe-agent", "--sandbox=local", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--agent=mini-swe-agent with --sandbox=local: *installed into the docker*"])
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--ray=local"], "*--agent=tiny with --ray: *cannot mount*"),
         (["--docker-host=ssh://me@far", "--sandbox=docker"], "*remote engine cannot bind-mount it*"),
         (["--docker-host=tcp://10.1.2.3:2375", "--sandbox=docker"], "*remote engine cannot bind-mount it*"),
+        (["--sandbox=unsafe-local"], "*unsafe-local does not mount*"),
     ],
 )
 def test_an_external_agent_where_the_gateway_socket_cannot_reach_is_refused(

@@ -87,7 +87,24 @@ def resolve_agents(settings: Any) -> dict[str, Any]:
     external = [name for name, adapter in agents.items() if adapter is not None]
     if external:
         _check_reach(settings, external)
+        _check_sandbox(settings, {name: agents[name] for name in external})
     return agents
+
+
+def _check_sandbox(settings: Any, external: dict[str, Any]) -> None:
+    """An installed agent needs the docker sandbox (its image); any external agent a sandbox that mounts the
+    gateway's socket (not unsafe-local). Said once, at start, not once per trial."""
+    if settings.sandbox == "unsafe-local":
+        raise pytest.UsageError(
+            f"--agent={','.join(external)} with --sandbox=unsafe-local: an external agent reaches its model only "
+            "through the gateway's socket, which unsafe-local does not mount; use --sandbox=docker (or local)"
+        )
+    installed = [name for name, adapter in external.items() if getattr(adapter, "install", None) is not None]
+    if installed and settings.sandbox == "local":
+        raise pytest.UsageError(
+            f"--agent={','.join(installed)} with --sandbox=local: these agents are installed into the docker "
+            "sandbox's image; use --sandbox=docker (start an engine: scripts/docker-up)"
+        )
 
 
 def _check_reach(settings: Any, external: list[str]) -> None:
