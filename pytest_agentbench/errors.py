@@ -192,8 +192,9 @@ class EndpointUnreachable(InfrastructureError):
 class AgentStartError(InfrastructureError):
     """An external agent never reached its model (it did not start, or died before its first call).
 
-    Nothing was measured of the model, so the run is recorded as ``infrastructure`` (not counted) and
-    the test is an *error*; the message names the agent, its exit and the last lines it printed.
+    Nothing was measured of the model, so the run is recorded as ``infrastructure`` (failure
+    ``agent_start``, not counted) and then raised: the test is an *error*; the message names the agent,
+    its exit and the last lines it printed.
     """
 
 

@@ -132,6 +132,9 @@ def test_an_agent_that_dies_before_its_first_call_is_an_error_not_a_failure(
     )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*AgentStartError*agent 'broken' (unversioned) exited 9 before its first model call*"])
+    (record,) = records(pytester.path)  # recorded first: nothing is lost, --resume runs it again
+    assert (record["outcome"], record["failure"], record["counted"]) == ("infrastructure", "agent_start", False)
+    assert not record["gates"] and "exited 9" in record["error"]
 
 
 # -- the registry and agents.yaml ---------------------------------------------------------------------

@@ -28,6 +28,8 @@ Outcome = Literal[
 ]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 INFRASTRUCTURE: Outcome = "infrastructure"
+#: The failure class of an ``infrastructure`` run whose external agent never reached the model (agents.external).
+AGENT_START = "agent_start"
 #: The outcomes that are a budget running out, and which budget (the record's ``budget.ended_by``).
 ENDED_BY: dict[str, str] = {
     "max_turns": "turns",

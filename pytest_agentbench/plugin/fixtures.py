@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_agentbench.errors import EndpointUnreachable, ServerError
+from pytest_agentbench.agents.transcript import AGENT_START
+from pytest_agentbench.errors import AgentStartError, EndpointUnreachable, ServerError
 from pytest_agentbench.packets.schema import Packet
 from pytest_agentbench.plugin.collection import Case
 from pytest_agentbench.plugin.progress import track_run
@@ -51,6 +52,8 @@ def agentbench_run(request: pytest.FixtureRequest, agentbench_case: Case) -> Any
     _report_to_item(item, record, endpoint)
     config.hook.pytest_agentbench_run_done(record=record, item=item)
     if not record.agent.counted:
+        if record.agent.failure == AGENT_START:
+            raise AgentStartError(record.agent.error)
         raise EndpointUnreachable(spec.alias, endpoint, record.agent.failure or "?", record.agent.error)
     return record
 

@@ -20,9 +20,10 @@ How a session ends (the record's outcome): a spent token budget (the gateway ref
 ``token_budget``; a wall clock that ran out, the timeout's outcome; the adapter's ``Finish``
 saying it stopped at its own step limit, ``max_turns``; a model call that failed last,
 ``model_error``; else ``finished`` when the agent exited 0 by itself, ``stopped`` when it did
-not. An agent that never reached the model (no call at all) and exited non-zero did not start:
-:class:`~pytest_agentbench.errors.AgentStartError` (the harness's fault, or the agent's install:
-nothing was measured of the model).
+not. An agent that never reached the model (no call at all) and exited non-zero did not start: the
+run is ``infrastructure`` with failure ``agent_start`` (not counted: nothing was measured of the
+model; the harness's fault or the agent's install), and the plugin raises
+:class:`~pytest_agentbench.errors.AgentStartError` after recording it.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from dataclasses import dataclass
 
 from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.external.adapter import AgentAdapter, Session
-from pytest_agentbench.agents.transcript import AgentResult, Outcome
-from pytest_agentbench.errors import AgentStartError, SandboxError
+from pytest_agentbench.agents.transcript import AGENT_START, INFRASTRUCTURE, AgentResult, Outcome
+from pytest_agentbench.errors import SandboxError
 from pytest_agentbench.sandbox.base import ExecResult, Sandbox
 from pytest_agentbench.serving.gateway import (
     GATEWAY_PORT,
@@ -154,11 +155,12 @@ def _result(
 ) -> AgentResult:
     records = calls.calls
     if not records and not done.ok and not done.timed_out:
-        raise AgentStartError(
+        error = (
             f"agent {adapter.name!r} ({adapter.version}) exited {done.exit_code} before its first model call: "
             f"{done.output.strip()[-1500:] or '(no output)'}\nFix: run the agent's command by hand in the sandbox "
             "image, or check its install (agentbench builds it into the image: see docs/agents.md)"
         )
+        return AgentResult(outcome=INFRASTRUCTURE, turns=[], wall_s=wall_s, failure=AGENT_START, error=error)
     finish = adapter.finish(done, session)
     outcome: Outcome | None = None
     ended_by: str | None = None
