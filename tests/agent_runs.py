@@ -17,7 +17,30 @@ from typing import Any
 import pytest
 import yaml
 
+from pytest_agentbench.agents.external.adapter import Session
+
 from .conftest import BUGFIX
+
+#: The session's state folder inside the sandbox (agents.external.session.STATE_DIR).
+STATE = "/tmp/agentbench-agent"
+
+
+def agent_session(**kw: Any) -> Session:
+    """A Session as an adapter is given one, with test defaults; ``kw`` overrides any field."""
+    base: dict[str, Any] = {
+        "prompt": "Fix median().",
+        "prompt_file": f"{STATE}/prompt.md",
+        "workspace": "/workspace",
+        "base_url": "http://127.0.0.1:8765/v1",
+        "root_url": "http://127.0.0.1:8765",
+        "token": "agb-run-0123456789abcdef",
+        "model": "Qwen/Qwen3-Coder-30B-A3B-Instruct",
+        "max_turns": 12,
+        "timeout_s": 300.0,
+        "state_dir": STATE,
+    }
+    return Session(**(base | kw))
+
 
 #: The fix bugfix-median needs, as one shell command any agent's shell tool can run.
 FIX_MEDIAN = (

@@ -26,28 +26,14 @@ from pytest_agentbench.agents.external.trial import WORKSPACE
 from pytest_agentbench.sandbox.base import ExecResult
 from pytest_agentbench.serving.gateway import GatewayClient
 
-from .agent_runs import assert_reconciled, plugin_run
+from .agent_runs import STATE, agent_session, assert_reconciled, plugin_run
 from .conftest import BUGFIX
 from .gateway_doubles import Wire, answer, route, running, sse
 
-STATE = "/tmp/agentbench-agent"
-
 
 def session(**kw: Any) -> Session:
-    values: dict[str, Any] = dict(
-        prompt="Fix median() for even-length input.",
-        prompt_file=f"{STATE}/prompt.md",
-        workspace="/workspace",
-        base_url="http://127.0.0.1:8765/v1",
-        root_url="http://127.0.0.1:8765",
-        token="agb-run-secret-token",
-        model="served-model",
-        max_turns=6,
-        timeout_s=300.0,
-        max_output_tokens=None,
-        state_dir=STATE,
-    )
-    return Session(**(values | kw))
+    base = {"prompt": "Fix median() for even-length input.", "token": "agb-run-secret-token", "model": "served-model"}
+    return agent_session(**(base | {"max_turns": 6} | kw))
 
 
 # -- command line, environment, files ------------------------------------------------------------------

@@ -26,26 +26,13 @@ from pytest_agentbench.agents.external.claude_code import (
 from pytest_agentbench.agents.external.registry import AgentRegistry
 from pytest_agentbench.sandbox.base import ExecResult
 
-from .agent_runs import FIX_MEDIAN, assert_reconciled, plugin_run
+from .agent_runs import FIX_MEDIAN, agent_session, assert_reconciled, plugin_run
 
-STATE = "/tmp/agentbench-agent"
 TOKEN = "agb-run-0123456789abcdef"
 
 
 def session(**kw: Any) -> Session:
-    base: dict[str, Any] = {
-        "prompt": "Fix median().",
-        "prompt_file": f"{STATE}/prompt.md",
-        "workspace": "/workspace",
-        "base_url": "http://127.0.0.1:8765/v1",
-        "root_url": "http://127.0.0.1:8765",
-        "token": TOKEN,
-        "model": "Qwen/Qwen3-Coder-30B-A3B-Instruct",
-        "max_turns": 12,
-        "timeout_s": 300.0,
-        "state_dir": STATE,
-    }
-    return Session(**(base | kw))
+    return agent_session(**({"token": TOKEN} | kw))
 
 
 def _flag(argv: list[str], name: str) -> str | None:

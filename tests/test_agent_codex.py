@@ -38,27 +38,13 @@ from pytest_agentbench.sandbox.base import ExecResult
 from pytest_agentbench.serving.gateway import GatewayClient
 from pytest_agentbench.serving.gateway.sse import StreamMeter
 
-from .agent_runs import FIX_MEDIAN, assert_reconciled, plugin_run
+from .agent_runs import FIX_MEDIAN, STATE, agent_session, assert_reconciled, plugin_run
 from .conftest import BUGFIX
 from .gateway_doubles import Wire, route, running, sse
 
-STATE = "/tmp/agentbench-agent"
-
 
 def session(**kw: Any) -> Session:
-    base: dict[str, Any] = {
-        "prompt": "Fix median().",
-        "prompt_file": f"{STATE}/prompt.md",
-        "workspace": "/workspace",
-        "base_url": "http://127.0.0.1:8765/v1",
-        "root_url": "http://127.0.0.1:8765",
-        "token": "agb-run-0123456789",
-        "model": "Qwen/Qwen3-Coder-30B-A3B-Instruct",
-        "max_turns": 12,
-        "timeout_s": 300.0,
-        "state_dir": STATE,
-    }
-    return Session(**(base | kw))
+    return agent_session(**({"token": "agb-run-0123456789"} | kw))
 
 
 def config_of(s: Session) -> dict[str, Any]:

@@ -23,20 +23,12 @@ from pytest_agentbench.errors import ConfigError, UsageError
 from pytest_agentbench.sandbox.base import ExecResult
 from pytest_agentbench.sandbox.bwrap import bwrap_status
 
+from .agent_runs import agent_session
 from .conftest import unavailable
 
 TINY_AGENT = Path(__file__).parent / "data" / "agents" / "tiny_agent.py"
-SESSION = Session(
-    prompt="fix it",
-    prompt_file="/tmp/agentbench-agent/prompt.md",
-    workspace="/workspace",
-    base_url="http://127.0.0.1:8765/v1",
-    root_url="http://127.0.0.1:8765",
-    token="agb-run-x",
-    model="m",
-    max_turns=7,
-    timeout_s=60.0,
-    max_output_tokens=512,
+SESSION = agent_session(
+    prompt="fix it", token="agb-run-x", model="m", max_turns=7, timeout_s=60.0, max_output_tokens=512
 )
 
 
