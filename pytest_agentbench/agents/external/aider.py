@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pytest_agentbench.agents.external.adapter import AgentInstall, Finish, Protocol_, Session, last_line
 from pytest_agentbench.sandbox.base import ExecResult
@@ -115,10 +115,6 @@ _WRAPPER = (
 )
 
 
-def _install(version: str) -> AgentInstall:
-    return AgentInstall(name="aider", pip=(f"aider-chat=={version}",), bins=("aider",))
-
-
 @dataclass(frozen=True)
 class Aider:
     """aider, headless (see the module docstring)."""
@@ -126,12 +122,14 @@ class Aider:
     version: str = DEFAULT_VERSION
     name: str = "aider"
     protocol: Protocol_ = "chat"
-    install: AgentInstall | None = field(default=None)
     edit_format: str = "whole"  # aider's default for a model it does not know
 
+    @property
+    def install(self) -> AgentInstall:
+        """What the image needs: this version, pinned."""
+        return AgentInstall(name="aider", pip=(f"aider-chat=={self.version}",), bins=("aider",))
+
     def __post_init__(self) -> None:
-        if self.install is None:
-            object.__setattr__(self, "install", _install(self.version))
         if self.edit_format not in EDIT_FORMATS:
             raise ValueError(f"aider edit_format {self.edit_format!r}: expected one of {', '.join(EDIT_FORMATS)}")
 

@@ -43,7 +43,7 @@ Measured with 2.1.332: docs/agents.md.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_agentbench.agents.external.adapter import AgentInstall, Finish, Protocol_, Session, last_line
@@ -97,12 +97,11 @@ class ClaudeCode:
     version: str = VERSION
     name: str = "claude-code"
     protocol: Protocol_ = "messages"
-    install: AgentInstall | None = field(default=None)
 
-    def __post_init__(self) -> None:
-        if self.install is None:
-            install = AgentInstall(name="claude-code", npm=(f"{PACKAGE}@{self.version}",), bins=("claude",))
-            object.__setattr__(self, "install", install)
+    @property
+    def install(self) -> AgentInstall:
+        """What the image needs: this version, pinned."""
+        return AgentInstall(name="claude-code", npm=(f"{PACKAGE}@{self.version}",), bins=("claude",))
 
     @staticmethod
     def config_dir(session: Session) -> str:

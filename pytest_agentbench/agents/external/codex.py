@@ -201,12 +201,11 @@ class CodexAgent:
     version: str = VERSION
     name: str = "codex"
     protocol: Protocol_ = "responses"
-    install: AgentInstall | None = field(default=None)
 
-    def __post_init__(self) -> None:
-        if self.install is None:
-            install = AgentInstall(name="codex", npm=(f"{PACKAGE}@{self.version}",), bins=("codex",))
-            object.__setattr__(self, "install", install)
+    @property
+    def install(self) -> AgentInstall:
+        """What the image needs: this version, pinned."""
+        return AgentInstall(name="codex", npm=(f"{PACKAGE}@{self.version}",), bins=("codex",))
 
     @staticmethod
     def home(session: Session) -> str:

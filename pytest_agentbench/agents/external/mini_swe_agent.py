@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pytest_agentbench.agents.external.adapter import AgentInstall, Finish, Protocol_, Session, last_line
 from pytest_agentbench.sandbox.base import ExecResult
@@ -59,10 +59,6 @@ except Exception as exc:
 """
 
 
-def _install(version: str) -> AgentInstall:
-    return AgentInstall(name="mini-swe-agent", pip=(f"mini-swe-agent=={version}",), bins=("mini",))
-
-
 @dataclass(frozen=True)
 class MiniSweAgent:
     """mini-swe-agent, headless (see the module docstring)."""
@@ -70,11 +66,11 @@ class MiniSweAgent:
     version: str = DEFAULT_VERSION
     name: str = "mini-swe-agent"
     protocol: Protocol_ = "chat"
-    install: AgentInstall | None = field(default=None)
 
-    def __post_init__(self) -> None:
-        if self.install is None:
-            object.__setattr__(self, "install", _install(self.version))
+    @property
+    def install(self) -> AgentInstall:
+        """What the image needs: this version, pinned."""
+        return AgentInstall(name="mini-swe-agent", pip=(f"mini-swe-agent=={self.version}",), bins=("mini",))
 
     def config(self, session: Session) -> dict[str, object]:
         """mini's config overrides for this session (merged over its own mini.yaml)."""
