@@ -10,7 +10,7 @@ ends), with the token budget that is left.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pytest_agentbench.agents.config import AgentConfig
 from pytest_agentbench.agents.external.adapter import AgentAdapter
@@ -35,8 +35,6 @@ class ExternalAgent:
     client: GatewayClient
     alias: str
     model: str  # the name the agent sends (the gateway sends the alias's own model anyway)
-    run_id: str | None = None
-    sessions: int = 0
 
     @property
     def name(self) -> str:
@@ -54,20 +52,14 @@ class ExternalAgent:
         self, prompt: str, sandbox: Sandbox, config: AgentConfig, *, tools: tuple[str, ...] | None = None
     ) -> AgentResult:
         """One headless session of ``prompt`` in ``sandbox`` under ``config``'s budgets."""
-        self.sessions += 1
-        run_id = f"{self.run_id}-s{self.sessions}" if self.run_id else None
         ticket = self.client.open_run(
             self.alias,
-            run_id=run_id,
             max_total_tokens=config.max_total_tokens,
             ttl_s=config.wall_limit_s + TOKEN_GRACE_S,
             max_calls=config.max_turns,
         )
         session = new_session(prompt, ticket, self.model, config, workspace=WORKSPACE, tools=tools)
         return run_session(self.adapter, session, sandbox, self.client, ticket, config).result
-
-    def with_run_id(self, run_id: str) -> ExternalAgent:
-        return replace(self, run_id=run_id, sessions=0)
 
 
 class NoModel:
