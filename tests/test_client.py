@@ -283,15 +283,15 @@ def test_ttft_itl_and_tpot_follow_vllm_bench(raw: Any) -> None:
     assert done.extra["chunks"] == 6 and done.wall_s > done.ttft_s + decode
 
 
-@pytest.mark.parametrize(
-    ("event", "expected"),
-    [
-        (b"data: {not json\n\n", "unreadable response"),
-        (b"data: [1, 2]\n\n", "not a JSON object"),
-        (b'data: {"error": {"message": "engine died"}}\n\n', "error mid-stream"),
-    ],
-    ids=["not-json", "not-an-object", "error-event"],
-)
+#: SSE events no model server should send, and what the failure then says (shared with test_load_async.py).
+JUNK_EVENTS = [
+    pytest.param(b"data: {not json\n\n", "unreadable response", id="not-json"),
+    pytest.param(b"data: [1, 2]\n\n", "not a JSON object", id="not-an-object"),
+    pytest.param(b'data: {"error": {"message": "engine died"}}\n\n', "error mid-stream", id="error-event"),
+]
+
+
+@pytest.mark.parametrize(("event", "expected"), JUNK_EVENTS)
 def test_junk_sse_is_a_server_error(raw: Any, event: bytes, expected: str) -> None:
     server = raw(serve_stream([sse(delta("", role="assistant")), event, *good_stream("x")]))
     with ModelAdapter(spec(stream=True, retries={"server_error": 0}), server.base_url) as adapter:
@@ -345,14 +345,15 @@ def test_wrongly_shaped_answers_never_crash(raw: Any, body: bytes) -> None:
 # -- limits and deadlines ------------------------------------------------------------------------------
 
 
-def test_trickled_headers_end_at_the_deadline(raw: Any) -> None:
-    def serve(conn: socket.socket, index: int) -> None:
-        server.read(conn)
-        for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 10_000:
-            conn.sendall(bytes([byte]))
-            time.sleep(0.05)
+def trickle_headers(conn: socket.socket) -> None:
+    """A status line, then a header a byte every 50 ms (a server that never finishes its head)."""
+    for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 10_000:
+        conn.sendall(bytes([byte]))
+        time.sleep(0.05)
 
-    server = raw(serve)
+
+def test_trickled_headers_end_at_the_deadline(raw: Any) -> None:
+    server = raw(lambda conn, i: (server.read(conn), trickle_headers(conn)) and None)
     with ModelAdapter(spec(), server.base_url) as adapter:
         t0 = time.monotonic()
         failure = failure_of(adapter, timeout=1.0)

@@ -90,6 +90,12 @@ def prompts(n: int, text: str = "hello there", output_len: int | None = None) ->
     return PromptSet(tuple(Prompt(({"role": "user", "content": f"{text} {i}"},), output_len) for i in range(n)), "test")
 
 
+@pytest.fixture(params=["asyncio", "threads"])
+def client(request: pytest.FixtureRequest) -> str:
+    """Each engine test runs on both load clients: the event loop and the threads."""
+    return str(request.param)
+
+
 @pytest.fixture
 def scripted() -> Iterator[ScriptedServer]:
     with ScriptedServer({"conversations": [{"responses": [{"content": "x" * 64}]}]}, model_names=["m"]) as srv:
@@ -107,8 +113,9 @@ def slow(srv: ScriptedServer, delay_s: float) -> None:
     srv._server.step_for = delayed  # type: ignore[method-assign]
 
 
-def test_request_rate_sends_on_schedule_with_what_vllm_bench_sends(scripted: ScriptedServer) -> None:
+def test_request_rate_sends_on_schedule_with_what_vllm_bench_sends(scripted: ScriptedServer, client: str) -> None:
     config = LoadConfig(
+        client=client,
         spec=spec_for(scripted.base_url),
         prompts=prompts(20),
         rates=(20.0,),
@@ -118,6 +125,7 @@ def test_request_rate_sends_on_schedule_with_what_vllm_bench_sends(scripted: Scr
         warmup=False,
     )
     result = Load(config, scripted.base_url).run()
+    assert result.config["client"] == client
     run = result.runs[0]
     s = run.stats
     assert s["completed"] == 20 and s["failed"] == 0
@@ -142,10 +150,15 @@ def test_request_rate_sends_on_schedule_with_what_vllm_bench_sends(scripted: Scr
     assert run.client["harness_cpu_per_output_token_ms"] > 0
 
 
-def test_max_concurrency_holds_requests_back(scripted: ScriptedServer) -> None:
+def test_max_concurrency_holds_requests_back(scripted: ScriptedServer, client: str) -> None:
     slow(scripted, 0.15)
     config = LoadConfig(
-        spec=spec_for(scripted.base_url), prompts=prompts(6), rates=(math.inf,), max_concurrency=2, warmup=False
+        spec=spec_for(scripted.base_url),
+        prompts=prompts(6),
+        rates=(math.inf,),
+        max_concurrency=2,
+        warmup=False,
+        client=client,
     )
     run = Load(config, scripted.base_url).run_rate(math.inf)
     assert run.client["concurrency_max"] == 2 and run.client["workers"] == 2
@@ -156,10 +169,12 @@ def test_max_concurrency_holds_requests_back(scripted: ScriptedServer) -> None:
     assert schedule.status == "skipped" and "waits for a free slot" in schedule.detail
 
 
-def test_failures_are_results_and_never_retried() -> None:
+def test_failures_are_results_and_never_retried(client: str) -> None:
     script = {"conversations": [{"responses": [{"status": 503, "error": "overloaded"}]}]}
     with ScriptedServer(script, model_names=["m"]) as srv:
-        config = LoadConfig(spec=spec_for(srv.base_url), prompts=prompts(5), rates=(math.inf,), warmup=False)
+        config = LoadConfig(
+            spec=spec_for(srv.base_url), prompts=prompts(5), rates=(math.inf,), warmup=False, client=client
+        )
         run = Load(config, srv.base_url).run_rate(math.inf)
         assert run.stats["completed"] == 0 and run.stats["failed"] == 5
         assert run.stats["failures_by_class"] == {"server_error": 5}
@@ -168,12 +183,14 @@ def test_failures_are_results_and_never_retried() -> None:
         assert run.stats["request_throughput"] == 0
 
 
-def test_goodput_counts_requests_meeting_the_per_request_slo(scripted: ScriptedServer) -> None:
+def test_goodput_counts_requests_meeting_the_per_request_slo(scripted: ScriptedServer, client: str) -> None:
     slow(scripted, 0.12)
     strict = Slo(ttft_s=0.05)  # no request can meet it: each waits 0.12 s
     loose = Slo(ttft_s=5.0, tpot_s=1.0, ttft_p50_s=5.0)
     for slo, share in ((strict, 0.0), (loose, 1.0)):
-        config = LoadConfig(spec=spec_for(scripted.base_url), prompts=prompts(4), rates=(math.inf,), slo=slo)
+        config = LoadConfig(
+            spec=spec_for(scripted.base_url), prompts=prompts(4), rates=(math.inf,), slo=slo, client=client
+        )
         run = Load(config, scripted.base_url).run_rate(math.inf)
         g = run.stats["goodput"]
         assert g["share"] == share and g["completed"] == 4
@@ -411,6 +428,7 @@ def test_real_vllm_request_rate_tokens_reconcile(
     data = json.loads((out / "load.json").read_text())
     print(stdout)  # the TTFT check may flag on a busy machine (the client's clock includes the API server's queue)
     assert data["prompts"] == "server /tokenize: 64 tokens of text per prompt"
+    assert data["config"]["client"] == "asyncio"  # the default where aiohttp is installed (the test environment)
     run = data["runs"][0]
     checks = {c["name"]: c for c in run["checks"]}
     assert checks["tokens"]["status"] == "ok", checks["tokens"]["detail"]

@@ -2,8 +2,9 @@
 
     agentbench load --models local-coder --num-prompts 100 --request-rate 4 --input-len 256 --output-len 128
 
-The load shapes of ``vllm bench serve``, measured with the package's own client (``ModelAdapter``
-over ``serving.http``: the one the agent loop and the sweep use, so there is one code path to trust):
+The load shapes of ``vllm bench serve``, each answer timed and classified by the agent adapter's own
+code (``models/adapter.py``: its stream state and failure taxonomy, so the numbers mean what they mean
+for every agent turn):
 
 * ``--request-rate R`` (several: one run each, ``inf`` = all at once): request *i* is due at the
   *i*-th arrival of ``capacity/arrivals.py`` (gamma gaps of shape ``--burstiness``; 1 = Poisson);
@@ -15,11 +16,15 @@ over ``serving.http``: the one the agent loop and the sweep use, so there is one
 * streamed with usage; no retries (a retried request would be counted twice by the server and
   would hide the failure); the first failure of a request is its result.
 
-One worker thread per slot, each with its own client, takes the next due request, waits until it
-is due and sends it. Before each rate the prefix cache is reset and ``/metrics`` is scraped once
-the server is idle; after it, the server's token counters are reconciled with the client's usage
-(``capacity/reconcile.py``). The numbers of one run (``capacity/latency.py``): request and token
-throughput, TTFT/TPOT/ITL/E2E mean and percentiles, goodput, the harness's CPU per output token.
+One worker per slot takes the next due request, waits until it is due and sends it. ``--client``
+says what a worker is: ``asyncio`` (the default where aiohttp is installed), a coroutine, every
+stream read by one event loop (``capacity/load_async.py`` over ``serving/aio.py``), as vllm bench
+does; ``threads``, a thread with its own adapter (``ModelAdapter`` over ``serving/http.py``: the
+agent loop's client). Which one ran is in the result's config. Before each rate the prefix cache
+is reset and ``/metrics`` is scraped once the server is idle; after it, the server's token
+counters are reconciled with the client's usage (``capacity/reconcile.py``). The numbers of one
+run (``capacity/latency.py``): request and token throughput, TTFT/TPOT/ITL/E2E mean and
+percentiles, goodput, the harness's CPU per output token.
 """
 
 from __future__ import annotations
@@ -48,7 +53,10 @@ if TYPE_CHECKING:
     from pytest_agentbench.capacity.prompts import Prompt, PromptSet
     from pytest_agentbench.models.registry import ModelSpec
 
-__all__ = ["MAX_WORKERS", "Load", "LoadConfig", "LoadResult", "RateRun", "load_spec"]
+__all__ = ["CLIENTS", "MAX_WORKERS", "Load", "LoadConfig", "LoadResult", "RateRun", "load_spec"]
+
+#: The load clients: ``auto`` is ``asyncio`` where aiohttp is installed, else ``threads`` (and a note says so).
+CLIENTS = ("auto", "asyncio", "threads")
 
 #: At most this many worker threads (requests in flight) per run; a larger --max-concurrency is refused.
 MAX_WORKERS = 512
@@ -86,8 +94,11 @@ class LoadConfig:
     warmup: bool = True
     sample_interval_s: float = 0.5
     request_timeout_s: float = 600.0
+    client: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.client not in CLIENTS:
+            raise ConfigError(f"--client: expected one of {', '.join(CLIENTS)}, found {self.client!r}")
         if not self.rates:
             raise ConfigError("--request-rate: give at least one rate (requests per second, or inf)")
         for rate in self.rates:
@@ -270,6 +281,21 @@ class Load:
             sample_interval_s=config.sample_interval_s,
         )
         self.notes: list[str] = list(config.prompts.notes)
+        self.client = self._client_kind(config.client, make_model is not None)
+
+    def _client_kind(self, asked: str, own_model: bool) -> str:
+        """The engine that runs: ``asyncio`` needs aiohttp (and the package's own client, not ``make_model``'s)."""
+        from pytest_agentbench.serving import aio
+
+        if asked == "threads" or (asked == "auto" and own_model):
+            return "threads"
+        if aio.available() and not own_model:
+            return "asyncio"
+        if asked == "asyncio":
+            why = "a make_model client was given" if own_model else f"aiohttp is not installed: {aio.install_hint()}"
+            raise ConfigError(f"--client asyncio: {why}; or choose --client threads")
+        self.notes.append(f"the load ran on threads (--client threads): {aio.install_hint()} for the event loop")
+        return "threads"
 
     def _workers(self) -> int:
         n = len(self.config.prompts.prompts)
@@ -302,6 +328,18 @@ class Load:
 
     def _drive(self, run: _Run) -> tuple[float, float]:
         """Start the workers, release them together; (wall seconds, process CPU seconds) to the last answer."""
+        if self.client == "asyncio":
+            from pytest_agentbench.capacity import load_async
+
+            timeout = min(self.spec.timeout_s, self.config.request_timeout_s)
+            return load_async.drive(
+                self.spec,
+                self.base_url,
+                run,
+                workers=self._workers(),
+                output_len=self.config.output_len,
+                timeout=timeout,
+            )
         models = [self.make_model(self.spec, self.base_url) for _ in range(self._workers())]
         threads = [
             threading.Thread(target=self._worker, args=(m, run), name=f"agentbench-load-{i}", daemon=True)
@@ -439,6 +477,7 @@ class Load:
             "burstiness": cfg.burstiness,
             "max_concurrency": cfg.max_concurrency,
             "workers": self._workers(),
+            "client": self.client,
             "output_len": cfg.output_len,
             "ignore_eos": cfg.ignore_eos,
             "seed": cfg.seed,

@@ -149,6 +149,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_slo_arguments(p)
     add_server_arguments(p, "rate")
     p.add_argument("--no-warmup", action="store_true", help="skip the one short warm-up call")
+    p.add_argument(
+        "--client",
+        choices=("auto", "asyncio", "threads"),
+        default="auto",
+        help="asyncio: one event loop reads every stream, as vllm bench (needs aiohttp: the [load] extra); "
+        "threads: a thread per slot with the agent's own client; auto (default): asyncio where aiohttp is installed",
+    )
     p.add_argument("--out", metavar="DIR", help="where load.json and load.html go (default .agentbench/loads/...)")
 
 
@@ -236,6 +243,7 @@ def _config(args: argparse.Namespace, spec: ModelSpec, prompts: PromptSet) -> Lo
         warmup=not args.no_warmup,
         sample_interval_s=args.sample_interval,
         request_timeout_s=args.request_timeout,
+        client=args.client,
     )
 
 

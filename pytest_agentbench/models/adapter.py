@@ -50,7 +50,7 @@ from pytest_agentbench.models.parsers import parse_message
 from pytest_agentbench.models.registry import ModelSpec
 from pytest_agentbench.models.taxonomy import classified_errors
 
-__all__ = ["ModelAdapter", "shape_messages", "shape_tools"]
+__all__ = ["ModelAdapter", "StreamState", "chat_body", "decode_timings", "shape_messages", "shape_tools"]
 
 _PATH = "/chat/completions"
 _JSON = json.JSONDecoder()
@@ -78,6 +78,30 @@ def shape_tools(spec: ModelSpec, tools: Sequence[Mapping[str, Any]]) -> list[dic
             function.pop("strict", None)
         out.append({**tool, "function": function} if function or spec.strict_tools else dict(tool))
     return out
+
+
+def chat_body(
+    spec: ModelSpec,
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] = (),
+    max_tokens: int | None = None,
+) -> dict[str, Any]:
+    """The ``/chat/completions`` request the alias sends for these messages (shaped, capped, its extra body)."""
+    body: dict[str, Any] = {"model": spec.model, "messages": shape_messages(spec, messages)}
+    if tools:
+        body["tools"] = shape_tools(spec, tools)
+        if spec.tool_choice:
+            body["tool_choice"] = spec.tool_choice
+    if spec.temperature is not None:
+        body["temperature"] = spec.temperature
+    caps = [x for x in (max_tokens, spec.max_tokens) if x]
+    if caps:
+        body["max_tokens"] = min(caps)
+    if spec.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    body.update(spec.extra_body or {})
+    return body
 
 
 def _usage(raw: Any) -> Usage:
@@ -116,7 +140,7 @@ class _Raw:
     chunks: int = 0
 
 
-class _StreamState:
+class StreamState:
     """A streamed answer while its chunks arrive: the message so far and the chunk timings."""
 
     __slots__ = ("content", "reasoning", "calls", "usage", "finish", "model", "first", "last", "itl", "chunks")
@@ -214,7 +238,7 @@ class _StreamState:
 
 def _collect_stream(events: Iterable[bytes], start: float, done: Callable[[], bool]) -> _Raw:
     """Assemble a streamed answer, timing each chunk as it arrives (before it is decoded)."""
-    state = _StreamState()
+    state = StreamState()
     clock, decode, take = time.perf_counter, _JSON.decode, state.take
     for payload in events:
         now = clock()
@@ -239,7 +263,7 @@ def _plain_answer(data: Any) -> _Raw:
     return _Raw(message, _usage(data.get("usage")), _text(choice.get("finish_reason")), _text(data.get("model")) or "")
 
 
-def _decode_timings(raw: _Raw) -> dict[str, float]:
+def decode_timings(raw: _Raw) -> dict[str, float]:
     """For a streamed answer: the decode time after the first token, per output token and as a rate."""
     if raw.decode_s is None:
         return {}
@@ -265,26 +289,6 @@ class ModelAdapter:
         self.policies = spec.retries
         self._sleep = sleep
         self._http = Client(self.base_url, {"Authorization": f"Bearer {spec.api_key()}"})
-
-    def _request(
-        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]], max_tokens: int | None
-    ) -> dict[str, Any]:
-        spec = self.spec
-        body: dict[str, Any] = {"model": spec.model, "messages": shape_messages(spec, messages)}
-        if tools:
-            body["tools"] = shape_tools(spec, tools)
-            if spec.tool_choice:
-                body["tool_choice"] = spec.tool_choice
-        if spec.temperature is not None:
-            body["temperature"] = spec.temperature
-        caps = [x for x in (max_tokens, spec.max_tokens) if x]
-        if caps:
-            body["max_tokens"] = min(caps)
-        if spec.stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        body.update(spec.extra_body or {})
-        return body
 
     def _attempt(self, body: bytes, stream: bool, deadline: float | None) -> _Raw:
         """One request, ended by ``deadline`` (``time.monotonic``) or the alias's ``timeout_s``, whichever is first."""
@@ -359,7 +363,7 @@ class ModelAdapter:
         timeout: float | None = None,
     ) -> Completion:
         """One model turn, retried per failure class; raises ModelCallError when it gives up."""
-        request = self._request(messages, tools, max_tokens)
+        request = chat_body(self.spec, messages, tools, max_tokens)
         body = json.dumps(request, separators=(",", ":")).encode()
         deadline = time.monotonic() + timeout if timeout else None
         start = time.perf_counter()
@@ -374,7 +378,7 @@ class ModelAdapter:
             "retries": retried,
             "attempt_wall_s": end - attempt_start,
             "native_tool_calls": len(raw.message.get("tool_calls") or ()),
-            **_decode_timings(raw),
+            **decode_timings(raw),
         }
         if raw.chunks:
             extra["chunks"] = raw.chunks

@@ -53,6 +53,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pytest_agentbench.serving.sse import SseSplitter
+
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_ERROR_BYTES",
@@ -135,7 +137,7 @@ class StatusError(HttpError):
     @classmethod
     def of(cls, answer: HttpAnswer, url: str = "") -> StatusError:
         """The error an answer with a status >= 400 stands for (its message from the body)."""
-        error = cls(answer.status, _status_message(answer.status, answer.body), _retry_after(answer.headers or {}), url)
+        error = cls(answer.status, status_message(answer.status, answer.body), retry_after(answer.headers or {}), url)
         error.body, error.headers = answer.body, answer.headers
         return error
 
@@ -218,7 +220,7 @@ def _dropped(sock: socket.socket | None) -> bool:
         return True
 
 
-def _status_message(status: int, body: bytes) -> str:
+def status_message(status: int, body: bytes) -> str:
     """The server's message from an error body: OpenAI's ``{"error": {"message", "code"}}`` and kin."""
     text = body.decode("utf-8", "replace").strip()
     try:
@@ -235,7 +237,18 @@ def _status_message(status: int, body: bytes) -> str:
     return text[:500]
 
 
-def _retry_after(headers: Any) -> float | None:
+def check_event_stream(content_type: str | None, url: str) -> None:
+    """Raise :class:`NotAStream` unless a streamed request's answer is ``text/event-stream`` (or says nothing)."""
+    ctype = (content_type or "text/event-stream").split(";")[0].strip().lower()
+    if ctype != "text/event-stream":
+        raise NotAStream(
+            f"{url} answered a streamed request with Content-Type {ctype}, not text/event-stream: "
+            "the server does not stream; set `stream: false` for this alias",
+            url,
+        )
+
+
+def retry_after(headers: Any) -> float | None:
     value = headers.get("retry-after")
     try:
         return max(0.0, float(value)) if value is not None else None
@@ -448,13 +461,7 @@ class Client:
                 with _mapped(self.url):
                     data = _read_capped(response, MAX_ERROR_BYTES, self.url)
                 raise StatusError.of(HttpAnswer(response.status, data, response.headers), self.url)
-            ctype = (response.headers.get("content-type") or "text/event-stream").split(";")[0].strip().lower()
-            if ctype != "text/event-stream":
-                raise NotAStream(
-                    f"{self.url} answered a streamed request with Content-Type {ctype}, not text/event-stream: "
-                    "the server does not stream; set `stream: false` for this alias",
-                    self.url,
-                )
+            check_event_stream(response.headers.get("content-type"), self.url)
         except BaseException:
             conn.close()
             raise
@@ -488,7 +495,6 @@ class EventStream:
         self.status = response.status
         self.done = False  # [DONE] was seen
         self._raw, self._caps = raw, caps
-        self._cr = False  # the last read ended in CR: its LF may start the next one
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -497,44 +503,14 @@ class EventStream:
             raise _as_http_error(exc, self._client.url) from exc
 
     def _events(self) -> Iterator[bytes]:
-        read, url, raw = self._response.read1, self._client.url, self._raw
-        max_event, max_stream = self._caps
-        buf, total = b"", 0
+        read, (max_event, max_stream) = self._response.read1, self._caps
+        splitter = SseSplitter(self._client.url, max_event, max_stream, raw=self._raw)
+        feed = splitter.feed
         while data := read(_READ):  # until the body ends (an event cut off there is dropped, as SSE says)
-            total += len(data)
-            if total > max_stream:
-                raise TooLarge(f"{url} streamed more than {max_stream:,} bytes", url)
-            if self._cr or b"\r" in data:
-                data = self._lf(data)
-            buf = buf + data if buf else data
-            start = 0
-            while (end := buf.find(b"\n\n", start)) >= 0:
-                event, start = buf[start:end], end + 2
-                if event.startswith(b"data: ") and b"\n" not in event:  # the common case: one data line
-                    payload: bytes | None = event[6:]
-                else:
-                    payload = _event_data(event)
-                if raw and event:
-                    yield event + b"\n\n"
-                if payload is None:
-                    continue
-                if payload == b"[DONE]":
-                    self.done = True
-                    return
-                if not raw:
-                    yield payload
-            buf = buf[start:]
-            if len(buf) > max_event:
-                raise TooLarge(f"{url} sent an SSE event over {max_event:,} bytes", url)
-
-    def _lf(self, data: bytes) -> bytes:
-        """CRLF and CR line ends as LF (a CRLF split across two reads included)."""
-        if self._cr:
-            data = b"\r" + data
-        self._cr = data.endswith(b"\r")
-        if self._cr:
-            data = data[:-1]
-        return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            yield from feed(data)
+            if splitter.done:
+                self.done = True
+                return
 
     def close(self) -> None:
         """Pool the connection if the body ended cleanly (after [DONE], within a short drain); else drop it."""
@@ -560,18 +536,6 @@ class EventStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _event_data(event: bytes) -> bytes | None:
-    """The joined ``data`` lines of one event, ``None`` when it has none (comments, ``event:``, ``id:``)."""
-    lines = []
-    for line in event.split(b"\n"):
-        if not line or line.startswith(b":"):
-            continue
-        field, _, value = line.partition(b":")
-        if field == b"data":
-            lines.append(value[1:] if value.startswith(b" ") else value)
-    return b"\n".join(lines) if lines else None
 
 
 def request(
