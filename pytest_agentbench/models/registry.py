@@ -110,7 +110,7 @@ class ServeConfig:
     devices: str | int | None = None  # "0", "0,1" or "MIG-<uuid>"
     tensor_parallel_size: int | None = None
     pipeline_parallel_size: int | None = None  # stages over nodes (with the ray backend) or over devices
-    distributed_executor_backend: str | None = None  # mp | ray: a server over the nodes of a Ray cluster
+    distributed_executor_backend: str | None = None  # mp | uni | ray (ray: a server over a Ray cluster's nodes)
     ray_address: str | None = None  # the cluster vLLM joins (RAY_ADDRESS); None: the one on this machine
     args: Mapping[str, Any] = field(default_factory=dict)  # vLLM flags
     env: Mapping[str, Any] = field(default_factory=dict)
@@ -313,11 +313,12 @@ def _load_serve(raw: dict[str, Any], where: Where, base: Path) -> ServeConfig:
 
 
 def _load_distributed(raw: dict[str, Any], where: Where) -> dict[str, Any]:
-    """``distributed_executor_backend`` (mp | ray) and ``ray_address`` (the ray backend's cluster)."""
+    """``distributed_executor_backend`` (mp | uni | ray) and ``ray_address`` (the ray backend's cluster)."""
     backend = get_str(raw, "distributed_executor_backend", where, None)
-    if backend is not None and backend not in ("mp", "ray"):
+    if backend is not None and backend not in ("mp", "uni", "ray"):
         raise (where / "distributed_executor_backend").fail(
-            f"expected mp (one node) or ray (tensor x pipeline parallel over a Ray cluster's nodes), found {backend!r}"
+            "expected mp (one node, a worker process per device), uni (one device, the model in the engine's own "
+            f"process) or ray (tensor x pipeline parallel over a Ray cluster's nodes), found {backend!r}"
         )
     address = get_str(raw, "ray_address", where, None)
     if address is not None and backend != "ray":

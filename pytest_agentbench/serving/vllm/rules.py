@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: vLLM's --distributed-executor-backend values we start: one node (mp) or a Ray cluster (ray).
-EXECUTOR_BACKENDS = ("mp", "ray")
+EXECUTOR_BACKENDS = ("mp", "uni", "ray")  # uni: the model runs inside the engine process (one device)
 
 # Flags the harness renders itself: extra_args may not set them.
 _OWNED_FLAGS: Mapping[str, str] = MappingProxyType(
@@ -110,12 +110,12 @@ def tensor_parallel_size(
 
 
 def check_distributed(backend: str | None, ray_address: str | None, devices: str | None) -> None:
-    """The executor backend is ``mp`` or ``ray``; a Ray address needs the ray backend; with it the cluster
+    """The executor backend is ``mp``, ``uni`` or ``ray``; a Ray address needs the ray backend; with it the cluster
     places the GPUs (``ray start --num-gpus`` on each node), so ``devices`` - one node's - is refused."""
     if backend is not None and backend not in EXECUTOR_BACKENDS:
         raise ConfigError(
             f"serve.distributed_executor_backend={backend!r}: expected one of {', '.join(EXECUTOR_BACKENDS)} "
-            "(ray: tensor x pipeline parallel over the nodes of a Ray cluster)"
+            "(uni: one process, no worker of its own; ray: tensor x pipeline parallel over the nodes of a Ray cluster)"
         )
     if ray_address is not None and backend != "ray":
         raise ConfigError(

@@ -61,7 +61,7 @@ class ServeSpec:
     devices: str | None = None
     tensor_parallel_size: int | None = None
     pipeline_parallel_size: int | None = None
-    distributed_executor_backend: str | None = None  # mp | ray (tensor x pipeline parallel over a Ray cluster)
+    distributed_executor_backend: str | None = None  # mp | uni (the model in the engine process) | ray (a cluster)
     ray_address: str | None = None  # the cluster vLLM joins (RAY_ADDRESS); None: the one on this machine
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
