@@ -200,7 +200,7 @@ def our_load(server: Any, prompts: list[str], concurrency: int | None, rate: flo
     config = LoadConfig(
         client=os.environ.get("AGENTBENCH_BENCH_CLIENT", "asyncio"),
         spec=spec,
-        prompts=PromptSet(tuple(Prompt(({"role": "user", "content": p},)) for p in prompts), "bench"),
+        prompts=PromptSet(tuple(Prompt(({"role": "user", "content": _content(p)},)) for p in prompts), "bench"),
         rates=(rate,),
         max_concurrency=concurrency,
         output_len=OUTPUT_LEN,
@@ -225,6 +225,15 @@ def our_load(server: Any, prompts: list[str], concurrency: int | None, rate: flo
         "itl_p50_ms": 1000 * s["itl_s"]["p50"],
         "cpu_ms_per_output_token": c["harness_cpu_per_output_token_ms"],
     }
+
+
+def _content(prompt: str) -> str | list[dict[str, str]]:
+    """The user message's content as vllm bench's openai-chat backend sends it: a list of one text part (its
+    ``_get_chat_content``), so both clients send the server the same request shape; ``AGENTBENCH_BENCH_CONTENT=
+    string`` sends the plain string the package's own prompts use."""
+    if os.environ.get("AGENTBENCH_BENCH_CONTENT") == "string":
+        return prompt
+    return [{"type": "text", "text": prompt}]
 
 
 def write_sharegpt(prompts: list[str], path: Path) -> Path:
