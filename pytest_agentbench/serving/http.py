@@ -72,7 +72,10 @@ __all__ = [
     "NotAStream",
     "TooLarge",
     "UnixHTTPConnection",
+    "check_event_stream",
     "request",
+    "retry_after",
+    "status_message",
 ]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a whole answer; a chat completion is KiBs
