@@ -299,13 +299,14 @@ def test_junk_sse_is_a_server_error(raw: Any, event: bytes, expected: str) -> No
     assert failure.failure == "server_error" and expected in str(failure), failure
 
 
-def test_a_stream_reset_midway_is_a_connection_error(raw: Any) -> None:
-    def serve(conn: socket.socket, index: int) -> None:
-        server.read(conn)
-        conn.sendall(STREAM_HEAD + chunk(sse(delta("", role="assistant"))) + chunk(sse(delta("a"))))
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+def reset_midway(conn: socket.socket) -> None:
+    """Two chunks of a stream, then a reset (RST on close: SO_LINGER 0) instead of the rest."""
+    conn.sendall(STREAM_HEAD + chunk(sse(delta("", role="assistant"))) + chunk(sse(delta("a"))))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
-    server = raw(serve)
+
+def test_a_stream_reset_midway_is_a_connection_error(raw: Any) -> None:
+    server = raw(lambda conn, i: (server.read(conn), reset_midway(conn)) and None)
     with ModelAdapter(spec(stream=True, retries={"connection_error": 0}), server.base_url) as adapter:
         assert failure_of(adapter).failure == "connection_error"
 

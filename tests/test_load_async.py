@@ -31,6 +31,7 @@ from .test_client import (
     delta,
     good_stream,
     raw,
+    reset_midway,
     response,
     serve_stream,
     sse,
@@ -107,12 +108,7 @@ def test_junk_sse_is_a_server_error(raw: Any, event: bytes, expected: str) -> No
 
 
 def test_a_stream_reset_midway_is_a_connection_error(raw: Any) -> None:
-    def serve(conn: socket.socket, index: int) -> None:
-        server.read(conn)
-        conn.sendall(STREAM_HEAD + chunk(sse(delta("", role="assistant"))) + chunk(sse(delta("a"))))
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
-
-    server = raw(serve)
+    server = raw(lambda conn, i: (server.read(conn), reset_midway(conn)) and None)
     assert failure(load(server.base_url))[0] == "connection_error"
 
 

@@ -32,7 +32,7 @@ from pytest_agentbench.reports.stats import percentile
 if TYPE_CHECKING:
     from pytest_agentbench.agents.transcript import Turn
     from pytest_agentbench.capacity.slo import Slo
-    from pytest_agentbench.models.calls import Completion
+    from pytest_agentbench.models.calls import Completion, Usage
 
 __all__ = ["PERCENTILES", "RequestTiming", "goodput", "latency_summary", "request_stats"]
 
@@ -63,19 +63,26 @@ class RequestTiming:
         cls, completion: Completion, sent_at_s: float | None = None, scheduled_at_s: float | None = None
     ) -> RequestTiming:
         extra = completion.extra
-        usage = completion.usage
-        return cls(
-            ok=True,
+        return cls.answered(
+            completion.usage,
             ttft_s=completion.ttft_s,
             tpot_s=extra.get("tpot_s"),
             e2e_s=float(extra.get("attempt_wall_s", completion.wall_s)),
             itl_s=tuple(completion.itl_s),
+            sent_at_s=sent_at_s,
+            scheduled_at_s=scheduled_at_s,
+        )
+
+    @classmethod
+    def answered(cls, usage: Usage, **timings: Any) -> RequestTiming:
+        """A completed request: its timings (the other fields, by name) and the tokens the server reported."""
+        return cls(
+            ok=True,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
             usage_reported=usage.reported,
-            sent_at_s=sent_at_s,
-            scheduled_at_s=scheduled_at_s,
+            **timings,
         )
 
     @classmethod

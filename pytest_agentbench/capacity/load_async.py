@@ -87,17 +87,12 @@ async def _send(client: AsyncStreamClient, run: _Run, index: int, body: bytes, t
     finally:
         run.in_flight.leave()
     end = time.perf_counter()
-    usage = raw.usage
-    return RequestTiming(
-        ok=True,
+    return RequestTiming.answered(
+        raw.usage,
         ttft_s=raw.ttft_s,
         tpot_s=decode_timings(raw).get("tpot_s"),
         e2e_s=end - start,
         itl_s=raw.itl_s,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cached_tokens=usage.cached_tokens,
-        usage_reported=usage.reported,
         sent_at_s=sent,
         scheduled_at_s=due,
     )
